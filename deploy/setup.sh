@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# One setup path for developers, CI and the README: installs what building, testing and running
+# facerec needs on a fresh Debian/Ubuntu machine. Safe to run again; it skips what is done.
+#
+#   deploy/setup.sh            # system packages (needs root or sudo) + ONNX Runtime + models
+#   deploy/setup.sh --no-apt   # skip the system packages
+#
+# ONNX Runtime is not packaged by Debian, and ort's download-binaries cannot work offline, so the
+# shared library is taken from the PyPI `onnxruntime` wheel into .cache/onnxruntime/ in this
+# checkout. The code finds it there (or wherever ORT_DYLIB_PATH points).
+set -euo pipefail
+
+ORT_VERSION="${FACEREC_ORT_VERSION:-1.31.1}"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="$repo/.cache"
+with_apt=1
+for arg in "$@"; do
+    case "$arg" in
+        --no-apt) with_apt=0 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# --- 1. GStreamer and build tools -------------------------------------------------------------
+apt_packages=(
+    pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad gstreamer1.0-libav unzip
+)
+if [ "$with_apt" = 1 ]; then
+    missing=()
+    for p in "${apt_packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]}"
+        sudo_cmd=""
+        [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+        $sudo_cmd apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        say "GStreamer packages already installed"
+    fi
+fi
+
+# --- 2. ONNX Runtime from the PyPI wheel --------------------------------------------------------
+ort_dir="$cache/onnxruntime"
+ort_lib="$ort_dir/libonnxruntime.so.$ORT_VERSION"
+if [ -f "$ort_lib" ]; then
+    say "ONNX Runtime $ORT_VERSION already in $ort_dir"
+else
+    case "$(uname -m)" in
+        x86_64) platform=manylinux_2_28_x86_64 ;;
+        aarch64) platform=manylinux_2_28_aarch64 ;;
+        *) echo "setup.sh: no onnxruntime wheel for $(uname -m)" >&2; exit 1 ;;
+    esac
+    say "fetching onnxruntime==$ORT_VERSION ($platform) from PyPI"
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    python3 -m pip download --quiet --no-deps --only-binary=:all: \
+        --platform "$platform" --python-version 3.11 --implementation cp \
+        --dest "$tmp" "onnxruntime==$ORT_VERSION"
+    mkdir -p "$ort_dir"
+    python3 - "$tmp"/onnxruntime-*.whl "$ort_dir" <<'PY'
+import sys, zipfile, os
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        base = os.path.basename(name)
+        if name.startswith("onnxruntime/capi/") and base.startswith("libonnxruntime"):
+            with z.open(name) as src, open(os.path.join(dest, base + ".part"), "wb") as out:
+                out.write(src.read())
+            os.replace(os.path.join(dest, base + ".part"), os.path.join(dest, base))
+PY
+fi
+ln -sf "libonnxruntime.so.$ORT_VERSION" "$ort_dir/libonnxruntime.so"
+
+# --- 3. Models ----------------------------------------------------------------------------------
+# The code looks in $FACEREC_MODEL_DIR, .cache/models, ../shared/models and
+# /usr/share/facerec/models (see gst-facerec/core/src/models.rs). Nothing is copied.
+model_dir=""
+for d in "${FACEREC_MODEL_DIR:-}" "$cache/models" "$repo/../shared/models" /usr/share/facerec/models; do
+    if [ -n "$d" ] && [ -f "$d/yunet_s_dynamic.onnx" ] && [ -f "$d/dlib_face_recognition_resnet_model_v1.onnx" ]; then
+        model_dir="$(cd "$d" && pwd)"
+        break
+    fi
+done
+if [ -n "$model_dir" ]; then
+    say "models found in $model_dir"
+else
+    echo "setup.sh: the ONNX models were not found. Set FACEREC_MODEL_DIR to a folder holding" >&2
+    echo "  yunet_s_dynamic.onnx and dlib_face_recognition_resnet_model_v1.onnx" >&2
+    echo "  (the 'facerec-model models fetch' command that builds them is on its way)." >&2
+    exit 1
+fi
+say "setup done"

@@ -1,0 +1,323 @@
+//! The per-frame pipeline: detect, track, align, embed, match, with recognition cached per track.
+//! The element, the model tool and the launcher all run faces through this one type.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+
+use crate::align::align_face;
+use crate::detect::{Detection, Detector, DetectorConfig};
+use crate::embed::{Embedding, Recognizer};
+use crate::gallery::{Gallery, GalleryError, Match};
+use crate::geometry::{BBox, Landmarks};
+use crate::models::{DETECTOR_FILE, RECOGNIZER_FILE, default_model_path};
+use crate::runtime::{ProviderReport, SessionConfig};
+use crate::tracker::Tracker;
+use crate::{Error, Result};
+
+/// Faces narrower than this (in frame pixels) are boxed but not embedded: YuNet's landmarks get
+/// too noisy for a reliable embedding (shared/models/README.md §1).
+pub const DEFAULT_MIN_FACE_SIZE: u32 = 40;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub detector: PathBuf,
+    pub recognizer: PathBuf,
+    pub session: SessionConfig,
+    pub detect: DetectorConfig,
+    pub match_threshold: f32,
+    pub min_face_size: u32,
+    /// Run detection on every N-th frame; in between, the last faces are reported again.
+    pub detect_interval: u32,
+    /// Re-embed a named track every N detection frames (unknown tracks: three times as often).
+    pub recognize_interval: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            detector: default_model_path(DETECTOR_FILE),
+            recognizer: default_model_path(RECOGNIZER_FILE),
+            session: SessionConfig::default(),
+            detect: DetectorConfig::default(),
+            match_threshold: crate::gallery::DEFAULT_THRESHOLD,
+            min_face_size: DEFAULT_MIN_FACE_SIZE,
+            detect_interval: 1,
+            recognize_interval: 15,
+        }
+    }
+}
+
+/// One face on one frame, as the element reports and draws it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceResult {
+    pub track_id: u64,
+    pub bbox: BBox,
+    pub landmarks: Landmarks,
+    pub score: f32,
+    /// `None` until the face has been through the recognizer (or when it is too small).
+    pub identity: Option<Match>,
+}
+
+impl FaceResult {
+    /// The name to show: the person, "unknown", or `None` for a face that was not recognised.
+    pub fn label(&self) -> Option<&str> {
+        self.identity.as_ref().map(Match::label)
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.identity.as_ref().and_then(|m| m.name.as_deref())
+    }
+}
+
+/// A face in a still image: detection, embedding (if large enough) and match.
+#[derive(Debug, Clone)]
+pub struct AnalyzedFace {
+    pub detection: Detection,
+    pub embedding: Option<Embedding>,
+    pub identity: Option<Match>,
+}
+
+/// Accumulated wall time per stage, for the benchmark and the element's statistics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageTimes {
+    pub frames: u64,
+    pub detect_runs: u64,
+    pub embeddings: u64,
+    pub convert: Duration,
+    pub detect: Duration,
+    pub align: Duration,
+    pub embed: Duration,
+    pub draw: Duration,
+}
+
+pub struct Engine {
+    detector: Detector,
+    recognizer: Recognizer,
+    tracker: Tracker,
+    gallery: Option<Arc<Gallery>>,
+    config: EngineConfig,
+    reports: Vec<ProviderReport>,
+    frame_no: u64,
+    current: Vec<FaceResult>,
+    pub times: StageTimes,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .field("reports", &self.reports)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Loads both models. Fails with an error naming the file or library at fault.
+    pub fn new(config: EngineConfig) -> Result<Engine> {
+        let (detector, detector_report) = Detector::load(&config.detector, config.detect.clone(), &config.session)?;
+        let (recognizer, recognizer_report) = Recognizer::load(&config.recognizer, &config.session)?;
+        Ok(Engine {
+            detector,
+            recognizer,
+            tracker: Tracker::default(),
+            gallery: None,
+            config,
+            reports: vec![detector_report, recognizer_report],
+            frame_no: 0,
+            current: Vec::new(),
+            times: StageTimes::default(),
+        })
+    }
+
+    /// What each session runs on, with any fallback warnings.
+    pub fn provider_reports(&self) -> &[ProviderReport] {
+        &self.reports
+    }
+
+    pub fn recognizer(&self) -> &Recognizer {
+        &self.recognizer
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn gallery(&self) -> Option<&Arc<Gallery>> {
+        self.gallery.as_ref()
+    }
+
+    /// Loads a gallery file and checks it against this engine's recognizer.
+    pub fn load_gallery(&self, path: &std::path::Path) -> Result<Gallery> {
+        Gallery::load_for(path, self.recognizer.sha256(), self.recognizer.dim())
+    }
+
+    /// Swaps the gallery (after checking it against the recognizer). Tracks are re-recognised.
+    pub fn set_gallery(&mut self, gallery: Option<Arc<Gallery>>) -> Result<(), GalleryError> {
+        if let Some(g) = &gallery {
+            g.check_recognizer(self.recognizer.sha256(), self.recognizer.dim())?;
+        }
+        self.gallery = gallery;
+        self.tracker.clear_identities();
+        Ok(())
+    }
+
+    /// Thresholds and intervals that may change while running.
+    pub fn set_thresholds(&mut self, detect_threshold: f32, match_threshold: f32, min_face_size: u32) {
+        self.detector.config.score_threshold = detect_threshold;
+        self.config.detect.score_threshold = detect_threshold;
+        if self.config.match_threshold != match_threshold {
+            self.config.match_threshold = match_threshold;
+            self.tracker.clear_identities();
+        }
+        self.config.min_face_size = min_face_size;
+    }
+
+    pub fn set_intervals(&mut self, detect_interval: u32, recognize_interval: u32) {
+        self.config.detect_interval = detect_interval.max(1);
+        self.config.recognize_interval = recognize_interval.max(1);
+    }
+
+    /// Forgets all tracks (for a new stream or a seek).
+    pub fn reset(&mut self) {
+        self.tracker.reset();
+        self.current.clear();
+        self.frame_no = 0;
+    }
+
+    fn identify(&self, embedding: &[f32]) -> Match {
+        match &self.gallery {
+            Some(g) => g.best_match(embedding, self.config.match_threshold),
+            None => Match {
+                name: None,
+                distance: None,
+            },
+        }
+    }
+
+    /// Processes one video frame: detection on every `detect_interval`-th frame, tracking, and
+    /// recognition of new tracks and, periodically, of known ones.
+    pub fn process(&mut self, image: &RgbImage) -> Result<&[FaceResult]> {
+        let frame_no = self.frame_no;
+        self.frame_no += 1;
+        self.times.frames += 1;
+        if frame_no % self.config.detect_interval as u64 != 0 {
+            return Ok(&self.current);
+        }
+        let started = Instant::now();
+        let detections = self.detector.detect(image)?;
+        self.times.detect += started.elapsed();
+        self.times.detect_runs += 1;
+
+        let seen = self.tracker.update(detections);
+        let recheck_known = self.config.recognize_interval as u64 * self.config.detect_interval as u64;
+        let recheck_unknown = recheck_known.div_ceil(3);
+        let min_size = self.config.min_face_size as f32;
+        let due: Vec<usize> = seen
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let t = &self.tracker.tracks()[i];
+                if t.detection.bbox.w < min_size {
+                    return false;
+                }
+                match (&t.identity, t.embedded_at) {
+                    (Some(m), Some(at)) => {
+                        let every = if m.name.is_some() { recheck_known } else { recheck_unknown };
+                        frame_no - at >= every
+                    }
+                    _ => true,
+                }
+            })
+            .collect();
+
+        if self.gallery.is_none() {
+            // Nothing to compare with: every face is "unknown" without running the recognizer.
+            for &i in &due {
+                let identity = self.identify(&[]);
+                let t = self.tracker.track_mut(i);
+                t.identity = Some(identity);
+                t.embedded_at = Some(frame_no);
+            }
+        } else if !due.is_empty() {
+            let started = Instant::now();
+            let chips: Vec<_> = due
+                .iter()
+                .map(|&i| align_face(image, &self.tracker.tracks()[i].detection.landmarks))
+                .collect();
+            self.times.align += started.elapsed();
+            let started = Instant::now();
+            let embeddings = self.recognizer.embed(&chips)?;
+            self.times.embed += started.elapsed();
+            self.times.embeddings += embeddings.len() as u64;
+            for (&i, embedding) in due.iter().zip(&embeddings) {
+                let identity = self.identify(embedding);
+                let t = self.tracker.track_mut(i);
+                t.identity = Some(identity);
+                t.embedded_at = Some(frame_no);
+            }
+        }
+
+        self.current = seen
+            .iter()
+            .map(|&i| {
+                let t = &self.tracker.tracks()[i];
+                FaceResult {
+                    track_id: t.id,
+                    bbox: t.detection.bbox,
+                    landmarks: t.detection.landmarks,
+                    score: t.detection.score,
+                    identity: t.identity.clone(),
+                }
+            })
+            .collect();
+        Ok(&self.current)
+    }
+
+    /// Detects every face of a still image and embeds each one at least `min_face_size` wide.
+    pub fn analyze(&mut self, image: &RgbImage) -> Result<Vec<AnalyzedFace>> {
+        let detections = self.detector.detect(image)?;
+        let min_size = self.config.min_face_size as f32;
+        let large: Vec<usize> = (0..detections.len()).filter(|&i| detections[i].bbox.w >= min_size).collect();
+        let chips: Vec<_> = large.iter().map(|&i| align_face(image, &detections[i].landmarks)).collect();
+        let mut embeddings = self.recognizer.embed(&chips)?.into_iter();
+        let mut faces: Vec<AnalyzedFace> = detections
+            .into_iter()
+            .map(|detection| AnalyzedFace {
+                detection,
+                embedding: None,
+                identity: None,
+            })
+            .collect();
+        for i in large {
+            let embedding = embeddings.next().ok_or_else(|| Error::Inference {
+                what: "recognizer",
+                reason: "fewer embeddings than faces".into(),
+            })?;
+            faces[i].identity = Some(self.identify(&embedding));
+            faces[i].embedding = Some(embedding);
+        }
+        Ok(faces)
+    }
+
+    /// Embeds pre-aligned chips (for example the golden chips).
+    pub fn embed_chips(&mut self, chips: &[crate::align::Chip]) -> Result<Vec<Embedding>> {
+        self.recognizer.embed(chips)
+    }
+}
+
+/// Loads an image file (JPEG or PNG, any bit depth or alpha) as 8-bit RGB.
+pub fn load_rgb(path: &std::path::Path) -> Result<RgbImage> {
+    let image = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?
+        .decode()
+        .map_err(|e| Error::Image {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    Ok(image.to_rgb8())
+}

@@ -1,0 +1,62 @@
+//! Typed errors of the vision core. Every variant names the file or setting at fault.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "ONNX Runtime could not be loaded ({tried}): {reason}. Run `deploy/setup.sh` or point ORT_DYLIB_PATH at libonnxruntime.so"
+    )]
+    RuntimeLoad { tried: String, reason: String },
+
+    #[error(
+        "{what} model not found at {path}: set the element property or FACEREC_MODEL_DIR, or run `deploy/setup.sh`"
+    )]
+    ModelMissing { what: &'static str, path: PathBuf },
+
+    #[error("{what} model {path} could not be loaded: {reason}")]
+    ModelLoad {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+
+    #[error("execution provider '{requested}' is not available ({reason}) and strict provider mode is on")]
+    ProviderUnavailable { requested: String, reason: String },
+
+    #[error("unknown execution provider '{0}': expected auto, cpu, cuda or tensorrt")]
+    UnknownProvider(String),
+
+    #[error("{what} inference failed: {reason}")]
+    Inference { what: &'static str, reason: String },
+
+    #[error("gallery {path}: {kind}")]
+    Gallery {
+        path: PathBuf,
+        kind: crate::gallery::GalleryError,
+    },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("image {path}: {reason}")]
+    Image { path: PathBuf, reason: String },
+
+    #[error("invalid frame: {0}")]
+    InvalidFrame(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

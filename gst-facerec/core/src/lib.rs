@@ -1,0 +1,29 @@
+//! GStreamer-free vision core of facerec.
+//!
+//! Everything that the `facerec` element, the `facerec-model` tool and the launcher share lives
+//! here, so that detection, alignment, embedding and matching are written exactly once:
+//!
+//! * [`detect`]: YuNet face detection (pre-processing, decoding, NMS), per `shared/models/README.md` §1.
+//! * [`align`]: five-point similarity alignment to the 150x150 dlib chip (§3 of that README).
+//! * [`embed`]: batched dlib ResNet embeddings (§2).
+//! * [`gallery`]: the versioned `model.data` gallery format and matching.
+//! * [`tracker`]: an IoU tracker that carries identities between detection frames.
+//! * [`frame`] and [`overlay`]: raw video frames in the element's pixel formats, and drawing on them.
+//! * [`engine`]: all of the above per frame, with per-track recognition caching.
+//! * [`runtime`] and [`models`]: finding and loading ONNX Runtime and the model files.
+
+pub mod align;
+pub mod detect;
+pub mod embed;
+pub mod engine;
+pub mod error;
+pub mod frame;
+pub mod gallery;
+pub mod geometry;
+pub mod models;
+pub mod overlay;
+pub mod runtime;
+pub mod testsupport;
+pub mod tracker;
+
+pub use error::{Error, Result};

@@ -1,0 +1,162 @@
+//! The vision core against the real photos and reference outputs in `../shared/testdata`.
+
+use std::sync::Arc;
+
+use facerec_core::align::{Chip, align_face};
+use facerec_core::engine::{Engine, EngineConfig, load_rgb};
+use facerec_core::gallery::Gallery;
+use facerec_core::testsupport::{require, require_runtime};
+use serde_json::Value;
+
+const TD: &str = "testdata/face_recognition";
+
+fn json(relative: &str) -> Option<Value> {
+    let path = require(relative)?;
+    Some(serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap())
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+/// An engine at native resolution, like the reference outputs.
+fn engine(threshold: f32) -> Option<Engine> {
+    if !require_runtime() || require("models/yunet_s_dynamic.onnx").is_none() {
+        return None;
+    }
+    let mut config = EngineConfig::default();
+    config.detect.network_width = 0;
+    config.detect.score_threshold = threshold;
+    Some(Engine::new(config).expect("models load"))
+}
+
+#[test]
+fn recognizer_reproduces_the_golden_dlib_chip_embedding() {
+    let (Some(golden), Some(mut engine)) = (json("testdata/expected/golden/golden.json"), engine(0.85)) else { return };
+    let png = require("testdata/expected/golden/obama_chip_dlib.png").unwrap();
+    let chip = Chip::from_rgb8(&load_rgb(&png).unwrap()).unwrap();
+    let got = &engine.embed_chips(&[chip]).unwrap()[0];
+    let want = floats(&golden["obama_chip_dlib.png"]["embedding_onnx"]);
+    assert_eq!(got.len(), 128);
+    let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(max < 1e-4, "max abs difference {max}");
+}
+
+#[test]
+fn warp_of_obama_matches_the_reference_chip() {
+    let Some(golden) = json("testdata/expected/golden/golden.json") else { return };
+    let entry = &golden["obama_chip_yunet_aligned.png"];
+    let lm = floats(&entry["yunet_landmarks"]);
+    let landmarks = [0, 1, 2, 3, 4].map(|i| [lm[2 * i], lm[2 * i + 1]]);
+    let image = load_rgb(&require(&format!("{TD}/obama.jpg")).unwrap()).unwrap();
+    let chip = align_face(&image, &landmarks).to_rgb8();
+    let reference = load_rgb(&require("testdata/expected/golden/obama_chip_yunet_aligned.png").unwrap()).unwrap();
+    let mad = chip
+        .as_raw()
+        .iter()
+        .zip(reference.as_raw())
+        .map(|(a, b)| (*a as f64 - *b as f64).abs())
+        .sum::<f64>()
+        / chip.as_raw().len() as f64;
+    eprintln!("warp mean absolute difference: {mad:.3} grey levels");
+    assert!(mad < 1.0, "mean absolute difference {mad}");
+
+    // And the embedding of our warp is the reference embedding of that chip.
+    if let Some(mut engine) = engine(0.85) {
+        let got = &engine.embed_chips(&[Chip::from_rgb8(&chip).unwrap()]).unwrap()[0];
+        let want = floats(&entry["embedding_onnx_of_png"]);
+        let l2 = got.iter().zip(&want).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+        assert!(l2 < 0.02, "embedding L2 {l2}");
+    }
+}
+
+#[test]
+fn detections_agree_with_the_reference_within_one_pixel() {
+    let (Some(reference), Some(mut engine)) = (json("testdata/expected/yunet_detections.json"), engine(0.6)) else { return };
+    let images = reference["images"].as_object().unwrap();
+    let mut worst = (0.0f32, String::new());
+    for (name, entry) in images {
+        let image = load_rgb(&require(&format!("testdata/{name}")).unwrap()).unwrap();
+        let faces = engine.analyze(&image).unwrap();
+        let rows = entry["yunet_s_dynamic"].as_array().unwrap();
+        assert_eq!(faces.len(), rows.len(), "{name}: face count");
+        for row in rows {
+            let r = floats(row);
+            // Match by nearest box, since near-equal scores may swap order.
+            let face = faces
+                .iter()
+                .min_by(|a, b| {
+                    let da = (a.detection.bbox.x - r[0]).abs() + (a.detection.bbox.y - r[1]).abs();
+                    let db = (b.detection.bbox.x - r[0]).abs() + (b.detection.bbox.y - r[1]).abs();
+                    da.total_cmp(&db)
+                })
+                .unwrap();
+            let d = &face.detection;
+            let mut ours = vec![d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h];
+            ours.extend(d.landmarks.iter().flatten());
+            for (o, e) in ours.iter().zip(&r[..14]) {
+                let diff = (o - e).abs();
+                if diff > worst.0 {
+                    worst = (diff, name.clone());
+                }
+                assert!(diff <= 1.0, "{name}: {ours:?} vs {r:?}");
+            }
+            assert!((d.score - r[14]).abs() < 0.01, "{name}: score {} vs {}", d.score, r[14]);
+        }
+    }
+    eprintln!("largest coordinate difference: {:.3} px ({})", worst.0, worst.1);
+}
+
+fn knn_gallery(engine: &mut Engine) -> Gallery {
+    let train = require(&format!("{TD}/knn_examples/train")).unwrap();
+    let mut gallery = Gallery::new(engine.recognizer().sha256(), engine.recognizer().dim());
+    let mut people: Vec<_> = std::fs::read_dir(&train).unwrap().map(|e| e.unwrap().path()).collect();
+    people.sort();
+    for person in people {
+        let name = person.file_name().unwrap().to_string_lossy().into_owned();
+        let mut photos: Vec<_> = std::fs::read_dir(&person).unwrap().map(|e| e.unwrap().path()).collect();
+        photos.sort();
+        for photo in photos {
+            let faces = engine.analyze(&load_rgb(&photo).unwrap()).unwrap();
+            assert_eq!(faces.len(), 1, "{}", photo.display());
+            let embedding = faces[0].embedding.clone().unwrap();
+            gallery.add(&name, &photo.display().to_string(), embedding).unwrap();
+        }
+    }
+    gallery
+}
+
+/// Names left to right.
+fn names_left_to_right(engine: &mut Engine, relative: &str) -> Vec<String> {
+    let image = load_rgb(&require(relative).unwrap()).unwrap();
+    let mut faces = engine.analyze(&image).unwrap();
+    faces.sort_by(|a, b| a.detection.bbox.x.total_cmp(&b.detection.bbox.x));
+    faces
+        .iter()
+        .map(|f| f.identity.as_ref().map(|m| m.label().to_string()).unwrap_or_else(|| "(small)".into()))
+        .collect()
+}
+
+#[test]
+fn knn_gallery_names_the_test_photos() {
+    let Some(mut engine) = engine(0.85) else { return };
+    let gallery = knn_gallery(&mut engine);
+    assert_eq!(gallery.people.len(), 5);
+    assert_eq!(gallery.embedding_count(), 9);
+    engine.set_gallery(Some(Arc::new(gallery))).unwrap();
+    assert_eq!(names_left_to_right(&mut engine, &format!("{TD}/two_people.jpg")), ["obama", "biden"]);
+    assert_eq!(names_left_to_right(&mut engine, &format!("{TD}/knn_examples/test/kit_with_rose.jpg")), ["rose_leslie", "kit_harington"]);
+    assert_eq!(names_left_to_right(&mut engine, &format!("{TD}/knn_examples/test/obama_and_biden.jpg")), ["biden", "obama", "unknown"]);
+    assert_eq!(names_left_to_right(&mut engine, &format!("{TD}/knn_examples/test/johnsnow_test1.jpg")), ["kit_harington"]);
+    assert_eq!(names_left_to_right(&mut engine, &format!("{TD}/knn_examples/test/alex_lacamoire1.jpg")), ["alex_lacamoire"]);
+    assert_eq!(names_left_to_right(&mut engine, &format!("{TD}/knn_examples/test/obama1.jpg")), ["obama"]);
+}
+
+#[test]
+fn face_counts_on_the_dlib_photos() {
+    let Some(mut engine) = engine(0.85) else { return };
+    let count = |engine: &mut Engine, name: &str| engine.analyze(&load_rgb(&require(name).unwrap()).unwrap()).unwrap().len();
+    assert_eq!(count(&mut engine, "testdata/dlib/bald_guys.jpg"), 24);
+    assert_eq!(count(&mut engine, "testdata/dlib/dogs.jpg"), 0);
+    assert_eq!(count(&mut engine, "testdata/dlib/2007_007763.jpg"), 7);
+}
