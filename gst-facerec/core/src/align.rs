@@ -27,7 +27,9 @@ pub type Similarity = [[f64; 3]; 2];
 pub fn similarity_transform(src: &[[f64; 2]], dst: &[[f64; 2]]) -> Similarity {
     let n = src.len().min(dst.len()) as f64;
     let mean = |pts: &[[f64; 2]]| {
-        let (sx, sy) = pts.iter().fold((0.0, 0.0), |(x, y), p| (x + p[0], y + p[1]));
+        let (sx, sy) = pts
+            .iter()
+            .fold((0.0, 0.0), |(x, y), p| (x + p[0], y + p[1]));
         [sx / n, sy / n]
     };
     let (ms, md) = (mean(src), mean(dst));
@@ -39,7 +41,11 @@ pub fn similarity_transform(src: &[[f64; 2]], dst: &[[f64; 2]]) -> Similarity {
         cross += sx * dy - sy * dx;
         norm += sx * sx + sy * sy;
     }
-    let (a, b) = if norm > 0.0 { (dot / norm, cross / norm) } else { (1.0, 0.0) };
+    let (a, b) = if norm > 0.0 {
+        (dot / norm, cross / norm)
+    } else {
+        (1.0, 0.0)
+    };
     [
         [a, -b, md[0] - (a * ms[0] - b * ms[1])],
         [b, a, md[1] - (b * ms[0] + a * ms[1])],
@@ -61,7 +67,11 @@ impl Chip {
         RgbImage::from_fn(CHIP_SIZE as u32, CHIP_SIZE as u32, |x, y| {
             let i = y as usize * CHIP_SIZE + x as usize;
             let q = |v: f32| v.round().clamp(0.0, 255.0) as u8;
-            image::Rgb([q(self.data[i]), q(self.data[plane + i]), q(self.data[2 * plane + i])])
+            image::Rgb([
+                q(self.data[i]),
+                q(self.data[plane + i]),
+                q(self.data[2 * plane + i]),
+            ])
         })
     }
 
@@ -83,7 +93,10 @@ impl Chip {
 
 /// Aligns one face to the dlib chip.
 pub fn align_face(image: &RgbImage, landmarks: &Landmarks) -> Chip {
-    let mut points: Vec<[f64; 2]> = landmarks.iter().map(|p| [p[0] as f64, p[1] as f64]).collect();
+    let mut points: Vec<[f64; 2]> = landmarks
+        .iter()
+        .map(|p| [p[0] as f64, p[1] as f64])
+        .collect();
     let mut transform = similarity_transform(&TEMPLATE, &points);
     let mut level = 0u32;
     // Anti-aliasing in place of dlib's pyramid: each halving maps x to (x + 0.5) / 2 - 0.5.
@@ -115,17 +128,30 @@ pub fn warp_chip(image: &RgbImage, transform: &Similarity, level: u32) -> Chip {
     let block = 1usize << level;
     let level_w = image.width() as usize / block;
     let level_h = image.height() as usize / block;
-    let corners = [map(0.0, 0.0), map(149.0, 0.0), map(0.0, 149.0), map(149.0, 149.0)];
+    let corners = [
+        map(0.0, 0.0),
+        map(149.0, 0.0),
+        map(0.0, 149.0),
+        map(149.0, 149.0),
+    ];
     let min_x = corners.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
-    let max_x = corners.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+    let max_x = corners
+        .iter()
+        .map(|p| p.0)
+        .fold(f64::NEG_INFINITY, f64::max);
     let min_y = corners.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let max_y = corners.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let max_y = corners
+        .iter()
+        .map(|p| p.1)
+        .fold(f64::NEG_INFINITY, f64::max);
     let clamp_w = |v: f64| v.clamp(0.0, level_w as f64) as usize;
     let clamp_h = |v: f64| v.clamp(0.0, level_h as f64) as usize;
     let (x0, x1) = (clamp_w(min_x.floor() - 2.0), clamp_w(max_x.ceil() + 2.0));
     let (y0, y1) = (clamp_h(min_y.floor() - 2.0), clamp_h(max_y.ceil() + 2.0));
 
-    let mut chip = Chip { data: vec![0.0; Chip::LEN] };
+    let mut chip = Chip {
+        data: vec![0.0; Chip::LEN],
+    };
     if x1 <= x0 || y1 <= y0 {
         return chip;
     }
@@ -164,7 +190,14 @@ pub fn warp_chip(image: &RgbImage, transform: &Similarity, level: u32) -> Chip {
 /// An interleaved float RGB crop of the image halved `log2(block)` times, at level
 /// coordinates `(x0, y0)` with size `w` x `h`. Repeated 2x2 box filtering equals one
 /// `block` x `block` average.
-fn box_filtered_crop(image: &RgbImage, block: usize, x0: usize, y0: usize, w: usize, h: usize) -> Vec<f32> {
+fn box_filtered_crop(
+    image: &RgbImage,
+    block: usize,
+    x0: usize,
+    y0: usize,
+    w: usize,
+    h: usize,
+) -> Vec<f32> {
     let raw = image.as_raw();
     let stride = image.width() as usize * 3;
     let mut crop = vec![0.0f32; w * h * 3];
@@ -222,7 +255,11 @@ mod tests {
         for (x, y, px) in back.enumerate_pixels() {
             if x < 149 && y < 149 {
                 let want = image.get_pixel(x, y).0;
-                assert!(px.0.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 1), "({x},{y}): {:?} vs {want:?}", px.0);
+                assert!(
+                    px.0.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 1),
+                    "({x},{y}): {:?} vs {want:?}",
+                    px.0
+                );
             }
         }
     }
@@ -230,13 +267,21 @@ mod tests {
     #[test]
     fn halving_keeps_a_large_face_aligned() {
         // The same face at 4x: two halvings, and the chip still matches the 1x version closely.
-        let small = RgbImage::from_fn(150, 150, |x, y| image::Rgb([(x * 255 / 149) as u8, (y * 255 / 149) as u8, 128]));
+        let small = RgbImage::from_fn(150, 150, |x, y| {
+            image::Rgb([(x * 255 / 149) as u8, (y * 255 / 149) as u8, 128])
+        });
         let big = image::imageops::resize(&small, 600, 600, image::imageops::FilterType::Triangle);
         let lm_small: Landmarks = TEMPLATE.map(|p| [p[0] as f32, p[1] as f32]);
-        let lm_big: Landmarks = lm_small.map(|p| [(p[0] + 0.5) * 4.0 - 0.5, (p[1] + 0.5) * 4.0 - 0.5]);
+        let lm_big: Landmarks =
+            lm_small.map(|p| [(p[0] + 0.5) * 4.0 - 0.5, (p[1] + 0.5) * 4.0 - 0.5]);
         let a = align_face(&small, &lm_small).to_rgb8();
         let b = align_face(&big, &lm_big).to_rgb8();
-        let mad: f64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>()
+        let mad: f64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| (*x as f64 - *y as f64).abs())
+            .sum::<f64>()
             / a.as_raw().len() as f64;
         assert!(mad < 2.0, "mean abs diff {mad}");
     }

@@ -51,13 +51,19 @@ pub struct Detector {
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Detector").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Detector")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
 /// The size the network sees for an image: the scale applied, the scaled size, and that size
 /// padded bottom/right to a multiple of 32 (the dynamic model fails on other sizes).
-pub fn network_geometry(width: u32, height: u32, network_width: u32) -> (f32, u32, u32, usize, usize) {
+pub fn network_geometry(
+    width: u32,
+    height: u32,
+    network_width: u32,
+) -> (f32, u32, u32, usize, usize) {
     let scale = if network_width > 0 && width > network_width {
         network_width as f32 / width as f32
     } else {
@@ -70,7 +76,11 @@ pub fn network_geometry(width: u32, height: u32, network_width: u32) -> (f32, u3
 }
 
 impl Detector {
-    pub fn load(path: &Path, config: DetectorConfig, session: &SessionConfig) -> Result<(Self, ProviderReport)> {
+    pub fn load(
+        path: &Path,
+        config: DetectorConfig,
+        session: &SessionConfig,
+    ) -> Result<(Self, ProviderReport)> {
         let (session, report) = load_session("detector", path, session)?;
         let names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
         for stride in STRIDES {
@@ -95,7 +105,8 @@ impl Detector {
 
     /// Detects faces in an RGB image. Boxes and landmarks are in `image`'s pixel coordinates.
     pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>> {
-        let (scale, sw, sh, pw, ph) = network_geometry(image.width(), image.height(), self.config.network_width);
+        let (scale, sw, sh, pw, ph) =
+            network_geometry(image.width(), image.height(), self.config.network_width);
         let resized;
         let net_image = if scale < 1.0 {
             resized = resize_rgb(image, sw, sh);
@@ -123,7 +134,8 @@ impl Detector {
             what: "detector",
             reason: e.to_string(),
         };
-        let tensor = TensorRef::from_array_view(([1usize, 3, ph, pw], self.input.as_slice())).map_err(infer_err)?;
+        let tensor = TensorRef::from_array_view(([1usize, 3, ph, pw], self.input.as_slice()))
+            .map_err(infer_err)?;
         let outputs = self.session.run(ort::inputs![tensor]).map_err(infer_err)?;
         let mut candidates = Vec::new();
         for stride in STRIDES {
@@ -141,9 +153,20 @@ impl Detector {
                 bbox: head("bbox")?,
                 kps: head("kps")?,
             };
-            decode_stride(&heads, stride, pw / stride, ph / stride, self.config.score_threshold, &mut candidates);
+            decode_stride(
+                &heads,
+                stride,
+                pw / stride,
+                ph / stride,
+                self.config.score_threshold,
+                &mut candidates,
+            );
         }
-        Ok(nms(candidates, self.config.nms_threshold, self.config.top_k))
+        Ok(nms(
+            candidates,
+            self.config.nms_threshold,
+            self.config.top_k,
+        ))
     }
 }
 
@@ -156,7 +179,14 @@ pub struct Heads<'a> {
 }
 
 /// Decodes one stride's grid (one prior per cell, row-major) into candidate detections.
-pub fn decode_stride(heads: &Heads<'_>, stride: usize, cols: usize, rows: usize, threshold: f32, out: &mut Vec<Detection>) {
+pub fn decode_stride(
+    heads: &Heads<'_>,
+    stride: usize,
+    cols: usize,
+    rows: usize,
+    threshold: f32,
+    out: &mut Vec<Detection>,
+) {
     let st = stride as f32;
     for r in 0..rows {
         for c in 0..cols {
@@ -234,7 +264,12 @@ mod tests {
 
     fn det(x: f32, score: f32) -> Detection {
         Detection {
-            bbox: BBox { x, y: 0.0, w: 10.0, h: 10.0 },
+            bbox: BBox {
+                x,
+                y: 0.0,
+                w: 10.0,
+                h: 10.0,
+            },
             landmarks: [[0.0; 2]; 5],
             score,
         }
@@ -242,7 +277,11 @@ mod tests {
 
     #[test]
     fn nms_keeps_the_best_of_overlapping_boxes() {
-        let kept = nms(vec![det(0.0, 0.9), det(1.0, 0.95), det(30.0, 0.7)], 0.3, 5000);
+        let kept = nms(
+            vec![det(0.0, 0.9), det(1.0, 0.95), det(30.0, 0.7)],
+            0.3,
+            5000,
+        );
         let scores: Vec<f32> = kept.iter().map(|d| d.score).collect();
         assert_eq!(scores, vec![0.95, 0.7]);
     }
@@ -266,14 +305,27 @@ mod tests {
         let mut kps = [0.0f32; 20];
         kps[10] = 0.5;
         kps[11] = 1.0;
-        let heads = Heads { cls: &cls, obj: &obj, bbox: &bbox, kps: &kps };
+        let heads = Heads {
+            cls: &cls,
+            obj: &obj,
+            bbox: &bbox,
+            kps: &kps,
+        };
         let mut out = Vec::new();
         decode_stride(&heads, 8, 2, 1, 0.5, &mut out);
         assert_eq!(out.len(), 1);
         let d = &out[0];
         assert!((d.score - 0.9).abs() < 1e-6);
         // cx = (1 + 0.5) * 8 = 12, cy = 0.25 * 8 = 2, w = 8, h = 16
-        assert_eq!(d.bbox, BBox { x: 8.0, y: -6.0, w: 8.0, h: 16.0 });
+        assert_eq!(
+            d.bbox,
+            BBox {
+                x: 8.0,
+                y: -6.0,
+                w: 8.0,
+                h: 16.0
+            }
+        );
         assert_eq!(d.landmarks[0], [12.0, 8.0]);
     }
 }

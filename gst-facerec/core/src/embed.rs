@@ -44,7 +44,11 @@ impl Recognizer {
             .first()
             .and_then(|i| i.dtype().tensor_shape().map(|s| s.to_vec()))
             .ok_or_else(|| model_error("it has no tensor input".into()))?;
-        if input_shape.len() != 4 || input_shape[1] != 3 || input_shape[2] != CHIP_SIZE as i64 || input_shape[3] != CHIP_SIZE as i64 {
+        if input_shape.len() != 4
+            || input_shape[1] != 3
+            || input_shape[2] != CHIP_SIZE as i64
+            || input_shape[3] != CHIP_SIZE as i64
+        {
             return Err(model_error(format!(
                 "input shape {input_shape:?} is not [N, 3, 150, 150]: this is not the dlib face recognizer"
             )));
@@ -54,7 +58,8 @@ impl Recognizer {
             .first()
             .and_then(|o| o.dtype().tensor_shape().and_then(|s| s.last().copied()))
             .filter(|d| *d > 0)
-            .ok_or_else(|| model_error("its output has no fixed embedding dimension".into()))? as usize;
+            .ok_or_else(|| model_error("its output has no fixed embedding dimension".into()))?
+            as usize;
         let sha256 = sha256_file(path)?;
         let recognizer = Recognizer {
             session,
@@ -94,13 +99,18 @@ impl Recognizer {
             self.batch.extend_from_slice(&chip.data);
         }
         let shape = [chips.len(), 3, CHIP_SIZE, CHIP_SIZE];
-        let tensor = TensorRef::from_array_view((shape, self.batch.as_slice())).map_err(infer_err)?;
+        let tensor =
+            TensorRef::from_array_view((shape, self.batch.as_slice())).map_err(infer_err)?;
         let outputs = self.session.run(ort::inputs![tensor]).map_err(infer_err)?;
         let (_, values) = outputs[0].try_extract_tensor::<f32>().map_err(infer_err)?;
         if values.len() != chips.len() * self.dim {
             return Err(Error::Inference {
                 what: "recognizer",
-                reason: format!("expected {} values, got {}", chips.len() * self.dim, values.len()),
+                reason: format!(
+                    "expected {} values, got {}",
+                    chips.len() * self.dim,
+                    values.len()
+                ),
             });
         }
         Ok(values.chunks_exact(self.dim).map(<[f32]>::to_vec).collect())
@@ -109,5 +119,9 @@ impl Recognizer {
 
 /// Euclidean distance, the metric the dlib network was trained for.
 pub fn euclidean(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
 }

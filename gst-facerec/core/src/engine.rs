@@ -50,6 +50,17 @@ impl Default for EngineConfig {
     }
 }
 
+/// Settings that can change from one frame to the next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tuning {
+    pub detect_threshold: f32,
+    pub match_threshold: f32,
+    pub min_face_size: u32,
+    pub detect_interval: u32,
+    pub recognize_interval: u32,
+    pub network_width: u32,
+}
+
 /// One face on one frame, as the element reports and draws it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaceResult {
@@ -117,8 +128,10 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Loads both models. Fails with an error naming the file or library at fault.
     pub fn new(config: EngineConfig) -> Result<Engine> {
-        let (detector, detector_report) = Detector::load(&config.detector, config.detect.clone(), &config.session)?;
-        let (recognizer, recognizer_report) = Recognizer::load(&config.recognizer, &config.session)?;
+        let (detector, detector_report) =
+            Detector::load(&config.detector, config.detect.clone(), &config.session)?;
+        let (recognizer, recognizer_report) =
+            Recognizer::load(&config.recognizer, &config.session)?;
         Ok(Engine {
             detector,
             recognizer,
@@ -164,20 +177,30 @@ impl Engine {
         Ok(())
     }
 
-    /// Thresholds and intervals that may change while running.
-    pub fn set_thresholds(&mut self, detect_threshold: f32, match_threshold: f32, min_face_size: u32) {
-        self.detector.config.score_threshold = detect_threshold;
-        self.config.detect.score_threshold = detect_threshold;
-        if self.config.match_threshold != match_threshold {
-            self.config.match_threshold = match_threshold;
-            self.tracker.clear_identities();
+    /// The settings that may change while running.
+    pub fn tuning(&self) -> Tuning {
+        Tuning {
+            detect_threshold: self.config.detect.score_threshold,
+            match_threshold: self.config.match_threshold,
+            min_face_size: self.config.min_face_size,
+            detect_interval: self.config.detect_interval,
+            recognize_interval: self.config.recognize_interval,
+            network_width: self.config.detect.network_width,
         }
-        self.config.min_face_size = min_face_size;
     }
 
-    pub fn set_intervals(&mut self, detect_interval: u32, recognize_interval: u32) {
-        self.config.detect_interval = detect_interval.max(1);
-        self.config.recognize_interval = recognize_interval.max(1);
+    /// Applies new run-time settings; identities are re-evaluated if the match threshold moved.
+    pub fn tune(&mut self, tuning: &Tuning) {
+        if self.config.match_threshold != tuning.match_threshold {
+            self.tracker.clear_identities();
+        }
+        self.config.match_threshold = tuning.match_threshold;
+        self.config.detect.score_threshold = tuning.detect_threshold;
+        self.config.detect.network_width = tuning.network_width;
+        self.detector.config = self.config.detect.clone();
+        self.config.min_face_size = tuning.min_face_size;
+        self.config.detect_interval = tuning.detect_interval.max(1);
+        self.config.recognize_interval = tuning.recognize_interval.max(1);
     }
 
     /// Forgets all tracks (for a new stream or a seek).
@@ -212,7 +235,8 @@ impl Engine {
         self.times.detect_runs += 1;
 
         let seen = self.tracker.update(detections);
-        let recheck_known = self.config.recognize_interval as u64 * self.config.detect_interval as u64;
+        let recheck_known =
+            self.config.recognize_interval as u64 * self.config.detect_interval as u64;
         let recheck_unknown = recheck_known.div_ceil(3);
         let min_size = self.config.min_face_size as f32;
         let due: Vec<usize> = seen
@@ -225,7 +249,11 @@ impl Engine {
                 }
                 match (&t.identity, t.embedded_at) {
                     (Some(m), Some(at)) => {
-                        let every = if m.name.is_some() { recheck_known } else { recheck_unknown };
+                        let every = if m.name.is_some() {
+                            recheck_known
+                        } else {
+                            recheck_unknown
+                        };
                         frame_no - at >= every
                     }
                     _ => true,
@@ -280,8 +308,13 @@ impl Engine {
     pub fn analyze(&mut self, image: &RgbImage) -> Result<Vec<AnalyzedFace>> {
         let detections = self.detector.detect(image)?;
         let min_size = self.config.min_face_size as f32;
-        let large: Vec<usize> = (0..detections.len()).filter(|&i| detections[i].bbox.w >= min_size).collect();
-        let chips: Vec<_> = large.iter().map(|&i| align_face(image, &detections[i].landmarks)).collect();
+        let large: Vec<usize> = (0..detections.len())
+            .filter(|&i| detections[i].bbox.w >= min_size)
+            .collect();
+        let chips: Vec<_> = large
+            .iter()
+            .map(|&i| align_face(image, &detections[i].landmarks))
+            .collect();
         let mut embeddings = self.recognizer.embed(&chips)?.into_iter();
         let mut faces: Vec<AnalyzedFace> = detections
             .into_iter()

@@ -23,7 +23,9 @@ pub enum Error {
         reason: String,
     },
 
-    #[error("execution provider '{requested}' is not available ({reason}) and strict provider mode is on")]
+    #[error(
+        "execution provider '{requested}' is not available ({reason}) and strict provider mode is on"
+    )]
     ProviderUnavailable { requested: String, reason: String },
 
     #[error("unknown execution provider '{0}': expected auto, cpu, cuda or tensorrt")]

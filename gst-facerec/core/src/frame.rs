@@ -58,8 +58,16 @@ pub struct YuvMatrix {
 }
 
 impl YuvMatrix {
-    pub const BT601: YuvMatrix = YuvMatrix { kr: 0.299, kb: 0.114, full_range: false };
-    pub const BT709: YuvMatrix = YuvMatrix { kr: 0.2126, kb: 0.0722, full_range: false };
+    pub const BT601: YuvMatrix = YuvMatrix {
+        kr: 0.299,
+        kb: 0.114,
+        full_range: false,
+    };
+    pub const BT709: YuvMatrix = YuvMatrix {
+        kr: 0.2126,
+        kb: 0.0722,
+        full_range: false,
+    };
 
     /// Coefficients `(y_scale, y_offset, c_scale, rv, gu, gv, bu)` for `R = ys (Y - yo) + rv V'`
     /// and so on, with `V' = cs (V - 128)`.
@@ -113,7 +121,10 @@ impl<P: AsRef<[u8]>> Frame<P> {
     /// Checks that the planes are large enough for the format and size.
     pub fn validate(&self) -> Result<()> {
         if self.width == 0 || self.height == 0 {
-            return Err(Error::InvalidFrame(format!("empty frame {}x{}", self.width, self.height)));
+            return Err(Error::InvalidFrame(format!(
+                "empty frame {}x{}",
+                self.width, self.height
+            )));
         }
         if self.planes.len() < self.format.plane_count() {
             return Err(Error::InvalidFrame(format!(
@@ -270,7 +281,10 @@ mod tests {
             let rgb = frame.to_rgb().unwrap();
             let inside = rgb.get_pixel(6, 4).0;
             let outside = rgb.get_pixel(0, 0).0;
-            assert!(inside[1] > 180 && inside[0] < 30 && inside[2] < 30, "{format:?}: {inside:?}");
+            assert!(
+                inside[1] > 180 && inside[0] < 30 && inside[2] < 30,
+                "{format:?}: {inside:?}"
+            );
             assert!(outside.iter().all(|&c| c < 5), "{format:?}: {outside:?}");
         }
     }
@@ -280,6 +294,9 @@ mod tests {
         let mut frame = frame_of(PixelFormat::Nv12, 16, 8);
         frame.planes[1].0.truncate(10);
         let err = frame.to_rgb().unwrap_err().to_string();
-        assert_eq!(err, "invalid frame: plane 1 of a 16x8 Nv12 frame is too small (10 bytes, stride 16)");
+        assert_eq!(
+            err,
+            "invalid frame: plane 1 of a 16x8 Nv12 frame is too small (10 bytes, stride 16)"
+        );
     }
 }

@@ -39,13 +39,17 @@ const CHECKSUM_LEN: usize = 32;
 pub enum GalleryError {
     #[error("not a facerec gallery (wrong magic string)")]
     BadMagic,
-    #[error("unsupported gallery format version {found} (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "unsupported gallery format version {found} (this build reads version {FORMAT_VERSION})"
+    )]
     UnsupportedVersion { found: u32 },
     #[error("truncated: {0}")]
     Truncated(String),
     #[error("corrupt: {0}")]
     Corrupt(String),
-    #[error("embedding dimension mismatch: the gallery holds {found}-d embeddings, the recognizer produces {expected}-d")]
+    #[error(
+        "embedding dimension mismatch: the gallery holds {found}-d embeddings, the recognizer produces {expected}-d"
+    )]
     DimensionMismatch { expected: usize, found: usize },
     #[error(
         "built with a different recognizer (model sha256 {gallery}, loaded recognizer {loaded}): re-enrol the faces with this recognizer"
@@ -113,14 +117,22 @@ impl Gallery {
                 embedding_dim: embedding_dim as u32,
                 metric: Metric::Euclidean,
                 threshold: DEFAULT_THRESHOLD,
-                created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                created_unix: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
             },
             people: Vec::new(),
         }
     }
 
     /// Adds one photo's embedding to a person, creating the person if needed.
-    pub fn add(&mut self, name: &str, source: &str, embedding: Embedding) -> Result<(), GalleryError> {
+    pub fn add(
+        &mut self,
+        name: &str,
+        source: &str,
+        embedding: Embedding,
+    ) -> Result<(), GalleryError> {
         if embedding.len() != self.header.embedding_dim as usize {
             return Err(GalleryError::DimensionMismatch {
                 expected: self.header.embedding_dim as usize,
@@ -150,7 +162,11 @@ impl Gallery {
         let nearest = self
             .people
             .iter()
-            .flat_map(|p| p.enrolments.iter().map(move |e| (p, euclidean(&e.embedding, embedding))))
+            .flat_map(|p| {
+                p.enrolments
+                    .iter()
+                    .map(move |e| (p, euclidean(&e.embedding, embedding)))
+            })
             .min_by(|a, b| a.1.total_cmp(&b.1));
         match nearest {
             Some((person, distance)) => Match {
@@ -170,8 +186,16 @@ impl Gallery {
         if dim == 0 {
             return Err(GalleryError::Corrupt("embedding dimension is 0".into()));
         }
-        if self.header.recognizer_sha256.len() != 64 || !self.header.recognizer_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(GalleryError::Corrupt("recognizer fingerprint is not a sha256".into()));
+        if self.header.recognizer_sha256.len() != 64
+            || !self
+                .header
+                .recognizer_sha256
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(GalleryError::Corrupt(
+                "recognizer fingerprint is not a sha256".into(),
+            ));
         }
         for person in &self.people {
             if person.name.trim().is_empty() {
@@ -185,7 +209,10 @@ impl Gallery {
                     });
                 }
                 if e.embedding.iter().any(|v| !v.is_finite()) {
-                    return Err(GalleryError::Corrupt(format!("{} ({}) has a non-finite embedding", person.name, e.source)));
+                    return Err(GalleryError::Corrupt(format!(
+                        "{} ({}) has a non-finite embedding",
+                        person.name, e.source
+                    )));
                 }
             }
         }
@@ -193,14 +220,22 @@ impl Gallery {
     }
 
     /// Checks that the gallery was built with the loaded recognizer.
-    pub fn check_recognizer(&self, recognizer_sha256: &str, dim: usize) -> Result<(), GalleryError> {
+    pub fn check_recognizer(
+        &self,
+        recognizer_sha256: &str,
+        dim: usize,
+    ) -> Result<(), GalleryError> {
         if self.header.embedding_dim as usize != dim {
             return Err(GalleryError::DimensionMismatch {
                 expected: dim,
                 found: self.header.embedding_dim as usize,
             });
         }
-        if !self.header.recognizer_sha256.eq_ignore_ascii_case(recognizer_sha256) {
+        if !self
+            .header
+            .recognizer_sha256
+            .eq_ignore_ascii_case(recognizer_sha256)
+        {
             return Err(GalleryError::RecognizerMismatch {
                 gallery: self.header.recognizer_sha256.clone(),
                 loaded: recognizer_sha256.to_string(),
@@ -210,8 +245,11 @@ impl Gallery {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let payload = bincode::serde::encode_to_vec((&self.header, &self.people), bincode::config::standard())
-            .expect("encoding plain data into a Vec cannot fail");
+        let payload = bincode::serde::encode_to_vec(
+            (&self.header, &self.people),
+            bincode::config::standard(),
+        )
+        .expect("encoding plain data into a Vec cannot fail");
         let mut out = Vec::with_capacity(PREAMBLE_LEN + payload.len() + CHECKSUM_LEN);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -226,30 +264,47 @@ impl Gallery {
             return Err(GalleryError::BadMagic);
         }
         if bytes.len() < PREAMBLE_LEN {
-            return Err(GalleryError::Truncated(format!("{} bytes, the header alone is {PREAMBLE_LEN}", bytes.len())));
+            return Err(GalleryError::Truncated(format!(
+                "{} bytes, the header alone is {PREAMBLE_LEN}",
+                bytes.len()
+            )));
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
         if version != FORMAT_VERSION {
             return Err(GalleryError::UnsupportedVersion { found: version });
         }
         let payload_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
-        let expected_len = (PREAMBLE_LEN as u64).saturating_add(payload_len).saturating_add(CHECKSUM_LEN as u64);
+        let expected_len = (PREAMBLE_LEN as u64)
+            .saturating_add(payload_len)
+            .saturating_add(CHECKSUM_LEN as u64);
         if (bytes.len() as u64) < expected_len {
-            return Err(GalleryError::Truncated(format!("{} bytes, expected {expected_len}", bytes.len())));
+            return Err(GalleryError::Truncated(format!(
+                "{} bytes, expected {expected_len}",
+                bytes.len()
+            )));
         }
         if (bytes.len() as u64) > expected_len {
-            return Err(GalleryError::Corrupt(format!("{} trailing bytes", bytes.len() as u64 - expected_len)));
+            return Err(GalleryError::Corrupt(format!(
+                "{} trailing bytes",
+                bytes.len() as u64 - expected_len
+            )));
         }
         let payload = &bytes[PREAMBLE_LEN..PREAMBLE_LEN + payload_len as usize];
         let checksum = &bytes[PREAMBLE_LEN + payload_len as usize..];
         if Sha256::digest(payload).as_slice() != checksum {
-            return Err(GalleryError::Corrupt(format!("checksum mismatch (stored {})", hex(checksum))));
+            return Err(GalleryError::Corrupt(format!(
+                "checksum mismatch (stored {})",
+                hex(checksum)
+            )));
         }
         let ((header, people), used): ((GalleryHeader, Vec<Person>), usize) =
             bincode::serde::decode_from_slice(payload, bincode::config::standard())
                 .map_err(|e| GalleryError::Corrupt(e.to_string()))?;
         if used != payload.len() {
-            return Err(GalleryError::Corrupt(format!("{} unread payload bytes", payload.len() - used)));
+            return Err(GalleryError::Corrupt(format!(
+                "{} unread payload bytes",
+                payload.len() - used
+            )));
         }
         let gallery = Gallery { header, people };
         gallery.validate()?;
@@ -268,10 +323,12 @@ impl Gallery {
     /// Loads a gallery and checks it against the recognizer that will produce the embeddings.
     pub fn load_for(path: &Path, recognizer_sha256: &str, dim: usize) -> Result<Gallery> {
         let gallery = Gallery::load(path)?;
-        gallery.check_recognizer(recognizer_sha256, dim).map_err(|kind| Error::Gallery {
-            path: path.to_path_buf(),
-            kind,
-        })?;
+        gallery
+            .check_recognizer(recognizer_sha256, dim)
+            .map_err(|kind| Error::Gallery {
+                path: path.to_path_buf(),
+                kind,
+            })?;
         Ok(gallery)
     }
 
@@ -284,8 +341,14 @@ impl Gallery {
 
 /// Writes `bytes` to `path` through a temporary sibling and a rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "gallery".into());
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "gallery".into());
     let tmp: PathBuf = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
@@ -312,8 +375,10 @@ mod tests {
     fn sample() -> Gallery {
         let mut g = Gallery::new(SHA, 4);
         g.add("Greg", "Greg.jpg", vec![0.0, 0.0, 0.0, 0.0]).unwrap();
-        g.add("Robert Bohne", "rbohne.jpg", vec![1.0, 0.0, 0.0, 0.0]).unwrap();
-        g.add("Greg", "Greg2.jpg", vec![0.0, 0.1, 0.0, 0.0]).unwrap();
+        g.add("Robert Bohne", "rbohne.jpg", vec![1.0, 0.0, 0.0, 0.0])
+            .unwrap();
+        g.add("Greg", "Greg2.jpg", vec![0.0, 0.1, 0.0, 0.0])
+            .unwrap();
         g
     }
 
@@ -338,19 +403,31 @@ mod tests {
         bad_magic[0] = b'X';
         assert_eq!(Gallery::from_bytes(&bad_magic), Err(GalleryError::BadMagic));
         // The demo's pickle starts with 0x80: not ours.
-        assert_eq!(Gallery::from_bytes(b"\x80\x04\x95pickle"), Err(GalleryError::BadMagic));
+        assert_eq!(
+            Gallery::from_bytes(b"\x80\x04\x95pickle"),
+            Err(GalleryError::BadMagic)
+        );
 
         let mut v2 = bytes.clone();
         v2[8] = 2;
-        assert_eq!(Gallery::from_bytes(&v2), Err(GalleryError::UnsupportedVersion { found: 2 }));
+        assert_eq!(
+            Gallery::from_bytes(&v2),
+            Err(GalleryError::UnsupportedVersion { found: 2 })
+        );
 
         let truncated = &bytes[..bytes.len() - 10];
-        assert!(matches!(Gallery::from_bytes(truncated), Err(GalleryError::Truncated(_))));
+        assert!(matches!(
+            Gallery::from_bytes(truncated),
+            Err(GalleryError::Truncated(_))
+        ));
 
         let mut flipped = bytes.clone();
         flipped[PREAMBLE_LEN + 5] ^= 0x40;
         let err = Gallery::from_bytes(&flipped).unwrap_err();
-        assert!(matches!(err, GalleryError::Corrupt(ref m) if m.starts_with("checksum mismatch")), "{err}");
+        assert!(
+            matches!(err, GalleryError::Corrupt(ref m) if m.starts_with("checksum mismatch")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -359,13 +436,22 @@ mod tests {
         assert!(g.check_recognizer(SHA, 4).is_ok());
         assert_eq!(
             g.check_recognizer(SHA, 128),
-            Err(GalleryError::DimensionMismatch { expected: 128, found: 4 })
+            Err(GalleryError::DimensionMismatch {
+                expected: 128,
+                found: 4
+            })
         );
         let other = "0".repeat(64);
-        assert!(matches!(g.check_recognizer(&other, 4), Err(GalleryError::RecognizerMismatch { .. })));
+        assert!(matches!(
+            g.check_recognizer(&other, 4),
+            Err(GalleryError::RecognizerMismatch { .. })
+        ));
         assert_eq!(
             Gallery::new(SHA, 4).add("x", "x.jpg", vec![0.0; 3]),
-            Err(GalleryError::DimensionMismatch { expected: 4, found: 3 })
+            Err(GalleryError::DimensionMismatch {
+                expected: 4,
+                found: 3
+            })
         );
     }
 
@@ -377,12 +463,21 @@ mod tests {
         sample().save(&path).unwrap();
         assert_eq!(Gallery::load(&path).unwrap(), sample());
         // No temporary file is left behind.
-        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("model.data")]);
 
         std::fs::write(&path, b"garbage").unwrap();
         let err = Gallery::load(&path).unwrap_err().to_string();
-        assert_eq!(err, format!("gallery {}: not a facerec gallery (wrong magic string)", path.display()));
+        assert_eq!(
+            err,
+            format!(
+                "gallery {}: not a facerec gallery (wrong magic string)",
+                path.display()
+            )
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

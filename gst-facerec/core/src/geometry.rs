@@ -55,15 +55,30 @@ mod tests {
 
     #[test]
     fn iou_of_half_overlapping_boxes() {
-        let a = BBox { x: 0.0, y: 0.0, w: 10.0, h: 10.0 };
-        let b = BBox { x: 5.0, y: 0.0, w: 10.0, h: 10.0 };
+        let a = BBox {
+            x: 0.0,
+            y: 0.0,
+            w: 10.0,
+            h: 10.0,
+        };
+        let b = BBox {
+            x: 5.0,
+            y: 0.0,
+            w: 10.0,
+            h: 10.0,
+        };
         assert!((a.iou(&b) - 50.0 / 150.0).abs() < 1e-6);
         assert_eq!(a.iou(&BBox { x: 20.0, ..a }), 0.0);
     }
 
     #[test]
     fn clip_drops_boxes_outside_the_frame() {
-        let b = BBox { x: -5.0, y: 2.0, w: 10.0, h: 4.0 };
+        let b = BBox {
+            x: -5.0,
+            y: 2.0,
+            w: 10.0,
+            h: 4.0,
+        };
         assert_eq!(b.clip_to(100, 100), Some((0, 2, 5, 4)));
         assert_eq!(BBox { x: 200.0, ..b }.clip_to(100, 100), None);
     }

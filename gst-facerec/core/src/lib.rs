@@ -27,3 +27,4 @@ pub mod testsupport;
 pub mod tracker;
 
 pub use error::{Error, Result};
+pub use image;

@@ -12,9 +12,11 @@ pub const DETECTOR_FILE: &str = "yunet_s_dynamic.onnx";
 /// The dlib ResNet recognizer converted to ONNX (§2).
 pub const RECOGNIZER_FILE: &str = "dlib_face_recognition_resnet_model_v1.onnx";
 /// sha256 of the recognizer this project was verified with.
-pub const RECOGNIZER_SHA256: &str = "55bf9cc891f3d8edcc93501e849f2532733b50ce6383bff88ffbfac8b220d1b8";
+pub const RECOGNIZER_SHA256: &str =
+    "55bf9cc891f3d8edcc93501e849f2532733b50ce6383bff88ffbfac8b220d1b8";
 /// sha256 of the dynamic YuNet detector.
-pub const DETECTOR_SHA256: &str = "daede24002cc8590f457998cc5e6c9e8b82f45f6bd969506a8913cd4ed10a2d3";
+pub const DETECTOR_SHA256: &str =
+    "daede24002cc8590f457998cc5e6c9e8b82f45f6bd969506a8913cd4ed10a2d3";
 
 /// The environment variable that names the model directory.
 pub const MODEL_DIR_ENV: &str = "FACEREC_MODEL_DIR";

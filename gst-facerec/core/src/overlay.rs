@@ -33,11 +33,22 @@ fn glyph(c: char) -> [u8; 8] {
         .get(c)
         .or_else(|| font8x8::LATIN_FONTS.get(c))
         .or_else(|| font8x8::GREEK_FONTS.get(c))
-        .unwrap_or_else(|| font8x8::BASIC_FONTS.get('?').expect("'?' is in the basic font"))
+        .unwrap_or_else(|| {
+            font8x8::BASIC_FONTS
+                .get('?')
+                .expect("'?' is in the basic font")
+        })
 }
 
 /// Draws text with its top-left corner at (x, y).
-pub fn draw_text<P: AsRef<[u8]> + AsMut<[u8]>>(frame: &mut Frame<P>, x: i64, y: i64, text: &str, scale: i64, rgb: [u8; 3]) {
+pub fn draw_text<P: AsRef<[u8]> + AsMut<[u8]>>(
+    frame: &mut Frame<P>,
+    x: i64,
+    y: i64,
+    text: &str,
+    scale: i64,
+    rgb: [u8; 3],
+) {
     for (i, c) in text.chars().enumerate() {
         let gx = x + i as i64 * 8 * scale;
         for (row, bits) in glyph(c).iter().enumerate() {
@@ -73,7 +84,11 @@ pub fn draw_face<P: AsRef<[u8]> + AsMut<[u8]>>(frame: &mut Frame<P>, mark: &Face
     let bar_h = 8 * scale + 2 * pad;
     let bar_w = (text_w + 2 * pad).max(w + 2 * t);
     let below = y + h + t;
-    let bar_y = if below + bar_h <= frame.height as i64 { below } else { (y - t - bar_h).max(0) };
+    let bar_y = if below + bar_h <= frame.height as i64 {
+        below
+    } else {
+        (y - t - bar_h).max(0)
+    };
     frame.fill_rect(x - t, bar_y, bar_w, bar_h, colour);
     draw_text(frame, x - t + pad, bar_y + pad, label, scale, TEXT_COLOUR);
 }
@@ -94,7 +109,12 @@ mod tests {
             matrix: YuvMatrix::BT601,
         };
         let mark = FaceMark {
-            bbox: BBox { x: 100.0, y: 50.0, w: 60.0, h: 80.0 },
+            bbox: BBox {
+                x: 100.0,
+                y: 50.0,
+                w: 60.0,
+                h: 80.0,
+            },
             label: Some("Greg"),
             known: true,
         };
@@ -102,7 +122,11 @@ mod tests {
         let rgb = frame.to_rgb().unwrap();
         assert_eq!(rgb.get_pixel(130, 49).0, KNOWN_COLOUR, "top edge");
         assert_eq!(rgb.get_pixel(99, 90).0, KNOWN_COLOUR, "left edge");
-        assert_eq!(rgb.get_pixel(130, 90).0, [0, 0, 0], "inside stays untouched");
+        assert_eq!(
+            rgb.get_pixel(130, 90).0,
+            [0, 0, 0],
+            "inside stays untouched"
+        );
         // The label bar below the box holds white text pixels.
         let white = (98..200)
             .flat_map(|x| (132..152).map(move |y| (x, y)))

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use once_cell::sync::OnceCell;
-use ort::ep::ExecutionProvider;
 use ort::environment::Environment;
+use ort::ep::ExecutionProvider;
 use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
@@ -29,7 +29,11 @@ pub fn ort_library_candidates() -> Vec<PathBuf> {
         candidates.push(PathBuf::from(path));
         return candidates;
     }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(ORT_CACHE_LIB));
+    candidates.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(ORT_CACHE_LIB),
+    );
     candidates.push(PathBuf::from("/usr/lib/facerec/libonnxruntime.so"));
     candidates.push(PathBuf::from("libonnxruntime.so"));
     candidates
@@ -82,7 +86,12 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub const ALL: [Provider; 4] = [Provider::Auto, Provider::Cpu, Provider::Cuda, Provider::TensorRt];
+    pub const ALL: [Provider; 4] = [
+        Provider::Auto,
+        Provider::Cpu,
+        Provider::Cuda,
+        Provider::TensorRt,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -150,7 +159,12 @@ fn base_builder(env: &Environment, threads: usize) -> std::result::Result<Sessio
         .map_err(|e| e.to_string())
 }
 
-fn try_provider(env: &Environment, model: &Path, threads: usize, provider: Provider) -> std::result::Result<Session, String> {
+fn try_provider(
+    env: &Environment,
+    model: &Path,
+    threads: usize,
+    provider: Provider,
+) -> std::result::Result<Session, String> {
     let mut builder = base_builder(env, threads)?;
     // Registration errors out when the library lacks the provider; commit errors out when the
     // provider is compiled in but no device is present. Both count as "not available".
@@ -168,7 +182,11 @@ fn try_provider(env: &Environment, model: &Path, threads: usize, provider: Provi
 
 /// Builds a session for `model`, on the requested provider if it works, else on CPU with a
 /// warning (or an error in strict mode).
-pub fn load_session(what: &'static str, model: &Path, config: &SessionConfig) -> Result<(Session, ProviderReport)> {
+pub fn load_session(
+    what: &'static str,
+    model: &Path,
+    config: &SessionConfig,
+) -> Result<(Session, ProviderReport)> {
     if !model.is_file() {
         return Err(Error::ModelMissing {
             what,
@@ -191,9 +209,13 @@ pub fn load_session(what: &'static str, model: &Path, config: &SessionConfig) ->
     for &gpu in gpu_order {
         match try_provider(&env, model, config.threads, gpu) {
             Ok(session) => {
-                let fallback_warning = (gpu != config.provider && config.provider != Provider::Auto).then(|| {
-                    format!("{what}: execution provider '{}' is not available; running on '{gpu}'", config.provider)
-                });
+                let fallback_warning =
+                    (gpu != config.provider && config.provider != Provider::Auto).then(|| {
+                        format!(
+                            "{what}: execution provider '{}' is not available; running on '{gpu}'",
+                            config.provider
+                        )
+                    });
                 return Ok((
                     session,
                     ProviderReport {
@@ -205,7 +227,8 @@ pub fn load_session(what: &'static str, model: &Path, config: &SessionConfig) ->
             Err(reason) => failures.push(format!("{gpu}: {}", first_line(&reason))),
         }
     }
-    let fallback_warning = if config.provider == Provider::Cpu || config.provider == Provider::Auto {
+    let fallback_warning = if config.provider == Provider::Cpu || config.provider == Provider::Auto
+    {
         None
     } else if config.strict {
         return Err(Error::ProviderUnavailable {

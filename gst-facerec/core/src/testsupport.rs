@@ -14,7 +14,9 @@ pub fn shared_dir() -> PathBuf {
 }
 
 fn on_ci() -> bool {
-    std::env::var("CI").map(|v| !v.is_empty() && v != "0" && v != "false").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| !v.is_empty() && v != "0" && v != "false")
+        .unwrap_or(false)
 }
 
 /// The path of a file under the shared folder, or `None` (after a loud message) when it is
@@ -25,9 +27,15 @@ pub fn require(relative: &str) -> Option<PathBuf> {
         return Some(path);
     }
     if on_ci() {
-        panic!("required test asset {} is missing (CI=true)", path.display());
+        panic!(
+            "required test asset {} is missing (CI=true)",
+            path.display()
+        );
     }
-    eprintln!("\n!!!! SKIPPED: test asset {} is missing (set FACEREC_SHARED_DIR) !!!!\n", path.display());
+    eprintln!(
+        "\n!!!! SKIPPED: test asset {} is missing (set FACEREC_SHARED_DIR) !!!!\n",
+        path.display()
+    );
     None
 }
 

@@ -127,7 +127,12 @@ mod tests {
 
     fn det(x: f32) -> Detection {
         Detection {
-            bbox: BBox { x, y: 0.0, w: 20.0, h: 20.0 },
+            bbox: BBox {
+                x,
+                y: 0.0,
+                w: 20.0,
+                h: 20.0,
+            },
             landmarks: [[0.0; 2]; 5],
             score: 0.9,
         }
@@ -154,7 +159,11 @@ mod tests {
         }
         assert_eq!(tr.tracks().len(), 1);
         let seen = tr.update(vec![det(1.0)]);
-        assert_eq!(tr.tracks()[seen[0]].id, 1, "a face missed twice keeps its id");
+        assert_eq!(
+            tr.tracks()[seen[0]].id,
+            1,
+            "a face missed twice keeps its id"
+        );
         for _ in 0..3 {
             tr.update(vec![]);
         }

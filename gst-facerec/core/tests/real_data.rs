@@ -16,7 +16,11 @@ fn json(relative: &str) -> Option<Value> {
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 /// An engine at native resolution, like the reference outputs.
@@ -32,25 +36,37 @@ fn engine(threshold: f32) -> Option<Engine> {
 
 #[test]
 fn recognizer_reproduces_the_golden_dlib_chip_embedding() {
-    let (Some(golden), Some(mut engine)) = (json("testdata/expected/golden/golden.json"), engine(0.85)) else { return };
+    let (Some(golden), Some(mut engine)) =
+        (json("testdata/expected/golden/golden.json"), engine(0.85))
+    else {
+        return;
+    };
     let png = require("testdata/expected/golden/obama_chip_dlib.png").unwrap();
     let chip = Chip::from_rgb8(&load_rgb(&png).unwrap()).unwrap();
     let got = &engine.embed_chips(&[chip]).unwrap()[0];
     let want = floats(&golden["obama_chip_dlib.png"]["embedding_onnx"]);
     assert_eq!(got.len(), 128);
-    let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let max = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(max < 1e-4, "max abs difference {max}");
 }
 
 #[test]
 fn warp_of_obama_matches_the_reference_chip() {
-    let Some(golden) = json("testdata/expected/golden/golden.json") else { return };
+    let Some(golden) = json("testdata/expected/golden/golden.json") else {
+        return;
+    };
     let entry = &golden["obama_chip_yunet_aligned.png"];
     let lm = floats(&entry["yunet_landmarks"]);
     let landmarks = [0, 1, 2, 3, 4].map(|i| [lm[2 * i], lm[2 * i + 1]]);
     let image = load_rgb(&require(&format!("{TD}/obama.jpg")).unwrap()).unwrap();
     let chip = align_face(&image, &landmarks).to_rgb8();
-    let reference = load_rgb(&require("testdata/expected/golden/obama_chip_yunet_aligned.png").unwrap()).unwrap();
+    let reference =
+        load_rgb(&require("testdata/expected/golden/obama_chip_yunet_aligned.png").unwrap())
+            .unwrap();
     let mad = chip
         .as_raw()
         .iter()
@@ -63,16 +79,27 @@ fn warp_of_obama_matches_the_reference_chip() {
 
     // And the embedding of our warp is the reference embedding of that chip.
     if let Some(mut engine) = engine(0.85) {
-        let got = &engine.embed_chips(&[Chip::from_rgb8(&chip).unwrap()]).unwrap()[0];
+        let got = &engine
+            .embed_chips(&[Chip::from_rgb8(&chip).unwrap()])
+            .unwrap()[0];
         let want = floats(&entry["embedding_onnx_of_png"]);
-        let l2 = got.iter().zip(&want).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+        let l2 = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f32>()
+            .sqrt();
         assert!(l2 < 0.02, "embedding L2 {l2}");
     }
 }
 
 #[test]
 fn detections_agree_with_the_reference_within_one_pixel() {
-    let (Some(reference), Some(mut engine)) = (json("testdata/expected/yunet_detections.json"), engine(0.6)) else { return };
+    let (Some(reference), Some(mut engine)) =
+        (json("testdata/expected/yunet_detections.json"), engine(0.6))
+    else {
+        return;
+    };
     let images = reference["images"].as_object().unwrap();
     let mut worst = (0.0f32, String::new());
     for (name, entry) in images {
@@ -101,26 +128,42 @@ fn detections_agree_with_the_reference_within_one_pixel() {
                 }
                 assert!(diff <= 1.0, "{name}: {ours:?} vs {r:?}");
             }
-            assert!((d.score - r[14]).abs() < 0.01, "{name}: score {} vs {}", d.score, r[14]);
+            assert!(
+                (d.score - r[14]).abs() < 0.01,
+                "{name}: score {} vs {}",
+                d.score,
+                r[14]
+            );
         }
     }
-    eprintln!("largest coordinate difference: {:.3} px ({})", worst.0, worst.1);
+    eprintln!(
+        "largest coordinate difference: {:.3} px ({})",
+        worst.0, worst.1
+    );
 }
 
 fn knn_gallery(engine: &mut Engine) -> Gallery {
     let train = require(&format!("{TD}/knn_examples/train")).unwrap();
     let mut gallery = Gallery::new(engine.recognizer().sha256(), engine.recognizer().dim());
-    let mut people: Vec<_> = std::fs::read_dir(&train).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut people: Vec<_> = std::fs::read_dir(&train)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     people.sort();
     for person in people {
         let name = person.file_name().unwrap().to_string_lossy().into_owned();
-        let mut photos: Vec<_> = std::fs::read_dir(&person).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut photos: Vec<_> = std::fs::read_dir(&person)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         photos.sort();
         for photo in photos {
             let faces = engine.analyze(&load_rgb(&photo).unwrap()).unwrap();
             assert_eq!(faces.len(), 1, "{}", photo.display());
             let embedding = faces[0].embedding.clone().unwrap();
-            gallery.add(&name, &photo.display().to_string(), embedding).unwrap();
+            gallery
+                .add(&name, &photo.display().to_string(), embedding)
+                .unwrap();
         }
     }
     gallery
@@ -133,29 +176,73 @@ fn names_left_to_right(engine: &mut Engine, relative: &str) -> Vec<String> {
     faces.sort_by(|a, b| a.detection.bbox.x.total_cmp(&b.detection.bbox.x));
     faces
         .iter()
-        .map(|f| f.identity.as_ref().map(|m| m.label().to_string()).unwrap_or_else(|| "(small)".into()))
+        .map(|f| {
+            f.identity
+                .as_ref()
+                .map(|m| m.label().to_string())
+                .unwrap_or_else(|| "(small)".into())
+        })
         .collect()
 }
 
 #[test]
 fn knn_gallery_names_the_test_photos() {
-    let Some(mut engine) = engine(0.85) else { return };
+    let Some(mut engine) = engine(0.85) else {
+        return;
+    };
     let gallery = knn_gallery(&mut engine);
     assert_eq!(gallery.people.len(), 5);
     assert_eq!(gallery.embedding_count(), 9);
     engine.set_gallery(Some(Arc::new(gallery))).unwrap();
-    assert_eq!(names_left_to_right(&mut engine, &format!("{TD}/two_people.jpg")), ["obama", "biden"]);
-    assert_eq!(names_left_to_right(&mut engine, &format!("{TD}/knn_examples/test/kit_with_rose.jpg")), ["rose_leslie", "kit_harington"]);
-    assert_eq!(names_left_to_right(&mut engine, &format!("{TD}/knn_examples/test/obama_and_biden.jpg")), ["biden", "obama", "unknown"]);
-    assert_eq!(names_left_to_right(&mut engine, &format!("{TD}/knn_examples/test/johnsnow_test1.jpg")), ["kit_harington"]);
-    assert_eq!(names_left_to_right(&mut engine, &format!("{TD}/knn_examples/test/alex_lacamoire1.jpg")), ["alex_lacamoire"]);
-    assert_eq!(names_left_to_right(&mut engine, &format!("{TD}/knn_examples/test/obama1.jpg")), ["obama"]);
+    assert_eq!(
+        names_left_to_right(&mut engine, &format!("{TD}/two_people.jpg")),
+        ["obama", "biden"]
+    );
+    assert_eq!(
+        names_left_to_right(
+            &mut engine,
+            &format!("{TD}/knn_examples/test/kit_with_rose.jpg")
+        ),
+        ["rose_leslie", "kit_harington"]
+    );
+    assert_eq!(
+        names_left_to_right(
+            &mut engine,
+            &format!("{TD}/knn_examples/test/obama_and_biden.jpg")
+        ),
+        ["biden", "obama", "unknown"]
+    );
+    assert_eq!(
+        names_left_to_right(
+            &mut engine,
+            &format!("{TD}/knn_examples/test/johnsnow_test1.jpg")
+        ),
+        ["kit_harington"]
+    );
+    assert_eq!(
+        names_left_to_right(
+            &mut engine,
+            &format!("{TD}/knn_examples/test/alex_lacamoire1.jpg")
+        ),
+        ["alex_lacamoire"]
+    );
+    assert_eq!(
+        names_left_to_right(&mut engine, &format!("{TD}/knn_examples/test/obama1.jpg")),
+        ["obama"]
+    );
 }
 
 #[test]
 fn face_counts_on_the_dlib_photos() {
-    let Some(mut engine) = engine(0.85) else { return };
-    let count = |engine: &mut Engine, name: &str| engine.analyze(&load_rgb(&require(name).unwrap()).unwrap()).unwrap().len();
+    let Some(mut engine) = engine(0.85) else {
+        return;
+    };
+    let count = |engine: &mut Engine, name: &str| {
+        engine
+            .analyze(&load_rgb(&require(name).unwrap()).unwrap())
+            .unwrap()
+            .len()
+    };
     assert_eq!(count(&mut engine, "testdata/dlib/bald_guys.jpg"), 24);
     assert_eq!(count(&mut engine, "testdata/dlib/dogs.jpg"), 0);
     assert_eq!(count(&mut engine, "testdata/dlib/2007_007763.jpg"), 7);

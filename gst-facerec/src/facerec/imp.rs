@@ -1,0 +1,1008 @@
+// SPDX-License-Identifier: MPL-2.0
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+use gst_video::subclass::prelude::*;
+
+use facerec_core::Error as CoreError;
+use facerec_core::engine::{Engine, EngineConfig, FaceResult, StageTimes, Tuning};
+use facerec_core::frame::{Frame, PixelFormat, YuvMatrix};
+use facerec_core::gallery::{Gallery, UNKNOWN};
+use facerec_core::image::RgbImage;
+use facerec_core::models::{DETECTOR_FILE, RECOGNIZER_FILE, default_model_path};
+use facerec_core::overlay::{FaceMark, draw_face};
+use facerec_core::runtime::SessionConfig;
+
+use super::ProviderKind;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "facerec",
+        gst::DebugColorFlags::empty(),
+        Some("Face detection and recognition"),
+    )
+});
+
+const DEFAULT_DETECT_THRESHOLD: f32 = 0.85;
+const DEFAULT_MATCH_THRESHOLD: f32 = facerec_core::gallery::DEFAULT_THRESHOLD;
+const DEFAULT_DETECT_INTERVAL: u32 = 1;
+const DEFAULT_RECOGNIZE_INTERVAL: u32 = 15;
+const DEFAULT_NETWORK_WIDTH: u32 = 640;
+const DEFAULT_MIN_FACE_SIZE: u32 = facerec_core::engine::DEFAULT_MIN_FACE_SIZE;
+const DEFAULT_DRAW: bool = true;
+const DEFAULT_LIVE: bool = false;
+const DEFAULT_THREADS: u32 = 1;
+const DEFAULT_STRICT_PROVIDER: bool = false;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    detector: Option<PathBuf>,
+    recognizer: Option<PathBuf>,
+    gallery: Option<PathBuf>,
+    provider: ProviderKind,
+    strict_provider: bool,
+    detect_threshold: f32,
+    match_threshold: f32,
+    detect_interval: u32,
+    recognize_interval: u32,
+    network_width: u32,
+    min_face_size: u32,
+    draw: bool,
+    live: bool,
+    threads: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            detector: None,
+            recognizer: None,
+            gallery: None,
+            provider: ProviderKind::Auto,
+            strict_provider: DEFAULT_STRICT_PROVIDER,
+            detect_threshold: DEFAULT_DETECT_THRESHOLD,
+            match_threshold: DEFAULT_MATCH_THRESHOLD,
+            detect_interval: DEFAULT_DETECT_INTERVAL,
+            recognize_interval: DEFAULT_RECOGNIZE_INTERVAL,
+            network_width: DEFAULT_NETWORK_WIDTH,
+            min_face_size: DEFAULT_MIN_FACE_SIZE,
+            draw: DEFAULT_DRAW,
+            live: DEFAULT_LIVE,
+            threads: DEFAULT_THREADS,
+        }
+    }
+}
+
+impl Settings {
+    fn tuning(&self) -> Tuning {
+        Tuning {
+            detect_threshold: self.detect_threshold,
+            match_threshold: self.match_threshold,
+            min_face_size: self.min_face_size,
+            detect_interval: self.detect_interval,
+            recognize_interval: self.recognize_interval,
+            network_width: self.network_width,
+        }
+    }
+
+    fn engine_config(&self) -> EngineConfig {
+        let mut config = EngineConfig {
+            detector: self
+                .detector
+                .clone()
+                .unwrap_or_else(|| default_model_path(DETECTOR_FILE)),
+            recognizer: self
+                .recognizer
+                .clone()
+                .unwrap_or_else(|| default_model_path(RECOGNIZER_FILE)),
+            session: SessionConfig {
+                provider: self.provider.into(),
+                strict: self.strict_provider,
+                threads: self.threads as usize,
+            },
+            ..EngineConfig::default()
+        };
+        let tuning = self.tuning();
+        config.detect.score_threshold = tuning.detect_threshold;
+        config.detect.network_width = tuning.network_width;
+        config.match_threshold = tuning.match_threshold;
+        config.min_face_size = tuning.min_face_size;
+        config.detect_interval = tuning.detect_interval;
+        config.recognize_interval = tuning.recognize_interval;
+        config
+    }
+}
+
+/// Timestamps of the frame a result belongs to, for the bus message.
+#[derive(Debug, Clone, Copy, Default)]
+struct FrameTimes {
+    pts: Option<gst::ClockTime>,
+    duration: Option<gst::ClockTime>,
+    running_time: Option<gst::ClockTime>,
+    stream_time: Option<gst::ClockTime>,
+}
+
+/// A frame handed to the live worker.
+struct LiveJob {
+    image: RgbImage,
+    times: FrameTimes,
+    tuning: Tuning,
+}
+
+#[derive(Default)]
+struct LiveSlot {
+    /// Only the newest frame waits: older ones are replaced, never queued.
+    job: Option<LiveJob>,
+    /// A gallery swap for the worker to apply before its next frame.
+    gallery: Option<Option<Arc<Gallery>>>,
+    reset: bool,
+    stop: bool,
+}
+
+#[derive(Default)]
+struct LiveShared {
+    slot: Mutex<LiveSlot>,
+    wake: Condvar,
+    latest: Mutex<Arc<Vec<FaceResult>>>,
+    times: Mutex<StageTimes>,
+}
+
+/// Inference off the streaming thread: frames pass at input rate and are annotated with the
+/// latest results, so a slow CPU never stalls a live source.
+struct LiveWorker {
+    shared: Arc<LiveShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LiveWorker {
+    fn spawn(mut engine: Engine, element: glib::WeakRef<super::FaceRec>) -> LiveWorker {
+        let shared = Arc::new(LiveShared::default());
+        let worker_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("facerec-live".into())
+            .spawn(move || {
+                let shared = worker_shared;
+                loop {
+                    let (job, gallery, reset) = {
+                        let mut slot = lock(&shared.slot);
+                        while slot.job.is_none() && !slot.stop {
+                            slot = shared.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
+                        }
+                        if slot.stop {
+                            return;
+                        }
+                        (
+                            slot.job.take(),
+                            slot.gallery.take(),
+                            std::mem::take(&mut slot.reset),
+                        )
+                    };
+                    let Some(job) = job else { continue };
+                    if let Some(gallery) = gallery {
+                        // Checked against the recognizer before it was handed over.
+                        let _ = engine.set_gallery(gallery);
+                    }
+                    if reset {
+                        engine.reset();
+                    }
+                    engine.tune(&job.tuning);
+                    let runs_before = engine.times.detect_runs;
+                    let result = engine.process(&job.image).map(|faces| faces.to_vec());
+                    let detected = engine.times.detect_runs > runs_before;
+                    *lock(&shared.times) = engine.times.clone();
+                    let Some(element) = element.upgrade() else {
+                        return;
+                    };
+                    match result {
+                        Ok(faces) => {
+                            let faces = Arc::new(faces);
+                            *lock(&shared.latest) = faces.clone();
+                            if detected {
+                                element.imp().post_faces(&faces, &job.times);
+                            }
+                        }
+                        Err(err) => {
+                            gst::element_error!(
+                                element,
+                                gst::StreamError::Failed,
+                                ["Inference failed: {}", err]
+                            );
+                            return;
+                        }
+                    }
+                }
+            })
+            .expect("spawning a thread");
+        LiveWorker {
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    fn submit(&self, job: LiveJob) {
+        lock(&self.shared.slot).job = Some(job);
+        self.shared.wake.notify_one();
+    }
+
+    fn set_gallery(&self, gallery: Option<Arc<Gallery>>) {
+        lock(&self.shared.slot).gallery = Some(gallery);
+    }
+
+    fn reset(&self) {
+        lock(&self.shared.slot).reset = true;
+    }
+
+    fn latest(&self) -> Arc<Vec<FaceResult>> {
+        lock(&self.shared.latest).clone()
+    }
+}
+
+impl Drop for LiveWorker {
+    fn drop(&mut self) {
+        lock(&self.shared.slot).stop = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+enum Processor {
+    Sync(Box<Engine>),
+    Live(LiveWorker),
+}
+
+/// Everything that exists between `start` and `stop`.
+struct Running {
+    processor: Processor,
+    recognizer_sha256: String,
+    embedding_dim: usize,
+    active_provider: String,
+    video: Option<(gst_video::VideoInfo, PixelFormat, YuvMatrix)>,
+    convert_time: Duration,
+    draw_time: Duration,
+}
+
+impl Running {
+    fn set_gallery(&mut self, gallery: Option<Arc<Gallery>>) {
+        match &mut self.processor {
+            Processor::Sync(engine) => {
+                // The gallery was checked against this recognizer when it was loaded.
+                let _ = engine.set_gallery(gallery);
+            }
+            Processor::Live(worker) => worker.set_gallery(gallery),
+        }
+    }
+
+    fn stage_times(&self) -> StageTimes {
+        match &self.processor {
+            Processor::Sync(engine) => engine.times.clone(),
+            Processor::Live(worker) => lock(&worker.shared.times).clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    running: Option<Running>,
+}
+
+#[derive(Default)]
+pub struct FaceRec {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+}
+
+/// Locks a mutex, recovering the data if another thread panicked while holding it: a panic
+/// elsewhere must not take the streaming thread down too.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
+    use gst_video::VideoFormat as V;
+    Some(match format {
+        V::Rgba => PixelFormat::Rgba,
+        V::Bgra => PixelFormat::Bgra,
+        V::Rgbx => PixelFormat::Rgbx,
+        V::Bgrx => PixelFormat::Bgrx,
+        V::Rgb => PixelFormat::Rgb,
+        V::Bgr => PixelFormat::Bgr,
+        V::I420 => PixelFormat::I420,
+        V::Nv12 => PixelFormat::Nv12,
+        _ => return None,
+    })
+}
+
+fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
+    let colorimetry = info.colorimetry();
+    let mut matrix = match colorimetry.matrix() {
+        gst_video::VideoColorMatrix::Bt709 => YuvMatrix::BT709,
+        _ => YuvMatrix::BT601,
+    };
+    matrix.full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
+    matrix
+}
+
+/// Maps a core error at start-up to the GStreamer error domain that fits it.
+fn start_error(err: &CoreError) -> gst::ErrorMessage {
+    match err {
+        CoreError::RuntimeLoad { .. } => gst::error_msg!(gst::LibraryError::Init, ["{}", err]),
+        CoreError::ModelMissing { .. } => {
+            gst::error_msg!(gst::ResourceError::NotFound, ["{}", err])
+        }
+        CoreError::ProviderUnavailable { .. } | CoreError::UnknownProvider(_) => {
+            gst::error_msg!(gst::LibraryError::Settings, ["{}", err])
+        }
+        CoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            gst::error_msg!(gst::ResourceError::NotFound, ["{}", err])
+        }
+        _ => gst::error_msg!(gst::ResourceError::OpenRead, ["{}", err]),
+    }
+}
+
+impl FaceRec {
+    /// Loads the configured gallery for the running recognizer. An empty path is no gallery.
+    fn load_gallery(
+        &self,
+        path: Option<&PathBuf>,
+        sha256: &str,
+        dim: usize,
+    ) -> Result<Option<Arc<Gallery>>, CoreError> {
+        let Some(path) = path else {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::NotFound,
+                [
+                    "No gallery set: every face will be labelled \"unknown\". Set the 'gallery' property to a model.data file built by facerec-model"
+                ]
+            );
+            return Ok(None);
+        };
+        let gallery = Gallery::load_for(path, sha256, dim)?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "loaded gallery {} with {} people, {} embeddings",
+            path.display(),
+            gallery.people.len(),
+            gallery.embedding_count()
+        );
+        Ok(Some(Arc::new(gallery)))
+    }
+
+    /// Reloads the gallery while running; a bad file keeps the previous gallery in use.
+    fn reload_gallery(&self, path: Option<PathBuf>) {
+        let target = {
+            let state = lock(&self.state);
+            state
+                .running
+                .as_ref()
+                .map(|r| (r.recognizer_sha256.clone(), r.embedding_dim))
+        };
+        let Some((sha256, dim)) = target else { return };
+        match self.load_gallery(path.as_ref(), &sha256, dim) {
+            Ok(gallery) => {
+                if let Some(running) = lock(&self.state).running.as_mut() {
+                    running.set_gallery(gallery);
+                }
+            }
+            Err(err) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::OpenRead,
+                    ["Gallery not reloaded, keeping the previous one: {}", err]
+                );
+            }
+        }
+    }
+
+    fn post_faces(&self, faces: &[FaceResult], times: &FrameTimes) {
+        if faces.is_empty() {
+            return;
+        }
+        let list: Vec<glib::SendValue> = faces
+            .iter()
+            .map(|f| face_structure(f).to_send_value())
+            .collect();
+        let s = gst::Structure::builder("facerec")
+            .field(
+                "timestamp",
+                times.pts.map(|t| t.nseconds()).unwrap_or(u64::MAX),
+            )
+            .field(
+                "stream-time",
+                times.stream_time.map(|t| t.nseconds()).unwrap_or(u64::MAX),
+            )
+            .field(
+                "running-time",
+                times.running_time.map(|t| t.nseconds()).unwrap_or(u64::MAX),
+            )
+            .field(
+                "duration",
+                times.duration.map(|t| t.nseconds()).unwrap_or(u64::MAX),
+            )
+            .field("faces", gst::Array::from_values(list))
+            .build();
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
+    fn frame_times(&self, buf: &gst::BufferRef) -> FrameTimes {
+        let pts = buf.pts();
+        let segment = self.obj().segment();
+        let (running_time, stream_time) = match segment.downcast_ref::<gst::ClockTime>() {
+            Some(seg) => (seg.to_running_time(pts), seg.to_stream_time(pts)),
+            None => (None, None),
+        };
+        FrameTimes {
+            pts,
+            duration: buf.duration(),
+            running_time,
+            stream_time,
+        }
+    }
+}
+
+fn face_structure(face: &FaceResult) -> gst::Structure {
+    let b = face.bbox;
+    gst::Structure::builder("face")
+        .field("x", b.x.round() as i32)
+        .field("y", b.y.round() as i32)
+        .field("width", b.w.round() as i32)
+        .field("height", b.h.round() as i32)
+        .field("score", face.score as f64)
+        .field("name", face.label().unwrap_or(UNKNOWN))
+        .field(
+            "distance",
+            face.identity
+                .as_ref()
+                .and_then(|m| m.distance)
+                .map(f64::from)
+                .unwrap_or(-1.0),
+        )
+        .field("recognized", face.identity.is_some())
+        .field("track-id", face.track_id)
+        .build()
+}
+
+/// Read-only view of a mapped video frame for the core.
+fn core_frame<'a>(
+    frame: &'a gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    format: PixelFormat,
+    matrix: YuvMatrix,
+) -> Frame<&'a [u8]> {
+    let planes = (0..format.plane_count() as u32)
+        .map(|p| {
+            (
+                frame.plane_data(p).unwrap_or(&[]),
+                frame.plane_stride()[p as usize].max(0) as usize,
+            )
+        })
+        .collect();
+    Frame {
+        format,
+        width: frame.width(),
+        height: frame.height(),
+        planes,
+        matrix,
+    }
+}
+
+fn draw_faces(
+    frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    format: PixelFormat,
+    matrix: YuvMatrix,
+    faces: &[FaceResult],
+) {
+    let strides: Vec<usize> = frame
+        .plane_stride()
+        .iter()
+        .map(|s| (*s).max(0) as usize)
+        .collect();
+    let (width, height) = (frame.width(), frame.height());
+    let data = frame.planes_data_mut();
+    let planes = data
+        .into_iter()
+        .zip(strides)
+        .take(format.plane_count())
+        .collect();
+    let mut canvas = Frame {
+        format,
+        width,
+        height,
+        planes,
+        matrix,
+    };
+    for face in faces {
+        let label = face.label();
+        draw_face(
+            &mut canvas,
+            &FaceMark {
+                bbox: face.bbox,
+                label,
+                known: face.name().is_some(),
+            },
+        );
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for FaceRec {
+    const NAME: &'static str = "GstFaceRec";
+    type Type = super::FaceRec;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for FaceRec {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("detector")
+                    .nick("Detector model")
+                    .blurb("Path to the YuNet ONNX detector (yunet_s_dynamic.onnx). Empty: look in $FACEREC_MODEL_DIR, .cache/models, ../shared/models, /usr/share/facerec/models")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("recognizer")
+                    .nick("Recognizer model")
+                    .blurb("Path to the dlib ResNet ONNX recognizer (dlib_face_recognition_resnet_model_v1.onnx). Empty: searched like 'detector'")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("gallery")
+                    .nick("Gallery")
+                    .blurb("Path to the model.data gallery of known faces. Empty: every face is \"unknown\". Changing it while playing reloads it without dropping a frame")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("provider", ProviderKind::Auto)
+                    .nick("Execution provider")
+                    .blurb("ONNX Runtime execution provider. A GPU provider that is not available falls back to CPU with a warning")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("strict-provider")
+                    .nick("Strict provider")
+                    .blurb("Fail to start instead of falling back to CPU when the requested GPU provider is not available")
+                    .default_value(DEFAULT_STRICT_PROVIDER)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder("detect-threshold")
+                    .nick("Detection threshold")
+                    .blurb("Minimum detection score (YuNet): 0.85 suits recognition; dog faces score up to 0.77")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_DETECT_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("match-threshold")
+                    .nick("Match threshold")
+                    .blurb("Maximum Euclidean embedding distance for a face to be named (dlib: same person below 0.6)")
+                    .minimum(0.0)
+                    .maximum(4.0)
+                    .default_value(DEFAULT_MATCH_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("detect-interval")
+                    .nick("Detection interval")
+                    .blurb("Run detection on every N-th frame; frames in between carry the tracked faces of the last detection")
+                    .minimum(1)
+                    .maximum(1000)
+                    .default_value(DEFAULT_DETECT_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("recognize-interval")
+                    .nick("Recognition interval")
+                    .blurb("Re-run recognition on a named track every N detections (unknown tracks three times as often); new tracks are recognised at once")
+                    .minimum(1)
+                    .maximum(10000)
+                    .default_value(DEFAULT_RECOGNIZE_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("network-width")
+                    .nick("Network width")
+                    .blurb("Width frames are scaled down to before detection (never up); 0 keeps the native width. Above about 640 YuNet may see large faces poorly")
+                    .maximum(8192)
+                    .default_value(DEFAULT_NETWORK_WIDTH)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("min-face-size")
+                    .nick("Minimum face size")
+                    .blurb("Faces narrower than this many pixels are boxed but not recognised (their landmarks are too noisy)")
+                    .maximum(8192)
+                    .default_value(DEFAULT_MIN_FACE_SIZE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("draw")
+                    .nick("Draw")
+                    .blurb("Draw boxes and name labels onto the frames (green: known, red: unknown)")
+                    .default_value(DEFAULT_DRAW)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("live")
+                    .nick("Live")
+                    .blurb("Run inference off the streaming thread on the newest frame; frames pass at input rate with the latest results. Off: every frame is processed in order (deterministic)")
+                    .default_value(DEFAULT_LIVE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("threads")
+                    .nick("Threads")
+                    .blurb("ONNX Runtime intra-op threads per model")
+                    .minimum(1)
+                    .maximum(64)
+                    .default_value(DEFAULT_THREADS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("Frames, detections, embeddings, time per stage in nanoseconds and the active execution provider")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let path = |value: &glib::Value| {
+            value
+                .get::<Option<String>>()
+                .expect("type checked upstream")
+                .filter(|s| !s.trim().is_empty())
+                .map(PathBuf::from)
+        };
+        let mut settings = lock(&self.settings);
+        match pspec.name() {
+            "detector" => settings.detector = path(value),
+            "recognizer" => settings.recognizer = path(value),
+            "gallery" => {
+                let new = path(value);
+                if new == settings.gallery {
+                    return;
+                }
+                settings.gallery = new.clone();
+                drop(settings);
+                gst::info!(CAT, imp = self, "gallery set to {:?}", new);
+                self.reload_gallery(new);
+            }
+            "provider" => settings.provider = value.get().expect("type checked upstream"),
+            "strict-provider" => {
+                settings.strict_provider = value.get().expect("type checked upstream")
+            }
+            "detect-threshold" => {
+                settings.detect_threshold = value.get().expect("type checked upstream")
+            }
+            "match-threshold" => {
+                settings.match_threshold = value.get().expect("type checked upstream")
+            }
+            "detect-interval" => {
+                settings.detect_interval = value.get().expect("type checked upstream")
+            }
+            "recognize-interval" => {
+                settings.recognize_interval = value.get().expect("type checked upstream")
+            }
+            "network-width" => settings.network_width = value.get().expect("type checked upstream"),
+            "min-face-size" => settings.min_face_size = value.get().expect("type checked upstream"),
+            "draw" => settings.draw = value.get().expect("type checked upstream"),
+            "live" => settings.live = value.get().expect("type checked upstream"),
+            "threads" => settings.threads = value.get().expect("type checked upstream"),
+            other => unimplemented!("property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = lock(&self.settings);
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).to_value();
+        match pspec.name() {
+            "detector" => path(&settings.detector),
+            "recognizer" => path(&settings.recognizer),
+            "gallery" => path(&settings.gallery),
+            "provider" => settings.provider.to_value(),
+            "strict-provider" => settings.strict_provider.to_value(),
+            "detect-threshold" => settings.detect_threshold.to_value(),
+            "match-threshold" => settings.match_threshold.to_value(),
+            "detect-interval" => settings.detect_interval.to_value(),
+            "recognize-interval" => settings.recognize_interval.to_value(),
+            "network-width" => settings.network_width.to_value(),
+            "min-face-size" => settings.min_face_size.to_value(),
+            "draw" => settings.draw.to_value(),
+            "live" => settings.live.to_value(),
+            "threads" => settings.threads.to_value(),
+            "stats" => {
+                drop(settings);
+                let state = lock(&self.state);
+                let (times, convert, draw, provider) = match state.running.as_ref() {
+                    Some(r) => (
+                        r.stage_times(),
+                        r.convert_time,
+                        r.draw_time,
+                        r.active_provider.clone(),
+                    ),
+                    None => (
+                        StageTimes::default(),
+                        Duration::ZERO,
+                        Duration::ZERO,
+                        String::new(),
+                    ),
+                };
+                let ns = |d: Duration| d.as_nanos() as u64;
+                gst::Structure::builder("facerec-stats")
+                    .field("frames", times.frames)
+                    .field("detections", times.detect_runs)
+                    .field("embeddings", times.embeddings)
+                    .field("convert-ns", ns(convert))
+                    .field("detect-ns", ns(times.detect))
+                    .field("align-ns", ns(times.align))
+                    .field("embed-ns", ns(times.embed))
+                    .field("draw-ns", ns(draw))
+                    .field("provider", provider)
+                    .build()
+                    .to_value()
+            }
+            other => unimplemented!("property {other}"),
+        }
+    }
+}
+
+impl GstObjectImpl for FaceRec {}
+
+impl ElementImpl for FaceRec {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face recognition",
+                "Filter/Analyzer/Video",
+                "Detects faces (YuNet), recognises them against a gallery (dlib ResNet) and draws boxes and names",
+                "facerec developers",
+            )
+        });
+        Some(&*ELEMENT_METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            use gst_video::VideoFormat as V;
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list([
+                    V::Rgba,
+                    V::Bgra,
+                    V::Rgbx,
+                    V::Bgrx,
+                    V::Rgb,
+                    V::Bgr,
+                    V::I420,
+                    V::Nv12,
+                ])
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid template"),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid template"),
+            ]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for FaceRec {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let config = settings.engine_config();
+        gst::debug!(CAT, imp = self, "starting with {:?}", config);
+        let mut engine = Engine::new(config).map_err(|e| start_error(&e))?;
+        let mut active = Vec::new();
+        for report in engine.provider_reports() {
+            active.push(report.active.to_string());
+            if let Some(warning) = &report.fallback_warning {
+                gst::warning!(CAT, imp = self, "{}", warning);
+                gst::element_imp_warning!(self, gst::LibraryError::Settings, ["{}", warning]);
+            }
+        }
+        active.dedup();
+        let sha256 = engine.recognizer().sha256().to_string();
+        let dim = engine.recognizer().dim();
+        let gallery = self
+            .load_gallery(settings.gallery.as_ref(), &sha256, dim)
+            .map_err(|e| start_error(&e))?;
+        engine
+            .set_gallery(gallery)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
+        let processor = if settings.live {
+            Processor::Live(LiveWorker::spawn(engine, self.obj().downgrade()))
+        } else {
+            Processor::Sync(Box::new(engine))
+        };
+        lock(&self.state).running = Some(Running {
+            processor,
+            recognizer_sha256: sha256,
+            embedding_dim: dim,
+            active_provider: active.join(","),
+            video: None,
+            convert_time: Duration::ZERO,
+            draw_time: Duration::ZERO,
+        });
+        gst::info!(CAT, imp = self, "started (provider {})", active.join(","));
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // Dropping a live worker joins its thread.
+        let running = lock(&self.state).running.take();
+        drop(running);
+        gst::info!(CAT, imp = self, "stopped");
+        Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::FlushStop(_) = event.view() {
+            if let Some(running) = lock(&self.state).running.as_mut() {
+                match &mut running.processor {
+                    Processor::Sync(engine) => engine.reset(),
+                    Processor::Live(worker) => worker.reset(),
+                }
+            }
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (tuning, draw, live) = {
+            let s = lock(&self.settings);
+            (s.tuning(), s.draw, s.live)
+        };
+        let times = self.frame_times(buf);
+        let mut state = lock(&self.state);
+        let Some(running) = state.running.as_mut() else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ["Not started"]);
+            return Err(gst::FlowError::Error);
+        };
+        let Some((info, format, matrix)) = running.video.clone() else {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ["No caps set before the first buffer"]
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let _ = live;
+        let mut frame =
+            gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Failed,
+                    ["Failed to map the buffer writable"]
+                );
+                gst::FlowError::Error
+            })?;
+
+        let started = Instant::now();
+        let image = core_frame(&frame, format, matrix).to_rgb().map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
+            gst::FlowError::Error
+        })?;
+        running.convert_time += started.elapsed();
+
+        let (faces, post): (Arc<Vec<FaceResult>>, bool) = match &mut running.processor {
+            Processor::Sync(engine) => {
+                engine.tune(&tuning);
+                let runs_before = engine.times.detect_runs;
+                let faces = engine.process(&image).map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ["Inference failed: {}", e]
+                    );
+                    gst::FlowError::Error
+                })?;
+                (
+                    Arc::new(faces.to_vec()),
+                    engine.times.detect_runs > runs_before,
+                )
+            }
+            Processor::Live(worker) => {
+                worker.submit(LiveJob {
+                    image,
+                    times,
+                    tuning,
+                });
+                (worker.latest(), false)
+            }
+        };
+
+        if draw && !faces.is_empty() {
+            let started = Instant::now();
+            draw_faces(&mut frame, format, matrix, &faces);
+            running.draw_time += started.elapsed();
+        }
+        drop(frame);
+        drop(state);
+
+        for face in faces.iter() {
+            let Some(rect) = face.bbox.clip_to(info.width(), info.height()) else {
+                continue;
+            };
+            let mut meta = gst_video::VideoRegionOfInterestMeta::add(buf, "face", rect);
+            meta.add_param(
+                gst::Structure::builder("facerec")
+                    .field("name", face.label().unwrap_or(UNKNOWN))
+                    .field(
+                        "distance",
+                        face.identity
+                            .as_ref()
+                            .and_then(|m| m.distance)
+                            .map(f64::from)
+                            .unwrap_or(-1.0),
+                    )
+                    .field("score", face.score as f64)
+                    .field("track-id", face.track_id)
+                    .build(),
+            );
+        }
+        if post {
+            self.post_faces(&faces, &times);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl VideoFilterImpl for FaceRec {
+    fn set_info(
+        &self,
+        incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        outcaps: &gst::Caps,
+        out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        let Some(format) = pixel_format(in_info.format()) else {
+            return Err(gst::loggable_error!(
+                CAT,
+                "Unsupported format {:?}",
+                in_info.format()
+            ));
+        };
+        if in_info.is_interlaced() {
+            return Err(gst::loggable_error!(
+                CAT,
+                "Interlaced video is not supported: put deinterlace before facerec"
+            ));
+        }
+        let mut state = lock(&self.state);
+        if let Some(running) = state.running.as_mut() {
+            let size_changed = running.video.as_ref().is_some_and(|(old, ..)| {
+                old.width() != in_info.width() || old.height() != in_info.height()
+            });
+            if size_changed {
+                match &mut running.processor {
+                    Processor::Sync(engine) => engine.reset(),
+                    Processor::Live(worker) => worker.reset(),
+                }
+            }
+            running.video = Some((in_info.clone(), format, yuv_matrix(in_info)));
+        }
+        drop(state);
+        gst::debug!(CAT, imp = self, "caps {}", incaps);
+        self.parent_set_info(incaps, in_info, outcaps, out_info)
+    }
+}
