@@ -10,6 +10,8 @@ use gst::glib;
 
 pub mod facerec;
 
+pub use facerec::ProviderKind;
+
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     facerec::register(plugin)
 }

@@ -21,6 +21,10 @@ use crate::{Error, Result};
 /// too noisy for a reliable embedding (shared/models/README.md §1).
 pub const DEFAULT_MIN_FACE_SIZE: u32 = 40;
 
+/// A track whose box overlaps its previous box less than this is recognised again: at a scene
+/// cut a new face can land where another was, and must not inherit its name.
+const REIDENTIFY_IOU: f32 = 0.5;
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub detector: PathBuf,
@@ -246,6 +250,9 @@ impl Engine {
                 let t = &self.tracker.tracks()[i];
                 if t.detection.bbox.w < min_size {
                     return false;
+                }
+                if t.last_iou < REIDENTIFY_IOU {
+                    return true;
                 }
                 match (&t.identity, t.embedded_at) {
                     (Some(m), Some(at)) => {

@@ -14,6 +14,9 @@ pub struct Track {
     pub embedded_at: Option<u64>,
     /// Detection rounds in a row without a matching detection.
     pub misses: u32,
+    /// IoU between the latest detection and the one before it (1 for a new track). A weak
+    /// overlap, as at a scene cut, means the face may belong to someone else now.
+    pub last_iou: f32,
 }
 
 #[derive(Debug, Clone)]
@@ -31,7 +34,8 @@ impl Default for Tracker {
             tracks: Vec::new(),
             next_id: 1,
             iou_threshold: 0.3,
-            max_misses: 2,
+            // YuNet flickers around the score threshold for a few frames at a time.
+            max_misses: 5,
         }
     }
 }
@@ -52,9 +56,9 @@ impl Tracker {
         pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut det_to_track = vec![None; detections.len()];
         let mut track_taken = vec![false; self.tracks.len()];
-        for (_, d, t) in pairs {
+        for (iou, d, t) in pairs {
             if det_to_track[d].is_none() && !track_taken[t] {
-                det_to_track[d] = Some(t);
+                det_to_track[d] = Some((t, iou));
                 track_taken[t] = true;
             }
         }
@@ -66,10 +70,11 @@ impl Tracker {
         let mut seen = Vec::with_capacity(detections.len());
         for (detection, slot) in detections.into_iter().zip(det_to_track) {
             match slot {
-                Some(t) => {
+                Some((t, iou)) => {
                     let track = &mut self.tracks[t];
                     track.detection = detection;
                     track.misses = 0;
+                    track.last_iou = iou;
                     seen.push(t);
                 }
                 None => {
@@ -79,6 +84,7 @@ impl Tracker {
                         identity: None,
                         embedded_at: None,
                         misses: 0,
+                        last_iou: 1.0,
                     });
                     self.next_id += 1;
                     seen.push(self.tracks.len() - 1);

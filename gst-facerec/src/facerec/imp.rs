@@ -213,7 +213,7 @@ impl LiveWorker {
                             gst::element_error!(
                                 element,
                                 gst::StreamError::Failed,
-                                ["Inference failed: {}", err]
+                                ("Inference failed: {}", err)
                             );
                             return;
                         }
@@ -335,17 +335,17 @@ fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
 /// Maps a core error at start-up to the GStreamer error domain that fits it.
 fn start_error(err: &CoreError) -> gst::ErrorMessage {
     match err {
-        CoreError::RuntimeLoad { .. } => gst::error_msg!(gst::LibraryError::Init, ["{}", err]),
+        CoreError::RuntimeLoad { .. } => gst::error_msg!(gst::LibraryError::Init, ("{}", err)),
         CoreError::ModelMissing { .. } => {
-            gst::error_msg!(gst::ResourceError::NotFound, ["{}", err])
+            gst::error_msg!(gst::ResourceError::NotFound, ("{}", err))
         }
         CoreError::ProviderUnavailable { .. } | CoreError::UnknownProvider(_) => {
-            gst::error_msg!(gst::LibraryError::Settings, ["{}", err])
+            gst::error_msg!(gst::LibraryError::Settings, ("{}", err))
         }
         CoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            gst::error_msg!(gst::ResourceError::NotFound, ["{}", err])
+            gst::error_msg!(gst::ResourceError::NotFound, ("{}", err))
         }
-        _ => gst::error_msg!(gst::ResourceError::OpenRead, ["{}", err]),
+        _ => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", err)),
     }
 }
 
@@ -361,9 +361,7 @@ impl FaceRec {
             gst::element_imp_warning!(
                 self,
                 gst::ResourceError::NotFound,
-                [
-                    "No gallery set: every face will be labelled \"unknown\". Set the 'gallery' property to a model.data file built by facerec-model"
-                ]
+                ("No gallery set: every face will be labelled \"unknown\". Set the 'gallery' property to a model.data file built by facerec-model")
             );
             return Ok(None);
         };
@@ -399,7 +397,7 @@ impl FaceRec {
                 gst::element_imp_warning!(
                     self,
                     gst::ResourceError::OpenRead,
-                    ["Gallery not reloaded, keeping the previous one: {}", err]
+                    ("Gallery not reloaded, keeping the previous one: {}", err)
                 );
             }
         }
@@ -817,7 +815,7 @@ impl BaseTransformImpl for FaceRec {
             active.push(report.active.to_string());
             if let Some(warning) = &report.fallback_warning {
                 gst::warning!(CAT, imp = self, "{}", warning);
-                gst::element_imp_warning!(self, gst::LibraryError::Settings, ["{}", warning]);
+                gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", warning));
             }
         }
         active.dedup();
@@ -828,7 +826,7 @@ impl BaseTransformImpl for FaceRec {
             .map_err(|e| start_error(&e))?;
         engine
             .set_gallery(gallery)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)))?;
         let processor = if settings.live {
             Processor::Live(LiveWorker::spawn(engine, self.obj().downgrade()))
         } else {
@@ -875,14 +873,14 @@ impl BaseTransformImpl for FaceRec {
         let times = self.frame_times(buf);
         let mut state = lock(&self.state);
         let Some(running) = state.running.as_mut() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ["Not started"]);
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Not started"));
             return Err(gst::FlowError::Error);
         };
         let Some((info, format, matrix)) = running.video.clone() else {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
-                ["No caps set before the first buffer"]
+                ("No caps set before the first buffer")
             );
             return Err(gst::FlowError::NotNegotiated);
         };
@@ -892,14 +890,14 @@ impl BaseTransformImpl for FaceRec {
                 gst::element_imp_error!(
                     self,
                     gst::CoreError::Failed,
-                    ["Failed to map the buffer writable"]
+                    ("Failed to map the buffer writable")
                 );
                 gst::FlowError::Error
             })?;
 
         let started = Instant::now();
         let image = core_frame(&frame, format, matrix).to_rgb().map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
+            gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
             gst::FlowError::Error
         })?;
         running.convert_time += started.elapsed();
@@ -912,7 +910,7 @@ impl BaseTransformImpl for FaceRec {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::Failed,
-                        ["Inference failed: {}", e]
+                        ("Inference failed: {}", e)
                     );
                     gst::FlowError::Error
                 })?;
