@@ -37,6 +37,8 @@ const CHECKSUM_LEN: usize = 32;
 /// Why a gallery file was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GalleryError {
+    #[error("cannot be read: {0}")]
+    Unreadable(String),
     #[error("not a facerec gallery (wrong magic string)")]
     BadMagic,
     #[error(
@@ -313,7 +315,12 @@ impl Gallery {
 
     /// Loads and validates a gallery; errors name the file.
     pub fn load(path: &Path) -> Result<Gallery> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let gallery_error = |kind| Error::Gallery {
+            path: path.to_path_buf(),
+            kind,
+        };
+        let bytes = std::fs::read(path)
+            .map_err(|e| gallery_error(GalleryError::Unreadable(e.to_string())))?;
         Gallery::from_bytes(&bytes).map_err(|kind| Error::Gallery {
             path: path.to_path_buf(),
             kind,
