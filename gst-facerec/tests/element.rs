@@ -562,8 +562,7 @@ fn unsupported_caps_are_refused() {
     let err = gst::parse::launch(
         "videotestsrc num-buffers=1 ! video/x-raw,format=GRAY8 ! facerec name=probe ! fakesink",
     )
-    .err()
-    .expect("GRAY8 does not link");
+    .expect_err("GRAY8 does not link");
     assert!(
         err.to_string()
             .contains("probe can't handle caps video/x-raw, format=(string)GRAY8"),

@@ -230,7 +230,7 @@ impl Engine {
         let frame_no = self.frame_no;
         self.frame_no += 1;
         self.times.frames += 1;
-        if frame_no % self.config.detect_interval as u64 != 0 {
+        if !frame_no.is_multiple_of(self.config.detect_interval as u64) {
             return Ok(&self.current);
         }
         let started = Instant::now();
@@ -348,16 +348,22 @@ impl Engine {
     }
 }
 
-/// Loads an image file (JPEG or PNG, any bit depth or alpha) as 8-bit RGB.
+/// Loads an image file (JPEG or PNG, any bit depth or alpha) as 8-bit RGB, upright according
+/// to its EXIF orientation.
 pub fn load_rgb(path: &std::path::Path) -> Result<RgbImage> {
-    let image = image::ImageReader::open(path)
+    use image::ImageDecoder;
+    let image_error = |e: image::ImageError| Error::Image {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut decoder = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?
-        .decode()
-        .map_err(|e| Error::Image {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        .into_decoder()
+        .map_err(image_error)?;
+    let orientation = decoder.orientation().map_err(image_error)?;
+    let mut image = image::DynamicImage::from_decoder(decoder).map_err(image_error)?;
+    image.apply_orientation(orientation);
     Ok(image.to_rgb8())
 }

@@ -125,7 +125,7 @@ pub struct SessionConfig {
     pub provider: Provider,
     /// Fail instead of falling back to CPU when an explicitly requested GPU provider is missing.
     pub strict: bool,
-    /// Intra-op threads per session.
+    /// Intra-op threads per session; 0 picks one per core, at most four.
     pub threads: usize,
 }
 
@@ -134,7 +134,7 @@ impl Default for SessionConfig {
         SessionConfig {
             provider: Provider::Auto,
             strict: false,
-            threads: 1,
+            threads: 0,
         }
     }
 }
@@ -147,16 +147,29 @@ pub struct ProviderReport {
     pub fallback_warning: Option<String>,
 }
 
+/// The intra-op thread count for a setting (0 = automatic).
+pub fn effective_threads(threads: usize) -> usize {
+    match threads {
+        // Beyond four, the small models here gain little and other pipelines lose cores.
+        0 => std::thread::available_parallelism().map(|n| n.get().min(4)).unwrap_or(1),
+        n => n,
+    }
+}
+
 fn base_builder(env: &Environment, threads: usize) -> std::result::Result<SessionBuilder, String> {
-    let builder = Session::builder(env).map_err(|e| e.to_string())?;
-    builder
+    let text = |e: ort::Error<SessionBuilder>| e.to_string();
+    Session::builder(env)
+        .map_err(|e| e.to_string())?
         .with_optimization_level(GraphOptimizationLevel::Level3)
-        .and_then(|b| b.with_intra_threads(threads.max(1)))
-        .and_then(|b| b.with_inter_threads(1))
+        .map_err(text)?
+        .with_intra_threads(effective_threads(threads))
+        .map_err(text)?
+        .with_inter_threads(1)
+        .map_err(text)?
         // Spin-waiting threads of two sessions fight over two cores: measured 25-50 fps
         // with spinning against 65-76 without (shared/TOOLCHAIN.md).
-        .and_then(|b| b.with_intra_op_spinning(false))
-        .map_err(|e| e.to_string())
+        .with_intra_op_spinning(false)
+        .map_err(text)
 }
 
 fn try_provider(

@@ -39,7 +39,7 @@ const DEFAULT_NETWORK_WIDTH: u32 = 640;
 const DEFAULT_MIN_FACE_SIZE: u32 = facerec_core::engine::DEFAULT_MIN_FACE_SIZE;
 const DEFAULT_DRAW: bool = true;
 const DEFAULT_LIVE: bool = false;
-const DEFAULT_THREADS: u32 = 1;
+const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_STRICT_PROVIDER: bool = false;
 
 #[derive(Debug, Clone)]
@@ -279,6 +279,14 @@ impl Running {
                 let _ = engine.set_gallery(gallery);
             }
             Processor::Live(worker) => worker.set_gallery(gallery),
+        }
+    }
+
+    /// Forgets all tracks, after a seek or a change of frame size.
+    fn reset_tracks(&mut self) {
+        match &mut self.processor {
+            Processor::Sync(engine) => engine.reset(),
+            Processor::Live(worker) => worker.reset(),
         }
     }
 
@@ -631,8 +639,8 @@ impl ObjectImpl for FaceRec {
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
-                    .blurb("ONNX Runtime intra-op threads per model")
-                    .minimum(1)
+                    .blurb("ONNX Runtime intra-op threads per model; 0: one per CPU core, at most 4")
+                    .minimum(0)
                     .maximum(64)
                     .default_value(DEFAULT_THREADS)
                     .mutable_ready()
@@ -854,21 +862,18 @@ impl BaseTransformImpl for FaceRec {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::FlushStop(_) = event.view() {
-            if let Some(running) = lock(&self.state).running.as_mut() {
-                match &mut running.processor {
-                    Processor::Sync(engine) => engine.reset(),
-                    Processor::Live(worker) => worker.reset(),
-                }
-            }
+        if let gst::EventView::FlushStop(_) = event.view()
+            && let Some(running) = lock(&self.state).running.as_mut()
+        {
+            running.reset_tracks();
         }
         self.parent_sink_event(event)
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (tuning, draw, live) = {
+        let (tuning, draw) = {
             let s = lock(&self.settings);
-            (s.tuning(), s.draw, s.live)
+            (s.tuning(), s.draw)
         };
         let times = self.frame_times(buf);
         let mut state = lock(&self.state);
@@ -884,7 +889,6 @@ impl BaseTransformImpl for FaceRec {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        let _ = live;
         let mut frame =
             gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {
                 gst::element_imp_error!(
@@ -992,10 +996,7 @@ impl VideoFilterImpl for FaceRec {
                 old.width() != in_info.width() || old.height() != in_info.height()
             });
             if size_changed {
-                match &mut running.processor {
-                    Processor::Sync(engine) => engine.reset(),
-                    Processor::Live(worker) => worker.reset(),
-                }
+                running.reset_tracks();
             }
             running.video = Some((in_info.clone(), format, yuv_matrix(in_info)));
         }

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The full test suite, as CI runs it: setup, formatting, lints, then every test on the real data.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+deploy/setup.sh "$@"
+cargo fmt --all -- --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo test --locked --workspace
