@@ -49,7 +49,11 @@ fn run(description: &str) -> Measured {
         .unwrap();
     let frames = Arc::new(AtomicUsize::new(0));
     let miranda = Arc::new(AtomicUsize::new(0));
-    let sink_pad = pipeline.by_name("sink").unwrap().static_pad("sink").unwrap();
+    let sink_pad = pipeline
+        .by_name("sink")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap();
     let span = Arc::new(std::sync::Mutex::new(None::<(Instant, Instant)>));
     let (f, m, sp) = (frames.clone(), miranda.clone(), span.clone());
     sink_pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
@@ -58,9 +62,14 @@ fn run(description: &str) -> Measured {
             let now = Instant::now();
             let mut span = sp.lock().unwrap();
             *span = Some(span.map_or((now, now), |(first, _)| (first, now)));
-            let named = buffer.iter_meta::<gst_video::VideoRegionOfInterestMeta>().any(|meta| {
-                meta.param("facerec").and_then(|p| p.get::<String>("name").ok()).as_deref() == Some(MIRANDA)
-            });
+            let named = buffer
+                .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+                .any(|meta| {
+                    meta.param("facerec")
+                        .and_then(|p| p.get::<String>("name").ok())
+                        .as_deref()
+                        == Some(MIRANDA)
+                });
             if named {
                 m.fetch_add(1, Ordering::Relaxed);
             }
@@ -68,7 +77,9 @@ fn run(description: &str) -> Measured {
         gst::PadProbeReturn::Ok
     });
     let started = Instant::now();
-    pipeline.set_state(gst::State::Playing).expect("pipeline starts");
+    pipeline
+        .set_state(gst::State::Playing)
+        .expect("pipeline starts");
     let bus = pipeline.bus().unwrap();
     for msg in bus.iter_timed(gst::ClockTime::NONE) {
         match msg.view() {
@@ -78,7 +89,9 @@ fn run(description: &str) -> Measured {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    let stats = pipeline.by_name("f").map(|f| f.property::<gst::Structure>("stats"));
+    let stats = pipeline
+        .by_name("f")
+        .map(|f| f.property::<gst::Structure>("stats"));
     pipeline.set_state(gst::State::Null).unwrap();
     let frames = frames.load(Ordering::Relaxed);
     let output_fps = match *span.lock().unwrap() {
@@ -115,7 +128,12 @@ fn main() {
     }
     let clip = clip
         .or_else(|| require("testdata/face_recognition/short_hamilton_clip.mp4"))
-        .unwrap_or_else(|| panic!("the sample clip is missing under {}", shared_dir().display()));
+        .unwrap_or_else(|| {
+            panic!(
+                "the sample clip is missing under {}",
+                shared_dir().display()
+            )
+        });
 
     gst::init().unwrap();
     gstfacerec::plugin_register_static().unwrap();
@@ -123,12 +141,16 @@ fn main() {
     // The demo's two known faces.
     let mut engine = Engine::new(EngineConfig::default()).expect("models and ONNX Runtime load");
     let mut gallery = Gallery::new(engine.recognizer().sha256(), engine.recognizer().dim());
-    for (name, photo) in [(MIRANDA, "lin-manuel-miranda.png"), ("Alex Lacamoire", "alex-lacamoire.png")] {
+    for (name, photo) in [
+        (MIRANDA, "lin-manuel-miranda.png"),
+        ("Alex Lacamoire", "alex-lacamoire.png"),
+    ] {
         let path = shared_dir().join("testdata/face_recognition").join(photo);
         let face = engine.analyze(&load_rgb(&path).unwrap()).unwrap().remove(0);
         gallery.add(name, photo, face.embedding.unwrap()).unwrap();
     }
-    let gallery_path = std::env::temp_dir().join(format!("facerec-bench-{}.data", std::process::id()));
+    let gallery_path =
+        std::env::temp_dir().join(format!("facerec-bench-{}.data", std::process::id()));
     gallery.save(&gallery_path).unwrap();
     drop(engine);
 
@@ -139,19 +161,41 @@ fn main() {
     let g = format!("gallery=\"{}\"", gallery_path.display());
     let cases = [
         ("decode only", format!("{decode} ! fakesink name=sink")),
-        ("sync, threads=1", format!("{decode} ! facerec name=f {g} threads=1 ! fakesink name=sink")),
-        ("sync, threads=2", format!("{decode} ! facerec name=f {g} threads=2 ! fakesink name=sink")),
+        (
+            "sync, threads=1",
+            format!("{decode} ! facerec name=f {g} threads=1 ! fakesink name=sink"),
+        ),
+        (
+            "sync, threads=2",
+            format!("{decode} ! facerec name=f {g} threads=2 ! fakesink name=sink"),
+        ),
         (
             "sync, threads=2, no recognition cache (embed every face)",
-            format!("{decode} ! facerec name=f {g} threads=2 recognize-interval=1 min-face-size=0 ! fakesink name=sink"),
+            format!(
+                "{decode} ! facerec name=f {g} threads=2 recognize-interval=1 min-face-size=0 ! fakesink name=sink"
+            ),
         ),
         (
             "live, 29.97 fps paced source",
-            format!("{decode} ! identity sync=true ! facerec name=f {g} live=true ! fakesink name=sink sync=false"),
+            format!(
+                "{decode} ! identity sync=true ! facerec name=f {g} live=true ! fakesink name=sink sync=false"
+            ),
         ),
     ];
     let mut results = Vec::new();
-    println!("{:<60} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}", "case", "fps", "out fps", "ms/frame", "convert", "detect", "align", "embed", "draw", "Miranda");
+    println!(
+        "{:<60} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "case",
+        "fps",
+        "out fps",
+        "ms/frame",
+        "convert",
+        "detect",
+        "align",
+        "embed",
+        "draw",
+        "Miranda"
+    );
     for (name, description) in &cases {
         let m = best_of(if name.starts_with("live") { 1 } else { runs }, description);
         println!(
@@ -187,5 +231,8 @@ fn main() {
         }));
     }
     let _ = std::fs::remove_file(&gallery_path);
-    println!("{}", json!({ "clip": clip.display().to_string(), "runs": runs, "results": results }));
+    println!(
+        "{}",
+        json!({ "clip": clip.display().to_string(), "runs": runs, "results": results })
+    );
 }

@@ -13,7 +13,11 @@ use facerec_core::engine::{Engine, EngineConfig, load_rgb};
 use facerec_core::gallery::Gallery;
 
 #[derive(Parser)]
-#[command(name = "facerec-model", version, about = "Build and inspect facerec galleries (model.data)")]
+#[command(
+    name = "facerec-model",
+    version,
+    about = "Build and inspect facerec galleries (model.data)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,13 +68,21 @@ fn photos(input: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for entry in sorted_entries(input)? {
         if entry.is_dir() {
-            let person = entry.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let person = entry
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             for photo in sorted_entries(&entry)?.into_iter().filter(|p| is_image(p)) {
                 out.push((person.clone(), photo));
             }
         } else if is_image(&entry) {
             // Path::file_stem drops only the extension: "Greg.jpg" is "Greg", not "Gre".
-            let person = entry.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            let person = entry
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             out.push((person, entry));
         }
     }
@@ -95,7 +107,11 @@ fn train(input: &Path, output: &Path, allow_missing: bool, config: EngineConfig)
             }
         };
         if faces.len() > 1 {
-            eprintln!("warning: {} has {} faces; using the largest", photo.display(), faces.len());
+            eprintln!(
+                "warning: {} has {} faces; using the largest",
+                photo.display(),
+                faces.len()
+            );
         }
         let largest = faces
             .into_iter()
@@ -115,7 +131,11 @@ fn train(input: &Path, output: &Path, allow_missing: bool, config: EngineConfig)
         eprintln!("skipped {reason}");
     }
     if used == 0 {
-        bail!("no face could be enrolled from {}; {} not written", input.display(), output.display());
+        bail!(
+            "no face could be enrolled from {}; {} not written",
+            input.display(),
+            output.display()
+        );
     }
     if !skipped.is_empty() && !allow_missing {
         bail!(
@@ -134,7 +154,10 @@ fn inspect(path: &Path) -> Result<()> {
     println!("gallery:     {}", path.display());
     println!("format:      v{}", facerec_core::gallery::FORMAT_VERSION);
     println!("recognizer:  sha256 {}", g.header.recognizer_sha256);
-    println!("embedding:   {}-d, {:?}, threshold {}", g.header.embedding_dim, g.header.metric, g.header.threshold);
+    println!(
+        "embedding:   {}-d, {:?}, threshold {}",
+        g.header.embedding_dim, g.header.metric, g.header.threshold
+    );
     println!("created:     {} (unix seconds)", g.header.created_unix);
     println!("people:      {}", g.people.len());
     for p in &g.people {

@@ -151,7 +151,9 @@ pub struct ProviderReport {
 pub fn effective_threads(threads: usize) -> usize {
     match threads {
         // Beyond four, the small models here gain little and other pipelines lose cores.
-        0 => std::thread::available_parallelism().map(|n| n.get().min(4)).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get().min(4))
+            .unwrap_or(1),
         n => n,
     }
 }
