@@ -5,6 +5,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    eprintln!("facerec-launcher: not implemented yet; run pipelines/demo.sh or a pipeline in pipelines/");
+    eprintln!(
+        "facerec-launcher: not implemented yet; run pipelines/demo.sh or a pipeline in pipelines/"
+    );
     ExitCode::FAILURE
 }
