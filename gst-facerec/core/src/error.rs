@@ -40,11 +40,12 @@ pub enum Error {
         kind: crate::gallery::GalleryError,
     },
 
-    #[error("{path}: {source}")]
+    /// The I/O error is part of the message rather than a `source`, so that reports which
+    /// print the error chain do not repeat it.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error("image {path}: {reason}")]
@@ -55,10 +56,10 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

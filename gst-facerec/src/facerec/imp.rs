@@ -350,7 +350,7 @@ fn start_error(err: &CoreError) -> gst::ErrorMessage {
         CoreError::ProviderUnavailable { .. } | CoreError::UnknownProvider(_) => {
             gst::error_msg!(gst::LibraryError::Settings, ("{}", err))
         }
-        CoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+        CoreError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
             gst::error_msg!(gst::ResourceError::NotFound, ("{}", err))
         }
         _ => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", err)),
