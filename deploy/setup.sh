@@ -28,7 +28,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 apt_packages=(
     pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-    gstreamer1.0-plugins-bad gstreamer1.0-libav unzip
+    gstreamer1.0-plugins-bad gstreamer1.0-libav python3-venv python3-pip
 )
 if [ "$with_apt" = 1 ]; then
     missing=()
@@ -78,7 +78,21 @@ PY
 fi
 ln -sf "libonnxruntime.so.$ORT_VERSION" "$ort_dir/libonnxruntime.so"
 
-# --- 3. Models ----------------------------------------------------------------------------------
+# --- 3. Python tools for the model converter (model/convert/) -------------------------------------
+venv="$cache/venv"
+requirements="$repo/model/convert/requirements.txt"
+stamp="$venv/.requirements.sha256"
+want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "converter venv up to date in $venv"
+else
+    say "installing the converter's Python packages into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$want" > "$stamp"
+fi
+
+# --- 4. Models ----------------------------------------------------------------------------------
 # The code looks in $FACEREC_MODEL_DIR, .cache/models, ../shared/models and
 # /usr/share/facerec/models (see gst-facerec/core/src/models.rs). Nothing is copied.
 model_dir=""
@@ -93,7 +107,7 @@ if [ -n "$model_dir" ]; then
 else
     echo "setup.sh: the ONNX models were not found. Set FACEREC_MODEL_DIR to a folder holding" >&2
     echo "  yunet_s_dynamic.onnx and dlib_face_recognition_resnet_model_v1.onnx" >&2
-    echo "  (the 'facerec-model models fetch' command that builds them is on its way)." >&2
+    echo "  or build them with: cargo run --release -p facerec-model -- models fetch" >&2
     exit 1
 fi
 say "setup done"

