@@ -127,6 +127,11 @@ fn bad_photos_are_reported_and_the_old_gallery_survives() {
     std::fs::create_dir_all(&photos).unwrap();
     std::fs::copy(asset(&format!("{TD}/biden.jpg")), photos.join("Greg.jpg")).unwrap();
     std::fs::copy(asset("testdata/dlib/dogs.jpg"), photos.join("dogs.jpg")).unwrap();
+    std::fs::copy(
+        asset(&format!("{TD}/two_people.jpg")),
+        photos.join("Pair.jpg"),
+    )
+    .unwrap();
     std::fs::write(photos.join("broken.jpg"), b"\xff\xd8\xff not really a jpeg").unwrap();
     let out = dir.join("model.data");
     std::fs::write(&out, b"previous gallery").unwrap();
@@ -135,9 +140,14 @@ fn bad_photos_are_reported_and_the_old_gallery_survives() {
     let err = stderr(&o);
     assert!(!o.status.success());
     assert!(
-        err.contains("people: 1, photos used: 1, photos skipped: 2"),
+        err.contains("people: 2, photos used: 2, photos skipped: 2"),
         "{err}"
     );
+    let warning = format!(
+        "warning: {} shows 2 faces; using the largest",
+        photos.join("Pair.jpg").display()
+    );
+    assert!(err.contains(&warning), "{err}");
     assert!(
         err.contains(&format!(
             "skipped {}: no face found",
@@ -169,9 +179,10 @@ fn bad_photos_are_reported_and_the_old_gallery_survives() {
     let o = run(&["train", s(&photos), "-o", s(&out), "--allow-missing"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let g = Gallery::load(&out).unwrap();
+    let names: Vec<&str> = g.people.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
-        g.people.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
-        ["Greg"],
+        names,
+        ["Greg", "Pair"],
         "the stem names the person, not 'Gre'"
     );
     let leftovers: Vec<_> = std::fs::read_dir(&dir)

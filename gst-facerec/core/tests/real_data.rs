@@ -247,3 +247,48 @@ fn face_counts_on_the_dlib_photos() {
     assert_eq!(count(&mut engine, "testdata/dlib/dogs.jpg"), 0);
     assert_eq!(count(&mut engine, "testdata/dlib/2007_007763.jpg"), 7);
 }
+
+#[test]
+fn exif_orientation_is_honoured() {
+    let Some(mut engine) = engine(0.85) else {
+        return;
+    };
+    use facerec_core::image::{ImageEncoder, codecs::jpeg::JpegEncoder, imageops};
+    let upright = load_rgb(&require(&format!("{TD}/obama_small.jpg")).unwrap()).unwrap();
+    // Stored turned a quarter left, with EXIF orientation 6 ("rotate 90 degrees clockwise to
+    // display"), as a phone held upright writes it.
+    let stored = imageops::rotate270(&upright);
+    let exif_orientation_6: Vec<u8> = vec![
+        0x49, 0x49, 0x2a, 0x00, 0x08, 0x00, 0x00,
+        0x00, // TIFF header, little-endian, IFD at 8
+        0x01, 0x00, // one entry
+        0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x06, 0x00, 0x00,
+        0x00, // Orientation = 6
+        0x00, 0x00, 0x00, 0x00, // no next IFD
+    ];
+    let path = std::env::temp_dir().join(format!("facerec-exif-{}.jpg", std::process::id()));
+    let mut bytes = Vec::new();
+    let mut encoder = JpegEncoder::new_with_quality(&mut bytes, 95);
+    encoder.set_exif_metadata(exif_orientation_6).unwrap();
+    encoder
+        .write_image(
+            stored.as_raw(),
+            stored.width(),
+            stored.height(),
+            facerec_core::image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+
+    let loaded = load_rgb(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(loaded.dimensions(), upright.dimensions(), "turned upright");
+    let want = engine.analyze(&upright).unwrap();
+    let got = engine.analyze(&loaded).unwrap();
+    assert_eq!(got.len(), 1);
+    let (a, b) = (want[0].detection.bbox, got[0].detection.bbox);
+    assert!(
+        (a.x - b.x).abs() < 3.0 && (a.y - b.y).abs() < 3.0,
+        "{a:?} vs {b:?}"
+    );
+}
