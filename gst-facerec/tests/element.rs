@@ -472,10 +472,11 @@ fn bad_galleries_fail_the_start_with_the_file_and_the_reason() {
 
     let missing = dir.join("missing.data");
     let err = start_error(&gallery_prop(&missing));
-    assert!(
-        err.starts_with(&format!("{}: No such file or directory", missing.display())),
-        "{err}"
+    let want = format!(
+        "gallery {}: cannot be read: No such file or directory (os error 2)",
+        missing.display()
     );
+    assert!(err.starts_with(&want), "{err}");
 }
 
 #[test]

@@ -118,6 +118,8 @@ pub struct Engine {
     frame_no: u64,
     current: Vec<FaceResult>,
     pub times: StageTimes,
+    /// Detection, alignment and embedding time of the latest processed frame.
+    pub last_inference: Duration,
 }
 
 impl std::fmt::Debug for Engine {
@@ -146,6 +148,7 @@ impl Engine {
             frame_no: 0,
             current: Vec::new(),
             times: StageTimes::default(),
+            last_inference: Duration::ZERO,
         })
     }
 
@@ -233,9 +236,9 @@ impl Engine {
         if !frame_no.is_multiple_of(self.config.detect_interval as u64) {
             return Ok(&self.current);
         }
-        let started = Instant::now();
+        let frame_started = Instant::now();
         let detections = self.detector.detect(image)?;
-        self.times.detect += started.elapsed();
+        self.times.detect += frame_started.elapsed();
         self.times.detect_runs += 1;
 
         let seen = self.tracker.update(detections);
@@ -295,6 +298,7 @@ impl Engine {
             }
         }
 
+        self.last_inference = frame_started.elapsed();
         self.current = seen
             .iter()
             .map(|&i| {

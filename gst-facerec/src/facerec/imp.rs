@@ -206,7 +206,9 @@ impl LiveWorker {
                             let faces = Arc::new(faces);
                             *lock(&shared.latest) = faces.clone();
                             if detected {
-                                element.imp().post_faces(&faces, &job.times);
+                                element
+                                    .imp()
+                                    .post_faces(&faces, &job.times, engine.last_inference);
                             }
                         }
                         Err(err) => {
@@ -411,7 +413,7 @@ impl FaceRec {
         }
     }
 
-    fn post_faces(&self, faces: &[FaceResult], times: &FrameTimes) {
+    fn post_faces(&self, faces: &[FaceResult], times: &FrameTimes, inference: Duration) {
         if faces.is_empty() {
             return;
         }
@@ -436,6 +438,7 @@ impl FaceRec {
                 "duration",
                 times.duration.map(|t| t.nseconds()).unwrap_or(u64::MAX),
             )
+            .field("inference-ns", inference.as_nanos() as u64)
             .field("faces", gst::Array::from_values(list))
             .build();
         let _ = self
@@ -668,10 +671,9 @@ impl ObjectImpl for FaceRec {
             "detector" => settings.detector = path(value),
             "recognizer" => settings.recognizer = path(value),
             "gallery" => {
+                // Setting it again, even to the same path, reloads the file: that is how an
+                // application asks for a reload after model.data was replaced.
                 let new = path(value);
-                if new == settings.gallery {
-                    return;
-                }
                 settings.gallery = new.clone();
                 drop(settings);
                 gst::info!(CAT, imp = self, "gallery set to {:?}", new);
@@ -906,32 +908,34 @@ impl BaseTransformImpl for FaceRec {
         })?;
         running.convert_time += started.elapsed();
 
-        let (faces, post): (Arc<Vec<FaceResult>>, bool) = match &mut running.processor {
-            Processor::Sync(engine) => {
-                engine.tune(&tuning);
-                let runs_before = engine.times.detect_runs;
-                let faces = engine.process(&image).map_err(|e| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("Inference failed: {}", e)
-                    );
-                    gst::FlowError::Error
-                })?;
-                (
-                    Arc::new(faces.to_vec()),
-                    engine.times.detect_runs > runs_before,
-                )
-            }
-            Processor::Live(worker) => {
-                worker.submit(LiveJob {
-                    image,
-                    times,
-                    tuning,
-                });
-                (worker.latest(), false)
-            }
-        };
+        let (faces, post, inference): (Arc<Vec<FaceResult>>, bool, Duration) =
+            match &mut running.processor {
+                Processor::Sync(engine) => {
+                    engine.tune(&tuning);
+                    let runs_before = engine.times.detect_runs;
+                    let faces = engine.process(&image).map_err(|e| {
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Failed,
+                            ("Inference failed: {}", e)
+                        );
+                        gst::FlowError::Error
+                    })?;
+                    (
+                        Arc::new(faces.to_vec()),
+                        engine.times.detect_runs > runs_before,
+                        engine.last_inference,
+                    )
+                }
+                Processor::Live(worker) => {
+                    worker.submit(LiveJob {
+                        image,
+                        times,
+                        tuning,
+                    });
+                    (worker.latest(), false, Duration::ZERO)
+                }
+            };
 
         if draw && !faces.is_empty() {
             let started = Instant::now();
@@ -963,7 +967,7 @@ impl BaseTransformImpl for FaceRec {
             );
         }
         if post {
-            self.post_faces(&faces, &times);
+            self.post_faces(&faces, &times, inference);
         }
         Ok(gst::FlowSuccess::Ok)
     }

@@ -24,13 +24,14 @@
 //!
 //! ```text
 //! facerec, timestamp=(guint64), stream-time=(guint64), running-time=(guint64),
-//!     duration=(guint64), faces=(GstValueArray)< face, x=(int), y=(int), width=(int),
+//!     duration=(guint64), inference-ns=(guint64), faces=(GstValueArray)< face, x=(int), y=(int), width=(int),
 //!     height=(int), score=(double), name=(string), distance=(double), recognized=(boolean),
 //!     track-id=(guint64) ... >
 //! ```
 //!
 //! `name` is the person's name or `unknown`; `distance` is -1 when the face was not embedded
-//! (narrower than `min-face-size`, or no gallery).
+//! (narrower than `min-face-size`, or no gallery). `inference-ns` is the time detection,
+//! alignment and embedding took for this frame.
 
 use gst::glib;
 use gst::prelude::*;
