@@ -1,12 +1,230 @@
-//! `facerec-launcher`: will host the facerec pipelines and serve the annotated video over HTTP
-//! (MJPEG, snapshots, a JSON/SSE API, health and metrics). Not built yet: see the launcher
-//! issue. Until then, `pipelines/demo.sh` is the main job.
+//! `facerec-launcher`: hosts one facerec pipeline per camera and serves the annotated streams
+//! (MJPEG, encoded once per frame in the pipeline), a JSON/SSE API, health and metrics.
 
+mod camera;
+mod config;
+mod http;
+mod metrics;
+
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use facerec_core::engine::{Engine, EngineConfig};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use camera::{Camera, Hub, PipelineSettings, lock};
+use config::{Cli, Config};
+use http::App;
+use metrics::{CameraLabel, Metrics};
+
+/// How long shutdown may take before the process exits anyway (Kubernetes waits 30 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+fn init_logging(json: bool) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Makes sure the facerec element exists: from GST_PLUGIN_PATH if installed there, else the
+/// copy linked into this binary.
+fn ensure_facerec_plugin() -> Result<()> {
+    if gst::ElementFactory::find("facerec").is_none() {
+        gstfacerec::plugin_register_static().context("cannot register the facerec plugin")?;
+    }
+    Ok(())
+}
+
+/// Fails early and clearly on what would otherwise only fail inside each pipeline.
+fn preflight(config: &Config) -> Result<()> {
+    let mut engine_config = EngineConfig::default();
+    if let Some(d) = &config.detector {
+        engine_config.detector = d.clone();
+    }
+    if let Some(r) = &config.recognizer {
+        engine_config.recognizer = r.clone();
+    }
+    engine_config.session.provider = config.provider.parse()?;
+    let engine = Engine::new(engine_config)?;
+    match &config.gallery {
+        Some(path) => {
+            let gallery = engine.load_gallery(path)?;
+            tracing::info!(gallery = %path.display(), people = gallery.people.len(), "gallery checked");
+        }
+        None => tracing::warn!("no gallery configured: every face will be \"unknown\""),
+    }
+    Ok(())
+}
+
+/// Updates the per-camera rates once a second.
+async fn rates(app: Arc<App>) {
+    let mut last: BTreeMap<String, ([u64; 3], Instant)> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        for cam in app.all() {
+            let now = Instant::now();
+            let counts = [
+                cam.input_frames.load(Ordering::Relaxed),
+                cam.processed_frames.load(Ordering::Relaxed),
+                cam.output_frames.load(Ordering::Relaxed),
+            ];
+            if let Some((before, at)) = last.get(&cam.name) {
+                let dt = now.duration_since(*at).as_secs_f64().max(1e-3);
+                let fps = [0, 1, 2].map(|i| counts[i].saturating_sub(before[i]) as f64 / dt);
+                *lock(&cam.fps) = fps;
+                let label = CameraLabel {
+                    camera: cam.name.clone(),
+                };
+                let m = &app.hub.metrics;
+                m.input_fps.get_or_create(&label).set(fps[0]);
+                m.processed_fps.get_or_create(&label).set(fps[1]);
+                m.output_fps.get_or_create(&label).set(fps[2]);
+            }
+            last.insert(cam.name.clone(), (counts, now));
+        }
+    }
+}
+
+fn announce_mdns(port: u16) -> Result<mdns_sd::ServiceDaemon> {
+    let daemon = mdns_sd::ServiceDaemon::new().context("cannot start mDNS")?;
+    let service = mdns_sd::ServiceInfo::new(
+        "_http._tcp.local.",
+        "microshift-cam-reg",
+        "microshift-cam-reg.local.",
+        "",
+        port,
+        &[("path", "/register")][..],
+    )
+    .context("invalid mDNS service")?
+    .enable_addr_auto();
+    daemon
+        .register(service)
+        .context("cannot announce over mDNS")?;
+    Ok(daemon)
+}
+
+async fn shutdown_signal(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        _ = token.cancelled() => {}
+    }
+    token.cancel();
+}
+
+async fn run(config: Config) -> Result<()> {
+    gst::init().context("cannot initialise GStreamer")?;
+    ensure_facerec_plugin()?;
+    preflight(&config)?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+
+    let settings = PipelineSettings {
+        gallery: config.gallery.clone(),
+        detector: config.detector.clone(),
+        recognizer: config.recognizer.clone(),
+        provider: config.provider.clone(),
+        detect_threshold: config.detect_threshold,
+        match_threshold: config.match_threshold,
+        detect_interval: config.detect_interval,
+        processing_fps: config.processing_fps,
+        max_fps: config.max_fps,
+        jpeg_quality: config.jpeg_quality,
+    };
+    let hub = Arc::new(Hub::new(settings, Arc::new(Metrics::new())));
+    let shutdown = CancellationToken::new();
+    let app = Arc::new(App {
+        hub: hub.clone(),
+        cameras: RwLock::new(BTreeMap::new()),
+        clients: Arc::new(Semaphore::new(config.max_clients)),
+        shutdown: shutdown.clone(),
+        api_token: config.api_token.clone(),
+        media_dir: config.media_dir.clone(),
+    });
+    for (name, uri, source) in &config.sources {
+        let camera = Camera::start(name.clone(), uri.clone(), source.clone(), hub.clone());
+        app.cameras
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone(), camera);
+    }
+    let _mdns = if config.mdns {
+        Some(announce_mdns(address.port())?)
+    } else {
+        None
+    };
+
+    tokio::spawn(rates(app.clone()));
+    tokio::spawn(shutdown_signal(shutdown.clone()));
+    // A plain line on stdout that scripts and tests can wait for.
+    println!("facerec-launcher listening on http://{address}");
+    tracing::info!(%address, cameras = config.sources.len(), "listening");
+
+    let server = axum::serve(listener, http::router(app.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let served = tokio::spawn(async move { server.await });
+    shutdown.cancelled().await;
+
+    // Streams end on the cancelled token; pipelines go to NULL; both within the grace period.
+    let stop_cameras = tokio::task::spawn_blocking(move || {
+        for camera in app.all() {
+            camera.shutdown();
+        }
+    });
+    let finished = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = stop_cameras.await;
+        let _ = served.await;
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            "shutdown took longer than {} s; exiting anyway",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    Ok(())
+}
 
 fn main() -> ExitCode {
-    eprintln!(
-        "facerec-launcher: not implemented yet; run pipelines/demo.sh or a pipeline in pipelines/"
-    );
-    ExitCode::FAILURE
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let result = Config::load(cli).and_then(|config| {
+        if config.sources.is_empty() {
+            tracing::warn!(
+                "no camera configured: add some with --source, the config file or POST /api/cameras"
+            );
+        }
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        let outcome = runtime.block_on(run(config));
+        // Do not wait for blocking tasks (a stuck pipeline) beyond the grace period.
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        outcome
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("facerec-launcher: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,575 @@
+//! One camera: its GStreamer pipeline, the supervisor thread that rebuilds it with exponential
+//! backoff when the source is lost, and what it publishes (JPEG frames, faces, events).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use gst::prelude::*;
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+
+use crate::config::Source;
+use crate::metrics::{CameraLabel, Metrics, StateLabel};
+
+pub const STATES: [&str; 6] = [
+    "starting",
+    "playing",
+    "reconnecting",
+    "failed",
+    "ended",
+    "stopped",
+];
+
+/// A live source that delivers no frame for this long is rebuilt.
+const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const RECENT_EVENTS: usize = 50;
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// How every camera's facerec element and encoder are set up.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    pub gallery: Option<PathBuf>,
+    pub detector: Option<PathBuf>,
+    pub recognizer: Option<PathBuf>,
+    pub provider: String,
+    pub detect_threshold: f32,
+    pub match_threshold: f32,
+    pub detect_interval: u32,
+    pub processing_fps: u32,
+    pub max_fps: u32,
+    pub jpeg_quality: u32,
+}
+
+/// The gst-launch description for a source. Paths and URLs are set as properties on the
+/// element named `src` afterwards, never spliced into the text.
+pub fn describe(source: &Source, s: &PipelineSettings) -> String {
+    let head = match source {
+        Source::V4l2 { .. } => "v4l2src name=src ! decodebin".to_string(),
+        Source::Nvargus { .. } => {
+            "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=RGBA".to_string()
+        }
+        Source::File { .. } => "filesrc name=src ! decodebin".to_string(),
+        Source::Http { .. } => "souphttpsrc name=src is-live=true do-timestamp=true ! multipartdemux ! jpegdec".to_string(),
+        Source::Rtsp { .. } => "rtspsrc name=src latency=200 ! decodebin".to_string(),
+        Source::Test { .. } => {
+            "videotestsrc name=src is-live=true ! video/x-raw,width=640,height=360,framerate=30/1".to_string()
+        }
+        Source::Pipeline { description } => description.clone(),
+    };
+    let processing = if s.processing_fps > 0 {
+        format!("videorate drop-only=true max-rate={} ! ", s.processing_fps)
+    } else {
+        String::new()
+    };
+    format!(
+        "{head} ! videoconvert ! {processing}facerec name=facerec ! videorate drop-only=true max-rate={} ! videoconvert ! jpegenc quality={} ! appsink name=sink max-buffers=1 drop=true sync={}",
+        s.max_fps,
+        s.jpeg_quality,
+        // A file plays at its own pace; a live source as fast as it arrives.
+        !source.is_live()
+    )
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Face {
+    pub track_id: u64,
+    pub name: String,
+    pub distance: Option<f64>,
+    #[serde(rename = "box")]
+    pub bbox: [i32; 4],
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub camera: String,
+    pub name: String,
+    pub distance: Option<f64>,
+    #[serde(rename = "box")]
+    pub bbox: [i32; 4],
+    pub track_id: u64,
+    pub time: String,
+}
+
+pub struct Frame {
+    pub jpeg: Bytes,
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub state: &'static str,
+    pub reason: Option<String>,
+    pub since: String,
+    #[serde(skip)]
+    pub ever_played: bool,
+}
+
+/// Shared by all cameras: settings, metrics and the event stream.
+pub struct Hub {
+    pub settings: Mutex<PipelineSettings>,
+    pub metrics: Arc<Metrics>,
+    pub events: broadcast::Sender<Event>,
+    pub recent: Mutex<VecDeque<Event>>,
+}
+
+impl Hub {
+    pub fn new(settings: PipelineSettings, metrics: Arc<Metrics>) -> Hub {
+        Hub {
+            settings: Mutex::new(settings),
+            metrics,
+            events: broadcast::channel(256).0,
+            recent: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        let mut recent = lock(&self.recent);
+        if recent.len() == RECENT_EVENTS {
+            recent.pop_front();
+        }
+        recent.push_back(event.clone());
+        // No subscriber is fine: the event is still in `recent`.
+        let _ = self.events.send(event);
+    }
+}
+
+pub struct Camera {
+    pub name: String,
+    pub uri: String,
+    pub source: Source,
+    status: Mutex<Status>,
+    frames: watch::Sender<Option<Arc<Frame>>>,
+    faces: Mutex<Vec<Face>>,
+    pub input_frames: AtomicU64,
+    pub processed_frames: AtomicU64,
+    pub output_frames: AtomicU64,
+    pub fps: Mutex<[f64; 3]>,
+    last_frame: Mutex<Instant>,
+    stop: AtomicBool,
+    wake: Condvar,
+    wake_lock: Mutex<()>,
+    facerec: Mutex<Option<gst::Element>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+enum Outcome {
+    Stopped,
+    Ended,
+    Fatal(String),
+    Lost { reason: String, played: bool },
+}
+
+impl Camera {
+    pub fn start(name: String, uri: String, source: Source, hub: Arc<Hub>) -> Arc<Camera> {
+        let camera = Arc::new(Camera {
+            name,
+            uri,
+            source,
+            status: Mutex::new(Status {
+                state: "starting",
+                reason: None,
+                since: now_rfc3339(),
+                ever_played: false,
+            }),
+            frames: watch::channel(None).0,
+            faces: Mutex::new(Vec::new()),
+            input_frames: AtomicU64::new(0),
+            processed_frames: AtomicU64::new(0),
+            output_frames: AtomicU64::new(0),
+            fps: Mutex::new([0.0; 3]),
+            last_frame: Mutex::new(Instant::now()),
+            stop: AtomicBool::new(false),
+            wake: Condvar::new(),
+            wake_lock: Mutex::new(()),
+            facerec: Mutex::new(None),
+            thread: Mutex::new(None),
+        });
+        camera.set_status("starting", None, &hub);
+        let (cam, h) = (camera.clone(), hub);
+        let thread = std::thread::Builder::new()
+            .name(format!("camera-{}", camera.name))
+            .spawn(move || cam.supervise(&h))
+            .expect("spawning a thread");
+        *lock(&camera.thread) = Some(thread);
+        camera
+    }
+
+    /// Stops the pipeline (to NULL) and joins the supervisor. Blocking.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        {
+            let _guard = lock(&self.wake_lock);
+            self.wake.notify_all();
+        }
+        if let Some(thread) = lock(&self.thread).take() {
+            let _ = thread.join();
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Frame>>> {
+        self.frames.subscribe()
+    }
+
+    pub fn latest_frame(&self) -> Option<Arc<Frame>> {
+        self.frames.borrow().clone()
+    }
+
+    pub fn status(&self) -> Status {
+        lock(&self.status).clone()
+    }
+
+    pub fn faces(&self) -> Vec<Face> {
+        lock(&self.faces).clone()
+    }
+
+    /// Asks the running facerec element to (re)load the gallery.
+    pub fn reload_gallery(&self, path: &std::path::Path) -> bool {
+        match lock(&self.facerec).as_ref() {
+            Some(element) => {
+                element.set_property("gallery", path.display().to_string());
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn set_status(&self, state: &'static str, reason: Option<String>, hub: &Hub) {
+        let mut status = lock(&self.status);
+        if status.state != state || status.reason != reason {
+            match &reason {
+                Some(r) => tracing::warn!(camera = %self.name, state, reason = %r, "camera state"),
+                None => tracing::info!(camera = %self.name, state, "camera state"),
+            }
+        }
+        status.state = state;
+        status.reason = reason;
+        status.since = now_rfc3339();
+        status.ever_played |= state == "playing";
+        for s in STATES {
+            hub.metrics
+                .state
+                .get_or_create(&StateLabel {
+                    camera: self.name.clone(),
+                    state: s.to_string(),
+                })
+                .set((s == state) as i64);
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps, waking early on shutdown. Returns true if stopped.
+    fn pause(&self, duration: Duration) -> bool {
+        let guard = lock(&self.wake_lock);
+        let _ = self
+            .wake
+            .wait_timeout_while(guard, duration, |_| !self.stop.load(Ordering::SeqCst));
+        self.stopped()
+    }
+
+    fn supervise(self: &Arc<Self>, hub: &Arc<Hub>) {
+        let label = CameraLabel {
+            camera: self.name.clone(),
+        };
+        let mut backoff = BACKOFF_START;
+        loop {
+            match self.run_once(hub) {
+                Outcome::Stopped => break,
+                Outcome::Ended => {
+                    self.set_status("ended", None, hub);
+                    return;
+                }
+                Outcome::Fatal(reason) => {
+                    self.set_status("failed", Some(reason), hub);
+                    return;
+                }
+                Outcome::Lost { reason, played } => {
+                    if played {
+                        backoff = BACKOFF_START;
+                    }
+                    hub.metrics.reconnects.get_or_create(&label).inc();
+                    self.set_status(
+                        "reconnecting",
+                        Some(format!(
+                            "{reason}; retrying in {:.1} s",
+                            backoff.as_secs_f64()
+                        )),
+                        hub,
+                    );
+                    if self.pause(backoff) {
+                        break;
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+        self.set_status("stopped", None, hub);
+    }
+
+    fn build(self: &Arc<Self>, hub: &Arc<Hub>) -> Result<gst::Pipeline> {
+        let settings = lock(&hub.settings).clone();
+        let description = describe(&self.source, &settings);
+        let pipeline = gst::parse::launch(&description)
+            .with_context(|| format!("cannot build the pipeline `{description}`"))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+        if let Some(src) = pipeline.by_name("src") {
+            match &self.source {
+                Source::V4l2 { device } => src.set_property("device", device.display().to_string()),
+                Source::Nvargus { sensor } => src.set_property("sensor-id", *sensor as i32),
+                Source::File { path, .. } => {
+                    src.set_property("location", path.display().to_string())
+                }
+                Source::Http { url } | Source::Rtsp { url } => src.set_property("location", url),
+                Source::Test { pattern } => src.set_property_from_str("pattern", pattern),
+                Source::Pipeline { .. } => {}
+            }
+        }
+        let facerec = pipeline.by_name("facerec").context("no facerec element")?;
+        if let Some(g) = &settings.gallery {
+            facerec.set_property("gallery", g.display().to_string());
+        }
+        if let Some(d) = &settings.detector {
+            facerec.set_property("detector", d.display().to_string());
+        }
+        if let Some(r) = &settings.recognizer {
+            facerec.set_property("recognizer", r.display().to_string());
+        }
+        facerec.set_property_from_str("provider", &settings.provider);
+        facerec.set_property("detect-threshold", settings.detect_threshold);
+        facerec.set_property("match-threshold", settings.match_threshold);
+        facerec.set_property("detect-interval", settings.detect_interval);
+        facerec.set_property("live", self.source.is_live());
+
+        let input = Arc::downgrade(self);
+        if let Some(pad) = facerec.static_pad("sink") {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                if let Some(cam) = input.upgrade() {
+                    cam.input_frames.fetch_add(1, Ordering::Relaxed);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+            .context("no appsink")?;
+        let output = Arc::downgrade(self);
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let Some(cam) = output.upgrade() else {
+                        return Err(gst::FlowError::Flushing);
+                    };
+                    if let Some(buffer) = sample.buffer()
+                        && let Ok(map) = buffer.map_readable()
+                    {
+                        cam.publish(Bytes::copy_from_slice(&map));
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        *lock(&self.facerec) = Some(facerec);
+        Ok(pipeline)
+    }
+
+    fn publish(&self, jpeg: Bytes) {
+        let seq = self.output_frames.fetch_add(1, Ordering::Relaxed) + 1;
+        *lock(&self.last_frame) = Instant::now();
+        // Receivers only ever see the newest frame: a slow client skips what it missed.
+        self.frames
+            .send_replace(Some(Arc::new(Frame { jpeg, seq })));
+    }
+
+    fn run_once(self: &Arc<Self>, hub: &Arc<Hub>) -> Outcome {
+        self.set_status("starting", None, hub);
+        let pipeline = match self.build(hub) {
+            Ok(p) => p,
+            // A missing element or a bad description will not fix itself by retrying.
+            Err(e) => return Outcome::Fatal(format!("{e:#}")),
+        };
+        let bus = pipeline.bus().expect("a pipeline has a bus");
+        let outcome = self.watch(&pipeline, &bus, hub);
+        let _ = pipeline.set_state(gst::State::Null);
+        *lock(&self.facerec) = None;
+        *lock(&self.faces) = Vec::new();
+        outcome
+    }
+
+    fn watch(
+        self: &Arc<Self>,
+        pipeline: &gst::Pipeline,
+        bus: &gst::Bus,
+        hub: &Arc<Hub>,
+    ) -> Outcome {
+        let mut track_names: HashMap<u64, String> = HashMap::new();
+        let mut played = false;
+        if pipeline.set_state(gst::State::Playing).is_err() {
+            // The reason follows as an error message on the bus.
+            let error = bus
+                .timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error])
+                .and_then(|m| match m.view() {
+                    gst::MessageView::Error(e) => Some((is_from_facerec(e), error_text(e))),
+                    _ => None,
+                });
+            return match error {
+                // facerec's own start-up errors (models, gallery, runtime) will not fix themselves.
+                Some((true, reason)) => Outcome::Fatal(reason),
+                Some((false, reason)) => Outcome::Lost { reason, played },
+                None => Outcome::Lost {
+                    reason: "the pipeline refused to start".into(),
+                    played,
+                },
+            };
+        }
+        *lock(&self.last_frame) = Instant::now();
+        loop {
+            if self.stopped() {
+                return Outcome::Stopped;
+            }
+            if played && self.source.is_live() && lock(&self.last_frame).elapsed() > STALL_TIMEOUT {
+                return Outcome::Lost {
+                    reason: format!("no frame for {} s", STALL_TIMEOUT.as_secs()),
+                    played,
+                };
+            }
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+                continue;
+            };
+            match msg.view() {
+                gst::MessageView::Error(e) => {
+                    let reason = error_text(e);
+                    return if is_from_facerec(e) && !played {
+                        Outcome::Fatal(reason)
+                    } else {
+                        Outcome::Lost { reason, played }
+                    };
+                }
+                gst::MessageView::Eos(_) => match &self.source {
+                    Source::File { looped: true, .. } => {
+                        let _ = pipeline.seek_simple(
+                            gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
+                            gst::ClockTime::ZERO,
+                        );
+                        track_names.clear();
+                    }
+                    Source::File { .. } => return Outcome::Ended,
+                    _ => {
+                        return Outcome::Lost {
+                            reason: "the stream ended".into(),
+                            played,
+                        };
+                    }
+                },
+                gst::MessageView::StateChanged(s)
+                    if s.src() == Some(pipeline.upcast_ref())
+                        && s.current() == gst::State::Playing
+                        && !played =>
+                {
+                    played = true;
+                    self.set_status("playing", None, hub);
+                }
+                gst::MessageView::Warning(w) => {
+                    tracing::warn!(camera = %self.name, warning = %w.error(), debug = ?w.debug(), "pipeline warning");
+                }
+                gst::MessageView::Element(e) => {
+                    if let Some(s) = e.structure().filter(|s| s.name() == "facerec") {
+                        self.on_faces(s, &mut track_names, hub);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_faces(&self, s: &gst::StructureRef, track_names: &mut HashMap<u64, String>, hub: &Hub) {
+        let label = CameraLabel {
+            camera: self.name.clone(),
+        };
+        self.processed_frames.fetch_add(1, Ordering::Relaxed);
+        if let Ok(ns) = s.get::<u64>("inference-ns") {
+            hub.metrics
+                .inference_seconds
+                .get_or_create(&label)
+                .observe(ns as f64 / 1e9);
+        }
+        let Ok(array) = s.get::<gst::Array>("faces") else {
+            return;
+        };
+        let faces: Vec<Face> = array
+            .iter()
+            .filter_map(|v| v.get::<gst::Structure>().ok())
+            .map(|f| {
+                let int = |k: &str| f.get::<i32>(k).unwrap_or(0);
+                Face {
+                    track_id: f.get::<u64>("track-id").unwrap_or(0),
+                    name: f.get::<String>("name").unwrap_or_default(),
+                    distance: f.get::<f64>("distance").ok().filter(|d| *d >= 0.0),
+                    bbox: [int("x"), int("y"), int("width"), int("height")],
+                    score: f.get::<f64>("score").unwrap_or(0.0),
+                }
+            })
+            .collect();
+        let named = faces
+            .iter()
+            .filter(|f| f.name != facerec_core::gallery::UNKNOWN)
+            .count();
+        hub.metrics
+            .faces
+            .get_or_create(&label)
+            .set(faces.len() as i64);
+        hub.metrics
+            .named_faces
+            .get_or_create(&label)
+            .set(named as i64);
+        if track_names.len() > 1000 {
+            track_names.clear();
+        }
+        for face in faces
+            .iter()
+            .filter(|f| f.name != facerec_core::gallery::UNKNOWN)
+        {
+            if track_names.get(&face.track_id) != Some(&face.name) {
+                track_names.insert(face.track_id, face.name.clone());
+                hub.emit(Event {
+                    camera: self.name.clone(),
+                    name: face.name.clone(),
+                    distance: face.distance,
+                    bbox: face.bbox,
+                    track_id: face.track_id,
+                    time: now_rfc3339(),
+                });
+            }
+        }
+        *lock(&self.faces) = faces;
+    }
+}
+
+fn is_from_facerec(e: &gst::message::Error) -> bool {
+    e.src().is_some_and(|s| s.name() == "facerec")
+}
+
+fn error_text(e: &gst::message::Error) -> String {
+    let source = e.src().map(|s| s.name().to_string()).unwrap_or_default();
+    format!("{source}: {}", e.error())
+}

@@ -1,0 +1,474 @@
+//! Settings from flags, environment variables (the demo's names too) and a YAML config file,
+//! in that order of precedence, and the camera sources they name.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use serde::Deserialize;
+use url::Url;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "facerec-launcher",
+    version,
+    about = "Serve facerec-annotated camera streams over HTTP"
+)]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "FACEREC_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// A camera, as NAME=URI (repeatable). Schemes: v4l2:///dev/video0, nvargus://0,
+    /// file:///clip.mp4?loop=true, http://host/stream, rtsp://host/path, test://, pipeline:DESC.
+    #[arg(long = "source", value_name = "NAME=URI")]
+    pub sources: Vec<String>,
+    /// YAML config file (the same settings; flags and environment variables win).
+    #[arg(long, env = "FACEREC_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The gallery (model.data). The demo's MODEL_FILENAME is honoured too.
+    #[arg(long, env = "FACEREC_GALLERY")]
+    pub gallery: Option<PathBuf>,
+    #[arg(long, env = "FACEREC_DETECTOR")]
+    pub detector: Option<PathBuf>,
+    #[arg(long, env = "FACEREC_RECOGNIZER")]
+    pub recognizer: Option<PathBuf>,
+    /// ONNX Runtime execution provider: auto, cpu, cuda, tensorrt.
+    #[arg(long, env = "FACEREC_PROVIDER")]
+    pub provider: Option<String>,
+    #[arg(long, env = "FACEREC_DETECT_THRESHOLD")]
+    pub detect_threshold: Option<f32>,
+    #[arg(long, env = "FACEREC_MATCH_THRESHOLD")]
+    pub match_threshold: Option<f32>,
+    #[arg(long, env = "FACEREC_DETECT_INTERVAL")]
+    pub detect_interval: Option<u32>,
+    /// Frames per second fed to recognition (the demo's VIDEO_PROCESSING_FPS); 0 = all.
+    #[arg(long, env = "VIDEO_PROCESSING_FPS")]
+    pub processing_fps: Option<u32>,
+    /// Cap on the rate of the served MJPEG streams.
+    #[arg(long, env = "FACEREC_MAX_FPS")]
+    pub max_fps: Option<u32>,
+    /// Most concurrent stream clients over all cameras.
+    #[arg(long, env = "FACEREC_MAX_CLIENTS")]
+    pub max_clients: Option<usize>,
+    /// JPEG quality of the served frames.
+    #[arg(long, env = "FACEREC_JPEG_QUALITY")]
+    pub jpeg_quality: Option<u32>,
+    /// Folder that file:// cameras added through the API may read from (none by default).
+    #[arg(long, env = "FACEREC_MEDIA_DIR")]
+    pub media_dir: Option<PathBuf>,
+    /// Announce the launcher over mDNS as microshift-cam-reg.local (_http._tcp).
+    #[arg(long, env = "FACEREC_MDNS")]
+    pub mdns: bool,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "FACEREC_LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// The YAML config file: every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    #[serde(default)]
+    pub sources: Vec<FileSource>,
+    pub gallery: Option<PathBuf>,
+    pub detector: Option<PathBuf>,
+    pub recognizer: Option<PathBuf>,
+    pub provider: Option<String>,
+    pub detect_threshold: Option<f32>,
+    pub match_threshold: Option<f32>,
+    pub detect_interval: Option<u32>,
+    pub processing_fps: Option<u32>,
+    pub max_fps: Option<u32>,
+    pub max_clients: Option<usize>,
+    pub jpeg_quality: Option<u32>,
+    pub media_dir: Option<PathBuf>,
+    pub mdns: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    pub name: String,
+    pub uri: String,
+}
+
+/// The effective settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// (name, URI as given, parsed source)
+    pub sources: Vec<(String, String, Source)>,
+    pub gallery: Option<PathBuf>,
+    pub detector: Option<PathBuf>,
+    pub recognizer: Option<PathBuf>,
+    pub provider: String,
+    pub detect_threshold: f32,
+    pub match_threshold: f32,
+    pub detect_interval: u32,
+    pub processing_fps: u32,
+    pub max_fps: u32,
+    pub max_clients: usize,
+    pub jpeg_quality: u32,
+    pub media_dir: Option<PathBuf>,
+    pub mdns: bool,
+    pub api_token: Option<String>,
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+impl Config {
+    pub fn load(cli: Cli) -> Result<Config> {
+        let file: FileConfig = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config {}", path.display()))?;
+                serde_yaml_ng::from_str(&text)
+                    .with_context(|| format!("config {} is invalid", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let mut specs: Vec<(String, String)> = Vec::new();
+        for s in &cli.sources {
+            let (name, uri) = s
+                .split_once('=')
+                .with_context(|| format!("--source {s}: expected NAME=URI"))?;
+            specs.push((name.to_string(), uri.to_string()));
+        }
+        if let Some(list) = std::env::var("FACEREC_SOURCES")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
+            for s in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let (name, uri) = s
+                    .split_once('=')
+                    .with_context(|| format!("FACEREC_SOURCES entry {s}: expected NAME=URI"))?;
+                specs.push((name.to_string(), uri.to_string()));
+            }
+        }
+        if specs.is_empty() {
+            specs.extend(file.sources.iter().map(|s| (s.name.clone(), s.uri.clone())));
+        }
+        if specs.is_empty()
+            && let Ok(id) = std::env::var("VIDEO_DEVICE_ID")
+        {
+            // The demo's single-camera setting.
+            let id: u32 = id
+                .trim()
+                .parse()
+                .with_context(|| format!("VIDEO_DEVICE_ID={id} is not a number"))?;
+            specs.push(("cam0".into(), format!("v4l2:///dev/video{id}")));
+        }
+        let mut sources = Vec::new();
+        for (name, uri) in specs {
+            validate_name(&name)?;
+            if sources.iter().any(|(n, _, _)| n == &name) {
+                bail!("camera {name} is defined twice");
+            }
+            let source =
+                Source::parse(&uri, Trust::Operator).with_context(|| format!("source {name}"))?;
+            sources.push((name, uri, source));
+        }
+        let api_token = std::env::var("FACEREC_API_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
+        Ok(Config {
+            listen: cli
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "0.0.0.0:8080".parse().expect("valid")),
+            sources,
+            gallery: cli
+                .gallery
+                .or_else(|| env_path("MODEL_FILENAME"))
+                .or(file.gallery),
+            detector: cli.detector.or(file.detector),
+            recognizer: cli.recognizer.or(file.recognizer),
+            provider: cli
+                .provider
+                .or(file.provider)
+                .unwrap_or_else(|| "auto".into()),
+            detect_threshold: cli
+                .detect_threshold
+                .or(file.detect_threshold)
+                .unwrap_or(0.85),
+            match_threshold: cli.match_threshold.or(file.match_threshold).unwrap_or(0.6),
+            detect_interval: cli
+                .detect_interval
+                .or(file.detect_interval)
+                .unwrap_or(1)
+                .max(1),
+            processing_fps: cli.processing_fps.or(file.processing_fps).unwrap_or(0),
+            max_fps: cli.max_fps.or(file.max_fps).unwrap_or(15).max(1),
+            max_clients: cli.max_clients.or(file.max_clients).unwrap_or(32).max(1),
+            jpeg_quality: cli
+                .jpeg_quality
+                .or(file.jpeg_quality)
+                .unwrap_or(80)
+                .clamp(10, 100),
+            media_dir: cli.media_dir.or(file.media_dir),
+            mdns: cli.mdns || file.mdns.unwrap_or(false),
+            api_token,
+        })
+    }
+}
+
+/// Camera names appear in URLs and metric labels: keep them to a safe alphabet.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        bail!(
+            "invalid camera name {name:?}: use 1-48 letters, digits, '-' or '_', starting with a letter or digit"
+        );
+    }
+    Ok(())
+}
+
+/// Who asked for a source: the operator (flags, config file) may use any scheme; the HTTP API
+/// only network cameras, test patterns, video devices and files under the media folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust<'a> {
+    Operator,
+    Api { media_dir: Option<&'a Path> },
+}
+
+/// A camera source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    V4l2 { device: PathBuf },
+    Nvargus { sensor: u32 },
+    File { path: PathBuf, looped: bool },
+    Http { url: String },
+    Rtsp { url: String },
+    Test { pattern: String },
+    Pipeline { description: String },
+}
+
+const SCHEMES: &str = "v4l2, nvargus, file, http, https, rtsp, test, pipeline";
+
+impl Source {
+    pub fn is_live(&self) -> bool {
+        !matches!(self, Source::File { .. })
+    }
+
+    pub fn parse(uri: &str, trust: Trust<'_>) -> Result<Source> {
+        if let Some(description) = uri.strip_prefix("pipeline:") {
+            if trust != Trust::Operator {
+                bail!("pipeline: sources can only be set by the operator, not through the API");
+            }
+            if description.trim().is_empty() {
+                bail!("pipeline: needs a gst-launch description");
+            }
+            return Ok(Source::Pipeline {
+                description: description.trim().to_string(),
+            });
+        }
+        let url = Url::parse(uri)
+            .with_context(|| format!("{uri:?} is not a URI (expected one of {SCHEMES})"))?;
+        let query = |key: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.into_owned())
+        };
+        let source = match url.scheme() {
+            "v4l2" => {
+                let device = PathBuf::from(url.path());
+                let is_video_device = device
+                    .to_str()
+                    .and_then(|d| d.strip_prefix("/dev/video"))
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                if !is_video_device {
+                    bail!("v4l2 source {uri}: expected v4l2:///dev/videoN");
+                }
+                Source::V4l2 { device }
+            }
+            "nvargus" => {
+                let sensor = url.host_str().unwrap_or("0");
+                let sensor = sensor.parse().with_context(|| {
+                    format!("nvargus source {uri}: expected nvargus://SENSOR_ID")
+                })?;
+                Source::Nvargus { sensor }
+            }
+            "file" => {
+                let path = url
+                    .to_file_path()
+                    .map_err(|_| anyhow::anyhow!("file source {uri}: not a local absolute path"))?;
+                if let Trust::Api { media_dir } = trust {
+                    check_media_path(&path, media_dir)?;
+                }
+                if !path.is_file() {
+                    bail!("file source {}: no such file", path.display());
+                }
+                let looped = matches!(
+                    query("loop").as_deref(),
+                    Some("true") | Some("1") | Some("yes")
+                );
+                Source::File { path, looped }
+            }
+            "http" | "https" => {
+                if url.host_str().is_none() {
+                    bail!("http source {uri}: no host");
+                }
+                Source::Http {
+                    url: url.to_string(),
+                }
+            }
+            "rtsp" | "rtsps" => Source::Rtsp {
+                url: url.to_string(),
+            },
+            "test" => {
+                let pattern = query("pattern").unwrap_or_else(|| "ball".into());
+                if !pattern
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    bail!("test source {uri}: invalid pattern");
+                }
+                Source::Test { pattern }
+            }
+            other => bail!("unknown source scheme '{other}' in {uri} (expected one of {SCHEMES})"),
+        };
+        Ok(source)
+    }
+}
+
+/// Files named through the API must resolve, links and all, inside the media folder.
+fn check_media_path(path: &Path, media_dir: Option<&Path>) -> Result<()> {
+    let Some(media_dir) = media_dir else {
+        bail!("file sources through the API are disabled (start the launcher with --media-dir)");
+    };
+    let root = media_dir
+        .canonicalize()
+        .with_context(|| format!("media folder {}", media_dir.display()))?;
+    let resolved = path
+        .canonicalize()
+        .with_context(|| format!("file source {}", path.display()))?;
+    if !resolved.starts_with(&root) {
+        bail!(
+            "file source {} is outside the media folder {}",
+            path.display(),
+            root.display()
+        );
+    }
+    Ok(())
+}
+
+/// The old ESP32 registration: `ip` must be an IP address (optionally with a port), and the
+/// token a plain word, so that the URI built from them cannot point anywhere else.
+pub fn esp32_camera(ip: &str, token: &str) -> Result<(String, Source)> {
+    let host = if let Ok(addr) = ip.parse::<IpAddr>() {
+        match addr {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        }
+    } else if let Ok(addr) = ip.parse::<SocketAddr>() {
+        addr.to_string()
+    } else {
+        bail!("ip {ip:?} is not an IP address");
+    };
+    if token.len() > 128
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+    {
+        bail!("token must be at most 128 letters, digits or -_.~");
+    }
+    let name: String = format!("esp32-{host}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string();
+    let url = format!("http://{host}/stream?token={token}");
+    Ok((name, Source::Http { url }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_and_refuse_what_they_must() {
+        assert_eq!(
+            Source::parse("v4l2:///dev/video2", Trust::Operator).unwrap(),
+            Source::V4l2 {
+                device: "/dev/video2".into()
+            }
+        );
+        assert_eq!(
+            Source::parse("nvargus://1", Trust::Operator).unwrap(),
+            Source::Nvargus { sensor: 1 }
+        );
+        assert_eq!(
+            Source::parse("test://?pattern=smpte", Trust::Operator).unwrap(),
+            Source::Test {
+                pattern: "smpte".into()
+            }
+        );
+        let err = Source::parse("ftp://x/y", Trust::Operator)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!("unknown source scheme 'ftp' in ftp://x/y (expected one of {SCHEMES})")
+        );
+        assert!(Source::parse("v4l2:///etc/passwd", Trust::Operator).is_err());
+        let api = Trust::Api { media_dir: None };
+        let err = Source::parse("file:///etc/passwd", api)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("file sources through the API are disabled"),
+            "{err}"
+        );
+        let err = Source::parse("pipeline:filesrc location=/etc/shadow", api)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("pipeline: sources can only be set by the operator"),
+            "{err}"
+        );
+        let media = std::env::temp_dir();
+        let err = Source::parse(
+            "file:///etc/passwd",
+            Trust::Api {
+                media_dir: Some(&media),
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("is outside the media folder"), "{err}");
+    }
+
+    #[test]
+    fn names_and_registrations_are_validated() {
+        assert!(validate_name("cam0").is_ok());
+        assert!(validate_name("../x").is_err());
+        assert!(validate_name("").is_err());
+        let (name, source) = esp32_camera("192.168.1.20", "abc123").unwrap();
+        assert_eq!(name, "esp32-192-168-1-20");
+        assert_eq!(
+            source,
+            Source::Http {
+                url: "http://192.168.1.20/stream?token=abc123".into()
+            }
+        );
+        assert!(esp32_camera("evil.com/x?", "t").is_err());
+        assert!(esp32_camera("10.0.0.1", "a&b=c").is_err());
+        let (name, _) = esp32_camera("127.0.0.1:8081", "").unwrap();
+        assert_eq!(name, "esp32-127-0-0-1-8081");
+    }
+}
