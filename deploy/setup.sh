@@ -4,6 +4,7 @@
 #
 #   deploy/setup.sh            # system packages (needs root or sudo) + ONNX Runtime + models
 #   deploy/setup.sh --no-apt   # skip the system packages
+#   deploy/setup.sh --test-tools  # also the test clients: chromium, ffmpeg, VLC
 #
 # ONNX Runtime is not packaged by Debian, and ort's download-binaries cannot work offline, so the
 # shared library is taken from the PyPI `onnxruntime` wheel into .cache/onnxruntime/ in this
@@ -14,10 +15,12 @@ ORT_VERSION="${FACEREC_ORT_VERSION:-1.31.1}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="$repo/.cache"
 with_apt=1
+test_tools=0
 for arg in "$@"; do
     case "$arg" in
         --no-apt) with_apt=0 ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        --test-tools) test_tools=1 ;;
+        -h|--help) sed -n "2,11p" "$0"; exit 0 ;;
         *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -30,6 +33,8 @@ apt_packages=(
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad gstreamer1.0-libav python3-venv python3-pip
 )
+# The real clients the launcher's tests use: a browser, ffprobe and VLC.
+[ "$test_tools" = 1 ] && apt_packages+=(chromium ffmpeg vlc-bin vlc-plugin-base)
 if [ "$with_apt" = 1 ]; then
     missing=()
     for p in "${apt_packages[@]}"; do

@@ -3,9 +3,10 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-deploy/setup.sh "$@"
+deploy/setup.sh --test-tools "$@"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace --no-fail-fast
 # The recognizer converter, on the real PyPI weights (the 100 MB download is cached in .cache/pypi).
 .cache/venv/bin/python model/convert/test_convert.py
+bash deploy/tests/run.sh

@@ -71,18 +71,41 @@ pub fn describe(source: &Source, s: &PipelineSettings) -> String {
         }
         Source::Pipeline { description } => description.clone(),
     };
-    let processing = if s.processing_fps > 0 {
-        format!("videorate drop-only=true max-rate={} ! ", s.processing_fps)
-    } else {
-        String::new()
-    };
+    // Rate caps are pad probes (see `limit_rate`), not videorate: videorate asserts on the
+    // duration-less buffers that multipartdemux and jpegdec produce for HTTP cameras.
     format!(
-        "{head} ! videoconvert ! {processing}facerec name=facerec ! videorate drop-only=true max-rate={} ! videoconvert ! jpegenc quality={} ! appsink name=sink max-buffers=1 drop=true sync={}",
-        s.max_fps,
+        "{head} ! videoconvert ! facerec name=facerec ! videoconvert ! jpegenc name=encoder quality={} ! appsink name=sink max-buffers=1 drop=true sync={}",
         s.jpeg_quality,
         // A file plays at its own pace; a live source as fast as it arrives.
         !source.is_live()
     )
+}
+
+/// Drops buffers arriving on `pad` sooner than `1/fps` after the last one let through, by
+/// wall clock (HTTP cameras may carry no usable timestamps).
+fn limit_rate(pad: &gst::Pad, fps: u32) {
+    if fps == 0 {
+        return;
+    }
+    let interval = Duration::from_secs_f64(1.0 / fps as f64);
+    let last: Mutex<Option<Instant>> = Mutex::new(None);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let now = Instant::now();
+        let mut last = lock(&last);
+        // Allow a little jitter so that a 30 fps source capped at 15 keeps every other frame.
+        match *last {
+            Some(at) if now.duration_since(at) < interval.mul_f64(0.9) => {
+                // Consumed here and reported as handled: returning Drop from a Rust probe
+                // makes GStreamer 1.22 unref a NULL buffer (a CRITICAL per dropped frame).
+                drop(info.take_buffer());
+                gst::PadProbeReturn::Handled
+            }
+            _ => {
+                *last = Some(now);
+                gst::PadProbeReturn::Ok
+            }
+        }
+    });
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -361,12 +384,20 @@ impl Camera {
 
         let input = Arc::downgrade(self);
         if let Some(pad) = facerec.static_pad("sink") {
+            // Counted before the processing cap drops anything.
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 if let Some(cam) = input.upgrade() {
                     cam.input_frames.fetch_add(1, Ordering::Relaxed);
                 }
                 gst::PadProbeReturn::Ok
             });
+            limit_rate(&pad, settings.processing_fps);
+        }
+        if let Some(pad) = pipeline
+            .by_name("encoder")
+            .and_then(|e| e.static_pad("sink"))
+        {
+            limit_rate(&pad, settings.max_fps);
         }
         let sink = pipeline
             .by_name("sink")
@@ -572,4 +603,46 @@ fn is_from_facerec(e: &gst::message::Error) -> bool {
 fn error_text(e: &gst::message::Error) -> String {
     let source = e.src().map(|s| s.name().to_string()).unwrap_or_default();
     format!("{source}: {}", e.error())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// pipelines/README.md documents the exact pipelines; keep the two in step.
+    #[test]
+    fn documented_pipelines_are_the_built_ones() {
+        let doc = include_str!("../../pipelines/README.md");
+        let settings = PipelineSettings {
+            gallery: None,
+            detector: None,
+            recognizer: None,
+            provider: "auto".into(),
+            detect_threshold: 0.85,
+            match_threshold: 0.6,
+            detect_interval: 1,
+            processing_fps: 0,
+            max_fps: 15,
+            jpeg_quality: 80,
+        };
+        for uri in [
+            "v4l2:///dev/video0",
+            "nvargus://0",
+            "http://camera/stream",
+            "rtsp://camera/path",
+            "test://?pattern=ball",
+        ] {
+            let source = Source::parse(uri, crate::config::Trust::Operator).unwrap();
+            let description = describe(&source, &settings);
+            assert!(
+                doc.contains(&description),
+                "pipelines/README.md lacks {description}"
+            );
+        }
+        let file = Source::File {
+            path: "/clip.mp4".into(),
+            looped: true,
+        };
+        assert!(doc.contains(&describe(&file, &settings)));
+    }
 }

@@ -140,8 +140,25 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-async fn page() -> Html<&'static str> {
-    Html(PAGE)
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn page(State(app): State<Shared>) -> Html<String> {
+    let cards: String = app
+        .all()
+        .iter()
+        .map(|c| {
+            let name = escape(&c.name);
+            format!(
+                "<div class=\"camera\" data-name=\"{name}\"><img alt=\"live stream of {name}\" src=\"/cameras/{name}/stream.mjpg\"><div class=\"meta\"><strong>{name}</strong></div><div class=\"people\"></div></div>"
+            )
+        })
+        .collect();
+    Html(PAGE.replace("<!--CAMERAS-->", &cards))
 }
 
 /// Decrements the client gauge when a stream ends, however it ends.
