@@ -454,6 +454,47 @@ mod tests {
     }
 
     #[test]
+    fn flags_win_over_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("facerec-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("launcher.yaml");
+        std::fs::write(
+            &path,
+            "listen: 127.0.0.1:9000\nmax-fps: 5\ngallery: /models/model.data\nsources:\n  - name: door\n    uri: test://?pattern=snow\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from([
+            "facerec-launcher",
+            "--config",
+            path.to_str().unwrap(),
+            "--max-fps",
+            "20",
+        ]);
+        let config = Config::load(cli).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.max_fps, 20, "the flag wins");
+        assert_eq!(config.sources.len(), 1);
+        assert_eq!(
+            config.sources[0].2,
+            Source::Test {
+                pattern: "snow".into()
+            }
+        );
+
+        std::fs::write(&path, "listen: 127.0.0.1:9000\nmax_fps: 5\n").unwrap();
+        let cli = Cli::parse_from(["facerec-launcher", "--config", path.to_str().unwrap()]);
+        let err = format!("{:#}", Config::load(cli).unwrap_err());
+        assert!(
+            err.starts_with(&format!(
+                "config {} is invalid: unknown field `max_fps`",
+                path.display()
+            )),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn names_and_registrations_are_validated() {
         assert!(validate_name("cam0").is_ok());
         assert!(validate_name("../x").is_err());

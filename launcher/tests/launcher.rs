@@ -920,3 +920,27 @@ fn start_up_errors_are_one_clear_line() {
         )
     );
 }
+
+#[test]
+fn announces_itself_over_mdns_when_asked() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    let launcher = Launcher::start(&["--mdns".into()], &[]);
+    let port: u16 = launcher.base.rsplit(':').next().unwrap().parse().unwrap();
+    let browser = mdns_sd::ServiceDaemon::new().unwrap();
+    let events = browser.browse("_http._tcp.local.").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut found = None;
+    while Instant::now() < deadline && found.is_none() {
+        if let Ok(mdns_sd::ServiceEvent::ServiceResolved(info)) =
+            events.recv_timeout(Duration::from_millis(500))
+            && info.get_fullname().starts_with("microshift-cam-reg.")
+        {
+            found = Some((info.get_hostname().to_string(), info.get_port()));
+        }
+    }
+    let _ = browser.shutdown();
+    assert_eq!(found, Some(("microshift-cam-reg.local.".to_string(), port)));
+}
