@@ -9,13 +9,7 @@ deploy/setup.sh "$@"
 cargo build --release --locked -p facerec-model -p facerec-launcher
 
 clip="${INPUT:-$repo/../shared/testdata/face_recognition/short_hamilton_clip.mp4}"
-faces="${FACES_DIR:-$repo/../shared/testdata/face_recognition}"
-work="$repo/target/demo"
-mkdir -p "$work/known"
-# The file name is the person's name, as in the original demo's face-images/ folder.
-ln -sf "$faces/lin-manuel-miranda.png" "$work/known/Lin-Manuel Miranda.png"
-ln -sf "$faces/alex-lacamoire.png" "$work/known/Alex Lacamoire.png"
-target/release/facerec-model train "$work/known" -o "$work/model.data"
+pipelines/demo-gallery.sh
 
-exec target/release/facerec-launcher --listen "${LISTEN:-127.0.0.1:8080}" --gallery "$work/model.data" \
+exec target/release/facerec-launcher --listen "${LISTEN:-127.0.0.1:8080}" --gallery "$repo/target/demo/model.data" \
     --source "clip=file://$(realpath "$clip")?loop=true"

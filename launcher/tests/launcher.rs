@@ -130,6 +130,15 @@ impl Launcher {
         }
     }
 
+    fn metrics(&self) -> String {
+        ureq::get(&self.url("/metrics"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    }
+
     fn frames(&self, camera: &str) -> u64 {
         self.camera(camera)["frames"].as_u64().unwrap_or(0)
     }
@@ -353,12 +362,7 @@ fn streams_the_clip_with_events_cameras_and_metrics() {
         cam["output_fps"].as_f64().unwrap() > 10.0 && cam["input_fps"].as_f64().unwrap() > 25.0
     });
     assert_eq!(launcher.camera("clip")["state"], "playing");
-    let metrics = ureq::get(&launcher.url("/metrics"))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
+    let metrics = launcher.metrics();
     for series in [
         "facerec_output_fps{camera=\"clip\"}",
         "facerec_processed_fps{camera=\"clip\"}",
@@ -658,12 +662,7 @@ fn two_cameras_and_an_http_camera_that_comes_back() {
     launcher.wait_for("the camera to come back", Duration::from_secs(40), |l| {
         l.camera("esp")["state"] == "playing" && l.frames("esp") > frames_before + 5
     });
-    let metrics = ureq::get(&launcher.url("/metrics"))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
+    let metrics = launcher.metrics();
     let reconnects: f64 = metrics
         .lines()
         .find(|l| l.starts_with("facerec_reconnects_total{camera=\"esp\"}"))
@@ -730,12 +729,7 @@ fn twenty_clients_and_a_stalled_one_do_not_slow_each_other() {
         "only the stalled client to be left",
         Duration::from_secs(5),
         |l| {
-            let metrics = ureq::get(&l.url("/metrics"))
-                .call()
-                .unwrap()
-                .body_mut()
-                .read_to_string()
-                .unwrap();
+            let metrics = l.metrics();
             metrics.contains("facerec_clients{camera=\"pattern\"} 1\n")
         },
     );

@@ -462,26 +462,30 @@ impl FaceRec {
     }
 }
 
+/// The fields a face carries in both the ROI meta parameters and the bus message.
+fn face_fields(builder: gst::structure::Builder, face: &FaceResult) -> gst::structure::Builder {
+    let distance = face
+        .identity
+        .as_ref()
+        .and_then(|m| m.distance)
+        .map(f64::from);
+    builder
+        .field("name", face.label().unwrap_or(UNKNOWN))
+        // -1: not embedded (too small, or no gallery).
+        .field("distance", distance.unwrap_or(-1.0))
+        .field("score", face.score as f64)
+        .field("track-id", face.track_id)
+}
+
 fn face_structure(face: &FaceResult) -> gst::Structure {
     let b = face.bbox;
-    gst::Structure::builder("face")
+    let builder = gst::Structure::builder("face")
         .field("x", b.x.round() as i32)
         .field("y", b.y.round() as i32)
         .field("width", b.w.round() as i32)
         .field("height", b.h.round() as i32)
-        .field("score", face.score as f64)
-        .field("name", face.label().unwrap_or(UNKNOWN))
-        .field(
-            "distance",
-            face.identity
-                .as_ref()
-                .and_then(|m| m.distance)
-                .map(f64::from)
-                .unwrap_or(-1.0),
-        )
-        .field("recognized", face.identity.is_some())
-        .field("track-id", face.track_id)
-        .build()
+        .field("recognized", face.identity.is_some());
+    face_fields(builder, face).build()
 }
 
 /// Read-only view of a mapped video frame for the core.
@@ -950,21 +954,7 @@ impl BaseTransformImpl for FaceRec {
                 continue;
             };
             let mut meta = gst_video::VideoRegionOfInterestMeta::add(buf, "face", rect);
-            meta.add_param(
-                gst::Structure::builder("facerec")
-                    .field("name", face.label().unwrap_or(UNKNOWN))
-                    .field(
-                        "distance",
-                        face.identity
-                            .as_ref()
-                            .and_then(|m| m.distance)
-                            .map(f64::from)
-                            .unwrap_or(-1.0),
-                    )
-                    .field("score", face.score as f64)
-                    .field("track-id", face.track_id)
-                    .build(),
-            );
+            meta.add_param(face_fields(gst::Structure::builder("facerec"), face).build());
         }
         if post {
             self.post_faces(&faces, &times, inference);
