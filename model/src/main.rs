@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use facerec_core::engine::Engine;
 use facerec_core::models::MODEL_DIR_ENV;
-use facerec_model::{EngineArgs, eval, fetch, query, train};
+use facerec_model::{EngineArgs, eval, fetch, query, s3, train};
 
 #[derive(Parser)]
 #[command(
@@ -80,6 +80,32 @@ enum Command {
         threshold: Option<f32>,
         #[arg(long)]
         json: bool,
+    },
+    /// Upload a gallery to the S3 model registry as PREFIX/<YYMMDDHHMM>/model.data and point
+    /// PREFIX/latest at it. Prints the version on stdout. Endpoint, region and credentials
+    /// come from AWS_ENDPOINT_URL (or AWS_S3_ENDPOINT), AWS_REGION, AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY.
+    Publish {
+        /// The gallery; it is validated before anything is uploaded.
+        gallery: PathBuf,
+        /// Registry location, s3://BUCKET/PREFIX.
+        #[arg(long, value_name = "S3_URL")]
+        to: String,
+        /// Version name (default: the UTC time as YYMMDDHHMM). Existing versions are refused.
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Download a gallery version from the S3 model registry (default: the one `latest` names),
+    /// validate it, then replace the output atomically. Prints the version on stdout.
+    Pull {
+        /// s3://BUCKET/PREFIX, or s3://BUCKET/PREFIX/VERSION.
+        from: String,
+        /// Where to write the gallery; left untouched on any error.
+        #[arg(short, long, default_value = "model.data")]
+        output: PathBuf,
+        /// Version to pull (instead of one in the URL, or `latest`).
+        #[arg(long)]
+        version: Option<String>,
     },
     /// Obtain the ONNX models.
     Models {
@@ -203,6 +229,41 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 eval::print_report(&report)
             }
+        }
+        Command::Publish {
+            gallery,
+            to,
+            version,
+        } => {
+            let done = s3::publish(&gallery, &to, version.as_deref(), &s3::S3Config::from_env())?;
+            eprintln!(
+                "published {} ({} people) as version {}; latest -> {}",
+                gallery.display(),
+                done.people,
+                done.version,
+                done.url
+            );
+            println!("{}", done.version);
+        }
+        Command::Pull {
+            from,
+            output,
+            version,
+        } => {
+            let done = s3::pull(
+                &from,
+                version.as_deref(),
+                &output,
+                &s3::S3Config::from_env(),
+            )?;
+            eprintln!(
+                "pulled {} ({} people, {} embeddings) into {}",
+                done.url,
+                done.people,
+                done.embeddings,
+                output.display()
+            );
+            println!("{}", done.version);
         }
         Command::Models {
             command:

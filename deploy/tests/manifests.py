@@ -1,0 +1,584 @@
+#!/usr/bin/env python3
+"""Offline checks of the MicroShift manifests and the Tekton pipelines.
+
+    manifests.py render        every kustomization renders (kubectl's built-in kustomize)
+    manifests.py k8s-schema    Kubernetes kinds against Kubernetes' JSON schemas, strictly
+                               (kubernetes-validate; the oldest and newest MicroShift's versions)
+    manifests.py crd-schema    Route, SCC and Tekton kinds against their OpenAPI schemas as a
+                               real OpenShift cluster serves them, strictly
+    manifests.py policy        least privilege and probes, in every rendered Deployment
+    manifests.py mutations     policy and schema checks fail on broken copies of the manifests
+    manifests.py termination-grace OVERLAY   prints the Deployment's grace period (for images.sh)
+
+Run with .cache/deploy-venv/bin/python (deploy/tests/setup-tools.sh installs it). Each command
+prints what it checked and exits non-zero on the first class of failure it finds.
+"""
+
+import copy
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MICROSHIFT = os.path.join(REPO, "deploy", "microshift")
+TEKTON = os.path.join(REPO, "model", "tekton")
+SCHEMAS = os.path.join(REPO, ".cache", "deploy-schemas")
+# MicroShift 4.14 runs Kubernetes 1.27; 4.20, 1.33.
+K8S_VERSIONS = ["1.27.0", "1.33.0"]
+CUSTOM_KINDS = {
+    ("route.openshift.io/v1", "Route"),
+    ("security.openshift.io/v1", "SecurityContextConstraints"),
+    ("tekton.dev/v1", "Task"),
+    ("tekton.dev/v1", "Pipeline"),
+    ("tekton.dev/v1", "PipelineRun"),
+}
+# Checked by the ArgoCD model package in images.sh's sibling, argocd.mjs.
+ARGOCD_KINDS = {("argoproj.io/v1alpha1", "Application")}
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def kubectl():
+    venv_kubectl = os.path.join(REPO, ".cache", "deploy-venv", "bin", "kubectl")
+    found = shutil.which("kubectl") or (venv_kubectl if os.path.exists(venv_kubectl) else None)
+    if not found:
+        raise CheckFailed("kubectl not found: run deploy/tests/setup-tools.sh")
+    return found
+
+
+def kustomize(path):
+    """The documents `kubectl kustomize path` renders."""
+    out = subprocess.run(
+        [kubectl(), "kustomize", path], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise CheckFailed(f"kustomize {os.path.relpath(path, REPO)}: {out.stderr.strip()}")
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def with_tree(mutate=None):
+    """A temporary copy of deploy/microshift with the MicroShift auto-manifests layout and a
+    Jetson + CSI camera variant beside it; `mutate(root)` may edit the copy first."""
+    tmp = tempfile.mkdtemp(prefix="facerec-manifests-")
+    root = os.path.join(tmp, "microshift")
+    shutil.copytree(MICROSHIFT, root)
+    csi = os.path.join(root, "overlays", "jetson-csi-test")
+    os.makedirs(csi)
+    with open(os.path.join(csi, "kustomization.yaml"), "w") as f:
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": ["../jetson"],
+                "components": ["../../components/jetson-csi-camera"],
+            },
+            f,
+        )
+    if mutate:
+        mutate(root)
+    # /var/lib/microshift/manifests: the auto kustomization, with the tree copied as facerec/.
+    manifests = os.path.join(tmp, "var-lib-microshift-manifests")
+    shutil.copytree(root, os.path.join(manifests, "facerec"))
+    shutil.copy(os.path.join(root, "auto-manifests", "kustomization.yaml"), manifests)
+    targets = {
+        "base": os.path.join(root, "base"),
+        "x86": os.path.join(root, "overlays", "x86"),
+        "jetson": os.path.join(root, "overlays", "jetson"),
+        "jetson+csi-camera": csi,
+        "auto-manifests": manifests,
+    }
+    return tmp, targets
+
+
+def rendered(mutate=None):
+    """{target: documents} for every MicroShift target, plus the Tekton kustomization."""
+    tmp, targets = with_tree(mutate)
+    try:
+        docs = {name: kustomize(path) for name, path in targets.items()}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return docs
+
+
+def plain_files():
+    """Manifests applied as files, not through kustomize."""
+    files = [os.path.join(MICROSHIFT, "argocd", "application.yaml")]
+    runs = os.path.join(TEKTON, "runs")
+    files += [os.path.join(runs, f) for f in sorted(os.listdir(runs)) if f.endswith(".yaml")]
+    out = {}
+    for path in files:
+        with open(path) as f:
+            out[os.path.relpath(path, REPO)] = [d for d in yaml.safe_load_all(f) if d]
+    return out
+
+
+def all_documents():
+    docs = {f"microshift {k}": v for k, v in rendered().items()}
+    docs["model/tekton"] = kustomize(TEKTON)
+    docs.update(plain_files())
+    return docs
+
+
+def name_of(doc):
+    return f"{doc.get('kind')}/{doc.get('metadata', {}).get('name') or doc.get('metadata', {}).get('generateName')}"
+
+
+# --- render ------------------------------------------------------------------------------------
+
+def cmd_render():
+    total = 0
+    for target, docs in all_documents().items():
+        kinds = sorted({d["kind"] for d in docs})
+        print(f"  {target}: {len(docs)} objects ({', '.join(kinds)})")
+        total += len(docs)
+    print(f"rendered {total} objects")
+
+
+# --- Kubernetes schemas ----------------------------------------------------------------------
+
+def k8s_errors(doc, version):
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+    except kubernetes_validate.ValidationError as e:
+        path = ".".join(str(p) for p in e.path)
+        return [f"{name_of(doc)} (Kubernetes {version}): {path}: {e.message}"]
+    return []
+
+
+def is_custom(doc):
+    key = (doc.get("apiVersion"), doc.get("kind"))
+    return key in CUSTOM_KINDS or key in ARGOCD_KINDS
+
+
+def cmd_k8s_schema():
+    errors, checked = [], 0
+    for target, docs in all_documents().items():
+        for doc in docs:
+            if is_custom(doc):
+                continue
+            for version in K8S_VERSIONS:
+                try:
+                    errors += k8s_errors(doc, version)
+                except kubernetes_validate.SchemaNotFoundError:
+                    errors.append(f"{target}: no Kubernetes {version} schema for {name_of(doc)}")
+            checked += 1
+    if errors:
+        raise CheckFailed("\n".join(errors))
+    print(f"{checked} objects valid against Kubernetes {' and '.join(K8S_VERSIONS)} (strict)")
+
+
+# --- OpenShift and Tekton schemas --------------------------------------------------------------
+
+_schema_cache = {}
+
+
+def _openapi_data():
+    if "data" not in _schema_cache:
+        mappings = os.path.join(SCHEMAS, "__resources-mappings.json.gz")
+        if not os.path.exists(mappings):
+            raise CheckFailed(f"{mappings} missing: run deploy/tests/setup-tools.sh")
+        with gzip.open(mappings) as f:
+            m = json.load(f)
+        with open(os.path.join(SCHEMAS, "_definitions.json")) as f:
+            d = json.load(f)["definitions"]
+        _schema_cache["data"] = (m, d)
+    return _schema_cache["data"]
+
+
+def _to_json_schema(node, refs):
+    """OpenAPI v3 (as Kubernetes serves it) to JSON Schema, strict: objects that list their
+    properties and do not preserve unknown fields reject any other field, as kubeconform's
+    --strict does. Collects the names of referenced definitions in `refs`."""
+    if isinstance(node, list):
+        return [_to_json_schema(n, refs) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key == "$ref":
+            name = value.rsplit("/", 1)[-1]
+            refs.add(name)
+            out["$ref"] = f"#/definitions/{name}"
+        elif key in ("properties", "patternProperties"):
+            out[key] = {k: _to_json_schema(v, refs) for k, v in value.items()}
+        elif key == "default" or key.startswith("x-") or key in ("description", "format"):
+            continue
+        else:
+            out[key] = _to_json_schema(value, refs)
+    if node.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    out.pop("nullable", None)
+    if node.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if (
+        "properties" in node
+        and "additionalProperties" not in node
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+def custom_schema(api_version, kind):
+    key = (api_version, kind)
+    if key in _schema_cache:
+        return _schema_cache[key]
+    mappings, definitions = _openapi_data()
+    group, _, version = api_version.rpartition("/")
+    candidates = [
+        s
+        for s in mappings.get(kind.lower(), [])
+        if {"group": group, "kind": kind, "version": version}
+        in s.get("x-kubernetes-group-version-kind", [])
+    ]
+    if not candidates:
+        raise CheckFailed(f"no schema for {api_version} {kind} in {SCHEMAS}")
+    refs = set()
+    root = _to_json_schema(candidates[0], refs)
+    defs, todo = {}, list(refs)
+    while todo:
+        name = todo.pop()
+        if name in defs:
+            continue
+        more = set()
+        defs[name] = _to_json_schema(definitions[name], more)
+        todo += [r for r in more if r not in defs]
+    root["definitions"] = defs
+    # apiVersion/kind/metadata are checked here too, as the API server would.
+    validator = jsonschema.Draft7Validator(root)
+    _schema_cache[key] = validator
+    return validator
+
+
+def crd_errors(doc):
+    validator = custom_schema(doc["apiVersion"], doc["kind"])
+    errors = []
+    for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
+        path = ".".join(str(p) for p in e.absolute_path) or "(root)"
+        errors.append(f"{name_of(doc)}: {path}: {e.message}")
+    return errors
+
+
+def cmd_crd_schema():
+    errors, counts = [], {}
+    for target, docs in all_documents().items():
+        for doc in docs:
+            if (doc.get("apiVersion"), doc.get("kind")) not in CUSTOM_KINDS:
+                continue
+            errors += [f"{target}: {e}" for e in crd_errors(doc)]
+            counts[doc["kind"]] = counts.get(doc["kind"], 0) + 1
+    if errors:
+        raise CheckFailed("\n".join(errors))
+    with open(os.path.join(SCHEMAS, "__cluster_version__.txt")) as f:
+        cluster = f.read().strip()
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    print(f"valid against the OpenAPI schemas of an OpenShift cluster ({cluster}), strict: {summary}")
+    for needed in ("Route", "Task", "Pipeline", "PipelineRun", "SecurityContextConstraints"):
+        if needed not in counts:
+            raise CheckFailed(f"no {needed} was checked")
+
+
+# --- policy ---------------------------------------------------------------------------------
+
+def deployment_problems(docs, target):
+    """What breaks least privilege or the probes in the rendered objects of one target."""
+    problems = []
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    if len(deployments) != 1:
+        return [f"expected one Deployment, found {len(deployments)}"]
+    dep = deployments[0]
+    spec = dep["spec"]["template"]["spec"]
+    meta = dep["metadata"]
+    if meta.get("namespace") != "ai-for-edge":
+        problems.append(f"Deployment namespace is {meta.get('namespace')!r}, not ai-for-edge")
+
+    pod_sc = spec.get("securityContext", {})
+    if pod_sc.get("runAsNonRoot") is not True:
+        problems.append("pod securityContext.runAsNonRoot is not true")
+    if pod_sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        problems.append("pod seccompProfile is not RuntimeDefault")
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(field):
+            problems.append(f"pod sets {field}")
+    sa = spec.get("serviceAccountName", "default")
+    if sa in ("default", "privileged") or "privileged" in sa:
+        problems.append(f"service account {sa!r}: use the dedicated, unprivileged facerec account")
+    if spec.get("automountServiceAccountToken") is not False:
+        problems.append("the service account token is mounted (automountServiceAccountToken)")
+    sas = [d for d in docs if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == sa]
+    if not sas:
+        problems.append(f"service account {sa!r} is not part of the manifests")
+    for binding in (d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        role = binding["roleRef"]["name"]
+        if binding["kind"] == "ClusterRoleBinding" or "privileged" in role or role in (
+            "cluster-admin",
+            "admin",
+            "edit",
+        ):
+            problems.append(f"{name_of(binding)} grants {role}")
+
+    allowed_host_paths = {"/tmp/argus_socket"} if "csi" in target else set()
+    for vol in spec.get("volumes", []):
+        if "hostPath" in vol:
+            path = vol["hostPath"]["path"]
+            if path not in allowed_host_paths:
+                problems.append(f"hostPath volume {path}: pass devices through, not host folders")
+
+    containers = spec.get("containers", [])
+    inits = spec.get("initContainers", [])
+    for c in inits + containers:
+        sc = c.get("securityContext", {})
+        who = f"container {c['name']}"
+        if sc.get("privileged") is not False:
+            problems.append(f"{who}: privileged is not explicitly false")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{who}: allowPrivilegeEscalation is not false")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{who}: root filesystem is writable")
+        if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+            problems.append(f"{who}: does not drop all capabilities")
+        if sc.get("capabilities", {}).get("add"):
+            problems.append(f"{who}: adds capabilities {sc['capabilities']['add']}")
+        if sc.get("runAsUser") == 0 or sc.get("runAsNonRoot") is False:
+            problems.append(f"{who}: runs as root")
+        res = c.get("resources", {})
+        for kind in ("requests", "limits"):
+            for r in ("cpu", "memory"):
+                if r not in res.get(kind, {}):
+                    problems.append(f"{who}: no {r} {kind[:-1]}")
+
+    launchers = [c for c in containers if c["name"] == "launcher"]
+    if len(launchers) != 1:
+        problems.append("no container named launcher")
+        return problems
+    launcher = launchers[0]
+    ports = {p.get("name"): p["containerPort"] for p in launcher.get("ports", [])}
+    if ports.get("http") != 8080:
+        problems.append("launcher does not expose port 8080 as `http`")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = launcher.get(probe, {}).get("httpGet", {})
+        if get.get("path") != path or get.get("port") not in ("http", 8080):
+            problems.append(f"launcher {probe} is not an HTTP GET of {path} on port http")
+    mounts = {m["mountPath"]: m for m in launcher.get("volumeMounts", [])}
+    if "/model" not in mounts:
+        problems.append("launcher does not mount /model")
+    init_mounts = [m["mountPath"] for c in inits for m in c.get("volumeMounts", [])]
+    if not inits or "/model" not in init_mounts:
+        problems.append("no init container fills /model")
+    model_volume = mounts.get("/model", {}).get("name")
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    if "emptyDir" not in volumes.get(model_volume, {}):
+        problems.append("/model is not an emptyDir")
+    env_from = [e["configMapRef"]["name"] for e in launcher.get("envFrom", []) if "configMapRef" in e]
+    maps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    if not env_from or env_from[0] not in maps:
+        problems.append("the launcher's configuration does not come from a ConfigMap of the manifests")
+        return problems
+    config = maps[env_from[0]]["data"]
+    if config.get("FACEREC_GALLERY") != "/model/model.data":
+        problems.append("FACEREC_GALLERY is not /model/model.data")
+
+    # The camera: a device passed through, not a privileged container.
+    annotations = dep["spec"]["template"]["metadata"].get("annotations", {})
+    sources = config.get("FACEREC_SOURCES", "")
+    if "v4l2:///dev/video" in sources:
+        device = sources.split("v4l2://", 1)[1].split(",", 1)[0]
+        if device not in annotations.get("io.kubernetes.cri-o.Devices", ""):
+            problems.append(f"camera {device} is not passed through (io.kubernetes.cri-o.Devices)")
+    if "nvargus://" in sources and "/tmp/argus_socket" not in {
+        v.get("hostPath", {}).get("path") for v in spec.get("volumes", [])
+    }:
+        problems.append("nvargus camera without the argus socket")
+
+    grace = spec.get("terminationGracePeriodSeconds", 30)
+    if not 5 < grace <= 60:
+        problems.append(f"terminationGracePeriodSeconds {grace}: the launcher needs 5 s")
+
+    # Service and Route reach the launcher.
+    services = [d for d in docs if d["kind"] == "Service"]
+    routes = [d for d in docs if d["kind"] == "Route"]
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    if not services or any(
+        any(labels.get(k) != v for k, v in s["spec"]["selector"].items()) for s in services
+    ):
+        problems.append("no Service selects the launcher pod")
+    elif not any(p.get("targetPort") in ("http", 8080) for p in services[0]["spec"]["ports"]):
+        problems.append("the Service does not target port http")
+    if target != "base" and (
+        not routes or routes[0]["spec"]["to"]["name"] != services[0]["metadata"]["name"]
+    ):
+        problems.append("no Route to the Service")
+
+    provider = config.get("FACEREC_PROVIDER")
+    if target.startswith("jetson") or target == "auto-manifests":
+        if spec.get("runtimeClassName") != "nvidia":
+            problems.append("Jetson pod does not use the nvidia runtime class")
+        if provider not in ("tensorrt", "cuda"):
+            problems.append(f"Jetson provider is {provider!r}, not tensorrt or cuda")
+        if not any(d["kind"] == "RuntimeClass" and d["metadata"]["name"] == "nvidia" for d in docs):
+            problems.append("the nvidia RuntimeClass is missing")
+    if target == "x86" and provider != "cpu":
+        problems.append(f"x86 provider is {provider!r}, not cpu")
+    namespaces = [d for d in docs if d["kind"] == "Namespace"]
+    if not namespaces or namespaces[0]["metadata"]["name"] != "ai-for-edge":
+        problems.append("namespace ai-for-edge is not created")
+    return problems
+
+
+def cmd_policy():
+    failures = []
+    for target, docs in rendered().items():
+        problems = deployment_problems(docs, target)
+        failures += [f"{target}: {p}" for p in problems]
+        print(f"  {target}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+    if failures:
+        raise CheckFailed("\n".join(failures))
+    print("every Deployment is unprivileged, probed, limited and wired to its model and camera")
+
+
+# --- mutations --------------------------------------------------------------------------------
+
+def edit_yaml(path, edit):
+    with open(path) as f:
+        docs = list(yaml.safe_load_all(f))
+    edit(docs[0])
+    with open(path, "w") as f:
+        yaml.safe_dump_all(docs, f)
+
+
+def launcher_of(doc):
+    return next(c for c in doc["spec"]["template"]["spec"]["containers"] if c["name"] == "launcher")
+
+
+def base_deployment(edit):
+    return lambda root: edit_yaml(os.path.join(root, "base", "deployment.yaml"), edit)
+
+
+def _set(d, keys, value):
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    d[keys[-1]] = value
+
+
+MUTATIONS = {
+    "launcher privileged": base_deployment(
+        lambda d: _set(launcher_of(d), ["securityContext", "privileged"], True)
+    ),
+    "init container privileged": base_deployment(
+        lambda d: _set(d["spec"]["template"]["spec"]["initContainers"][0], ["securityContext", "privileged"], True)
+    ),
+    "privilege escalation allowed": base_deployment(
+        lambda d: _set(launcher_of(d), ["securityContext", "allowPrivilegeEscalation"], True)
+    ),
+    "capability added": base_deployment(
+        lambda d: _set(launcher_of(d), ["securityContext", "capabilities", "add"], ["SYS_ADMIN"])
+    ),
+    "privileged service account": base_deployment(
+        lambda d: _set(d["spec"]["template"]["spec"], ["serviceAccountName"], "privileged")
+    ),
+    "hostPath camera": base_deployment(
+        lambda d: d["spec"]["template"]["spec"]["volumes"].append(
+            {"name": "video0", "hostPath": {"path": "/dev/video0"}}
+        )
+    ),
+    "host network": base_deployment(
+        lambda d: _set(d["spec"]["template"]["spec"], ["hostNetwork"], True)
+    ),
+    "liveness probe removed": base_deployment(lambda d: launcher_of(d).pop("livenessProbe")),
+    "readiness probe removed": base_deployment(lambda d: launcher_of(d).pop("readinessProbe")),
+    "liveness probe path changed": base_deployment(
+        lambda d: _set(launcher_of(d), ["livenessProbe", "httpGet", "path"], "/")
+    ),
+    "init container limits removed": base_deployment(
+        lambda d: d["spec"]["template"]["spec"]["initContainers"][0]["resources"].pop("limits")
+    ),
+    "model not from the init container": base_deployment(
+        lambda d: d["spec"]["template"]["spec"].pop("initContainers")
+    ),
+    "jetson overlay privileged by patch": lambda root: open(
+        os.path.join(root, "overlays", "jetson", "deployment-patch.yaml"), "a"
+    ).write("          securityContext:\n            privileged: true\n"),
+}
+
+
+def cmd_mutations():
+    """Each broken copy must be caught: proves the policy check is not vacuous."""
+    clean = rendered()
+    for target, docs in clean.items():
+        if deployment_problems(docs, target):
+            raise CheckFailed(f"the unmodified {target} already fails the policy")
+    missed = []
+    for label, mutate in MUTATIONS.items():
+        docs = rendered(mutate)
+        caught = {t: deployment_problems(d, t) for t, d in docs.items()}
+        hit = [t for t, p in caught.items() if p]
+        # Base edits reach every target; the Jetson patch reaches the Jetson targets.
+        expected = [t for t in docs if "jetson" in t or t == "auto-manifests"] if "jetson" in label else list(docs)
+        if sorted(hit) != sorted(expected):
+            missed.append(f"{label}: caught in {hit}, expected {expected}")
+        else:
+            first = next(iter(p for p in caught.values() if p))[0]
+            print(f"  caught: {label} ({first})")
+    # And strict schema validation rejects a misspelt field, in both schema sources.
+    typo = copy.deepcopy(next(d for d in clean["x86"] if d["kind"] == "Deployment"))
+    launcher_of(typo)["livenessProbes"] = launcher_of(typo).pop("livenessProbe")
+    if not k8s_errors(typo, K8S_VERSIONS[0]):
+        missed.append("kubernetes-validate accepted a misspelt livenessProbes")
+    else:
+        print("  caught: misspelt livenessProbes (Kubernetes schema, strict)")
+    route = copy.deepcopy(next(d for d in clean["x86"] if d["kind"] == "Route"))
+    route["spec"]["hosts"] = route["spec"].pop("host")
+    if not crd_errors(route):
+        missed.append("the Route schema accepted a misspelt spec.hosts")
+    else:
+        print("  caught: misspelt Route spec.hosts (OpenShift schema, strict)")
+    task = copy.deepcopy(next(d for d in kustomize(TEKTON) if d["kind"] == "Task"))
+    task["spec"]["steps"][0]["scripts"] = task["spec"]["steps"][0].pop("script")
+    if not crd_errors(task):
+        missed.append("the Tekton Task schema accepted a misspelt steps[0].scripts")
+    else:
+        print("  caught: misspelt Tekton step `scripts` (Tekton schema, strict)")
+    if missed:
+        raise CheckFailed("mutations not caught:\n" + "\n".join(missed))
+    print(f"{len(MUTATIONS) + 3} broken copies, all caught")
+
+
+def cmd_termination_grace(target):
+    docs = rendered()[target]
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    print(dep["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30))
+
+
+def main(argv):
+    commands = {
+        "render": cmd_render,
+        "k8s-schema": cmd_k8s_schema,
+        "crd-schema": cmd_crd_schema,
+        "policy": cmd_policy,
+        "mutations": cmd_mutations,
+        "termination-grace": cmd_termination_grace,
+    }
+    if not argv or argv[0] not in commands:
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        commands[argv[0]](*argv[1:])
+    except CheckFailed as e:
+        print(f"FAILED: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,509 @@
+//! `facerec-model publish` and `pull` against a real S3 server: moto's, started on loopback
+//! for each test with authentication enforced, so wrong credentials are really refused.
+//!
+//! moto comes from PyPI (`deploy/tests/setup-moto.sh` installs it into .cache/moto-venv). Without
+//! it these tests skip with a loud message, unless `CI` is set, where they fail.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use facerec_core::gallery::Gallery;
+use facerec_core::models::RECOGNIZER_SHA256;
+use facerec_model::s3::{S3Client, S3Config};
+
+const BIN: &str = env!("CARGO_BIN_EXE_facerec-model");
+const BUCKET: &str = "facerec-models";
+
+fn on_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| !v.is_empty() && v != "0" && v != "false")
+        .unwrap_or(false)
+}
+
+/// `$FACEREC_MOTO_SERVER`, then .cache/moto-venv, then PATH.
+fn moto_server_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("FACEREC_MOTO_SERVER").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/moto-venv/bin/moto_server");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("moto_server"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A moto server on 127.0.0.1 with one bucket, one IAM user allowed `s3:*`, and authentication
+/// switched on after that setup. Killed on drop, also when a test panics.
+struct Moto {
+    log: PathBuf,
+    child: Child,
+    endpoint: String,
+    key: String,
+    secret: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// The moto server, or `None` (after a loud message) when moto is not installed outside CI.
+fn moto() -> Option<Moto> {
+    let Some(binary) = moto_server_binary() else {
+        let msg =
+            "moto_server not found: run deploy/tests/setup-moto.sh (or set FACEREC_MOTO_SERVER)";
+        if on_ci() {
+            panic!("{msg} (CI=true)");
+        }
+        eprintln!("\n!!!! SKIPPED: {msg} !!!!\n");
+        return None;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port();
+    // Its request log goes to a file: a pipe nobody reads would fill up.
+    let log = std::env::temp_dir().join(format!("facerec-s3-test-moto-{port}.log"));
+    let child = Command::new(&binary)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // Authentication starts off, for the setup requests below, and is switched on by
+        // /moto-api/reset-auth before any test request.
+        .env_remove("INITIAL_NO_AUTH_ACTION_COUNT")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("moto log file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    let mut moto = Moto {
+        log,
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+        key: String::new(),
+        secret: String::new(),
+    };
+    moto.wait_ready();
+    moto.setup();
+    Some(moto)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// With authentication off, moto reads the service from the credential scope and checks nothing.
+fn unchecked_auth(service: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=AKIASETUP000000000000/20240101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    )
+}
+
+fn xml_text(body: &str, name: &str) -> String {
+    let open = format!("<{name}>");
+    let start = body
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+        + open.len();
+    let end = start + body[start..].find(&format!("</{name}>")).unwrap();
+    body[start..end].to_string()
+}
+
+impl Moto {
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let agent = agent();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let err = std::fs::read_to_string(&self.log).unwrap_or_default();
+                panic!("moto_server exited ({status}): {err}");
+            }
+            if let Ok(r) = agent.get(format!("{}/moto-api/", self.endpoint)).call()
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn iam(&self, form: &[(&str, &str)]) -> String {
+        let mut r = agent()
+            .post(format!("{}/", self.endpoint))
+            .header("Authorization", unchecked_auth("iam"))
+            .send_form(
+                form.iter()
+                    .copied()
+                    .chain([("Version", "2010-05-08")])
+                    .collect::<Vec<_>>(),
+            )
+            .expect("IAM request");
+        let body = r.body_mut().read_to_string().unwrap();
+        assert_eq!(r.status(), 200, "IAM {form:?}: {body}");
+        body
+    }
+
+    fn setup(&mut self) {
+        self.iam(&[("Action", "CreateUser"), ("UserName", "facerec")]);
+        let keys = self.iam(&[("Action", "CreateAccessKey"), ("UserName", "facerec")]);
+        self.key = xml_text(&keys, "AccessKeyId");
+        self.secret = xml_text(&keys, "SecretAccessKey");
+        self.iam(&[
+            ("Action", "PutUserPolicy"),
+            ("UserName", "facerec"),
+            ("PolicyName", "models"),
+            (
+                "PolicyDocument",
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+            ),
+        ]);
+        let r = agent()
+            .put(format!("{}/{BUCKET}", self.endpoint))
+            .header("Authorization", unchecked_auth("s3"))
+            .send_empty()
+            .expect("CreateBucket");
+        assert_eq!(r.status(), 200, "CreateBucket");
+        let mut r = agent()
+            .post(format!("{}/moto-api/reset-auth", self.endpoint))
+            .send("0")
+            .expect("reset-auth");
+        assert_eq!(
+            r.status(),
+            200,
+            "reset-auth: {}",
+            r.body_mut().read_to_string().unwrap()
+        );
+    }
+
+    fn config(&self) -> S3Config {
+        S3Config::from_vars(|name| self.env(&self.key, &self.secret).get(name).cloned())
+    }
+
+    fn env(&self, key: &str, secret: &str) -> std::collections::HashMap<&'static str, String> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", key.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", secret.to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    fn client(&self) -> S3Client {
+        S3Client::new(&self.config(), BUCKET).unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_as(&self.key, &self.secret, args)
+    }
+
+    fn run_as(&self, key: &str, secret: &str, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        for name in [
+            "AWS_ENDPOINT_URL_S3",
+            "AWS_S3_ENDPOINT",
+            "AWS_SESSION_TOKEN",
+            "AWS_DEFAULT_REGION",
+            "AWS_PROFILE",
+        ] {
+            cmd.env_remove(name);
+        }
+        cmd.envs(self.env(key, secret));
+        cmd.output().expect("facerec-model runs")
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("facerec-s3-test-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A valid gallery with the given people (one made-up 128-d embedding each).
+fn gallery_file(dir: &Path, name: &str, people: &[&str]) -> PathBuf {
+    let mut g = Gallery::new(RECOGNIZER_SHA256, 128);
+    for (i, person) in people.iter().enumerate() {
+        let embedding = (0..128)
+            .map(|j| ((i * 128 + j) as f32).sin() * 0.1)
+            .collect();
+        g.add(person, &format!("{person}.jpg"), embedding).unwrap();
+    }
+    let path = dir.join(name);
+    g.save(&path).unwrap();
+    path
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// An error is one line, prefixed with the tool's name, and the exit status is non-zero.
+fn assert_one_line_error(o: &Output, needles: &[&str]) {
+    assert!(
+        !o.status.success(),
+        "expected a failure, got: {}",
+        stderr(o)
+    );
+    let err = stderr(o);
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(err.starts_with("facerec-model: "), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in: {err}");
+    }
+}
+
+/// Nothing but `expected` is left in `dir`: no temporary files from an atomic write.
+fn assert_only(dir: &Path, expected: &[&str]) {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn publish_then_pull_round_trip() {
+    let Some(moto) = moto() else { return };
+    let dir = temp_dir("roundtrip");
+    let model = gallery_file(&dir, "model.data", &["Greg", "Lin-Manuel Miranda"]);
+
+    let o = moto.run(&[
+        "publish",
+        s(&model),
+        "--to",
+        &format!("s3://{BUCKET}/faces/"),
+        "--version",
+        "2411241530",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "2411241530");
+    assert!(stderr(&o).contains("2 people"), "{}", stderr(&o));
+
+    // The demo's layout: a version folder and a `latest` pointer.
+    let client = moto.client();
+    let stored = client.get("faces/2411241530/model.data").unwrap();
+    assert_eq!(
+        stored.as_deref(),
+        Some(std::fs::read(&model).unwrap().as_slice())
+    );
+    assert_eq!(
+        client.get("faces/latest").unwrap().as_deref(),
+        Some(&b"2411241530\n"[..])
+    );
+
+    let out = dir.join("pulled.data");
+    let o = moto.run(&[
+        "pull",
+        &format!("s3://{BUCKET}/faces/2411241530"),
+        "-o",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "2411241530");
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&model).unwrap());
+    let g = Gallery::load(&out).unwrap();
+    assert_eq!(g.people.len(), 2);
+
+    // A version is never overwritten.
+    let o = moto.run(&[
+        "publish",
+        s(&model),
+        "--to",
+        &format!("s3://{BUCKET}/faces"),
+        "--version",
+        "2411241530",
+    ]);
+    assert_one_line_error(&o, &["already exists", "faces/2411241530/model.data"]);
+}
+
+#[test]
+fn pull_resolves_latest() {
+    let Some(moto) = moto() else { return };
+    let dir = temp_dir("latest");
+    let old = gallery_file(&dir, "old.data", &["Greg"]);
+    let new = gallery_file(&dir, "new.data", &["Greg", "Lin-Manuel Miranda", "Obama"]);
+    let to = format!("s3://{BUCKET}/edge/faces");
+
+    let o = moto.run(&["publish", s(&old), "--to", &to, "--version", "2001010000"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The default version is the UTC time, YYMMDDHHMM.
+    let o = moto.run(&["publish", s(&new), "--to", &to]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let version = stdout(&o);
+    assert_eq!(version.len(), 10, "{version}");
+    assert!(version.bytes().all(|b| b.is_ascii_digit()), "{version}");
+    let now = facerec_model::s3::version_now();
+    assert!(
+        version.starts_with(&now[..6]),
+        "{version} is not today ({now})"
+    );
+
+    for from in [to.clone(), format!("{to}/latest")] {
+        let out = dir.join("model.data");
+        let o = moto.run(&["pull", &from, "-o", s(&out)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o), version);
+        assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&new).unwrap());
+    }
+
+    // An explicit version still gets the old one, by URL or by flag.
+    for args in [
+        vec!["pull", &*format!("{to}/2001010000")],
+        vec!["pull", &*to, "--version", "2001010000"],
+    ] {
+        let out = dir.join("model.data");
+        let mut args = args.clone();
+        args.extend(["-o", s(&out)]);
+        let o = moto.run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "2001010000");
+        assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&old).unwrap());
+    }
+
+    let o = moto.run(&[
+        "pull",
+        &format!("s3://{BUCKET}/nothing-here"),
+        "-o",
+        s(&dir.join("x")),
+    ]);
+    assert_one_line_error(&o, &["nothing-here/latest not found"]);
+    let o = moto.run(&["pull", &format!("{to}/1901010000"), "-o", s(&dir.join("x"))]);
+    assert_one_line_error(&o, &["1901010000/model.data not found"]);
+}
+
+#[test]
+fn corrupt_object_is_refused_and_the_output_untouched() {
+    let Some(moto) = moto() else { return };
+    let dir = temp_dir("corrupt");
+    let good = gallery_file(&dir, "model.data", &["Greg"]);
+    let before = std::fs::read(&good).unwrap();
+
+    // A truncated gallery and a foreign file, put there by something other than `publish`.
+    let client = moto.client();
+    client
+        .put("corrupt/2411241530/model.data", &before[..before.len() / 2])
+        .unwrap();
+    client
+        .put("corrupt/2411241531/model.data", b"not a gallery")
+        .unwrap();
+    client.put("corrupt/latest", b"2411241531\n").unwrap();
+
+    for (from, why) in [
+        (format!("s3://{BUCKET}/corrupt/2411241530"), "truncated"),
+        (format!("s3://{BUCKET}/corrupt"), "wrong magic"),
+    ] {
+        let o = moto.run(&["pull", &from, "-o", s(&good)]);
+        assert_one_line_error(&o, &["is not a valid gallery", why, "left untouched"]);
+        assert_eq!(std::fs::read(&good).unwrap(), before, "output was modified");
+        assert_only(&dir, &["model.data"]);
+    }
+
+    // And publish refuses a corrupt local file before uploading anything.
+    let bad = dir.join("bad.data");
+    std::fs::write(&bad, &before[..before.len() - 1]).unwrap();
+    let o = moto.run(&[
+        "publish",
+        s(&bad),
+        "--to",
+        &format!("s3://{BUCKET}/refused"),
+    ]);
+    assert_one_line_error(&o, &["bad.data"]);
+    assert_eq!(client.get("refused/latest").unwrap(), None);
+}
+
+#[test]
+fn wrong_credentials_give_a_clear_error() {
+    let Some(moto) = moto() else { return };
+    let dir = temp_dir("creds");
+    let model = gallery_file(&dir, "model.data", &["Greg"]);
+    let before = std::fs::read(&model).unwrap();
+    let o = moto.run(&[
+        "publish",
+        s(&model),
+        "--to",
+        &format!("s3://{BUCKET}/creds"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // An unknown key, refused by the server.
+    let o = moto.run_as(
+        "AKIAUNKNOWN000000000",
+        "whatever",
+        &["pull", &format!("s3://{BUCKET}/creds"), "-o", s(&model)],
+    );
+    assert_one_line_error(
+        &o,
+        &[
+            "InvalidAccessKeyId",
+            "403",
+            "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        ],
+    );
+    // The right key with a wrong secret.
+    let o = moto.run_as(
+        &moto.key,
+        "wrong-secret",
+        &[
+            "publish",
+            s(&model),
+            "--to",
+            &format!("s3://{BUCKET}/creds"),
+        ],
+    );
+    assert_one_line_error(&o, &["SignatureDoesNotMatch", "check AWS_ACCESS_KEY_ID"]);
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+    assert_only(&dir, &["model.data"]);
+
+    // No credentials at all: publish says what to set before it sends anything.
+    let o = moto.run_as(
+        "",
+        "",
+        &[
+            "publish",
+            s(&model),
+            "--to",
+            &format!("s3://{BUCKET}/creds"),
+        ],
+    );
+    assert_one_line_error(&o, &["no S3 credentials", "AWS_ACCESS_KEY_ID"]);
+
+    // Nothing listening: the endpoint is named.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let o = Command::new(BIN)
+        .args(["pull", &format!("s3://{BUCKET}/creds"), "-o", s(&model)])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", &moto.key)
+        .env("AWS_SECRET_ACCESS_KEY", &moto.secret)
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, &["cannot reach the S3 endpoint", &port.to_string()]);
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+}
