@@ -103,6 +103,19 @@ impl Launcher {
         Launcher { child, base }
     }
 
+    /// The sample clip, looped, with the demo's gallery.
+    fn clip() -> Launcher {
+        Launcher::start(
+            &[
+                "--gallery".into(),
+                gallery().display().to_string(),
+                "--source".into(),
+                clip_source(),
+            ],
+            &[],
+        )
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -310,15 +323,7 @@ fn streams_the_clip_with_events_cameras_and_metrics() {
         return;
     }
     let _serial = serial();
-    let launcher = Launcher::start(
-        &[
-            "--gallery".into(),
-            gallery().display().to_string(),
-            "--source".into(),
-            clip_source(),
-        ],
-        &[],
-    );
+    let launcher = Launcher::clip();
     launcher.wait_for("the clip to play", Duration::from_secs(30), |l| {
         l.camera("clip")["state"] == "playing"
     });
@@ -439,15 +444,7 @@ fn real_clients_read_the_stream() {
         return;
     }
     let _serial = serial();
-    let launcher = Launcher::start(
-        &[
-            "--gallery".into(),
-            gallery().display().to_string(),
-            "--source".into(),
-            clip_source(),
-        ],
-        &[],
-    );
+    let launcher = Launcher::clip();
     launcher.wait_for("frames", Duration::from_secs(30), |l| l.frames("clip") > 5);
     let url = launcher.url("/cameras/clip/stream.mjpg");
 
