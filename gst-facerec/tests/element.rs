@@ -646,3 +646,28 @@ fn harness_attaches_roi_metas() {
     let names: Vec<&str> = faces.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["obama", "biden"]);
 }
+
+#[test]
+fn detect_interval_carries_faces_between_detections() {
+    if !assets_ready() {
+        return;
+    }
+    let props = format!("{} detect-interval=3", gallery_prop(&hamilton_gallery()));
+    let run = run_pipeline(&decode_pipeline(CLIP, "RGBx", &props), false);
+    assert_eq!(run.error, None);
+    assert_eq!(run.frames.len(), 275);
+    let stats = run.stats.as_ref().unwrap();
+    assert_eq!(stats.get::<u64>("frames").unwrap(), 275);
+    assert_eq!(
+        stats.get::<u64>("detections").unwrap(),
+        92,
+        "frames 0, 3, 6, ... 273"
+    );
+    // Frames in between (not even converted) carry the last detection's faces.
+    assert_eq!(run.frames[1], run.frames[0]);
+    assert!(
+        run.frames_naming(MIRANDA) >= 125,
+        "{}",
+        run.frames_naming(MIRANDA)
+    );
+}

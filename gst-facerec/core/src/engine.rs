@@ -227,15 +227,29 @@ impl Engine {
         }
     }
 
+    /// Whether the next frame is a detection frame. When it is not, the caller may skip
+    /// converting the frame and call [`Engine::carry_over`] instead of [`Engine::process`].
+    pub fn needs_image(&self) -> bool {
+        self.frame_no
+            .is_multiple_of(self.config.detect_interval as u64)
+    }
+
+    /// Advances one frame between detections: the last faces are reported again.
+    pub fn carry_over(&mut self) -> &[FaceResult] {
+        self.frame_no += 1;
+        self.times.frames += 1;
+        &self.current
+    }
+
     /// Processes one video frame: detection on every `detect_interval`-th frame, tracking, and
     /// recognition of new tracks and, periodically, of known ones.
     pub fn process(&mut self, image: &RgbImage) -> Result<&[FaceResult]> {
+        if !self.needs_image() {
+            return Ok(self.carry_over());
+        }
         let frame_no = self.frame_no;
         self.frame_no += 1;
         self.times.frames += 1;
-        if !frame_no.is_multiple_of(self.config.detect_interval as u64) {
-            return Ok(&self.current);
-        }
         let frame_started = Instant::now();
         let detections = self.detector.detect(image)?;
         self.times.detect += frame_started.elapsed();

@@ -905,18 +905,29 @@ impl BaseTransformImpl for FaceRec {
                 gst::FlowError::Error
             })?;
 
-        let started = Instant::now();
-        let image = core_frame(&frame, format, matrix).to_rgb().map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
-            gst::FlowError::Error
-        })?;
-        running.convert_time += started.elapsed();
+        // Frames between detections (sync mode, detect-interval > 1) are not converted at all.
+        let needs_image = match &mut running.processor {
+            Processor::Sync(engine) => {
+                engine.tune(&tuning);
+                engine.needs_image()
+            }
+            Processor::Live(_) => true,
+        };
+        let image = if needs_image {
+            let started = Instant::now();
+            let image = core_frame(&frame, format, matrix).to_rgb().map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
+                gst::FlowError::Error
+            })?;
+            running.convert_time += started.elapsed();
+            Some(image)
+        } else {
+            None
+        };
 
         let (faces, post, inference): (Arc<Vec<FaceResult>>, bool, Duration) =
-            match &mut running.processor {
-                Processor::Sync(engine) => {
-                    engine.tune(&tuning);
-                    let runs_before = engine.times.detect_runs;
+            match (&mut running.processor, image) {
+                (Processor::Sync(engine), Some(image)) => {
                     let faces = engine.process(&image).map_err(|e| {
                         gst::element_imp_error!(
                             self,
@@ -925,18 +936,21 @@ impl BaseTransformImpl for FaceRec {
                         );
                         gst::FlowError::Error
                     })?;
-                    (
-                        Arc::new(faces.to_vec()),
-                        engine.times.detect_runs > runs_before,
-                        engine.last_inference,
-                    )
+                    (Arc::new(faces.to_vec()), true, engine.last_inference)
                 }
-                Processor::Live(worker) => {
-                    worker.submit(LiveJob {
-                        image,
-                        times,
-                        tuning,
-                    });
+                (Processor::Sync(engine), None) => (
+                    Arc::new(engine.carry_over().to_vec()),
+                    false,
+                    Duration::ZERO,
+                ),
+                (Processor::Live(worker), image) => {
+                    if let Some(image) = image {
+                        worker.submit(LiveJob {
+                            image,
+                            times,
+                            tuning,
+                        });
+                    }
                     (worker.latest(), false, Duration::ZERO)
                 }
             };
