@@ -113,20 +113,26 @@ fn file_to_jpeg_pipeline_writes_every_frame() {
     assert_eq!(jpegs, 275);
 }
 
+/// Runs pipelines/testsrc.sh into a fakesink: (exit success, stdout + stderr).
+fn run_testsrc(buffers: u32, env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = command("bash", &plugin_dir());
+    cmd.arg(Path::new(REPO).join("pipelines/testsrc.sh"))
+        .env("SINK", "fakesink")
+        .env("NUM_BUFFERS", buffers.to_string());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().unwrap();
+    (output.status.success(), text(&output))
+}
+
 #[test]
 fn testsrc_pipeline_runs() {
     if !assets_ready() {
         return;
     }
-    let dir = plugin_dir();
-    let output = command("bash", &dir)
-        .arg(Path::new(REPO).join("pipelines/testsrc.sh"))
-        .env("SINK", "fakesink")
-        .env("NUM_BUFFERS", "30")
-        .output()
-        .unwrap();
-    let out = text(&output);
-    assert!(output.status.success(), "{out}");
+    let (success, out) = run_testsrc(30, &[]);
+    assert!(success, "{out}");
     assert!(
         out.contains("No gallery set"),
         "the missing gallery is warned about:\n{out}"
@@ -153,16 +159,8 @@ fn missing_onnx_runtime_fails_with_a_clear_error() {
     if !assets_ready() {
         return;
     }
-    let dir = plugin_dir();
-    let output = command("bash", &dir)
-        .arg(Path::new(REPO).join("pipelines/testsrc.sh"))
-        .env("SINK", "fakesink")
-        .env("NUM_BUFFERS", "5")
-        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
-        .output()
-        .unwrap();
-    let out = text(&output);
-    assert!(!output.status.success(), "{out}");
+    let (success, out) = run_testsrc(5, &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")]);
+    assert!(!success, "{out}");
     assert!(
         out.contains("ERROR: from element /GstPipeline:pipeline0/GstFaceRec:facerec0: ONNX Runtime could not be loaded (/nonexistent/libonnxruntime.so)"),
         "{out}"
