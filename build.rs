@@ -1,3 +1,6 @@
+include!("gst-facerec/core/build/assets.rs");
+
 fn main() {
+    emit_assets_cfg(".");
     gst_plugin_version_helper::info()
 }

@@ -4,7 +4,7 @@
 #
 #   deploy/setup.sh            # system packages (needs root or sudo) + ONNX Runtime + models
 #   deploy/setup.sh --no-apt   # skip the system packages
-#   deploy/setup.sh --test-tools  # also the test clients: chromium, ffmpeg, VLC
+#   deploy/setup.sh --test-tools  # also the test clients: chromium, ffmpeg, VLC, promtool
 #
 # ONNX Runtime is not packaged by Debian, and ort's download-binaries cannot work offline, so the
 # shared library is taken from the PyPI `onnxruntime` wheel into .cache/onnxruntime/ in this
@@ -34,7 +34,8 @@ apt_packages=(
     gstreamer1.0-plugins-bad gstreamer1.0-libav python3-venv python3-pip
 )
 # The real clients the launcher's tests use: a browser, ffprobe and VLC.
-[ "$test_tools" = 1 ] && apt_packages+=(chromium ffmpeg vlc-bin vlc-plugin-base)
+# promtool (Debian's prometheus package) checks the metrics exposition format.
+[ "$test_tools" = 1 ] && apt_packages+=(chromium ffmpeg vlc-bin vlc-plugin-base prometheus)
 if [ "$with_apt" = 1 ]; then
     missing=()
     for p in "${apt_packages[@]}"; do

@@ -1,11 +1,6 @@
 //! `facerec-launcher`: hosts one facerec pipeline per camera and serves the annotated streams
 //! (MJPEG, encoded once per frame in the pipeline), a JSON/SSE API, health and metrics.
 
-mod camera;
-mod config;
-mod http;
-mod metrics;
-
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -18,10 +13,10 @@ use facerec_core::engine::{Engine, EngineConfig};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use camera::{Camera, Hub, PipelineSettings, lock};
-use config::{Cli, Config};
-use http::App;
-use metrics::{CameraLabel, Metrics};
+use facerec_launcher::camera::{Camera, Hub, PipelineSettings, lock};
+use facerec_launcher::config::{Cli, Config};
+use facerec_launcher::http::App;
+use facerec_launcher::metrics::{CameraLabel, Metrics};
 
 /// How long shutdown may take before the process exits anyway (Kubernetes waits 30 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -180,7 +175,7 @@ async fn run(config: Config) -> Result<()> {
     println!("facerec-launcher listening on http://{address}");
     tracing::info!(%address, cameras = config.sources.len(), "listening");
 
-    let server = axum::serve(listener, http::router(app.clone()))
+    let server = axum::serve(listener, facerec_launcher::http::router(app.clone()))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let served = tokio::spawn(async move { server.await });
     shutdown.cancelled().await;

@@ -31,6 +31,28 @@ pub const DEFAULT_THRESHOLD: f32 = 0.6;
 /// The name shown for a face that matches nobody.
 pub const UNKNOWN: &str = "unknown";
 
+/// The longest person name, in characters. Names are drawn on every frame and sent with every
+/// event: a megabyte-long name slowed the sample clip six times.
+pub const MAX_NAME_CHARS: usize = 128;
+
+/// The rules every person name obeys, in `train` and at load alike, so that `train` can never
+/// write a gallery that loading refuses. The error says what is wrong, without the name.
+pub fn check_person_name(name: &str) -> std::result::Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(format!("contains a control character (U+{:04X})", c as u32));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("is longer than {MAX_NAME_CHARS} characters"));
+    }
+    if name != name.trim() {
+        return Err("starts or ends with white space".into());
+    }
+    Ok(())
+}
+
 const PREAMBLE_LEN: usize = 8 + 4 + 8;
 const CHECKSUM_LEN: usize = 32;
 
@@ -202,6 +224,12 @@ impl Gallery {
         for person in &self.people {
             if person.name.trim().is_empty() {
                 return Err(GalleryError::Corrupt("a person has an empty name".into()));
+            }
+            if let Err(why) = check_person_name(&person.name) {
+                let shown: String = person.name.chars().take(40).collect();
+                return Err(GalleryError::Corrupt(format!(
+                    "the person name {shown:?} {why}"
+                )));
             }
             for e in &person.enrolments {
                 if e.embedding.len() != dim {

@@ -13,7 +13,9 @@ pub fn shared_dir() -> PathBuf {
     }
 }
 
-fn on_ci() -> bool {
+/// Whether this is a CI run, where a missing asset fails instead of skipping. The one place that
+/// reads `CI`: `true`, `1` or any other non-empty value but `0` and `false` counts.
+pub fn on_ci() -> bool {
     std::env::var("CI")
         .map(|v| !v.is_empty() && v != "0" && v != "false")
         .unwrap_or(false)
@@ -49,4 +51,22 @@ pub fn require_runtime() -> bool {
             false
         }
     }
+}
+
+/// A gallery file that is well-formed on the outside (magic, version, payload length and
+/// checksum all right) but whose payload opens with a string length prefix of `len` bytes: the
+/// crafted input that used to make the decoder allocate `len` bytes and abort the process.
+pub fn gallery_with_length_prefix(len: u64) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    // bincode's standard config writes lengths as varints: 253 then a little-endian u64.
+    let mut payload = vec![253u8];
+    payload.extend_from_slice(&len.to_le_bytes());
+    payload.extend_from_slice(&[b'a'; 64]);
+    let mut out = Vec::new();
+    out.extend_from_slice(crate::gallery::MAGIC);
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&payload);
+    out.extend_from_slice(&Sha256::digest(&payload));
+    out
 }

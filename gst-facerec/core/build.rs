@@ -1,0 +1,5 @@
+include!("build/assets.rs");
+
+fn main() {
+    emit_assets_cfg("../..");
+}
