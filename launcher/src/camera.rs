@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use gst::prelude::*;
 use serde::Serialize;
@@ -264,10 +264,13 @@ impl Camera {
     /// Asks the running facerec element to (re)load the gallery.
     pub fn reload_gallery(&self, path: &std::path::Path) -> bool {
         match lock(&self.facerec).as_ref() {
-            Some(element) => {
-                element.set_property("gallery", path.display().to_string());
-                true
-            }
+            Some(element) => match set(element, "gallery", path.display().to_string()) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(camera = %self.name, error = %format!("{e:#}"), "gallery not reloaded");
+                    false
+                }
+            },
             None => false,
         }
     }
@@ -354,33 +357,35 @@ impl Camera {
             .with_context(|| format!("cannot build the pipeline `{description}`"))?
             .downcast::<gst::Pipeline>()
             .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+        // Every property set is checked: a value an element refuses is an error for this camera,
+        // never a panic in its thread (settings were validated at start-up already).
         if let Some(src) = pipeline.by_name("src") {
             match &self.source {
-                Source::V4l2 { device } => src.set_property("device", device.display().to_string()),
-                Source::Nvargus { sensor } => src.set_property("sensor-id", *sensor as i32),
-                Source::File { path, .. } => {
-                    src.set_property("location", path.display().to_string())
+                Source::V4l2 { device } => {
+                    set(&src, "device", device.display().to_string())?
                 }
-                Source::Http { url } | Source::Rtsp { url } => src.set_property("location", url),
-                Source::Test { pattern } => src.set_property_from_str("pattern", pattern),
+                Source::Nvargus { sensor } => set(&src, "sensor-id", *sensor as i32)?,
+                Source::File { path, .. } => set(&src, "location", path.display().to_string())?,
+                Source::Http { url } | Source::Rtsp { url } => set(&src, "location", url)?,
+                Source::Test { pattern } => set_str(&src, "pattern", pattern)?,
                 Source::Pipeline { .. } => {}
             }
         }
         let facerec = pipeline.by_name("facerec").context("no facerec element")?;
         if let Some(g) = &settings.gallery {
-            facerec.set_property("gallery", g.display().to_string());
+            set(&facerec, "gallery", g.display().to_string())?;
         }
         if let Some(d) = &settings.detector {
-            facerec.set_property("detector", d.display().to_string());
+            set(&facerec, "detector", d.display().to_string())?;
         }
         if let Some(r) = &settings.recognizer {
-            facerec.set_property("recognizer", r.display().to_string());
+            set(&facerec, "recognizer", r.display().to_string())?;
         }
-        facerec.set_property_from_str("provider", &settings.provider);
-        facerec.set_property("detect-threshold", settings.detect_threshold);
-        facerec.set_property("match-threshold", settings.match_threshold);
-        facerec.set_property("detect-interval", settings.detect_interval);
-        facerec.set_property("live", self.source.is_live());
+        set_str(&facerec, "provider", &settings.provider)?;
+        set(&facerec, "detect-threshold", settings.detect_threshold)?;
+        set(&facerec, "match-threshold", settings.match_threshold)?;
+        set(&facerec, "detect-interval", settings.detect_interval)?;
+        set(&facerec, "live", self.source.is_live())?;
 
         let input = Arc::downgrade(self);
         if let Some(pad) = facerec.static_pad("sink") {
@@ -392,6 +397,17 @@ impl Camera {
                 gst::PadProbeReturn::Ok
             });
             limit_rate(&pad, settings.processing_fps);
+        }
+        // Every frame facerec handled, with faces or not: its messages only cover frames with
+        // faces, so they cannot give the processed rate.
+        let processed = Arc::downgrade(self);
+        if let Some(pad) = facerec.static_pad("src") {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                if let Some(cam) = processed.upgrade() {
+                    cam.processed_frames.fetch_add(1, Ordering::Relaxed);
+                }
+                gst::PadProbeReturn::Ok
+            });
         }
         if let Some(pad) = pipeline
             .by_name("encoder")
@@ -537,7 +553,6 @@ impl Camera {
         let label = CameraLabel {
             camera: self.name.clone(),
         };
-        self.processed_frames.fetch_add(1, Ordering::Relaxed);
         if let Ok(ns) = s.get::<u64>("inference-ns") {
             hub.metrics
                 .inference_seconds
@@ -594,6 +609,46 @@ impl Camera {
         }
         *lock(&self.faces) = faces;
     }
+}
+
+/// `set_property` without the panic: an unknown property, a mistyped or out-of-range value is
+/// an error for this camera, not a panic in its thread.
+fn set(element: &gst::Element, name: &str, value: impl Into<gst::glib::Value>) -> Result<()> {
+    set_value(element, name, value.into())
+}
+
+/// `set_property_from_str` without the panic (enums such as `provider` and `pattern`).
+fn set_str(element: &gst::Element, name: &str, text: &str) -> Result<()> {
+    use gst::prelude::*;
+    let pspec = element
+        .find_property(name)
+        .with_context(|| format!("{} has no property {name}", element.name()))?;
+    let value = gst::glib::Value::deserialize_with_pspec(text, &pspec)
+        .map_err(|_| anyhow::anyhow!("{} refuses {name} = {text:?}", element.name()))?;
+    set_value(element, name, value)
+}
+
+fn set_value(element: &gst::Element, name: &str, value: gst::glib::Value) -> Result<()> {
+    let pspec = element
+        .find_property(name)
+        .with_context(|| format!("{} has no property {name}", element.name()))?;
+    let numeric = value
+        .get::<f32>()
+        .map(f64::from)
+        .or_else(|_| value.get::<f64>())
+        .or_else(|_| value.get::<u32>().map(f64::from))
+        .or_else(|_| value.get::<i32>().map(f64::from))
+        .ok();
+    let in_range = match (crate::config::pspec_range(&pspec), numeric) {
+        // NaN is refused too.
+        (Some((min, max)), Some(v)) => (min..=max).contains(&v),
+        _ => true,
+    };
+    if !value.type_().is_a(pspec.value_type()) || !in_range {
+        bail!("{} refuses {name} = {value:?}", element.name());
+    }
+    element.set_property_from_value(name, &value);
+    Ok(())
 }
 
 fn is_from_facerec(e: &gst::message::Error) -> bool {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use gst::prelude::*;
 use serde::Deserialize;
 use url::Url;
 
@@ -36,10 +37,13 @@ pub struct Cli {
     /// ONNX Runtime execution provider: auto, cpu, cuda, tensorrt.
     #[arg(long, env = "FACEREC_PROVIDER")]
     pub provider: Option<String>,
+    /// Face detection score threshold.
     #[arg(long, env = "FACEREC_DETECT_THRESHOLD")]
     pub detect_threshold: Option<f32>,
+    /// Largest embedding distance that still counts as a match.
     #[arg(long, env = "FACEREC_MATCH_THRESHOLD")]
     pub match_threshold: Option<f32>,
+    /// Run detection on every Nth frame (tracking carries faces in between).
     #[arg(long, env = "FACEREC_DETECT_INTERVAL")]
     pub detect_interval: Option<u32>,
     /// Frames per second fed to recognition (the demo's VIDEO_PROCESSING_FPS); 0 = all.
@@ -54,6 +58,15 @@ pub struct Cli {
     /// JPEG quality of the served frames.
     #[arg(long, env = "FACEREC_JPEG_QUALITY")]
     pub jpeg_quality: Option<u32>,
+    /// Most cameras, however they are added (sources at start, POST /api/cameras, /register).
+    #[arg(long, env = "FACEREC_MAX_CAMERAS")]
+    pub max_cameras: Option<usize>,
+    /// Most open HTTP connections (stream clients included); more are closed at once.
+    #[arg(long, env = "FACEREC_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a client may take to send a request's headers before the connection is closed.
+    #[arg(long, env = "FACEREC_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
     /// Folder that file:// cameras added through the API may read from (none by default).
     #[arg(long, env = "FACEREC_MEDIA_DIR")]
     pub media_dir: Option<PathBuf>,
@@ -83,6 +96,9 @@ pub struct FileConfig {
     pub max_fps: Option<u32>,
     pub max_clients: Option<usize>,
     pub jpeg_quality: Option<u32>,
+    pub max_cameras: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub header_timeout: Option<u64>,
     pub media_dir: Option<PathBuf>,
     pub mdns: Option<bool>,
 }
@@ -111,6 +127,9 @@ pub struct Config {
     pub max_fps: u32,
     pub max_clients: usize,
     pub jpeg_quality: u32,
+    pub max_cameras: usize,
+    pub max_connections: usize,
+    pub header_timeout: u64,
     pub media_dir: Option<PathBuf>,
     pub mdns: bool,
     pub api_token: Option<String>,
@@ -198,24 +217,176 @@ impl Config {
                 .or(file.detect_threshold)
                 .unwrap_or(0.85),
             match_threshold: cli.match_threshold.or(file.match_threshold).unwrap_or(0.6),
-            detect_interval: cli
-                .detect_interval
-                .or(file.detect_interval)
-                .unwrap_or(1)
-                .max(1),
+            // No clamping here: `validate` refuses what is out of range instead.
+            detect_interval: cli.detect_interval.or(file.detect_interval).unwrap_or(1),
             processing_fps: cli.processing_fps.or(file.processing_fps).unwrap_or(0),
-            max_fps: cli.max_fps.or(file.max_fps).unwrap_or(15).max(1),
-            max_clients: cli.max_clients.or(file.max_clients).unwrap_or(32).max(1),
-            jpeg_quality: cli
-                .jpeg_quality
-                .or(file.jpeg_quality)
-                .unwrap_or(80)
-                .clamp(10, 100),
+            max_fps: cli.max_fps.or(file.max_fps).unwrap_or(15),
+            max_clients: cli.max_clients.or(file.max_clients).unwrap_or(32),
+            jpeg_quality: cli.jpeg_quality.or(file.jpeg_quality).unwrap_or(80),
+            max_cameras: cli.max_cameras.or(file.max_cameras).unwrap_or(16),
+            max_connections: cli
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(256),
+            header_timeout: cli.header_timeout.or(file.header_timeout).unwrap_or(10),
             media_dir: cli.media_dir.or(file.media_dir),
             mdns: cli.mdns || file.mdns.unwrap_or(false),
             api_token,
         })
     }
+}
+
+/// Settings that are element properties: (setting, element factory, property). Their ranges are
+/// the elements' own `ParamSpec` bounds, read at run time, so they are declared only there.
+pub const ELEMENT_SETTINGS: [(&str, &str, &str); 4] = [
+    ("detect-threshold", "facerec", "detect-threshold"),
+    ("match-threshold", "facerec", "match-threshold"),
+    ("detect-interval", "facerec", "detect-interval"),
+    ("jpeg-quality", "jpegenc", "quality"),
+];
+
+/// The launcher's own settings and their inclusive ranges: declared here and nowhere else.
+pub const LAUNCHER_RANGES: [(&str, u64, u64); 5] = [
+    ("processing-fps", 0, 1000),
+    ("max-fps", 1, 1000),
+    ("max-clients", 1, 100_000),
+    ("max-cameras", 1, 1024),
+    ("max-connections", 1, 100_000),
+];
+
+/// Seconds for `--header-timeout`: declared with the other launcher-only ranges.
+pub const HEADER_TIMEOUT_RANGE: (&str, u64, u64) = ("header-timeout", 1, 3600);
+
+/// The bounds of a numeric `ParamSpec`, whatever its numeric type.
+pub fn pspec_range(pspec: &gst::glib::ParamSpec) -> Option<(f64, f64)> {
+    use gst::glib;
+    if let Some(p) = pspec.downcast_ref::<glib::ParamSpecFloat>() {
+        Some((p.minimum() as f64, p.maximum() as f64))
+    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecDouble>() {
+        Some((p.minimum(), p.maximum()))
+    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecUInt>() {
+        Some((p.minimum() as f64, p.maximum() as f64))
+    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecInt>() {
+        Some((p.minimum() as f64, p.maximum() as f64))
+    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecUInt64>() {
+        Some((p.minimum() as f64, p.maximum() as f64))
+    } else {
+        pspec
+            .downcast_ref::<glib::ParamSpecInt64>()
+            .map(|p| (p.minimum() as f64, p.maximum() as f64))
+    }
+}
+
+/// The `ParamSpec` bounds of `factory`'s `property`.
+pub fn element_range(factory: &str, property: &str) -> Result<(f64, f64)> {
+    let element = gst::ElementFactory::make(factory)
+        .build()
+        .with_context(|| format!("the GStreamer element {factory} is not installed"))?;
+    let pspec = element
+        .find_property(property)
+        .with_context(|| format!("element {factory} has no property {property}"))?;
+    pspec_range(&pspec)
+        .with_context(|| format!("property {property} of element {factory} is not numeric"))
+}
+
+/// `--help` with every range spelled out, read from the elements (after `gst::init`) and from
+/// [`LAUNCHER_RANGES`]. Without GStreamer the help simply lacks the element ranges.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut ranges: Vec<(String, String)> = Vec::new();
+    for (setting, factory, property) in ELEMENT_SETTINGS {
+        if let Ok((min, max)) = element_range(factory, property) {
+            ranges.push((
+                setting.to_string(),
+                format!("{min} to {max}, the range of {factory}'s {property}"),
+            ));
+        }
+    }
+    for (setting, min, max) in LAUNCHER_RANGES.into_iter().chain([HEADER_TIMEOUT_RANGE]) {
+        ranges.push((setting.to_string(), format!("{min} to {max}")));
+    }
+    for (setting, text) in ranges {
+        let id = setting.replace('-', "_");
+        cmd = cmd.mut_arg(id, |arg| {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            arg.help(format!("{help} [range: {text}]"))
+        });
+    }
+    cmd
+}
+
+/// What the YAML file may not hold either: shared by flags, environment and file.
+fn out_of_range(setting: &str, value: impl std::fmt::Display, range: &str) -> anyhow::Error {
+    anyhow::anyhow!("{setting} {value} is out of range: {range}")
+}
+
+impl Config {
+    /// Checks every numeric setting against its range: the facerec and jpegenc elements' own
+    /// bounds for the element properties, [`LAUNCHER_RANGES`] for the rest. Needs `gst::init`
+    /// and the facerec element registered.
+    pub fn validate(&self) -> Result<()> {
+        let element_values = [
+            self.detect_threshold as f64,
+            self.match_threshold as f64,
+            self.detect_interval as f64,
+            self.jpeg_quality as f64,
+        ];
+        for ((setting, factory, property), value) in ELEMENT_SETTINGS.into_iter().zip(element_values)
+        {
+            let (min, max) = element_range(factory, property)?;
+            // NaN fails this too.
+            if !(min..=max).contains(&value) {
+                let shown = if setting.ends_with("threshold") {
+                    format!("{}", value as f32)
+                } else {
+                    format!("{value}")
+                };
+                return Err(out_of_range(
+                    setting,
+                    shown,
+                    &format!("{factory}'s {property} accepts {min} to {max}"),
+                ));
+            }
+        }
+        let launcher_values = [
+            self.processing_fps as u64,
+            self.max_fps as u64,
+            self.max_clients as u64,
+            self.max_cameras as u64,
+            self.max_connections as u64,
+        ];
+        for ((setting, min, max), value) in LAUNCHER_RANGES
+            .into_iter()
+            .chain([HEADER_TIMEOUT_RANGE])
+            .zip(launcher_values.into_iter().chain([self.header_timeout]))
+        {
+            if !(min..=max).contains(&value) {
+                return Err(out_of_range(
+                    setting,
+                    value,
+                    &format!("it must be {min} to {max}"),
+                ));
+            }
+        }
+        if self.sources.len() > self.max_cameras {
+            bail!(
+                "{} cameras are configured but max-cameras is {}",
+                self.sources.len(),
+                self.max_cameras
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Registers the facerec element if GST_PLUGIN_PATH did not provide it: from then on the copy
+/// linked into this binary is used.
+pub fn ensure_facerec_plugin() -> Result<()> {
+    if gst::ElementFactory::find("facerec").is_none() {
+        gstfacerec::plugin_register_static().context("cannot register the facerec plugin")?;
+    }
+    Ok(())
 }
 
 /// Camera names appear in URLs and metric labels: keep them to a safe alphabet.

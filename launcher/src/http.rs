@@ -34,6 +34,51 @@ pub struct App {
     pub shutdown: CancellationToken,
     pub api_token: Option<String>,
     pub media_dir: Option<std::path::PathBuf>,
+    /// Applies to every way of adding a camera (start-up sources, the API, `/register`).
+    pub max_cameras: usize,
+    pub register_limiter: RateLimiter,
+}
+
+/// A token bucket. One global bucket guards `/register`: it is the only unauthenticated way to
+/// start a pipeline when no API token is set, and a per-address bucket would not stop one host
+/// cycling through many `ip=` values anyway (the peer address is the same).
+pub struct RateLimiter {
+    burst: f64,
+    per_second: f64,
+    state: std::sync::Mutex<(f64, std::time::Instant)>,
+}
+
+impl RateLimiter {
+    /// `/register`: a burst of 10 (a rack of ESP32s booting together), then 1 per second.
+    pub const REGISTER_BURST: u32 = 10;
+    pub const REGISTER_PER_SECOND: u32 = 1;
+
+    pub fn new(burst: u32, per_second: u32) -> RateLimiter {
+        RateLimiter {
+            burst: burst as f64,
+            per_second: per_second as f64,
+            state: std::sync::Mutex::new((burst as f64, std::time::Instant::now())),
+        }
+    }
+
+    pub fn register() -> RateLimiter {
+        RateLimiter::new(Self::REGISTER_BURST, Self::REGISTER_PER_SECOND)
+    }
+
+    /// Takes a token, or says how many whole seconds to wait for one.
+    pub fn take(&self) -> Result<(), u64> {
+        let mut state = lock(&self.state);
+        let now = std::time::Instant::now();
+        let (tokens, at) = *state;
+        let tokens = (tokens + now.duration_since(at).as_secs_f64() * self.per_second).min(self.burst);
+        if tokens >= 1.0 {
+            *state = (tokens - 1.0, now);
+            Ok(())
+        } else {
+            *state = (tokens, now);
+            Err(((1.0 - tokens) / self.per_second).ceil().max(1.0) as u64)
+        }
+    }
 }
 
 type Shared = Arc<App>;
@@ -63,6 +108,15 @@ impl App {
             return Err(ApiError(
                 StatusCode::CONFLICT,
                 format!("camera {name} already exists"),
+            ));
+        }
+        if cameras.len() >= self.max_cameras {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                format!(
+                    "camera limit reached: {} cameras (max-cameras); remove one first",
+                    self.max_cameras
+                ),
             ));
         }
         let camera = Camera::start(name.clone(), uri, source, self.hub.clone());
@@ -114,23 +168,31 @@ fn not_found(name: &str) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, format!("no camera named {name}"))
 }
 
-fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &app.api_token else {
-        return Ok(());
-    };
-    let given = headers
+/// The bearer token from `Authorization: Bearer …`, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Whether `given` is the configured API token (always true when none is configured).
+fn token_ok(app: &App, given: Option<&str>) -> bool {
+    let Some(token) = &app.api_token else {
+        return true;
+    };
     // Compare without an early exit, so the time taken does not reveal the token.
-    let matches = given.is_some_and(|g| {
+    given.is_some_and(|g| {
         g.len() == token.len()
             && g.bytes()
                 .zip(token.bytes())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
-    });
-    if matches {
+    })
+}
+
+fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    if token_ok(app, bearer(headers)) {
         Ok(())
     } else {
         Err(ApiError(
@@ -367,16 +429,45 @@ struct Registration {
     ip: String,
     #[serde(default)]
     token: String,
+    /// The API token, for firmware that cannot send a header.
+    key: Option<String>,
 }
 
 /// The demo's ESP32 cameras call `GET /register?ip=&token=` and then serve MJPEG at
-/// `http://<ip>/stream`. Registering again with the same address is harmless.
+/// `http://<ip>/stream`. Registering again with the same address and token is harmless.
+///
+/// With `FACEREC_API_TOKEN` set, the API token is required, as `key=` or a bearer header.
+/// Without it, a registration that would change an existing camera (a new `token`) is refused:
+/// nothing tells the real camera from anyone else on the network, so re-pointing a camera
+/// takes an explicit `DELETE /api/cameras/NAME` first (which is logged).
 async fn register(
     State(app): State<Shared>,
+    headers: HeaderMap,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     Query(r): Query<Registration>,
-) -> Result<String, ApiError> {
+) -> Result<String, Response> {
+    // Before the token check too: failed guesses cost a token each.
+    if let Err(wait) = app.register_limiter.take() {
+        let mut response = ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many registrations: retry in {wait} s"),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return Err(response);
+    }
+    if !token_ok(&app, r.key.as_deref().or(bearer(&headers))) {
+        tracing::warn!(%peer, ip = %r.ip, "registration without a valid API token refused");
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "a valid API token is required (key= or a bearer header)".into(),
+        )
+        .into_response());
+    }
     let (name, source) = esp32_camera(&r.ip, &r.token)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()).into_response())?;
     let Source::Http { url } = &source else {
         unreachable!("esp32 cameras are http")
     };
@@ -384,12 +475,24 @@ async fn register(
         if &existing.uri == url {
             return Ok(format!("{name} already registered\n"));
         }
-        // Same camera, new token: replace it.
+        if app.api_token.is_none() {
+            tracing::warn!(camera = %name, %peer, "re-registration with a different token refused: delete the camera first");
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                format!(
+                    "camera {name} is registered with a different token; delete it first (DELETE /api/cameras/{name})"
+                ),
+            )
+            .into_response());
+        }
+        // Authorised above: the same camera, a new token.
+        tracing::warn!(camera = %name, %peer, "re-registration: replacing the camera's token");
         let (app2, n) = (app.clone(), name.clone());
         let _ = tokio::task::spawn_blocking(move || app2.remove(&n)).await;
     }
-    app.add(name.clone(), url.clone(), source)?;
-    tracing::info!(camera = %name, "registered an ESP32 camera");
+    app.add(name.clone(), url.clone(), source)
+        .map_err(IntoResponse::into_response)?;
+    tracing::info!(camera = %name, %peer, "registered an ESP32 camera");
     Ok(format!("{name} registered\n"))
 }
 

@@ -8,13 +8,13 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::FromArgMatches;
 use facerec_core::engine::{Engine, EngineConfig};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use facerec_launcher::camera::{Camera, Hub, PipelineSettings, lock};
-use facerec_launcher::config::{Cli, Config};
+use facerec_launcher::camera::{Hub, PipelineSettings, lock};
+use facerec_launcher::config::{self, Cli, Config, ensure_facerec_plugin};
 use facerec_launcher::http::App;
 use facerec_launcher::metrics::{CameraLabel, Metrics};
 
@@ -34,17 +34,13 @@ fn init_logging(json: bool) {
     }
 }
 
-/// Makes sure the facerec element exists: from GST_PLUGIN_PATH if installed there, else the
-/// copy linked into this binary.
-fn ensure_facerec_plugin() -> Result<()> {
-    if gst::ElementFactory::find("facerec").is_none() {
-        gstfacerec::plugin_register_static().context("cannot register the facerec plugin")?;
-    }
-    Ok(())
-}
-
 /// Fails early and clearly on what would otherwise only fail inside each pipeline.
 fn preflight(config: &Config) -> Result<()> {
+    // The gallery first, through the one loader (which refuses devices, FIFOs and oversized
+    // files): a bad file is reported before the models are even opened.
+    if let Some(path) = &config.gallery {
+        facerec_core::gallery::Gallery::load(path)?;
+    }
     let mut engine_config = EngineConfig::default();
     if let Some(d) = &config.detector {
         engine_config.detector = d.clone();
@@ -112,6 +108,64 @@ fn announce_mdns(port: u16) -> Result<mdns_sd::ServiceDaemon> {
     Ok(daemon)
 }
 
+struct ServeLimits {
+    max_connections: usize,
+    header_timeout: Duration,
+}
+
+/// axum's `serve` with what it lacks against slowloris: a header-read timeout and a cap on open
+/// connections (one past the cap is closed at once, before anything is read from it).
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: ServeLimits,
+    shutdown: CancellationToken,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max = limits.max_connections, "too many connections: closing one");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            tower_service::Service::call(&mut router.clone(), request)
+        });
+        // No upgrades: the launcher serves no WebSocket.
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
 async fn shutdown_signal(token: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -125,8 +179,6 @@ async fn shutdown_signal(token: CancellationToken) {
 }
 
 async fn run(config: Config) -> Result<()> {
-    gst::init().context("cannot initialise GStreamer")?;
-    ensure_facerec_plugin()?;
     preflight(&config)?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -155,13 +207,13 @@ async fn run(config: Config) -> Result<()> {
         shutdown: shutdown.clone(),
         api_token: config.api_token.clone(),
         media_dir: config.media_dir.clone(),
+        max_cameras: config.max_cameras,
+        register_limiter: facerec_launcher::http::RateLimiter::register(),
     });
     for (name, uri, source) in &config.sources {
-        let camera = Camera::start(name.clone(), uri.clone(), source.clone(), hub.clone());
-        app.cameras
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.clone(), camera);
+        // The same cap as the API (already checked in `validate`, so this cannot fail).
+        app.add(name.clone(), uri.clone(), source.clone())
+            .map_err(|e| anyhow::anyhow!("camera {name}: {}", e.1))?;
     }
     let _mdns = if config.mdns {
         Some(announce_mdns(address.port())?)
@@ -175,9 +227,16 @@ async fn run(config: Config) -> Result<()> {
     println!("facerec-launcher listening on http://{address}");
     tracing::info!(%address, cameras = config.sources.len(), "listening");
 
-    let server = axum::serve(listener, facerec_launcher::http::router(app.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let served = tokio::spawn(async move { server.await });
+    let limits = ServeLimits {
+        max_connections: config.max_connections,
+        header_timeout: Duration::from_secs(config.header_timeout),
+    };
+    let served = tokio::spawn(serve(
+        listener,
+        facerec_launcher::http::router(app.clone()),
+        limits,
+        shutdown.clone(),
+    ));
     shutdown.cancelled().await;
 
     // Streams end on the cancelled token; pipelines go to NULL; both within the grace period.
@@ -201,9 +260,18 @@ async fn run(config: Config) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // GStreamer first, so that `--help` shows the elements' own ranges.
+    let gst_ready = gst::init()
+        .context("cannot initialise GStreamer")
+        .and_then(|()| ensure_facerec_plugin());
+    let cli = match Cli::from_arg_matches(&config::command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_logging(cli.log_json);
-    let result = Config::load(cli).and_then(|config| {
+    let result = gst_ready.and_then(|()| Config::load(cli)).and_then(|config| {
+        // Before anything is logged, so that a bad setting is the only line on stderr.
+        config.validate()?;
         if config.sources.is_empty() {
             tracing::warn!(
                 "no camera configured: add some with --source, the config file or POST /api/cameras"
