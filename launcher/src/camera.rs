@@ -361,9 +361,7 @@ impl Camera {
         // never a panic in its thread (settings were validated at start-up already).
         if let Some(src) = pipeline.by_name("src") {
             match &self.source {
-                Source::V4l2 { device } => {
-                    set(&src, "device", device.display().to_string())?
-                }
+                Source::V4l2 { device } => set(&src, "device", device.display().to_string())?,
                 Source::Nvargus { sensor } => set(&src, "sensor-id", *sensor as i32)?,
                 Source::File { path, .. } => set(&src, "location", path.display().to_string())?,
                 Source::Http { url } | Source::Rtsp { url } => set(&src, "location", url)?,
@@ -471,12 +469,17 @@ impl Camera {
     ) -> Outcome {
         let mut track_names: HashMap<u64, String> = HashMap::new();
         let mut played = false;
+        // souphttpsrc's last `http-headers` status: its errors alone often say only
+        // "Internal data stream error".
+        let mut http_status: Option<u32> = None;
         if pipeline.set_state(gst::State::Playing).is_err() {
             // The reason follows as an error message on the bus.
             let error = bus
                 .timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error])
                 .and_then(|m| match m.view() {
-                    gst::MessageView::Error(e) => Some((is_from_facerec(e), error_text(e))),
+                    gst::MessageView::Error(e) => {
+                        Some((is_from_facerec(e), self.describe_error(e, None)))
+                    }
                     _ => None,
                 });
             return match error {
@@ -505,7 +508,7 @@ impl Camera {
             };
             match msg.view() {
                 gst::MessageView::Error(e) => {
-                    let reason = error_text(e);
+                    let reason = self.describe_error(e, http_status);
                     return if is_from_facerec(e) && !played {
                         Outcome::Fatal(reason)
                     } else {
@@ -539,13 +542,34 @@ impl Camera {
                 gst::MessageView::Warning(w) => {
                     tracing::warn!(camera = %self.name, warning = %w.error(), debug = ?w.debug(), "pipeline warning");
                 }
-                gst::MessageView::Element(e) => {
-                    if let Some(s) = e.structure().filter(|s| s.name() == "facerec") {
-                        self.on_faces(s, &mut track_names, hub);
+                gst::MessageView::Element(e) => match e.structure() {
+                    Some(s) if s.name() == "facerec" => self.on_faces(s, &mut track_names, hub),
+                    Some(s) if s.name() == "http-headers" => {
+                        http_status = s.get::<u32>("http-status-code").ok();
                     }
-                }
+                    _ => {}
+                },
                 _ => {}
             }
+        }
+    }
+
+    /// The error, with its cause made specific for HTTP cameras: "HTTP 404", or, when no
+    /// response came at all, what connecting says ("connection refused", "timeout").
+    fn describe_error(&self, e: &gst::message::Error, http_status: Option<u32>) -> String {
+        let text = error_text(e);
+        let Source::Http { url } = &self.source else {
+            return text;
+        };
+        let status = http_status
+            .filter(|s| *s >= 300)
+            .or_else(|| e.debug().as_deref().and_then(status_from_debug));
+        if let Some(status) = status {
+            return format!("HTTP {status} ({text})");
+        }
+        match connect_diagnosis(url) {
+            Some(cause) => format!("{cause} ({text})"),
+            None => text,
         }
     }
 
@@ -649,6 +673,38 @@ fn set_value(element: &gst::Element, name: &str, value: gst::glib::Value) -> Res
     }
     element.set_property_from_value(name, &value);
     Ok(())
+}
+
+/// souphttpsrc's debug text carries the status as "Not Found (404), URL: …".
+fn status_from_debug(debug: &str) -> Option<u32> {
+    let head = &debug[..debug.find(", URL: ")?];
+    let open = head.rfind('(')?;
+    let status: u32 = head[open + 1..].strip_suffix(')')?.parse().ok()?;
+    (100..600).contains(&status).then_some(status)
+}
+
+/// Why an HTTP camera gave no response: souphttpsrc (GStreamer 1.22, libsoup 3) only logs
+/// "Connection refused" to its debug category, so the launcher asks the network itself.
+fn connect_diagnosis(url: &str) -> Option<String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let url = url::Url::parse(url).ok()?;
+    let host = url.host_str()?;
+    let port = url.port_or_known_default()?;
+    let addr = match (host.trim_start_matches('[').trim_end_matches(']'), port)
+        .to_socket_addrs()
+        .map(|mut a| a.next())
+    {
+        Ok(Some(addr)) => addr,
+        _ => return Some(format!("cannot resolve {host}")),
+    };
+    match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Some("connection refused".into())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Some("timeout".into()),
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 fn is_from_facerec(e: &gst::message::Error) -> bool {

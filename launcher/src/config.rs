@@ -224,10 +224,7 @@ impl Config {
             max_clients: cli.max_clients.or(file.max_clients).unwrap_or(32),
             jpeg_quality: cli.jpeg_quality.or(file.jpeg_quality).unwrap_or(80),
             max_cameras: cli.max_cameras.or(file.max_cameras).unwrap_or(16),
-            max_connections: cli
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(256),
+            max_connections: cli.max_connections.or(file.max_connections).unwrap_or(256),
             header_timeout: cli.header_timeout.or(file.header_timeout).unwrap_or(10),
             media_dir: cli.media_dir.or(file.media_dir),
             mdns: cli.mdns || file.mdns.unwrap_or(false),
@@ -332,7 +329,8 @@ impl Config {
             self.detect_interval as f64,
             self.jpeg_quality as f64,
         ];
-        for ((setting, factory, property), value) in ELEMENT_SETTINGS.into_iter().zip(element_values)
+        for ((setting, factory, property), value) in
+            ELEMENT_SETTINGS.into_iter().zip(element_values)
         {
             let (min, max) = element_range(factory, property)?;
             // NaN fails this too.

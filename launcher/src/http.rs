@@ -70,7 +70,8 @@ impl RateLimiter {
         let mut state = lock(&self.state);
         let now = std::time::Instant::now();
         let (tokens, at) = *state;
-        let tokens = (tokens + now.duration_since(at).as_secs_f64() * self.per_second).min(self.burst);
+        let tokens =
+            (tokens + now.duration_since(at).as_secs_f64() * self.per_second).min(self.burst);
         if tokens >= 1.0 {
             *state = (tokens - 1.0, now);
             Ok(())
@@ -443,9 +444,13 @@ struct Registration {
 async fn register(
     State(app): State<Shared>,
     headers: HeaderMap,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     Query(r): Query<Registration>,
 ) -> Result<String, Response> {
+    // Set by the launcher's server loop; absent when the router is served some other way.
+    let peer = peer
+        .map(|p| p.0.0.to_string())
+        .unwrap_or_else(|| "unknown".into());
     // Before the token check too: failed guesses cost a token each.
     if let Err(wait) = app.register_limiter.take() {
         let mut response = ApiError(

@@ -180,6 +180,12 @@ async fn shutdown_signal(token: CancellationToken) {
 
 async fn run(config: Config) -> Result<()> {
     preflight(&config)?;
+    // After the checks that can fail, so that a failure is the only line on stderr.
+    if config.sources.is_empty() {
+        tracing::warn!(
+            "no camera configured: add some with --source, the config file or POST /api/cameras"
+        );
+    }
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -269,20 +275,18 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_logging(cli.log_json);
-    let result = gst_ready.and_then(|()| Config::load(cli)).and_then(|config| {
-        // Before anything is logged, so that a bad setting is the only line on stderr.
-        config.validate()?;
-        if config.sources.is_empty() {
-            tracing::warn!(
-                "no camera configured: add some with --source, the config file or POST /api/cameras"
-            );
-        }
-        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-        let outcome = runtime.block_on(run(config));
-        // Do not wait for blocking tasks (a stuck pipeline) beyond the grace period.
-        runtime.shutdown_timeout(Duration::from_secs(1));
-        outcome
-    });
+    let result = gst_ready
+        .and_then(|()| Config::load(cli))
+        .and_then(|config| {
+            // Before anything is logged, so that a bad setting is the only line on stderr.
+            config.validate()?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let outcome = runtime.block_on(run(config));
+            // Do not wait for blocking tasks (a stuck pipeline) beyond the grace period.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            outcome
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

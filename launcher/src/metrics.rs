@@ -63,7 +63,7 @@ impl Metrics {
         );
         registry.register(
             "processed_fps",
-            "Frames per second run through detection",
+            "Frames per second handled by the facerec element (after the --processing-fps cap), with or without faces",
             m.processed_fps.clone(),
         );
         registry.register(
