@@ -720,6 +720,46 @@ fn error_text(e: &gst::message::Error) -> String {
 mod tests {
     use super::*;
 
+    /// A refused value is an error naming the element and the value, never a panic in the
+    /// camera thread (issue 8: `--detect-threshold=-5` used to panic here).
+    #[test]
+    fn property_sets_refuse_instead_of_panicking() {
+        gst::init().unwrap();
+        crate::config::ensure_facerec_plugin().unwrap();
+        let facerec = gst::ElementFactory::make("facerec")
+            .name("facerec")
+            .build()
+            .unwrap();
+        let err = |r: Result<()>| format!("{:#}", r.unwrap_err());
+        assert_eq!(
+            err(set(&facerec, "detect-threshold", -5f32)),
+            "facerec refuses detect-threshold = (gfloat) -5.000000"
+        );
+        assert_eq!(
+            err(set(&facerec, "match-threshold", f32::NAN)),
+            "facerec refuses match-threshold = (gfloat) nan"
+        );
+        assert_eq!(
+            err(set(&facerec, "detect-interval", 100_000u32)),
+            "facerec refuses detect-interval = (guint) 100000"
+        );
+        assert_eq!(
+            err(set(&facerec, "detect-interval", "5")),
+            "facerec refuses detect-interval = (gchararray) \"5\""
+        );
+        assert_eq!(
+            err(set(&facerec, "no-such", 1u32)),
+            "facerec has no property no-such"
+        );
+        assert_eq!(
+            err(set_str(&facerec, "provider", "gpu")),
+            "facerec refuses provider = \"gpu\""
+        );
+        set(&facerec, "detect-threshold", 0.5f32).unwrap();
+        set_str(&facerec, "provider", "cpu").unwrap();
+        assert_eq!(facerec.property::<f32>("detect-threshold"), 0.5);
+    }
+
     /// pipelines/README.md documents the exact pipelines; keep the two in step.
     #[test]
     fn documented_pipelines_are_the_built_ones() {
