@@ -14,7 +14,13 @@ use url::Url;
 #[command(
     name = "facerec-launcher",
     version,
-    about = "Serve facerec-annotated camera streams over HTTP"
+    about = "Serve facerec-annotated camera streams over HTTP",
+    after_help = "FACEREC_API_TOKEN (environment only): when set, POST/DELETE /api/cameras, \
+POST /api/gallery/reload and GET /register require it, as `Authorization: Bearer TOKEN` or, \
+for /register (ESP32 firmware that cannot send headers), as a `key=TOKEN` query parameter. \
+Without it, /register still refuses to change an existing camera's token. /register is \
+rate-limited to a burst of 10, then 1 per second (429 with Retry-After).\n\n\
+Every range above is checked at start-up: a value outside it is one error line and exit 1."
 )]
 pub struct Cli {
     /// Address to listen on.
@@ -251,6 +257,11 @@ pub const LAUNCHER_RANGES: [(&str, u64, u64); 5] = [
     ("max-connections", 1, 100_000),
 ];
 
+pub const DEFAULT_MAX_CAMERAS: usize = 16;
+/// Well above `--max-clients`' default of 32 streams, far below what a slowloris opens.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+pub const DEFAULT_HEADER_TIMEOUT: u64 = 10;
+
 /// Seconds for `--header-timeout`: declared with the other launcher-only ranges.
 pub const HEADER_TIMEOUT_RANGE: (&str, u64, u64) = ("header-timeout", 1, 3600);
 
@@ -302,6 +313,15 @@ pub fn command() -> clap::Command {
     }
     for (setting, min, max) in LAUNCHER_RANGES.into_iter().chain([HEADER_TIMEOUT_RANGE]) {
         ranges.push((setting.to_string(), format!("{min} to {max}")));
+    }
+    for (setting, default) in [
+        ("max-cameras", DEFAULT_MAX_CAMERAS as u64),
+        ("max-connections", DEFAULT_MAX_CONNECTIONS as u64),
+        ("header-timeout", DEFAULT_HEADER_TIMEOUT),
+    ] {
+        if let Some((_, text)) = ranges.iter_mut().find(|(s, _)| s == setting) {
+            text.push_str(&format!("; default {default}"));
+        }
     }
     for (setting, text) in ranges {
         let id = setting.replace('-', "_");
@@ -659,6 +679,39 @@ mod tests {
                 path.display()
             )),
             "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The camera cap comes from the config file too and counts the file's sources.
+    #[test]
+    fn the_config_file_cap_counts_its_sources() {
+        gst::init().unwrap();
+        ensure_facerec_plugin().unwrap();
+        let dir = std::env::temp_dir().join(format!("facerec-cap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("launcher.yaml");
+        std::fs::write(
+            &path,
+            "max-cameras: 1\nsources:\n  - name: a\n    uri: test://\n  - name: b\n    uri: test://\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from(["facerec-launcher", "--config", path.to_str().unwrap()]);
+        let config = Config::load(cli).unwrap();
+        assert_eq!(config.max_cameras, 1);
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "2 cameras are configured but max-cameras is 1"
+        );
+        std::fs::write(&path, "jpeg-quality: 101\n").unwrap();
+        let cli = Cli::parse_from(["facerec-launcher", "--config", path.to_str().unwrap()]);
+        assert_eq!(
+            Config::load(cli)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "jpeg-quality 101 is out of range: jpegenc's quality accepts 0 to 100"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
