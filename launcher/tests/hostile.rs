@@ -602,6 +602,18 @@ fn a_partial_header_is_cut_off_after_the_timeout() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(5),
         "closed after {took:?}"
     );
+    // So is one that sends nothing at all.
+    let mut silent = TcpStream::connect(launcher.addr()).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(silent.read(&mut [0u8; 16]).unwrap(), 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     // A prompt client is served as usual.
     assert_eq!(launcher.get("/healthz"), (200, "ok\n".to_string()));
 }
