@@ -14,13 +14,7 @@ use url::Url;
 #[command(
     name = "facerec-launcher",
     version,
-    about = "Serve facerec-annotated camera streams over HTTP",
-    after_help = "FACEREC_API_TOKEN (environment only): when set, POST/DELETE /api/cameras, \
-POST /api/gallery/reload and GET /register require it, as `Authorization: Bearer TOKEN` or, \
-for /register (ESP32 firmware that cannot send headers), as a `key=TOKEN` query parameter. \
-Without it, /register still refuses to change an existing camera's token. /register is \
-rate-limited to a burst of 10, then 1 per second (429 with Retry-After).\n\n\
-Every range above is checked at start-up: a value outside it is one error line and exit 1."
+    about = "Serve facerec-annotated camera streams over HTTP"
 )]
 pub struct Cli {
     /// Address to listen on.
@@ -301,7 +295,23 @@ pub fn element_range(factory: &str, property: &str) -> Result<(f64, f64)> {
 /// [`LAUNCHER_RANGES`]. Without GStreamer the help simply lacks the element ranges.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
-    let mut cmd = Cli::command();
+    let (client, overall) = (
+        crate::http::RateLimiter::REGISTER_PER_CLIENT,
+        crate::http::RateLimiter::REGISTER_OVERALL,
+    );
+    let mut cmd = Cli::command().after_help(format!(
+        "FACEREC_API_TOKEN (environment only): when set, POST/DELETE /api/cameras, POST \
+/api/gallery/reload and GET /register require it, as `Authorization: Bearer TOKEN` or, for \
+/register (ESP32 firmware that cannot send headers), as a `key=TOKEN` query parameter. Without \
+it, /register still refuses to change an existing camera's token. /register is rate-limited \
+per client (a burst of {}, then 1 every {} s) and overall (a burst of {}, then 1 every {} s), \
+with 429 and Retry-After.\n\nEvery range above is checked at start-up: a value outside it \
+is one error line and exit 1.",
+        client.burst,
+        client.refill.as_secs(),
+        overall.burst,
+        overall.refill.as_secs()
+    ));
     let mut ranges: Vec<(String, String)> = Vec::new();
     for (setting, factory, property) in ELEMENT_SETTINGS {
         if let Ok((min, max)) = element_range(factory, property) {

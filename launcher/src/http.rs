@@ -1,10 +1,11 @@
 //! The HTTP API: the page, MJPEG streams and snapshots, the camera and gallery API, SSE events,
 //! health and metrics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -39,46 +40,100 @@ pub struct App {
     pub register_limiter: RateLimiter,
 }
 
-/// A token bucket. One global bucket guards `/register`: it is the only unauthenticated way to
-/// start a pipeline when no API token is set, and a per-address bucket would not stop one host
-/// cycling through many `ip=` values anyway (the peer address is the same).
+/// Token buckets for `/register`, the only unauthenticated way to start a pipeline when no API
+/// token is set: one per client address, so that one noisy host cannot starve the cameras, and
+/// one overall, so that many hosts together cannot either.
 pub struct RateLimiter {
-    burst: f64,
-    per_second: f64,
-    state: std::sync::Mutex<(f64, std::time::Instant)>,
+    per_client: Limit,
+    overall: Limit,
+    state: Mutex<Buckets>,
+}
+
+/// A bucket of `burst` tokens, refilled by one every `refill`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub burst: u32,
+    pub refill: Duration,
+}
+
+struct Buckets {
+    overall: (f64, Instant),
+    clients: HashMap<IpAddr, (f64, Instant)>,
+}
+
+impl Limit {
+    fn tokens(&self, (tokens, at): (f64, Instant), now: Instant) -> f64 {
+        (tokens + now.duration_since(at).as_secs_f64() / self.refill.as_secs_f64())
+            .min(self.burst as f64)
+    }
+
+    /// Whole seconds until `tokens` reaches one.
+    fn wait(&self, tokens: f64) -> u64 {
+        ((1.0 - tokens) * self.refill.as_secs_f64()).ceil().max(1.0) as u64
+    }
 }
 
 impl RateLimiter {
-    /// `/register`: a burst of 10 (a rack of ESP32s booting together), then 1 per second.
-    pub const REGISTER_BURST: u32 = 10;
-    pub const REGISTER_PER_SECOND: u32 = 1;
+    /// A rack of ESP32s booting together fits in the overall burst; one camera retrying at boot
+    /// in its own.
+    pub const REGISTER_PER_CLIENT: Limit = Limit {
+        burst: 10,
+        refill: Duration::from_secs(5),
+    };
+    pub const REGISTER_OVERALL: Limit = Limit {
+        burst: 20,
+        refill: Duration::from_secs(1),
+    };
+    /// Client addresses remembered before the idle (full) ones are forgotten.
+    const MAX_CLIENTS: usize = 1024;
 
-    pub fn new(burst: u32, per_second: u32) -> RateLimiter {
+    pub fn new(per_client: Limit, overall: Limit) -> RateLimiter {
+        let now = Instant::now();
         RateLimiter {
-            burst: burst as f64,
-            per_second: per_second as f64,
-            state: std::sync::Mutex::new((burst as f64, std::time::Instant::now())),
+            per_client,
+            overall,
+            state: Mutex::new(Buckets {
+                overall: (overall.burst as f64, now),
+                clients: HashMap::new(),
+            }),
         }
     }
 
     pub fn register() -> RateLimiter {
-        RateLimiter::new(Self::REGISTER_BURST, Self::REGISTER_PER_SECOND)
+        RateLimiter::new(Self::REGISTER_PER_CLIENT, Self::REGISTER_OVERALL)
     }
 
-    /// Takes a token, or says how many whole seconds to wait for one.
-    pub fn take(&self) -> Result<(), u64> {
+    /// Takes a token from the client's bucket and the overall one, or says how many whole
+    /// seconds to wait. A refused request takes nothing, so it does not drain the overall
+    /// bucket on behalf of a client that is already limited.
+    pub fn take(&self, client: Option<IpAddr>) -> Result<(), u64> {
         let mut state = lock(&self.state);
-        let now = std::time::Instant::now();
-        let (tokens, at) = *state;
-        let tokens =
-            (tokens + now.duration_since(at).as_secs_f64() * self.per_second).min(self.burst);
-        if tokens >= 1.0 {
-            *state = (tokens - 1.0, now);
-            Ok(())
-        } else {
-            *state = (tokens, now);
-            Err(((1.0 - tokens) / self.per_second).ceil().max(1.0) as u64)
+        let now = Instant::now();
+        let full = (self.per_client.burst as f64, now);
+        let mine = client.map(|ip| {
+            let bucket = state.clients.get(&ip).copied().unwrap_or(full);
+            (ip, self.per_client.tokens(bucket, now))
+        });
+        if let Some((_, tokens)) = mine
+            && tokens < 1.0
+        {
+            return Err(self.per_client.wait(tokens));
         }
+        let overall = self.overall.tokens(state.overall, now);
+        if overall < 1.0 {
+            return Err(self.overall.wait(overall));
+        }
+        state.overall = (overall - 1.0, now);
+        if let Some((ip, tokens)) = mine {
+            if state.clients.len() >= Self::MAX_CLIENTS {
+                let limit = self.per_client;
+                state
+                    .clients
+                    .retain(|_, b| limit.tokens(*b, now) < limit.burst as f64);
+            }
+            state.clients.insert(ip, (tokens - 1.0, now));
+        }
+        Ok(())
     }
 }
 
@@ -444,15 +499,13 @@ struct Registration {
 async fn register(
     State(app): State<Shared>,
     headers: HeaderMap,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>,
     Query(r): Query<Registration>,
 ) -> Result<String, Response> {
     // Set by the launcher's server loop; absent when the router is served some other way.
-    let peer = peer
-        .map(|p| p.0.0.to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let peer: Option<SocketAddr> = peer.map(|p| p.0.0);
     // Before the token check too: failed guesses cost a token each.
-    if let Err(wait) = app.register_limiter.take() {
+    if let Err(wait) = app.register_limiter.take(peer.map(|p| p.ip())) {
         let mut response = ApiError(
             StatusCode::TOO_MANY_REQUESTS,
             format!("too many registrations: retry in {wait} s"),
@@ -464,7 +517,7 @@ async fn register(
         return Err(response);
     }
     if !token_ok(&app, r.key.as_deref().or(bearer(&headers))) {
-        tracing::warn!(%peer, ip = %r.ip, "registration without a valid API token refused");
+        tracing::warn!(peer = ?peer, ip = %r.ip, "registration without a valid API token refused");
         return Err(ApiError(
             StatusCode::UNAUTHORIZED,
             "a valid API token is required (key= or a bearer header)".into(),
@@ -481,7 +534,7 @@ async fn register(
             return Ok(format!("{name} already registered\n"));
         }
         if app.api_token.is_none() {
-            tracing::warn!(camera = %name, %peer, "re-registration with a different token refused: delete the camera first");
+            tracing::warn!(camera = %name, peer = ?peer, "re-registration with a different token refused: delete the camera first");
             return Err(ApiError(
                 StatusCode::CONFLICT,
                 format!(
@@ -491,13 +544,13 @@ async fn register(
             .into_response());
         }
         // Authorised above: the same camera, a new token.
-        tracing::warn!(camera = %name, %peer, "re-registration: replacing the camera's token");
+        tracing::warn!(camera = %name, peer = ?peer, "re-registration: replacing the camera's token");
         let (app2, n) = (app.clone(), name.clone());
         let _ = tokio::task::spawn_blocking(move || app2.remove(&n)).await;
     }
     app.add(name.clone(), url.clone(), source)
         .map_err(IntoResponse::into_response)?;
-    tracing::info!(camera = %name, %peer, "registered an ESP32 camera");
+    tracing::info!(camera = %name, peer = ?peer, "registered an ESP32 camera");
     Ok(format!("{name} registered\n"))
 }
 
@@ -596,4 +649,52 @@ async fn metrics(State(app): State<Shared>) -> Response {
         app.hub.metrics.encode(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_limits_each_client_and_everyone_together() {
+        let limiter = RateLimiter::register();
+        let ip = |n: u8| Some(IpAddr::from([10, 0, 0, n]));
+        // One client: its burst of 10, then a wait of one refill (5 s).
+        for _ in 0..10 {
+            assert_eq!(limiter.take(ip(1)), Ok(()));
+        }
+        assert_eq!(limiter.take(ip(1)), Err(5));
+        assert_eq!(
+            limiter.take(ip(1)),
+            Err(5),
+            "a refused request takes nothing"
+        );
+        // Others are not held back by it, until the overall burst of 20 is spent.
+        for n in 2..12 {
+            assert_eq!(limiter.take(ip(n)), Ok(()), "client {n}");
+        }
+        assert_eq!(limiter.take(ip(12)), Err(1));
+        assert_eq!(limiter.take(None), Err(1));
+    }
+
+    #[test]
+    fn idle_clients_are_forgotten_when_the_table_is_full() {
+        let limiter = RateLimiter::new(
+            Limit {
+                burst: 1,
+                refill: Duration::from_millis(1),
+            },
+            Limit {
+                burst: 10_000,
+                refill: Duration::from_millis(1),
+            },
+        );
+        for n in 0..RateLimiter::MAX_CLIENTS as u32 + 10 {
+            assert_eq!(limiter.take(Some(IpAddr::from(n.to_be_bytes()))), Ok(()));
+            if n as usize == RateLimiter::MAX_CLIENTS - 1 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        assert!(lock(&limiter.state).clients.len() <= 11);
+    }
 }

@@ -501,17 +501,22 @@ fn a_burst_of_registrations_is_rate_limited() {
         })
         .collect();
     let limited: Vec<_> = statuses.iter().filter(|(s, _)| *s == 429).collect();
-    // A burst of 10, refilled at 1 per second: 15 quick requests leave at least 4 refused.
+    // A burst of 10 per client, refilled at one every 5 s: the other 5 are refused.
     assert!(
         statuses[..10].iter().all(|(s, _)| *s == 400),
         "{statuses:?}"
     );
-    assert!(limited.len() >= 4, "{statuses:?}");
+    assert_eq!(limited.len(), 5, "{statuses:?}");
     assert!(
         limited
             .iter()
-            .all(|(_, retry)| retry.as_deref() == Some("1")),
+            .all(|(_, retry)| retry.as_deref() == Some("5")),
         "{statuses:?}"
+    );
+    let (status, _, body) = launcher.request("GET", "/register?ip=not-an-ip&token=a", None, None);
+    assert_eq!(
+        (status, body.as_str()),
+        (429, r#"{"error":"too many registrations: retry in 5 s"}"#)
     );
 }
 
