@@ -603,6 +603,8 @@ struct Measured {
     peak_rss_kb: i64,
 }
 
+// `wait4` reaps the child (std cannot report its rusage), so clippy does not see a `wait()`.
+#[allow(clippy::zombie_processes)]
 fn run_measured(args: &[&str]) -> Measured {
     use std::io::Read;
     use std::process::Stdio;
