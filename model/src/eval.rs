@@ -147,7 +147,12 @@ pub fn eval(
     let gallery = engine.load_gallery(gallery_path)?;
     let threshold = threshold.unwrap_or(gallery.header.threshold);
     let known: Vec<String> = gallery.people.iter().map(|p| p.name.clone()).collect();
-    let photos: Vec<_> = discover(folder)?
+    let found = discover(folder)?;
+    for warning in &found.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let photos: Vec<_> = found
+        .photos
         .into_iter()
         .filter(|p| is_image(&p.path))
         .collect();

@@ -36,7 +36,9 @@ enum Command {
         /// Add to an existing gallery instead of replacing it.
         #[arg(long)]
         append: bool,
-        /// Write the gallery even if some photos had to be skipped.
+        /// Write the gallery even if some photos had to be skipped (unreadable, too large, no
+        /// usable face). Errors of the input are never overridden: a person name that loading
+        /// would refuse, or one photo listed under several names.
         #[arg(long)]
         allow_missing: bool,
         /// Faces narrower than this (px) are not enrolled.

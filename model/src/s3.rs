@@ -30,8 +30,9 @@ use sha2::{Digest, Sha256};
 pub const MODEL_OBJECT: &str = "model.data";
 /// The pointer object, beside the version folders.
 pub const LATEST_OBJECT: &str = "latest";
-/// Galleries are kilobytes to a few megabytes; refuse to buffer anything absurd.
-const MAX_OBJECT_BYTES: u64 = 1 << 30;
+/// Galleries are kilobytes to a few megabytes; nothing larger than a loadable gallery is
+/// buffered.
+const MAX_OBJECT_BYTES: u64 = facerec_core::gallery::MAX_GALLERY_BYTES;
 
 /// `s3://BUCKET/PREFIX`, split.
 #[derive(Debug, Clone, PartialEq, Eq)]

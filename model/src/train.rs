@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use facerec_core::engine::{AnalyzedFace, Engine, EngineConfig, load_rgb};
-use facerec_core::gallery::Gallery;
+use facerec_core::gallery::{Gallery, check_person_name};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::photos::{LabelledPhoto, discover};
+use crate::photos::{LabelledPhoto, discover, shown_name};
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -109,12 +109,75 @@ fn enrol_one(
     }
 }
 
+/// What makes the photo list unusable, one line each: a person name that loading would refuse
+/// (from a file or folder name; metadata.yaml names are checked when it is parsed), and a photo
+/// listed under more than one name.
+pub fn input_problems(input: &Path, photos: &[LabelledPhoto]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for photo in photos {
+        if let Err(why) = check_person_name(&photo.person) {
+            let from_folder = photo.path.parent().is_some_and(|p| p != input);
+            let (what, source) = if from_folder {
+                ("folder", photo.path.parent().unwrap_or(input))
+            } else {
+                ("photo", photo.path.as_path())
+            };
+            problems.push(format!(
+                "{what} {:?}: the person name {} {why}",
+                source.display().to_string(),
+                shown_name(&photo.person)
+            ));
+        }
+    }
+    // The same file under several names, also through different paths or symlinks.
+    let mut names: Vec<(PathBuf, &Path, Vec<&str>)> = Vec::new();
+    for photo in photos {
+        let key = std::fs::canonicalize(&photo.path).unwrap_or_else(|_| photo.path.clone());
+        match names.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, list)) if !list.contains(&photo.person.as_str()) => {
+                list.push(&photo.person)
+            }
+            Some(_) => {}
+            None => names.push((key, &photo.path, vec![&photo.person])),
+        }
+    }
+    for (_, path, list) in names.iter().filter(|(_, _, l)| l.len() > 1) {
+        let shown: Vec<String> = list.iter().map(|n| shown_name(n)).collect();
+        problems.push(format!(
+            "photo {:?} is listed under {} names ({}): one photo enrols one person",
+            path.display().to_string(),
+            list.len(),
+            shown.join(", ")
+        ));
+    }
+    problems
+}
+
 /// Builds (or extends) a gallery. On success the output holds every usable photo; on error it
 /// is untouched.
 pub fn train(options: &TrainOptions, config: EngineConfig) -> Result<TrainSummary> {
-    let photos = discover(&options.input)?;
+    let found = discover(&options.input)?;
+    for warning in &found.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let photos = found.photos;
     if photos.is_empty() {
         bail!("no photos in {}", options.input.display());
+    }
+    // Input errors are found before the models load, and no --allow-missing overrides them:
+    // a gallery with such a name is one that every loader refuses, and one photo under several
+    // names makes those people tie at distance 0, so one of them is misnamed whenever it shows.
+    let problems = input_problems(&options.input, &photos);
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("error: {problem}");
+        }
+        bail!(
+            "{} problem(s) in {}, so {} was not written",
+            problems.len(),
+            options.input.display(),
+            options.output.display()
+        );
     }
     let mut engine = Engine::new(config)?;
     let (sha256, dim) = (

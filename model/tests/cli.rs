@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use facerec_core::gallery::Gallery;
-use facerec_core::testsupport::{require, require_runtime};
+use facerec_core::testsupport::{on_ci, require, require_runtime};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_facerec-model");
@@ -64,6 +64,7 @@ fn knn_model(dir: &Path) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn train_and_identify_the_knn_examples() {
     if !ready() {
         return;
@@ -118,6 +119,7 @@ fn train_and_identify_the_knn_examples() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn bad_photos_are_reported_and_the_old_gallery_survives() {
     if !ready() {
         return;
@@ -193,6 +195,7 @@ fn bad_photos_are_reported_and_the_old_gallery_survives() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn metadata_yaml_and_append() {
     if !ready() {
         return;
@@ -254,6 +257,7 @@ fn metadata_yaml_and_append() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn eval_on_sixteen_photos_of_eight_people_makes_no_error() {
     if !ready() {
         return;
@@ -342,6 +346,7 @@ fn eval_on_sixteen_photos_of_eight_people_makes_no_error() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn embed_matches_the_reference_embedding() {
     if !ready() {
         return;
@@ -373,6 +378,7 @@ fn embed_matches_the_reference_embedding() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn every_error_is_one_line_naming_the_file() {
     if !ready() {
         return;
@@ -467,7 +473,7 @@ fn mutated_gallery_bytes_never_panic() {
         state ^= state << 17;
         state
     };
-    let mut refused = 0;
+    let (mut mutated, mut loaded) = (0, Vec::new());
     for round in 0..5000 {
         let mut m = bytes.clone();
         match round % 4 {
@@ -491,13 +497,23 @@ fn mutated_gallery_bytes_never_panic() {
         let result = std::panic::catch_unwind(|| Gallery::from_bytes(&m));
         let parsed = result.unwrap_or_else(|_| panic!("round {round} panicked"));
         if m != bytes {
-            refused += parsed.is_err() as usize;
+            mutated += 1;
+            if parsed.is_ok() {
+                loaded.push(round);
+            }
         }
     }
-    assert!(refused > 4900, "only {refused} of 5000 mutations refused");
+    // Every byte is covered by the magic, the version, the length or the checksum, so every
+    // change must be refused.
+    assert_eq!(loaded, Vec::<usize>::new(), "mutated galleries that loaded");
+    assert!(
+        mutated > 4900,
+        "only {mutated} of 5000 rounds changed the bytes"
+    );
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn models_fetch_reproduces_both_models() {
     if !ready() {
         return;
@@ -508,7 +524,7 @@ fn models_fetch_reproduces_both_models() {
         .status()
         .is_ok_and(|s| s.success());
     if !has_onnx {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
+        if on_ci() {
             panic!(
                 "{} lacks onnx/numpy under CI: run deploy/setup.sh",
                 python.display()
@@ -575,4 +591,387 @@ fn models_fetch_reproduces_both_models() {
         stderr(&o)
     );
     assert!(std::fs::read_dir(&other).unwrap().next().is_none());
+}
+
+/// A finished child: exit code (128 + signal when killed), output, and its own peak RSS from
+/// `wait4`, which reports the resources of that one process (unlike `RUSAGE_CHILDREN`, which the
+/// concurrent tests of this binary would pollute).
+struct Measured {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    peak_rss_kb: i64,
+}
+
+// `wait4` reaps the child (std cannot report its rusage), so clippy does not see a `wait()`.
+#[allow(clippy::zombie_processes)]
+fn run_measured(args: &[&str]) -> Measured {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("facerec-model runs");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    Measured {
+        code,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+        // Linux reports ru_maxrss in KiB.
+        peak_rss_kb: usage.ru_maxrss,
+    }
+}
+
+/// Runs the tool and kills it if it has not finished within `limit`: the bound is the point of
+/// the tests that use it (a FIFO or /dev/zero must not block or stream forever).
+fn run_within(args: &[&str], limit: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("facerec-model runs");
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("facerec-model {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_crafted_length_prefix_is_one_line_not_an_abort() {
+    let dir = temp_dir("crafted");
+    for len in [1u64 << 20, 1 << 31, 1 << 40, u64::MAX] {
+        let path = dir.join("crafted.data");
+        std::fs::write(
+            &path,
+            facerec_core::testsupport::gallery_with_length_prefix(len),
+        )
+        .unwrap();
+        let o = run_measured(&["inspect", s(&path)]);
+        assert_eq!(o.code, 1, "length {len}: {}", o.stderr);
+        assert_eq!(
+            o.stderr,
+            format!(
+                "facerec-model: gallery {}: corrupt: a length field claims more than the 73-byte payload can hold\n",
+                path.display()
+            ),
+            "length {len}"
+        );
+        assert_eq!(o.stdout, "");
+        assert!(o.peak_rss_kb < 100_000, "peak RSS {} KiB", o.peak_rss_kb);
+    }
+}
+
+#[test]
+fn special_and_oversized_galleries_are_refused_promptly() {
+    let dir = temp_dir("special");
+    let fifo = dir.join("fifo.data");
+    let c = std::ffi::CString::new(s(&fifo)).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let big = dir.join("big.data");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(facerec_core::gallery::MAX_GALLERY_BYTES + 1)
+        .unwrap();
+    let cases = [
+        (
+            PathBuf::from("/dev/zero"),
+            "not a regular file (a character device); a gallery must be a regular file",
+        ),
+        (
+            fifo.clone(),
+            "not a regular file (a FIFO); a gallery must be a regular file",
+        ),
+        (
+            dir.clone(),
+            "not a regular file (a directory); a gallery must be a regular file",
+        ),
+        (
+            big.clone(),
+            "67108865 bytes, more than the 67108864-byte limit for a gallery (MAX_GALLERY_BYTES)",
+        ),
+    ];
+    for (path, reason) in cases {
+        let o = run_within(&["inspect", s(&path)], std::time::Duration::from_secs(10));
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!("facerec-model: gallery {}: {reason}\n", path.display())
+        );
+    }
+}
+
+/// A `width`x`height` 8-bit grey PNG of zeros, written row by row: 1.6 gigapixels compress to
+/// a couple of megabytes without ever being in memory.
+fn zero_png(path: &Path, width: u32, height: u32) {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut encoder = png::Encoder::new(file, width, height);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Balanced);
+    encoder.set_filter(png::Filter::NoFilter);
+    let mut writer = encoder
+        .write_header()
+        .unwrap()
+        .into_stream_writer()
+        .unwrap();
+    let row = vec![0u8; width as usize];
+    for _ in 0..height {
+        std::io::Write::write_all(&mut writer, &row).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+/// A real 16x16 JPEG whose frame header (SOF0) is rewritten to claim `width`x`height`: what the
+/// decoder reads before it allocates.
+fn jpeg_claiming(path: &Path, width: u16, height: u16) {
+    use facerec_core::image::{ImageEncoder, codecs::jpeg::JpegEncoder};
+    let mut bytes = Vec::new();
+    JpegEncoder::new_with_quality(&mut bytes, 90)
+        .write_image(
+            &[128u8; 16 * 16 * 3],
+            16,
+            16,
+            facerec_core::image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+    let sof = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("a baseline JPEG has SOF0");
+    bytes[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
+    bytes[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn decompression_bombs_are_refused_from_their_header() {
+    if !ready() {
+        return;
+    }
+    let dir = temp_dir("bombs");
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let png = photos.join("bomb.png");
+    zero_png(&png, 40_000, 40_000);
+    let png_size = std::fs::metadata(&png).unwrap().len();
+    eprintln!("40000x40000 PNG: {png_size} bytes");
+    assert!(png_size < 4 << 20, "{png_size}");
+    let jpeg = photos.join("huge.jpg");
+    jpeg_claiming(&jpeg, 12_000, 12_000);
+    let out = dir.join("model.data");
+
+    let o = run_measured(&["train", s(&photos), "-o", s(&out)]);
+    eprintln!("train peak RSS: {} KiB", o.peak_rss_kb);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    for (path, size, mp) in [
+        (&png, "40000x40000", "1600.0"),
+        (&jpeg, "12000x12000", "144.0"),
+    ] {
+        let line = format!(
+            "skipped {}: cannot be read: image {}: {size} pixels ({mp} megapixels) is larger than the limit of 64 megapixels and 32768 pixels a side; scale it down",
+            path.display(),
+            path.display()
+        );
+        assert!(o.stderr.lines().any(|l| l == line), "{line}\n{}", o.stderr);
+    }
+    assert!(
+        o.stderr.ends_with(&format!(
+            "facerec-model: no face could be enrolled; {} not written\n",
+            out.display()
+        )),
+        "{}",
+        o.stderr
+    );
+    assert!(!out.exists());
+    // The models and ONNX Runtime take about 150 MB; decoding the PNG would take 1.6 GB and
+    // its RGB copy 4.8 GB more.
+    assert!(o.peak_rss_kb < 500 * 1024, "peak RSS {} KiB", o.peak_rss_kb);
+}
+
+/// `train` on `input`, which must fail before any model loads (so these tests need no assets).
+fn train_refused(input: &Path, out: &Path) -> String {
+    let o = run(&["train", s(input), "-o", s(out)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!out.exists(), "nothing is written");
+    stderr(&o)
+}
+
+#[test]
+fn train_refuses_names_that_loading_would_refuse() {
+    let dir = temp_dir("names");
+    let out = dir.join("model.data");
+    let long = "x".repeat(129);
+    let long_file = format!("{long}.jpg");
+    let cases: Vec<(&str, Vec<&str>, String)> = vec![
+        (
+            "blank-photo",
+            vec![" .jpg"],
+            "photo \"{D}/ .jpg\": the person name \" \" is empty".into(),
+        ),
+        (
+            "blank-folder",
+            vec![" /a.jpg"],
+            "folder \"{D}/ \": the person name \" \" is empty".into(),
+        ),
+        (
+            "newline",
+            vec!["Greg\nSmith.jpg"],
+            "photo \"{D}/Greg\\nSmith.jpg\": the person name \"Greg\\nSmith\" contains a control character (U+000A)".into(),
+        ),
+        (
+            "padded",
+            vec!["Greg /x.jpg"],
+            "folder \"{D}/Greg \": the person name \"Greg \" starts or ends with white space".into(),
+        ),
+        (
+            "long",
+            vec![&long_file],
+            format!(
+                "photo \"{{D}}/{long}.jpg\": the person name \"{}\"... (129 characters) is longer than 128 characters",
+                "x".repeat(40)
+            ),
+        ),
+    ];
+    for (tag, files, problem) in cases {
+        let photos = dir.join(tag);
+        for file in &files {
+            let path = photos.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"not decoded: names are checked first").unwrap();
+        }
+        let err = train_refused(&photos, &out);
+        let problem = problem.replace("{D}", s(&photos));
+        assert_eq!(
+            err,
+            format!(
+                "error: {problem}\nfacerec-model: 1 problem(s) in {}, so {} was not written\n",
+                photos.display(),
+                out.display()
+            ),
+            "{tag}"
+        );
+    }
+    // A valid 128-character name is accepted by the check (it fails later, on the photo).
+    assert!(facerec_core::gallery::check_person_name(&"x".repeat(128)).is_ok());
+
+    // metadata.yaml names obey the same rule, and --allow-missing does not override it.
+    let yaml = dir.join("metadata.yaml");
+    std::fs::write(&yaml, "faces:\n  - name: \" \"\n    image: a.jpg\n").unwrap();
+    let o = run(&["train", s(&yaml), "-o", s(&out), "--allow-missing"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "facerec-model: {}: the entry for a.jpg: the person name \" \" is empty\n",
+            yaml.display()
+        )
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn one_photo_under_several_names_is_refused() {
+    let dir = temp_dir("dup");
+    std::fs::write(dir.join("p.jpg"), b"x").unwrap();
+    let yaml = dir.join("metadata.yaml");
+    std::fs::write(
+        &yaml,
+        "faces:\n  - {name: Ann, image: p.jpg}\n  - {name: Bob, image: ./p.jpg}\n  - {name: Cy, image: p.jpg}\n  - {name: Ann, image: p.jpg}\n",
+    )
+    .unwrap();
+    let out = dir.join("model.data");
+    let err = train_refused(&yaml, &out);
+    assert_eq!(
+        err,
+        format!(
+            "error: photo \"{}\" is listed under 3 names (\"Ann\", \"Bob\", \"Cy\"): one photo enrols one person\nfacerec-model: 1 problem(s) in {}, so {} was not written\n",
+            dir.join("p.jpg").display(),
+            yaml.display(),
+            out.display()
+        )
+    );
+}
+
+#[test]
+fn hidden_entries_and_symlink_loops_are_reported() {
+    let dir = temp_dir("hidden");
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(photos.join(".git")).unwrap();
+    std::fs::create_dir_all(photos.join("Ann/.thumbs")).unwrap();
+    std::fs::write(photos.join(".Bob.jpg"), b"x").unwrap();
+    std::fs::write(photos.join("Ann/.x.jpg"), b"x").unwrap();
+    std::os::unix::fs::symlink("loop.jpg", photos.join("loop.jpg")).unwrap();
+    std::os::unix::fs::symlink("b", photos.join("Ann/a")).unwrap();
+    std::os::unix::fs::symlink("a", photos.join("Ann/b")).unwrap();
+    let out = dir.join("model.data");
+    let err = train_refused(&photos, &out);
+    let p = |rel: &str| photos.join(rel).display().to_string();
+    let looped = "Too many levels of symbolic links (os error 40)";
+    let expected = [
+        format!("warning: skipping hidden file {}", p(".Bob.jpg")),
+        format!("warning: skipping hidden folder {}", p(".git")),
+        format!("warning: skipping hidden folder {}", p("Ann/.thumbs")),
+        format!("warning: skipping hidden file {}", p("Ann/.x.jpg")),
+        format!("warning: skipping {}: {looped}", p("Ann/a")),
+        format!("warning: skipping {}: {looped}", p("Ann/b")),
+        format!("warning: skipping {}: {looped}", p("loop.jpg")),
+        format!("facerec-model: no photos in {}", photos.display()),
+    ];
+    assert_eq!(err.lines().collect::<Vec<_>>(), expected, "{err}");
+}
+
+#[test]
+fn metadata_parsing_touches_no_file() {
+    use facerec_model::photos::{LabelledPhoto, parse_metadata};
+    let base = Path::new("/nonexistent/base");
+    assert_eq!(
+        parse_metadata("faces:\n  - {name: Ann, image: a.jpg}\n", base).unwrap(),
+        vec![LabelledPhoto {
+            person: "Ann".into(),
+            path: base.join("a.jpg")
+        }]
+    );
+    assert_eq!(
+        parse_metadata("faces:\n  - {name: \"A\\nB\", image: a.jpg}\n", base)
+            .unwrap_err()
+            .to_string(),
+        "the entry for a.jpg: the person name \"A\\nB\" contains a control character (U+000A)"
+    );
+    assert!(
+        parse_metadata("faces: 3", base)
+            .unwrap_err()
+            .to_string()
+            .starts_with("not a valid metadata.yaml: faces: invalid type")
+    );
 }

@@ -11,16 +11,11 @@ use std::time::{Duration, Instant};
 
 use facerec_core::gallery::Gallery;
 use facerec_core::models::RECOGNIZER_SHA256;
+use facerec_core::testsupport::on_ci;
 use facerec_model::s3::{S3Client, S3Config};
 
 const BIN: &str = env!("CARGO_BIN_EXE_facerec-model");
 const BUCKET: &str = "facerec-models";
-
-fn on_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| !v.is_empty() && v != "0" && v != "false")
-        .unwrap_or(false)
-}
 
 /// `$FACEREC_MOTO_SERVER`, then .cache/moto-venv, then PATH.
 fn moto_server_binary() -> Option<PathBuf> {

@@ -82,6 +82,29 @@ impl Detector {
         session: &SessionConfig,
     ) -> Result<(Self, ProviderReport)> {
         let (session, report) = load_session("detector", path, session)?;
+        // Frames of any size are fed at their own (padded) size, so a model with a fixed input,
+        // such as face_detection_yunet_2023mar.onnx (1x3x640x640), would fail on the first
+        // frame: refuse it here, where the error can name the file.
+        if let Some(input) = session.inputs().first()
+            && let Some(shape) = input.dtype().tensor_shape()
+            && shape.len() == 4
+            && (shape[2] > 0 || shape[3] > 0)
+        {
+            let dims: Vec<String> = shape
+                .iter()
+                .map(|d| if *d < 0 { "?".into() } else { d.to_string() })
+                .collect();
+            return Err(Error::ModelLoad {
+                what: "detector",
+                path: path.to_path_buf(),
+                reason: format!(
+                    "input '{}' has the fixed shape {}; facerec needs a YuNet model with dynamic height and width, such as {}",
+                    input.name(),
+                    dims.join("x"),
+                    crate::models::DETECTOR_FILE
+                ),
+            });
+        }
         let names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
         for stride in STRIDES {
             for head in ["cls", "obj", "bbox", "kps"] {

@@ -53,6 +53,12 @@ pub fn check_person_name(name: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The largest gallery file `load` reads, in bytes. An embedding is 512 bytes (128 f32) plus its
+/// source path, so 64 MiB holds about 100,000 photos: far more than an edge camera's gallery
+/// (the demo enrols two people), yet small enough to read at start on a Jetson. It also caps
+/// what a hostile file (`/dev/zero`, a FIFO, a file that keeps growing) can make us read.
+pub const MAX_GALLERY_BYTES: u64 = 64 * 1024 * 1024;
+
 const PREAMBLE_LEN: usize = 8 + 4 + 8;
 const CHECKSUM_LEN: usize = 32;
 
@@ -61,6 +67,14 @@ const CHECKSUM_LEN: usize = 32;
 pub enum GalleryError {
     #[error("cannot be read: {0}")]
     Unreadable(String),
+    #[error("not a regular file ({0}); a gallery must be a regular file")]
+    NotRegularFile(String),
+    #[error(
+        "{size} bytes, more than the {MAX_GALLERY_BYTES}-byte limit for a gallery (MAX_GALLERY_BYTES)"
+    )]
+    TooLarge { size: u64 },
+    #[error("corrupt: a length field claims more than the {payload}-byte payload can hold")]
+    LengthBeyondPayload { payload: usize },
     #[error("not a facerec gallery (wrong magic string)")]
     BadMagic,
     #[error(
@@ -327,9 +341,7 @@ impl Gallery {
                 hex(checksum)
             )));
         }
-        let ((header, people), used): ((GalleryHeader, Vec<Person>), usize) =
-            bincode::serde::decode_from_slice(payload, bincode::config::standard())
-                .map_err(|e| GalleryError::Corrupt(e.to_string()))?;
+        let ((header, people), used) = decode_payload(payload)?;
         if used != payload.len() {
             return Err(GalleryError::Corrupt(format!(
                 "{} unread payload bytes",
@@ -341,18 +353,16 @@ impl Gallery {
         Ok(gallery)
     }
 
-    /// Loads and validates a gallery; errors name the file.
+    /// Loads and validates a gallery; errors name the file. Only a regular file of at most
+    /// [`MAX_GALLERY_BYTES`] is read: `/dev/zero`, a FIFO or a directory is refused without
+    /// blocking, and a file that grows while it is read cannot make us read past the cap.
     pub fn load(path: &Path) -> Result<Gallery> {
         let gallery_error = |kind| Error::Gallery {
             path: path.to_path_buf(),
             kind,
         };
-        let bytes = std::fs::read(path)
-            .map_err(|e| gallery_error(GalleryError::Unreadable(e.to_string())))?;
-        Gallery::from_bytes(&bytes).map_err(|kind| Error::Gallery {
-            path: path.to_path_buf(),
-            kind,
-        })
+        let bytes = read_bounded(path).map_err(gallery_error)?;
+        Gallery::from_bytes(&bytes).map_err(gallery_error)
     }
 
     /// Loads a gallery and checks it against the recognizer that will produce the embeddings.
@@ -372,6 +382,103 @@ impl Gallery {
     pub fn save(&self, path: &Path) -> Result<()> {
         write_atomically(path, &self.to_bytes())
     }
+}
+
+/// What kind of file this is, for an error message.
+fn file_kind(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn check_regular(meta: &std::fs::Metadata) -> Result<(), GalleryError> {
+    if !meta.file_type().is_file() {
+        return Err(GalleryError::NotRegularFile(
+            file_kind(&meta.file_type()).into(),
+        ));
+    }
+    if meta.len() > MAX_GALLERY_BYTES {
+        return Err(GalleryError::TooLarge { size: meta.len() });
+    }
+    Ok(())
+}
+
+/// Reads a gallery file: a regular file of at most [`MAX_GALLERY_BYTES`], checked before it is
+/// opened (opening a FIFO for reading blocks until a writer comes), opened non-blocking in case
+/// it was swapped for a FIFO in between, checked again on the open descriptor, and read through
+/// a reader that stops one byte past the cap.
+pub fn read_bounded(path: &Path) -> Result<Vec<u8>, GalleryError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let unreadable = |e: std::io::Error| GalleryError::Unreadable(e.to_string());
+    check_regular(&std::fs::metadata(path).map_err(unreadable)?)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    check_regular(&meta)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_GALLERY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_GALLERY_BYTES {
+        return Err(GalleryError::TooLarge {
+            size: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
+}
+
+type Payload = (GalleryHeader, Vec<Person>);
+
+/// Decodes the bincode payload with a byte limit, so that no length field can make the decoder
+/// allocate more than the payload could hold. bincode counts every string and byte container it
+/// is about to allocate against the limit and refuses before allocating; sequences go through
+/// serde, which caps its pre-allocation and grows only as elements really decode. The limit is
+/// a type parameter, so it is the smallest of a few powers of four at or above the payload size:
+/// at most four times the payload (at least 4 KiB) and never more than `MAX_GALLERY_BYTES`.
+fn decode_payload(payload: &[u8]) -> Result<(Payload, usize), GalleryError> {
+    use bincode::config::standard;
+    fn with<const N: usize>(
+        payload: &[u8],
+    ) -> Result<(Payload, usize), bincode::error::DecodeError> {
+        bincode::serde::decode_from_slice(payload, standard().with_limit::<N>())
+    }
+    const MAX: usize = MAX_GALLERY_BYTES as usize;
+    let result = match payload.len() {
+        n if n <= 1 << 12 => with::<{ 1 << 12 }>(payload),
+        n if n <= 1 << 14 => with::<{ 1 << 14 }>(payload),
+        n if n <= 1 << 16 => with::<{ 1 << 16 }>(payload),
+        n if n <= 1 << 18 => with::<{ 1 << 18 }>(payload),
+        n if n <= 1 << 20 => with::<{ 1 << 20 }>(payload),
+        n if n <= 1 << 22 => with::<{ 1 << 22 }>(payload),
+        n if n <= 1 << 24 => with::<{ 1 << 24 }>(payload),
+        _ => with::<MAX>(payload),
+    };
+    result.map_err(|e| match e {
+        bincode::error::DecodeError::LimitExceeded => GalleryError::LengthBeyondPayload {
+            payload: payload.len(),
+        },
+        // A length that fits the limit but not the bytes left ends here, after a bounded
+        // allocation.
+        bincode::error::DecodeError::UnexpectedEnd { .. } => {
+            GalleryError::Corrupt("the payload ends in the middle of a field".into())
+        }
+        other => GalleryError::Corrupt(other.to_string()),
+    })
 }
 
 /// Writes `bytes` to `path` through a temporary sibling and a rename.
@@ -508,6 +615,167 @@ mod tests {
         let err = Gallery::load(&path).unwrap_err().to_string();
         assert_eq!(
             err,
+            format!(
+                "gallery {}: not a facerec gallery (wrong magic string)",
+                path.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The largest single allocation made on this thread since the last reset: the proof that
+    /// a crafted length does not turn into a large allocation (the other tests run on other
+    /// threads, so they do not count).
+    mod alloc_probe {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        thread_local! {
+            static LARGEST: Cell<usize> = const { Cell::new(0) };
+        }
+
+        pub struct Probe;
+
+        unsafe impl GlobalAlloc for Probe {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                let _ = LARGEST.try_with(|m| m.set(m.get().max(layout.size())));
+                unsafe { System.alloc(layout) }
+            }
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                unsafe { System.dealloc(ptr, layout) }
+            }
+            unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+                let _ = LARGEST.try_with(|m| m.set(m.get().max(layout.size())));
+                unsafe { System.alloc_zeroed(layout) }
+            }
+            unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+                let _ = LARGEST.try_with(|m| m.set(m.get().max(new_size)));
+                unsafe { System.realloc(ptr, layout, new_size) }
+            }
+        }
+
+        #[global_allocator]
+        static PROBE: Probe = Probe;
+
+        pub fn reset() {
+            LARGEST.with(|m| m.set(0));
+        }
+
+        pub fn largest() -> usize {
+            LARGEST.with(|m| m.get())
+        }
+    }
+
+    #[test]
+    fn crafted_length_prefixes_are_refused_without_allocating_them() {
+        for len in [1u64 << 20, 1 << 31, 1 << 40, u64::MAX] {
+            let bytes = crate::testsupport::gallery_with_length_prefix(len);
+            alloc_probe::reset();
+            let result = Gallery::from_bytes(&bytes);
+            let largest = alloc_probe::largest();
+            assert_eq!(
+                result,
+                Err(GalleryError::LengthBeyondPayload { payload: 73 }),
+                "length prefix {len}"
+            );
+            // The payload is 73 bytes, so the decoder's limit is its smallest, 4 KiB.
+            assert!(
+                largest <= 4096,
+                "length prefix {len}: an allocation of {largest} bytes"
+            );
+        }
+        assert_eq!(
+            GalleryError::LengthBeyondPayload { payload: 73 }.to_string(),
+            "corrupt: a length field claims more than the 73-byte payload can hold"
+        );
+        // A length the limit admits but the payload cannot satisfy is refused too.
+        assert_eq!(
+            Gallery::from_bytes(&crate::testsupport::gallery_with_length_prefix(1000)),
+            Err(GalleryError::Corrupt(
+                "the payload ends in the middle of a field".into()
+            ))
+        );
+    }
+
+    fn temp(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("facerec-gallery-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// `Gallery::load` on another thread, with a bound on how long it may take: the point of
+    /// these tests is that it does not block.
+    fn load_promptly(path: &Path) -> String {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(Gallery::load(&p).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("Gallery::load({}) blocked for 5 s", path.display()))
+            .expect_err("must be refused")
+    }
+
+    #[test]
+    fn special_files_are_refused_without_blocking() {
+        assert_eq!(
+            load_promptly(Path::new("/dev/zero")),
+            "gallery /dev/zero: not a regular file (a character device); a gallery must be a regular file"
+        );
+        let dir = temp("special");
+        let fifo = dir.join("model.data");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(
+            load_promptly(&fifo),
+            format!(
+                "gallery {}: not a regular file (a FIFO); a gallery must be a regular file",
+                fifo.display()
+            )
+        );
+        assert_eq!(
+            load_promptly(&dir),
+            format!(
+                "gallery {}: not a regular file (a directory); a gallery must be a regular file",
+                dir.display()
+            )
+        );
+        // A symlink to /dev/zero is judged by what it points to.
+        let link = dir.join("link.data");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(load_promptly(&link).ends_with(
+            "not a regular file (a character device); a gallery must be a regular file"
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn files_past_the_size_cap_are_refused_unread() {
+        let dir = temp("large");
+        let path = dir.join("model.data");
+        // Sparse: no disk space, and reading it would give 64 MiB of zeros.
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(MAX_GALLERY_BYTES + 1)
+            .unwrap();
+        alloc_probe::reset();
+        assert_eq!(
+            Gallery::load(&path).unwrap_err().to_string(),
+            format!(
+                "gallery {}: 67108865 bytes, more than the 67108864-byte limit for a gallery (MAX_GALLERY_BYTES)",
+                path.display()
+            )
+        );
+        assert!(alloc_probe::largest() < 4096, "{}", alloc_probe::largest());
+        // At the cap exactly, the file is read (and refused for its content).
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(MAX_GALLERY_BYTES)
+            .unwrap();
+        assert_eq!(
+            Gallery::load(&path).unwrap_err().to_string(),
             format!(
                 "gallery {}: not a facerec gallery (wrong magic string)",
                 path.display()

@@ -35,6 +35,7 @@ fn engine(threshold: f32) -> Option<Engine> {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn recognizer_reproduces_the_golden_dlib_chip_embedding() {
     let (Some(golden), Some(mut engine)) =
         (json("testdata/expected/golden/golden.json"), engine(0.85))
@@ -55,6 +56,7 @@ fn recognizer_reproduces_the_golden_dlib_chip_embedding() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn warp_of_obama_matches_the_reference_chip() {
     let Some(golden) = json("testdata/expected/golden/golden.json") else {
         return;
@@ -94,6 +96,7 @@ fn warp_of_obama_matches_the_reference_chip() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn detections_agree_with_the_reference_within_one_pixel() {
     let (Some(reference), Some(mut engine)) =
         (json("testdata/expected/yunet_detections.json"), engine(0.6))
@@ -186,6 +189,7 @@ fn names_left_to_right(engine: &mut Engine, relative: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn knn_gallery_names_the_test_photos() {
     let Some(mut engine) = engine(0.85) else {
         return;
@@ -233,6 +237,7 @@ fn knn_gallery_names_the_test_photos() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn face_counts_on_the_dlib_photos() {
     let Some(mut engine) = engine(0.85) else {
         return;
@@ -249,6 +254,7 @@ fn face_counts_on_the_dlib_photos() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn exif_orientation_is_honoured() {
     let Some(mut engine) = engine(0.85) else {
         return;
@@ -290,5 +296,28 @@ fn exif_orientation_is_honoured() {
     assert!(
         (a.x - b.x).abs() < 3.0 && (a.y - b.y).abs() < 3.0,
         "{a:?} vs {b:?}"
+    );
+}
+
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn a_detector_with_a_fixed_input_is_refused_at_load() {
+    if !require_runtime() {
+        return;
+    }
+    let Some(fixed) = require("models/face_detection_yunet_2023mar.onnx") else {
+        return;
+    };
+    let config = EngineConfig {
+        detector: fixed.clone(),
+        ..EngineConfig::default()
+    };
+    let err = Engine::new(config).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "detector model {} could not be loaded: input 'input' has the fixed shape 1x3x640x640; facerec needs a YuNet model with dynamic height and width, such as yunet_s_dynamic.onnx",
+            fixed.display()
+        )
     );
 }
