@@ -711,7 +711,7 @@ fn try_hostile_galleries(child: &str) {
                 (HOSTILE_PATH, &path.display().to_string()),
                 (HOSTILE_REASON, &reason),
             ],
-            std::time::Duration::from_secs(90),
+            std::time::Duration::from_secs(60),
         );
         if !outcome.succeeded() {
             failures.push(format!(
