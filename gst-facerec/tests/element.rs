@@ -3,19 +3,20 @@
 mod common;
 
 use common::*;
-use facerec_core::frame::{Frame, PixelFormat, YuvMatrix};
 use facerec_core::gallery::Gallery;
 use gst::prelude::*;
 use gst_video::prelude::*;
 
 const CLIP: &str = "testdata/face_recognition/short_hamilton_clip.mp4";
 const MIRANDA: &str = "Lin-Manuel Miranda";
+const LACAMOIRE: &str = "Alex Lacamoire";
 
 fn gallery_prop(path: &std::path::Path) -> String {
     format!("gallery=\"{}\"", path.display())
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn knn_gallery_names_people_left_to_right() {
     if !assets_ready() {
         return;
@@ -46,6 +47,7 @@ fn knn_gallery_names_people_left_to_right() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn face_counts() {
     if !assets_ready() {
         return;
@@ -59,13 +61,17 @@ fn face_counts() {
     assert_eq!(count("testdata/dlib/dogs.jpg"), 0);
 }
 
-fn clip_names(format: &str) -> Vec<Vec<String>> {
-    let run = run_pipeline(
-        &decode_pipeline(CLIP, format, &gallery_prop(&hamilton_gallery())),
-        false,
-    );
+/// The clip through the element with the Miranda + Lacamoire gallery: every output frame.
+fn clip_run(format: &str, extra_props: &str) -> Run {
+    let props = format!("{} {extra_props}", gallery_prop(&hamilton_gallery()));
+    let run = run_pipeline(&decode_pipeline(CLIP, format, &props), false);
     assert_eq!(run.error, None, "{format}");
     assert_eq!(run.frames.len(), 275, "{format}: every frame comes out");
+    run
+}
+
+/// The sorted names (not "unknown") on each frame.
+fn names_per_frame(run: &Run) -> Vec<Vec<String>> {
     run.frames
         .iter()
         .map(|faces| {
@@ -80,8 +86,15 @@ fn clip_names(format: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Frames in which the reference pipelines (YuNet+ONNX or the dlib demo) name each person.
-fn reference_names() -> Vec<Vec<String>> {
+fn clip_names(format: &str) -> Vec<Vec<String>> {
+    names_per_frame(&clip_run(format, ""))
+}
+
+/// A named face of the reference outputs: name and `(x, y, w, h)`.
+type RefFace = (String, (f64, f64, f64, f64));
+
+/// Per frame, the faces that either reference pipeline (YuNet+ONNX or the dlib demo) names.
+fn reference_faces() -> Vec<Vec<RefFace>> {
     let path = asset("testdata/expected/hamilton_reference.json");
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -93,47 +106,94 @@ fn reference_names() -> Vec<Vec<String>> {
             ["onnx", "dlib"]
                 .iter()
                 .flat_map(|k| frame[k].as_array().unwrap())
-                .map(|face| face["name"].as_str().unwrap().to_string())
-                .filter(|n| n != "Unknown")
+                .filter(|face| face["name"] != "Unknown")
+                .map(|face| {
+                    let b: Vec<f64> = face["box_xywh"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_f64().unwrap())
+                        .collect();
+                    (
+                        face["name"].as_str().unwrap().to_string(),
+                        (b[0], b[1], b[2], b[3]),
+                    )
+                })
                 .collect()
         })
         .collect()
 }
 
+/// How far (in frames) a named face may be from a reference face of the same name that it
+/// overlaps. The reference names per frame; the element names tracks, and re-recognises a
+/// named track only every `recognize-interval` (15) detections, so a name outlives the
+/// reference's by a few frames where the distance drifts across 0.6: Lacamoire's close-up is
+/// named by the reference up to frame 37 (at 0.57-0.60) and by the element up to frame 41,
+/// 4 frames on, the largest offset on this clip (Miranda: 2, at frames 15-16 where the
+/// reference's detection flickers). A swapped identity has no same-name box anywhere near.
+const NAME_CARRY_FRAMES: usize = 4;
+
+/// Frames naming Alex Lacamoire: the reference names him in 21 frames, all at distances of
+/// 0.57-0.60, right under the 0.6 threshold, so a level of decoder difference (GStreamer's
+/// avdec against OpenCV's FFmpeg) tips single frames either way; the element names him in 18.
+/// +-5 frames covers that and fails any threshold of 0.55 or less (he is never closer than 0.57).
+const LACAMOIRE_FRAMES: std::ops::RangeInclusive<usize> = 16..=26;
+
 #[test]
-fn clip_names_miranda_and_nobody_absent() {
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn clip_names_the_right_faces_where_the_reference_does() {
     if !assets_ready() {
         return;
     }
-    let frames = clip_names("RGBA");
-    let miranda = frames
-        .iter()
-        .filter(|f| f.iter().any(|n| n == MIRANDA))
-        .count();
-    let lacamoire = frames
-        .iter()
-        .filter(|f| f.iter().any(|n| n == "Alex Lacamoire"))
-        .count();
+    let run = clip_run("RGBA", "");
+    let miranda = run.frames_naming(MIRANDA);
+    let lacamoire = run.frames_naming(LACAMOIRE);
     eprintln!(
         "Miranda named in {miranda} of 275 frames (reference pipeline: 135), Lacamoire in {lacamoire} (reference: 21)"
     );
-    assert!(miranda >= 125, "Miranda named in only {miranda} frames");
-    // A person is absent from frame i if neither reference names them within 5 frames of it
-    // (tracking carries a name over a few frames of detection flicker).
-    let reference = reference_names();
+    // The element names him in 141: tracking carries his name over the reference's
+    // detection gaps.
+    assert!(
+        (127..=143).contains(&miranda),
+        "Miranda named in {miranda} frames, the reference names him in 135"
+    );
+    assert!(
+        LACAMOIRE_FRAMES.contains(&lacamoire),
+        "Lacamoire named in {lacamoire} frames, the reference names him in 21 (allowed {LACAMOIRE_FRAMES:?})"
+    );
+    // Every named face must overlap a face the reference gives the SAME name, at most
+    // NAME_CARRY_FRAMES frames away: a swapped identity, or a name on the wrong face, fails.
+    let reference = reference_faces();
     assert_eq!(reference.len(), 275);
-    for (i, names) in frames.iter().enumerate() {
-        for name in names {
-            let window = &reference[i.saturating_sub(5)..(i + 6).min(275)];
-            assert!(
-                window.iter().any(|r| r.contains(name)),
-                "frame {i} names {name}, who is absent there according to the reference"
-            );
+    let mut worst = 0;
+    for (i, faces) in run.frames.iter().enumerate() {
+        for face in faces.iter().filter(|f| f.name != "unknown") {
+            let (x, y, w, h) = face.rect;
+            let seen = (x as f64, y as f64, w as f64, h as f64);
+            let offset = (0..=10).find(|&d| {
+                [i.checked_sub(d), Some(i + d).filter(|&j| j < 275)]
+                    .into_iter()
+                    .flatten()
+                    .any(|j| {
+                        reference[j]
+                            .iter()
+                            .any(|(name, b)| *name == face.name && iou(seen, *b) >= 0.3)
+                    })
+            });
+            let Some(offset) = offset.filter(|&d| d <= NAME_CARRY_FRAMES) else {
+                panic!(
+                    "frame {i} names {} at {:?}, but no reference face of that name overlaps it (IoU >= 0.3) within {NAME_CARRY_FRAMES} frames (nearest: {offset:?}); reference faces there: {:?}",
+                    face.name, face.rect, reference[i]
+                );
+            };
+            worst = worst.max(offset);
         }
     }
+    eprintln!("the farthest same-name reference face was {worst} frames away");
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn clip_gives_the_same_names_in_every_pixel_format() {
     if !assets_ready() {
         return;
@@ -175,91 +235,210 @@ fn clip_gives_the_same_names_in_every_pixel_format() {
     }
 }
 
-/// Reads one output sample back as RGB through the core's own conversion.
-fn sample_rgb(sample: &gst::Sample) -> facerec_core::image::RgbImage {
-    let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
-    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().unwrap(), &info)
-        .unwrap();
-    let format = match info.format() {
-        gst_video::VideoFormat::Rgba => PixelFormat::Rgba,
-        gst_video::VideoFormat::Bgrx => PixelFormat::Bgrx,
-        gst_video::VideoFormat::I420 => PixelFormat::I420,
-        gst_video::VideoFormat::Nv12 => PixelFormat::Nv12,
-        other => panic!("unexpected {other:?}"),
-    };
-    let planes = (0..format.plane_count() as u32)
-        .map(|p| {
-            (
-                frame.plane_data(p).unwrap(),
-                frame.plane_stride()[p as usize] as usize,
-            )
-        })
-        .collect();
-    let mut matrix = YuvMatrix::BT601;
-    if info.colorimetry().matrix() == gst_video::VideoColorMatrix::Bt709 {
-        matrix = YuvMatrix::BT709;
-    }
-    Frame {
-        format,
-        width: info.width(),
-        height: info.height(),
-        planes,
-        matrix,
-    }
-    .to_rgb()
-    .unwrap()
+/// One face of a `facerec` bus message.
+#[derive(Debug, Clone, PartialEq)]
+struct MessageFace {
+    name: String,
+    distance: f64,
+    recognized: bool,
+    rect: (i64, i64, i64, i64),
 }
 
+fn message_faces(message: &gst::Structure) -> Vec<MessageFace> {
+    let mut faces: Vec<MessageFace> = message
+        .get::<gst::Array>("faces")
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let s = v.get::<gst::Structure>().unwrap();
+            let int = |k: &str| s.get::<i32>(k).unwrap() as i64;
+            MessageFace {
+                name: s.get::<String>("name").unwrap(),
+                distance: s.get::<f64>("distance").unwrap(),
+                recognized: s.get::<bool>("recognized").unwrap(),
+                rect: (int("x"), int("y"), int("width"), int("height")),
+            }
+        })
+        .collect();
+    faces.sort_by_key(|f| f.rect.0);
+    faces
+}
+
+/// Biden, Obama and an unknown girl (left to right); the girl is 147 px wide, the men 174
+/// and 182 px. At 2000x1428 the girl is too small for YuNet at 640: detect at 1280.
+const STAGE: &str = "knn_examples/test/obama_and_biden.jpg";
+
+/// The stage photo decoded to `format`, through facerec, and read back through GStreamer's own
+/// `videoconvert` into RGB: the check does not trust the element's (or the core's) converter.
+fn stage_as_rgb(
+    format: &str,
+    props: &str,
+) -> (Run, gst_video::VideoFrame<gst_video::video_frame::Readable>) {
+    let description = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format={format} ! facerec name=f {} network-width=1280 {props} ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink",
+        asset(&format!("{TD}/{STAGE}")).display(),
+        gallery_prop(&knn_gallery()),
+    );
+    let mut run = run_pipeline(&description, true);
+    assert_eq!(run.error, None, "{format}");
+    assert_eq!(run.samples.len(), 1, "{format}");
+    let sample = run.samples.remove(0);
+    let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+    assert_eq!(info.format(), gst_video::VideoFormat::Rgb);
+    let frame =
+        gst_video::VideoFrame::from_buffer_readable(sample.buffer_owned().unwrap(), &info).unwrap();
+    (run, frame)
+}
+
+fn pixel(
+    frame: &gst_video::VideoFrame<gst_video::video_frame::Readable>,
+    x: i64,
+    y: i64,
+) -> [u8; 3] {
+    let stride = frame.plane_stride()[0] as usize;
+    let data = frame.plane_data(0).unwrap();
+    let at = y as usize * stride + x as usize * 3;
+    [data[at], data[at + 1], data[at + 2]]
+}
+
+/// Packed RGB formats are drawn and read back exactly. In I420 and NV12 the colour goes
+/// through 8-bit YUV and back through videoconvert: measured off by up to 2 levels
+/// ([0, 198, 1] for [0, 200, 0]). An R<->B swap is off by 220.
+fn colour_tolerance(format: &str) -> u8 {
+    if format == "I420" || format == "NV12" {
+        3
+    } else {
+        0
+    }
+}
+
+fn assert_colour(format: &str, what: &str, got: [u8; 3], want: [u8; 3]) {
+    let tol = colour_tolerance(format);
+    assert!(
+        got.iter().zip(want).all(|(g, w)| g.abs_diff(w) <= tol),
+        "{format}: {what} is {got:?}, expected {want:?} (tolerance {tol})"
+    );
+}
+
+/// Line thickness the overlay uses for a 1428-line frame (`overlay::sizes`: height / 240).
+const STAGE_LINE: i64 = 5;
+
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn boxes_are_drawn_into_the_pixels() {
+    use facerec_core::overlay::{KNOWN_COLOUR, UNKNOWN_COLOUR};
     if !assets_ready() {
         return;
     }
-    let g = gallery_prop(&knn_gallery());
     for format in ["RGBA", "BGRx", "I420", "NV12"] {
-        let run = run_pipeline(
-            &decode_pipeline(&format!("{TD}/two_people.jpg"), format, &g),
-            true,
-        );
-        assert_eq!(run.error, None);
-        let plain = run_pipeline(
-            &decode_pipeline(
-                &format!("{TD}/two_people.jpg"),
-                format,
-                &format!("{g} draw=false"),
-            ),
-            true,
-        );
-        let drawn = sample_rgb(&run.samples[0]);
-        let untouched = sample_rgb(&plain.samples[0]);
-        assert_eq!(run.frames[0].len(), 2);
-        for face in &run.frames[0] {
+        let (run, drawn) = stage_as_rgb(format, "");
+        let (_, untouched) = stage_as_rgb(format, "draw=false");
+        assert_eq!(run.messages.len(), 1);
+        let faces = message_faces(&run.messages[0]);
+        let names: Vec<&str> = faces.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["biden", "obama", "unknown"], "{format}");
+        for face in &faces {
             let (x, y, w, h) = face.rect;
-            // Just outside the top edge and the left edge of the box: the box colour (green).
-            for (px, py) in [(x + w / 2, y - 1), (x - 1, y + h / 2)] {
-                let p = drawn.get_pixel(px, py).0;
-                assert!(
-                    p[1] > 150 && p[0] < 70 && p[2] < 70,
-                    "{format}: ({px},{py}) is {p:?}, not green"
-                );
+            let colour = if face.name == "unknown" {
+                UNKNOWN_COLOUR
+            } else {
+                KNOWN_COLOUR
+            };
+            let t = STAGE_LINE;
+            // Mid-thickness of the top and left edges, and the label bar's top padding under
+            // the box (the text starts lower down).
+            for (what, px, py) in [
+                ("top edge", x + w / 2, y - t / 2 - 1),
+                ("left edge", x - t / 2 - 1, y + h / 2),
+                ("label bar", x + w / 2, y + h + t + 2),
+            ] {
+                let what = format!("{} {what} ({px},{py})", face.name);
+                assert_colour(format, &what, pixel(&drawn, px, py), colour);
                 assert_ne!(
-                    untouched.get_pixel(px, py).0,
-                    p,
-                    "{format}: draw=false leaves the pixel alone"
+                    pixel(&untouched, px, py),
+                    pixel(&drawn, px, py),
+                    "{format}: draw=false leaves {what} alone"
                 );
             }
             // The centre of the face is not painted over.
-            let c = (x + w / 2, y + h / 2);
-            assert_eq!(
-                drawn.get_pixel(c.0, c.1),
-                untouched.get_pixel(c.0, c.1),
-                "{format}"
-            );
+            let (cx, cy) = (x + w / 2, y + h / 2);
+            assert_eq!(pixel(&drawn, cx, cy), pixel(&untouched, cx, cy), "{format}");
         }
     }
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn faces_narrower_than_min_face_size_get_a_yellow_box_and_no_name() {
+    use facerec_core::overlay::UNRECOGNISED_COLOUR;
+    if !assets_ready() {
+        return;
+    }
+    // Without the limit, the girl is embedded and is "unknown" at a real distance (0.68 in
+    // the reference): the -1 below comes from min-face-size, not from a missing gallery.
+    let (run, _) = stage_as_rgb("BGRx", "");
+    let girl = &message_faces(&run.messages[0])[2];
+    assert!(girl.recognized && girl.distance > 0.6, "{girl:?}");
+
+    // 160 px: above the girl's 147, below the men's 174 and 182.
+    let (run, drawn) = stage_as_rgb("BGRx", "min-face-size=160");
+    let (_, untouched) = stage_as_rgb("BGRx", "min-face-size=160 draw=false");
+    let faces = message_faces(&run.messages[0]);
+    assert_eq!(faces.len(), 3);
+    for man in &faces[..2] {
+        assert!(
+            man.recognized && man.distance > 0.0 && man.distance < 0.6,
+            "{man:?}"
+        );
+    }
+    assert_eq!(
+        faces.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["biden", "obama", "unknown"]
+    );
+    let girl = &faces[2];
+    assert_eq!((girl.distance, girl.recognized), (-1.0, false), "{girl:?}");
+    let (x, y, w, h) = girl.rect;
+    let t = STAGE_LINE;
+    for (what, px, py) in [
+        ("top edge", x + w / 2, y - t / 2 - 1),
+        ("left edge", x - t / 2 - 1, y + h / 2),
+    ] {
+        assert_eq!(
+            pixel(&drawn, px, py),
+            UNRECOGNISED_COLOUR,
+            "{what} ({px},{py})"
+        );
+    }
+    // No label bar under the box.
+    let (px, py) = (x + w / 2, y + h + t + 2);
+    assert_eq!(pixel(&drawn, px, py), pixel(&untouched, px, py), "no label");
+
+    // The ROI meta says the same as the message.
+    let run = run_pipeline(
+        &decode_pipeline(
+            &format!("{TD}/{STAGE}"),
+            "BGRx",
+            &format!(
+                "{} network-width=1280 min-face-size=160",
+                gallery_prop(&knn_gallery())
+            ),
+        ),
+        false,
+    );
+    let mut metas = run.frames[0].clone();
+    metas.sort_by_key(|f| f.rect.0);
+    let named: Vec<(&str, bool)> = metas
+        .iter()
+        .map(|f| (f.name.as_str(), f.distance == -1.0))
+        .collect();
+    assert_eq!(
+        named,
+        [("biden", false), ("obama", false), ("unknown", true)]
+    );
+}
+
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn bus_messages_and_metas_describe_each_face() {
     if !assets_ready() {
         return;
@@ -310,6 +489,7 @@ fn bus_messages_and_metas_describe_each_face() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn no_gallery_means_unknown_with_one_warning() {
     if !assets_ready() {
         return;
@@ -329,6 +509,7 @@ fn no_gallery_means_unknown_with_one_warning() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn cuda_on_a_cpu_machine_warns_and_runs_on_cpu() {
     if !assets_ready() {
         return;
@@ -373,6 +554,7 @@ fn start_error(props: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn bad_models_fail_the_start_with_the_path() {
     if !assets_ready() {
         return;
@@ -404,6 +586,7 @@ fn bad_models_fail_the_start_with_the_path() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn bad_galleries_fail_the_start_with_the_file_and_the_reason() {
     if !assets_ready() {
         return;
@@ -479,7 +662,157 @@ fn bad_galleries_fail_the_start_with_the_file_and_the_reason() {
     assert!(err.starts_with(&want), "{err}");
 }
 
+/// The galleries of issue 8 that used to hang the element (reading `/dev/zero` or a FIFO with
+/// no writer forever) or abort the process (a 2^40 string length): (case, path, the refusal
+/// reason that must follow `gallery <path>: `).
+fn hostile_galleries(tag: &str) -> Vec<(&'static str, std::path::PathBuf, String)> {
+    let dir = temp_dir(&format!("hostile-{tag}"));
+    let fifo = dir.join("fifo.data");
+    if !fifo.exists() {
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mkfifo");
+    }
+    let crafted = dir.join("crafted.data");
+    let bytes = facerec_core::testsupport::gallery_with_length_prefix(1 << 40);
+    std::fs::write(&crafted, &bytes).unwrap();
+    // Magic (8), version (4) and payload length (8) before the payload, a sha256 after it.
+    let payload = bytes.len() - 20 - 32;
+    vec![
+        (
+            "dev-zero",
+            "/dev/zero".into(),
+            "not a regular file (a character device)".to_string(),
+        ),
+        ("fifo", fifo, "not a regular file (a FIFO)".to_string()),
+        (
+            "crafted",
+            crafted,
+            format!("corrupt: a length field claims more than the {payload}-byte payload can hold"),
+        ),
+    ]
+}
+
+const HOSTILE_CASE: &str = "FACEREC_HOSTILE_CASE";
+const HOSTILE_PATH: &str = "FACEREC_HOSTILE_PATH";
+const HOSTILE_REASON: &str = "FACEREC_HOSTILE_REASON";
+
+/// Runs `child` in a child process for each hostile gallery, and fails with every case that
+/// hung, aborted or failed its assertions.
+fn try_hostile_galleries(child: &str) {
+    let mut failures = Vec::new();
+    for (case, path, reason) in hostile_galleries(child) {
+        let outcome = run_child_test(
+            child,
+            &[
+                (HOSTILE_CASE, case),
+                (HOSTILE_PATH, &path.display().to_string()),
+                (HOSTILE_REASON, &reason),
+            ],
+            std::time::Duration::from_secs(60),
+        );
+        if !outcome.succeeded() {
+            failures.push(format!(
+                "{case} ({}): {}",
+                path.display(),
+                outcome.describe()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// The child side: the hostile gallery this process must try, or `None` in a normal test run.
+fn hostile_case() -> Option<(String, String, String)> {
+    let case = std::env::var(HOSTILE_CASE).ok()?;
+    init();
+    Some((
+        case,
+        std::env::var(HOSTILE_PATH).unwrap(),
+        std::env::var(HOSTILE_REASON).unwrap(),
+    ))
+}
+
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn hostile_galleries_fail_the_start_naming_the_file() {
+    if !assets_ready() {
+        return;
+    }
+    try_hostile_galleries("hostile_gallery_at_start");
+}
+
+#[test]
+#[ignore = "the child process of hostile_galleries_fail_the_start_naming_the_file"]
+fn hostile_gallery_at_start() {
+    let Some((case, path, reason)) = hostile_case() else {
+        return;
+    };
+    let err = start_error(&format!("gallery=\"{path}\""));
+    let want = format!("gallery {path}: {reason}");
+    assert!(err.starts_with(&want), "{case}: {err}\nexpected: {want}");
+}
+
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn hostile_galleries_set_while_playing_keep_the_previous_one() {
+    if !assets_ready() {
+        return;
+    }
+    try_hostile_galleries("hostile_gallery_while_playing");
+}
+
+#[test]
+#[ignore = "the child process of hostile_galleries_set_while_playing_keep_the_previous_one"]
+fn hostile_gallery_while_playing() {
+    let Some((case, path, reason)) = hostile_case() else {
+        return;
+    };
+    // set_property is called from its own thread, as an application would: the streaming
+    // thread must not wait for it, and it must return promptly.
+    let (tx, rx) = std::sync::mpsc::channel::<std::time::Duration>();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let description = decode_pipeline(CLIP, "RGBx", &gallery_prop(&hamilton_gallery()));
+    let target = path.clone();
+    let run = run_pipeline_with(&description, false, move |pipeline, index| {
+        if index == 10 {
+            let element = pipeline.by_name("f").unwrap();
+            let tx = tx.lock().unwrap().take().unwrap();
+            let target = target.clone();
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                element.set_property("gallery", &target);
+                let _ = tx.send(started.elapsed());
+            });
+        }
+    });
+    let took = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{case}: set_property(gallery={path}) has not returned after 10 s (the clip ran to the end without it)"));
+    eprintln!("{case}: set_property returned in {took:?}");
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "{case}: set_property(gallery) took {took:?}"
+    );
+    assert_eq!(run.error, None, "{case}");
+    assert_eq!(run.frames.len(), 275, "{case}: frames keep flowing");
+    let want = format!("Gallery not reloaded, keeping the previous one: gallery {path}: {reason}");
+    assert!(
+        run.warnings.iter().any(|w| w.starts_with(&want)),
+        "{case}: expected a warning starting with {want:?}, got {:?}",
+        run.warnings
+    );
+    assert!(
+        run.frames_naming(MIRANDA) >= 125,
+        "{case}: the previous gallery stays in use ({} frames name Miranda)",
+        run.frames_naming(MIRANDA)
+    );
+}
+
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn gallery_reload_while_playing_drops_no_frame() {
     if !assets_ready() {
         return;
@@ -507,9 +840,13 @@ fn gallery_reload_while_playing_drops_no_frame() {
         .filter(|f| f.iter().any(|s| s.name == MIRANDA))
         .count();
     assert_eq!(named_before, 0);
+    // The reference names Miranda in 108 of frames 100-274 (the element: 106). The unknown
+    // tracks the old gallery left are re-recognised within a few frames of the reload; +-6
+    // is the difference the whole clip shows (141 against 135).
+    eprintln!("Miranda named in {named_after} of frames 100-274 after the reload (reference: 108)");
     assert!(
-        named_after > 50,
-        "Miranda named in {named_after} frames after the reload"
+        (102..=114).contains(&named_after),
+        "Miranda named in {named_after} frames after the reload, the reference names him in 108"
     );
 
     // A broken file while playing keeps the previous gallery and warns.
@@ -538,23 +875,39 @@ fn gallery_reload_while_playing_drops_no_frame() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn live_mode_passes_every_frame_with_the_latest_results() {
     if !assets_ready() {
         return;
     }
+    // Unsynchronised: the clip is decoded as fast as the CPU allows (a few ms a frame), faster
+    // than detection and embedding run, so the worker must skip frames and the streaming
+    // thread must not wait for it.
     let props = format!("{} live=true", gallery_prop(&hamilton_gallery()));
-    // identity sync=true paces the clip like a live source.
-    let description = format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=RGBx ! identity sync=true ! facerec name=f {props} ! appsink name=sink",
-        asset(CLIP).display()
-    );
-    let run = run_pipeline(&description, false);
+    let run = run_pipeline(&decode_pipeline(CLIP, "RGBx", &props), false);
     assert_eq!(run.error, None);
     assert_eq!(run.frames.len(), 275, "live mode drops no frame");
+    let stats = run.stats.as_ref().unwrap();
+    let processed = stats.get::<u64>("frames").unwrap();
+    let detections = stats.get::<u64>("detections").unwrap();
     let miranda = run.frames_naming(MIRANDA);
-    eprintln!("live mode: Miranda named on {miranda} of 275 frames");
-    assert!(miranda >= 100, "{miranda}");
-    assert!(!run.messages.is_empty());
+    eprintln!(
+        "live mode: {processed} of 275 frames processed ({detections} detections, {} bus messages), Miranda named on {miranda} frames",
+        run.messages.len()
+    );
+    assert!(
+        detections < 275 && processed < 275,
+        "every frame was processed ({processed}, {detections} detections): the streaming thread waited for inference"
+    );
+    assert!(detections >= 1, "the worker never ran");
+    assert!(run.messages.len() as u64 <= detections);
+    // The reference has two faces on frame 0 (the synchronous mode reports them there); in
+    // live mode the first frame leaves before any result exists.
+    assert_eq!(run.frames[0], [], "the first frame carries no faces yet");
+    assert!(
+        miranda >= 1,
+        "the latest results are drawn onto passing frames"
+    );
 }
 
 #[test]
@@ -612,6 +965,7 @@ fn unsupported_caps_are_refused() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn harness_attaches_roi_metas() {
     if !assets_ready() {
         return;
@@ -648,6 +1002,7 @@ fn harness_attaches_roi_metas() {
 }
 
 #[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn detect_interval_carries_faces_between_detections() {
     if !assets_ready() {
         return;

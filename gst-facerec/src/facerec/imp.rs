@@ -388,6 +388,9 @@ impl FaceRec {
     }
 
     /// Reloads the gallery while running; a bad file keeps the previous gallery in use.
+    /// Runs on the thread that set the property, holding no lock while it reads, so frames
+    /// keep flowing. `Gallery::load_for` is the only read: it refuses non-regular and oversized
+    /// files without blocking (issue 8), and nothing here opens the file itself.
     fn reload_gallery(&self, path: Option<PathBuf>) {
         let target = {
             let state = lock(&self.state);

@@ -153,9 +153,15 @@ pub fn faces_of(buffer: &gst::BufferRef) -> Vec<SeenFace> {
         .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
         .filter(|m| m.roi_type() == "face")
         .map(|m| {
-            let p = m
-                .param("facerec")
-                .expect("facerec parameters on every face");
+            // Downstream elements (videoconvert) copy the meta without its parameters.
+            let Some(p) = m.param("facerec") else {
+                return SeenFace {
+                    name: "(no facerec parameters)".into(),
+                    distance: f64::NAN,
+                    rect: m.rect(),
+                    track_id: 0,
+                };
+            };
             SeenFace {
                 name: p.get::<String>("name").unwrap(),
                 distance: p.get::<f64>("distance").unwrap(),
@@ -253,4 +259,103 @@ pub fn decode_pipeline(relative: &str, format: &str, facerec_props: &str) -> Str
         "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format={format} ! facerec name=f {facerec_props} ! appsink name=sink",
         asset(relative).display()
     )
+}
+
+/// Intersection over union of two `(x, y, w, h)` boxes.
+pub fn iou(a: (f64, f64, f64, f64), b: (f64, f64, f64, f64)) -> f64 {
+    let ix = (a.0 + a.2).min(b.0 + b.2) - a.0.max(b.0);
+    let iy = (a.1 + a.3).min(b.1 + b.3) - a.1.max(b.1);
+    if ix <= 0.0 || iy <= 0.0 {
+        return 0.0;
+    }
+    let inter = ix * iy;
+    inter / (a.2 * a.3 + b.2 * b.3 - inter)
+}
+
+/// How a child process ended, and what it printed.
+#[derive(Debug)]
+pub struct ChildOutcome {
+    pub status: Option<std::process::ExitStatus>,
+    pub timed_out: bool,
+    pub output: String,
+}
+
+impl ChildOutcome {
+    pub fn describe(&self) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        let how = match (self.timed_out, self.status) {
+            (true, _) => "hung (killed after the timeout)".to_string(),
+            (false, Some(s)) if s.signal().is_some() => {
+                format!("died of signal {} (abort: 6)", s.signal().unwrap())
+            }
+            (false, Some(s)) => format!("exited with {s}"),
+            (false, None) => "unknown".to_string(),
+        };
+        format!("{how}; its output:\n{}", self.output)
+    }
+
+    pub fn succeeded(&self) -> bool {
+        !self.timed_out && self.status.is_some_and(|s| s.success())
+    }
+}
+
+/// Runs the test `name` of this test binary in a child process with `env`, its address space
+/// capped at 4 GiB (so that an unbounded read aborts the child instead of eating the shared
+/// machine) and killed after `timeout`. Inputs that used to hang or abort the whole process
+/// are tried this way, so that a regression fails one test instead of the run.
+pub fn run_child_test(
+    name: &str,
+    env: &[(&str, &str)],
+    timeout: std::time::Duration,
+) -> ChildOutcome {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg("ulimit -v 4194304 && exec \"$@\"")
+        .arg("bash")
+        .arg(exe)
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    // Drain both pipes on threads so that a chatty child never blocks on a full pipe.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let started = std::time::Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > timeout {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().ok();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let output = format!("{}{}", out.join().unwrap(), err.join().unwrap());
+    ChildOutcome {
+        status,
+        timed_out,
+        output,
+    }
 }
