@@ -117,4 +117,19 @@ else
     (cd "$repo" && cargo run --quiet --release --locked -p facerec-model -- models fetch --dir "$cache/models" \
         --python "$venv/bin/python")
 fi
+# --- 5. Fuzzing (test tools only) ---------------------------------------------------------------
+# cargo-fuzz drives libFuzzer (built from the libfuzzer-sys crate) on the nightly toolchain that
+# this machine kind carries; deploy/fuzz/run.sh runs the targets.
+if [ "$test_tools" = 1 ]; then
+    if ! cargo +nightly --version >/dev/null 2>&1; then
+        echo "setup.sh: the fuzz smoke needs a nightly toolchain (rustup toolchain install nightly)" >&2
+        exit 1
+    fi
+    if cargo fuzz --version >/dev/null 2>&1; then
+        say "cargo-fuzz already installed"
+    else
+        say "installing cargo-fuzz 0.13.2"
+        cargo install --quiet --locked cargo-fuzz --version 0.13.2
+    fi
+fi
 say "setup done"

@@ -9,6 +9,8 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 # moto_server: a real S3 endpoint on loopback for the publish/pull tests.
 bash deploy/tests/setup-moto.sh
 cargo test --locked --workspace --no-fail-fast
+# Fuzz smoke: 30 s on each untrusted-input parser, from the committed corpora (deploy/fuzz).
+bash deploy/fuzz/run.sh 30
 # The recognizer converter, on the real PyPI weights (the 100 MB download is cached in .cache/pypi).
 .cache/venv/bin/python model/convert/test_convert.py
 # Manifests, Tekton pipelines and both container images, built and run for real.
