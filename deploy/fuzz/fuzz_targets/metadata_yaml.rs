@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
         && let Ok(photos) = parse_metadata(text, Path::new("/photos"))
     {
         for photo in photos {
-            assert!(check_person_name(&photo.person).is_ok(), "{:?}", photo.person);
+            assert!(
+                check_person_name(&photo.person).is_ok(),
+                "{:?}",
+                photo.person
+            );
         }
     }
 });
