@@ -1503,8 +1503,21 @@ fn the_demo_script_serves_the_clip_and_stops_on_a_signal() {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     cmd.env_remove("INPUT").env_remove("FACES_DIR");
+    // Its own process group, ended whatever happens, so a regression that leaves the launcher
+    // behind cannot outlive the test.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    struct Group(u32);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.0)])
+                .status();
+        }
+    }
     let started = Instant::now();
-    let mut launcher = Launcher::wait_listening(cmd.spawn().unwrap());
+    let child = cmd.spawn().unwrap();
+    let _group = Group(child.id());
+    let mut launcher = Launcher::wait_listening(child);
     eprintln!("demo.sh listening after {:?}", started.elapsed());
     // The script ends by exec'ing the launcher, so a signal reaches it and nothing is left.
     let comm = std::fs::read_to_string(format!("/proc/{}/comm", launcher.child.id())).unwrap();
