@@ -6,7 +6,7 @@
 #   launcher/demo.sh [SETUP_OPTIONS] [-- LAUNCHER_OPTIONS]
 #
 # SETUP_OPTIONS go to deploy/setup.sh (e.g. --no-apt), LAUNCHER_OPTIONS to facerec-launcher
-# (e.g. -- --mdns). LISTEN, INPUT and FACES_DIR may be set. FACEREC_BIN_DIR=DIR runs the
+# (e.g. -- --mdns). LISTEN, INPUT and FACES_DIR (read by pipelines/demo-gallery.sh) may be set. FACEREC_BIN_DIR=DIR runs the
 # facerec-model and facerec-launcher already built in DIR instead of building release ones
 # (the tests run it with their own build).
 set -euo pipefail
@@ -28,14 +28,9 @@ else
     bin="${CARGO_TARGET_DIR:-$repo/target}/release"
 fi
 
-# As pipelines/demo-gallery.sh does, with the binary in $bin: the file name is the
-# person's name, as in the original demo's face-images/ folder.
-faces="${FACES_DIR:-$repo/../shared/testdata/face_recognition}"
+# The demo's two known faces, enrolled by the same script as pipelines/demo.sh uses.
 work="$repo/target/demo"
-mkdir -p "$work/known"
-ln -sf "$faces/lin-manuel-miranda.png" "$work/known/Lin-Manuel Miranda.png"
-ln -sf "$faces/alex-lacamoire.png" "$work/known/Alex Lacamoire.png"
-"$bin/facerec-model" train "$work/known" -o "$work/model.data"
+DEMO_DIR="$work" FACEREC_MODEL_BIN="$bin/facerec-model" pipelines/demo-gallery.sh
 
 clip="${INPUT:-$repo/../shared/testdata/face_recognition/short_hamilton_clip.mp4}"
 # exec: the launcher takes over this process, so Ctrl-C and SIGTERM reach it directly and no

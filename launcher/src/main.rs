@@ -50,12 +50,10 @@ fn preflight(config: &Config) -> Result<()> {
     }
     engine_config.session.provider = config.provider.parse()?;
     let engine = Engine::new(engine_config)?;
-    match &config.gallery {
-        Some(path) => {
-            let gallery = engine.load_gallery(path)?;
-            tracing::info!(gallery = %path.display(), people = gallery.people.len(), "gallery checked");
-        }
-        None => tracing::warn!("no gallery configured: every face will be \"unknown\""),
+    // A missing gallery is warned about in run(), once nothing can fail any more.
+    if let Some(path) = &config.gallery {
+        let gallery = engine.load_gallery(path)?;
+        tracing::info!(gallery = %path.display(), people = gallery.people.len(), "gallery checked");
     }
     Ok(())
 }
@@ -180,17 +178,19 @@ async fn shutdown_signal(token: CancellationToken) {
 
 async fn run(config: Config) -> Result<()> {
     preflight(&config)?;
-    // After the checks that can fail, so that a failure is the only line on stderr.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    // After every check that can fail, so that a start-up failure is the only line on stderr.
+    if config.gallery.is_none() {
+        tracing::warn!("no gallery configured: every face will be \"unknown\"");
+    }
     if config.sources.is_empty() {
         tracing::warn!(
             "no camera configured: add some with --source, the config file or POST /api/cameras"
         );
     }
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let address = listener.local_addr()?;
 
     let settings = PipelineSettings {
         gallery: config.gallery.clone(),

@@ -283,7 +283,10 @@ fn assert_only(dir: &Path, expected: &[&str]) {
 }
 
 #[test]
-#[cfg_attr(facerec_moto_missing, ignore = "needs moto_server: deploy/tests/setup-moto.sh")]
+#[cfg_attr(
+    facerec_moto_missing,
+    ignore = "needs moto_server: deploy/tests/setup-moto.sh"
+)]
 fn publish_then_pull_round_trip() {
     let Some(moto) = moto() else { return };
     let dir = temp_dir("roundtrip");
@@ -339,7 +342,10 @@ fn publish_then_pull_round_trip() {
 }
 
 #[test]
-#[cfg_attr(facerec_moto_missing, ignore = "needs moto_server: deploy/tests/setup-moto.sh")]
+#[cfg_attr(
+    facerec_moto_missing,
+    ignore = "needs moto_server: deploy/tests/setup-moto.sh"
+)]
 fn pull_resolves_latest() {
     let Some(moto) = moto() else { return };
     let dir = temp_dir("latest");
@@ -395,7 +401,10 @@ fn pull_resolves_latest() {
 }
 
 #[test]
-#[cfg_attr(facerec_moto_missing, ignore = "needs moto_server: deploy/tests/setup-moto.sh")]
+#[cfg_attr(
+    facerec_moto_missing,
+    ignore = "needs moto_server: deploy/tests/setup-moto.sh"
+)]
 fn corrupt_object_is_refused_and_the_output_untouched() {
     let Some(moto) = moto() else { return };
     let dir = temp_dir("corrupt");
@@ -436,7 +445,10 @@ fn corrupt_object_is_refused_and_the_output_untouched() {
 }
 
 #[test]
-#[cfg_attr(facerec_moto_missing, ignore = "needs moto_server: deploy/tests/setup-moto.sh")]
+#[cfg_attr(
+    facerec_moto_missing,
+    ignore = "needs moto_server: deploy/tests/setup-moto.sh"
+)]
 fn wrong_credentials_give_a_clear_error() {
     let Some(moto) = moto() else { return };
     let dir = temp_dir("creds");
