@@ -1,11 +1,24 @@
 //! `cargo bench --bench facerec-bench`: the sample clip through `decode ! facerec ! fakesink`
 //! against `decode ! fakesink`, in synchronous and live modes.
 //!
-//! Prints frames per second, time per stage (convert, detect, align, embed, draw), and the
-//! number of frames naming Lin-Manuel Miranda; the last line is one JSON object with all of it.
+//! Three groups of cases (`--groups original,matrix,live`, all by default):
+//!
+//! * `original`: the clip as it is (640x360), converted to RGBx. Prints frames per second, time
+//!   per stage (convert, detect, align, embed, draw), and the number of frames naming
+//!   Lin-Manuel Miranda. Best of `--runs N` (default 3), live case once.
+//! * `matrix`: the clip scaled by the pipeline itself (`videoscale`) to each of `--sizes`
+//!   (default `360,720,1080`) in each of `--formats` (default `I420,NV12,RGBA`; `default`
+//!   leaves the format to negotiation), in sync mode, each with a decode-only baseline of the
+//!   same size and format. The element's added cost per frame is (wall - decode-only wall) /
+//!   frames. Best of `--matrix-runs N` (default 2) for both the element and the baseline.
+//! * `live`: `live=true` at each of `--live SIZE:FORMAT,...` (default `1080:NV12`; `none` for
+//!   none), once with an unsynchronised source and once with a source paced at the clip's rate
+//!   (`identity sync=true`). Reports the output rate and, from the element's `stats`, how many
+//!   frames the worker processed against how many passed. One run each.
+//!
 //! `fps` is frames over the wall time of the whole run (start-up included); `out fps` is the
-//! rate between the first and the last output buffer. Options (after `--`): `--runs N` (best
-//! of N, default 3), `--clip PATH`.
+//! rate between the first and the last output buffer. The last line is one JSON object with
+//! all of it. Other option: `--clip PATH`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -114,18 +127,111 @@ fn best_of(runs: usize, description: &str) -> Measured {
         .unwrap()
 }
 
+/// Frame heights of the matrix and their 16:9 widths (the clip is 640x360).
+fn width_for(height: u32) -> u32 {
+    height * 16 / 9
+}
+
+fn list(args: &mut impl Iterator<Item = String>, option: &str) -> Vec<String> {
+    args.next()
+        .unwrap_or_else(|| panic!("{option} needs a value"))
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+fn height(v: &str) -> u32 {
+    v.trim_end_matches('p')
+        .parse()
+        .unwrap_or_else(|_| panic!("{v}: a frame height such as 360, 720 or 1080"))
+}
+
+/// `decode ! videoscale ! caps ! videoconvert ! format caps`, without a sink.
+fn scaled_source(clip: &std::path::Path, height: u32, format: &str) -> String {
+    let format_caps = if format.eq_ignore_ascii_case("default") {
+        String::new()
+    } else {
+        format!(" ! video/x-raw,format={format}")
+    };
+    format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! video/x-raw,width={},height={} ! videoconvert{format_caps}",
+        clip.display(),
+        width_for(height),
+        height
+    )
+}
+
+fn stages_json(m: &Measured) -> serde_json::Value {
+    json!({
+        "convert": m.stage_ms("convert-ns"),
+        "detect": m.stage_ms("detect-ns"),
+        "align": m.stage_ms("align-ns"),
+        "embed": m.stage_ms("embed-ns"),
+        "draw": m.stage_ms("draw-ns"),
+    })
+}
+
+/// A stage's time over the frames that passed (live mode's streaming-thread stages).
+fn per_passed_ms(m: &Measured, field: &str) -> f64 {
+    stat(m, field).unwrap_or(0) as f64 / 1e6 / m.frames.max(1) as f64
+}
+
+fn stat(m: &Measured, field: &str) -> Option<u64> {
+    m.stats.as_ref().and_then(|s| s.get::<u64>(field).ok())
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut runs = 3;
+    let mut matrix_runs = 2;
     let mut clip: Option<PathBuf> = None;
+    let mut groups = vec!["original".to_string(), "matrix".into(), "live".into()];
+    let mut sizes = vec![360, 720, 1080];
+    let mut formats = vec!["I420".to_string(), "NV12".into(), "RGBA".into()];
+    let mut live = vec![(1080, "NV12".to_string())];
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            "--matrix-runs" => {
+                matrix_runs = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--matrix-runs N")
+            }
             "--clip" => clip = args.next().map(PathBuf::from),
+            "--groups" => groups = list(&mut args, "--groups"),
+            "--sizes" => {
+                sizes = list(&mut args, "--sizes")
+                    .iter()
+                    .map(|v| height(v))
+                    .collect()
+            }
+            "--formats" => formats = list(&mut args, "--formats"),
+            "--live" => {
+                live = list(&mut args, "--live")
+                    .iter()
+                    .filter(|v| v.as_str() != "none")
+                    .map(|v| {
+                        let (h, f) = v
+                            .split_once(':')
+                            .unwrap_or_else(|| panic!("--live {v}: SIZE:FORMAT, e.g. 1080:NV12"));
+                        (height(h), f.to_string())
+                    })
+                    .collect()
+            }
             "--bench" => {}
             other => panic!("unknown option {other}"),
         }
     }
+    for group in &groups {
+        assert!(
+            ["original", "matrix", "live"].contains(&group.as_str()),
+            "unknown group {group}: original, matrix or live"
+        );
+    }
+    assert!(runs > 0 && matrix_runs > 0, "runs must be at least 1");
+    let group = |name: &str| groups.iter().any(|g| g == name);
     let clip = clip
         .or_else(|| require("testdata/face_recognition/short_hamilton_clip.mp4"))
         .unwrap_or_else(|| {
@@ -153,12 +259,46 @@ fn main() {
         std::env::temp_dir().join(format!("facerec-bench-{}.data", std::process::id()));
     gallery.save(&gallery_path).unwrap();
     drop(engine);
+    let g = format!("gallery=\"{}\"", gallery_path.display());
 
+    let mut results = Vec::new();
+    if group("original") {
+        original_cases(&clip, &g, runs, &mut results);
+    }
+    let mut matrix = Vec::new();
+    if group("matrix") && !sizes.is_empty() && !formats.is_empty() {
+        matrix_cases(&clip, &g, matrix_runs, &sizes, &formats, &mut matrix);
+    }
+    let mut live_results = Vec::new();
+    if group("live") && !live.is_empty() {
+        live_cases(&clip, &g, &live, &mut live_results);
+    }
+    let _ = std::fs::remove_file(&gallery_path);
+    println!(
+        "{}",
+        json!({
+            "clip": clip.display().to_string(),
+            "runs": runs,
+            "matrix_runs": matrix_runs,
+            "results": results,
+            "matrix": matrix,
+            "added_cost_ratios": ratios(&matrix),
+            "live": live_results,
+        })
+    );
+}
+
+/// The original cases: the clip at its own size, in RGBx.
+fn original_cases(
+    clip: &std::path::Path,
+    g: &str,
+    runs: usize,
+    results: &mut Vec<serde_json::Value>,
+) {
     let decode = format!(
         "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=RGBx",
         clip.display()
     );
-    let g = format!("gallery=\"{}\"", gallery_path.display());
     let cases = [
         ("decode only", format!("{decode} ! fakesink name=sink")),
         (
@@ -182,7 +322,7 @@ fn main() {
             ),
         ),
     ];
-    let mut results = Vec::new();
+    println!("original cases: 640x360 RGBx, best of {runs} (live: 1 run)");
     println!(
         "{:<60} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "case",
@@ -211,28 +351,208 @@ fn main() {
             m.stage_ms("draw-ns"),
             m.miranda_frames
         );
-        let stats = m.stats.as_ref();
         results.push(json!({
             "case": name,
             "frames": m.frames,
             "seconds": m.seconds,
             "fps": m.fps(),
             "output_fps": m.output_fps,
-            "ms_per_frame": {
-                "convert": m.stage_ms("convert-ns"),
-                "detect": m.stage_ms("detect-ns"),
-                "align": m.stage_ms("align-ns"),
-                "embed": m.stage_ms("embed-ns"),
-                "draw": m.stage_ms("draw-ns"),
-            },
-            "processed_frames": stats.and_then(|s| s.get::<u64>("detections").ok()),
-            "embeddings": stats.and_then(|s| s.get::<u64>("embeddings").ok()),
+            "ms_per_frame": stages_json(&m),
+            "processed_frames": stat(&m, "detections"),
+            "embeddings": stat(&m, "embeddings"),
             "miranda_frames": m.miranda_frames,
         }));
     }
-    let _ = std::fs::remove_file(&gallery_path);
+}
+
+/// Every size x format in sync mode, each against a decode-only run of the same size and format.
+fn matrix_cases(
+    clip: &std::path::Path,
+    g: &str,
+    runs: usize,
+    sizes: &[u32],
+    formats: &[String],
+    matrix: &mut Vec<serde_json::Value>,
+) {
+    println!();
     println!(
-        "{}",
-        json!({ "clip": clip.display().to_string(), "runs": runs, "results": results })
+        "size x format, sync mode: best of {runs} for the element and for its decode-only baseline"
     );
+    println!(
+        "{:<16} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "input",
+        "frames",
+        "wall s",
+        "fps",
+        "decode s",
+        "added ms",
+        "ms/frame",
+        "convert",
+        "detect",
+        "align",
+        "embed",
+        "draw",
+        "Miranda"
+    );
+    for &height in sizes {
+        for format in formats {
+            let source = scaled_source(clip, height, format);
+            let decode = best_of(runs, &format!("{source} ! fakesink name=sink"));
+            let m = best_of(
+                runs,
+                &format!("{source} ! facerec name=f {g} ! fakesink name=sink"),
+            );
+            assert_eq!(
+                m.frames, decode.frames,
+                "{height}p {format}: the element passed a different number of frames"
+            );
+            let added_ms = (m.seconds - decode.seconds) * 1000.0 / m.frames.max(1) as f64;
+            let input = format!("{}x{height} {format}", width_for(height));
+            println!(
+                "{:<16} {:>6} {:>8.2} {:>8.1} {:>8.2} {:>9.2} {:>9.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8}",
+                input,
+                m.frames,
+                m.seconds,
+                m.fps(),
+                decode.seconds,
+                added_ms,
+                1000.0 / m.fps(),
+                m.stage_ms("convert-ns"),
+                m.stage_ms("detect-ns"),
+                m.stage_ms("align-ns"),
+                m.stage_ms("embed-ns"),
+                m.stage_ms("draw-ns"),
+                m.miranda_frames
+            );
+            matrix.push(json!({
+                "height": height,
+                "width": width_for(height),
+                "format": format,
+                "frames": m.frames,
+                "seconds": m.seconds,
+                "fps": m.fps(),
+                "decode_seconds": decode.seconds,
+                "decode_fps": decode.fps(),
+                "added_ms_per_frame": added_ms,
+                "ms_per_frame": stages_json(&m),
+                "processed_frames": stat(&m, "detections"),
+                "embeddings": stat(&m, "embeddings"),
+                "miranda_frames": m.miranda_frames,
+            }));
+        }
+    }
+}
+
+/// Added cost of each size against 360p: per format, and 1080p NV12 against 360p I420 (what
+/// `videoconvert ! facerec` negotiates at 360p), the issue's target of at most 1.3x.
+fn ratios(matrix: &[serde_json::Value]) -> serde_json::Value {
+    let added = |height: u64, format: &str| {
+        matrix
+            .iter()
+            .find(|m| m["height"].as_u64() == Some(height) && m["format"] == format)
+            .and_then(|m| m["added_ms_per_frame"].as_f64())
+    };
+    let mut ratios = serde_json::Map::new();
+    let mut printed = Vec::new();
+    for m in matrix {
+        let (Some(height), Some(format)) = (m["height"].as_u64(), m["format"].as_str()) else {
+            continue;
+        };
+        let Some(base) = added(360, format) else {
+            continue;
+        };
+        if height == 360 {
+            continue;
+        }
+        if let Some(cost) = added(height, format) {
+            let key = format!("{height}p {format} / 360p {format}");
+            printed.push(format!("{key}: {:.2}x", cost / base));
+            ratios.insert(key, json!(cost / base));
+        }
+    }
+    if let (Some(cost), Some(base)) = (added(1080, "NV12"), added(360, "I420")) {
+        let key = "1080p NV12 / 360p I420".to_string();
+        printed.push(format!("{key}: {:.2}x (target: at most 1.3x)", cost / base));
+        ratios.insert(key, json!(cost / base));
+    }
+    if !printed.is_empty() {
+        println!("added cost per frame against 360p: {}", printed.join("; "));
+    }
+    serde_json::Value::Object(ratios)
+}
+
+/// `live=true` with an unsynchronised source and with one paced at the clip's rate.
+fn live_cases(
+    clip: &std::path::Path,
+    g: &str,
+    live: &[(u32, String)],
+    results: &mut Vec<serde_json::Value>,
+) {
+    println!();
+    println!(
+        "live mode, 1 run each (processed = frames the worker took, from stats; convert and draw \
+         per frame passed, on the streaming thread; detect per frame processed, on the worker)"
+    );
+    println!(
+        "{:<16} {:<14} {:>6} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8} {:>8} {:>8}",
+        "input",
+        "source",
+        "frames",
+        "wall s",
+        "fps",
+        "out fps",
+        "processed",
+        "detected/s",
+        "convert",
+        "detect",
+        "Miranda"
+    );
+    for (height, format) in live {
+        let source = scaled_source(clip, *height, format);
+        for (pacing, pace) in [("unsynchronised", ""), ("paced", " ! identity sync=true")] {
+            let m = run(&format!(
+                "{source}{pace} ! facerec name=f {g} live=true ! fakesink name=sink sync=false"
+            ));
+            let processed = stat(&m, "frames");
+            let detections = stat(&m, "detections");
+            let input = format!("{}x{height} {format}", width_for(*height));
+            println!(
+                "{:<16} {:<14} {:>6} {:>8.2} {:>8.1} {:>8.1} {:>10} {:>10.1} {:>8.2} {:>8.2} {:>8}",
+                input,
+                pacing,
+                m.frames,
+                m.seconds,
+                m.fps(),
+                m.output_fps,
+                processed.map_or("-".into(), |p| format!("{p}/{}", m.frames)),
+                detections.unwrap_or(0) as f64 / m.seconds,
+                per_passed_ms(&m, "convert-ns"),
+                m.stage_ms("detect-ns"),
+                m.miranda_frames
+            );
+            results.push(json!({
+                "height": height,
+                "width": width_for(*height),
+                "format": format,
+                "source": pacing,
+                "frames_passed": m.frames,
+                "seconds": m.seconds,
+                "fps": m.fps(),
+                "output_fps": m.output_fps,
+                "frames_processed": processed,
+                "detections": detections,
+                "detections_per_second": detections.unwrap_or(0) as f64 / m.seconds,
+                "streaming_ms_per_frame_passed": {
+                    "convert": per_passed_ms(&m, "convert-ns"),
+                    "draw": per_passed_ms(&m, "draw-ns"),
+                },
+                "worker_ms_per_frame_processed": {
+                    "detect": m.stage_ms("detect-ns"),
+                    "align": m.stage_ms("align-ns"),
+                    "embed": m.stage_ms("embed-ns"),
+                },
+                "miranda_frames": m.miranda_frames,
+            }));
+        }
+    }
 }
