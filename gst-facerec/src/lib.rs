@@ -10,7 +10,7 @@ use gst::glib;
 
 pub mod facerec;
 
-pub use facerec::ProviderKind;
+pub use facerec::{FaceInfo, FacerecMessage, MessageError, ProviderKind};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     facerec::register(plugin)

@@ -543,7 +543,9 @@ impl Camera {
                     tracing::warn!(camera = %self.name, warning = %w.error(), debug = ?w.debug(), "pipeline warning");
                 }
                 gst::MessageView::Element(e) => match e.structure() {
-                    Some(s) if s.name() == "facerec" => self.on_faces(s, &mut track_names, hub),
+                    Some(s) if s.name() == gstfacerec::facerec::MESSAGE_NAME => {
+                        self.on_faces(s, &mut track_names, hub)
+                    }
                     Some(s) if s.name() == "http-headers" => {
                         http_status = s.get::<u32>("http-status-code").ok();
                     }
@@ -577,27 +579,26 @@ impl Camera {
         let label = CameraLabel {
             camera: self.name.clone(),
         };
-        if let Ok(ns) = s.get::<u64>("inference-ns") {
-            hub.metrics
-                .inference_seconds
-                .get_or_create(&label)
-                .observe(ns as f64 / 1e9);
-        }
-        let Ok(array) = s.get::<gst::Array>("faces") else {
-            return;
+        let message = match gstfacerec::FacerecMessage::try_from(s) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::warn!(camera = %self.name, error = %e, "malformed facerec message");
+                return;
+            }
         };
-        let faces: Vec<Face> = array
-            .iter()
-            .filter_map(|v| v.get::<gst::Structure>().ok())
-            .map(|f| {
-                let int = |k: &str| f.get::<i32>(k).unwrap_or(0);
-                Face {
-                    track_id: f.get::<u64>("track-id").unwrap_or(0),
-                    name: f.get::<String>("name").unwrap_or_default(),
-                    distance: f.get::<f64>("distance").ok().filter(|d| *d >= 0.0),
-                    bbox: [int("x"), int("y"), int("width"), int("height")],
-                    score: f.get::<f64>("score").unwrap_or(0.0),
-                }
+        hub.metrics
+            .inference_seconds
+            .get_or_create(&label)
+            .observe(message.inference_ns as f64 / 1e9);
+        let faces: Vec<Face> = message
+            .faces
+            .into_iter()
+            .map(|f| Face {
+                track_id: f.track_id,
+                name: f.name,
+                distance: f.distance,
+                bbox: [f.x, f.y, f.width, f.height],
+                score: f.score,
             })
             .collect();
         let named = faces

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -14,14 +13,15 @@ use gst_video::subclass::prelude::*;
 
 use facerec_core::Error as CoreError;
 use facerec_core::engine::{Engine, EngineConfig, FaceResult, StageTimes, Tuning};
-use facerec_core::frame::{Frame, PixelFormat, YuvMatrix};
-use facerec_core::gallery::{Gallery, UNKNOWN};
-use facerec_core::image::RgbImage;
+use facerec_core::frame::{PixelFormat, YuvMatrix};
+use facerec_core::gallery::Gallery;
 use facerec_core::models::{DETECTOR_FILE, RECOGNIZER_FILE, default_model_path};
-use facerec_core::overlay::{FaceMark, draw_face};
 use facerec_core::runtime::SessionConfig;
 
 use super::ProviderKind;
+use super::frame::{FrameTimes, core_frame, draw_faces, pixel_format, yuv_matrix};
+use super::live::{LiveJob, LiveWorker};
+use super::message::{FaceInfo, FacerecMessage};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -121,142 +121,6 @@ impl Settings {
     }
 }
 
-/// Timestamps of the frame a result belongs to, for the bus message.
-#[derive(Debug, Clone, Copy, Default)]
-struct FrameTimes {
-    pts: Option<gst::ClockTime>,
-    duration: Option<gst::ClockTime>,
-    running_time: Option<gst::ClockTime>,
-    stream_time: Option<gst::ClockTime>,
-}
-
-/// A frame handed to the live worker.
-struct LiveJob {
-    image: RgbImage,
-    times: FrameTimes,
-    tuning: Tuning,
-}
-
-#[derive(Default)]
-struct LiveSlot {
-    /// Only the newest frame waits: older ones are replaced, never queued.
-    job: Option<LiveJob>,
-    /// A gallery swap for the worker to apply before its next frame.
-    gallery: Option<Option<Arc<Gallery>>>,
-    reset: bool,
-    stop: bool,
-}
-
-#[derive(Default)]
-struct LiveShared {
-    slot: Mutex<LiveSlot>,
-    wake: Condvar,
-    latest: Mutex<Arc<Vec<FaceResult>>>,
-    times: Mutex<StageTimes>,
-}
-
-/// Inference off the streaming thread: frames pass at input rate and are annotated with the
-/// latest results, so a slow CPU never stalls a live source.
-struct LiveWorker {
-    shared: Arc<LiveShared>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl LiveWorker {
-    fn spawn(mut engine: Engine, element: glib::WeakRef<super::FaceRec>) -> LiveWorker {
-        let shared = Arc::new(LiveShared::default());
-        let worker_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("facerec-live".into())
-            .spawn(move || {
-                let shared = worker_shared;
-                loop {
-                    let (job, gallery, reset) = {
-                        let mut slot = lock(&shared.slot);
-                        while slot.job.is_none() && !slot.stop {
-                            slot = shared.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
-                        }
-                        if slot.stop {
-                            return;
-                        }
-                        (
-                            slot.job.take(),
-                            slot.gallery.take(),
-                            std::mem::take(&mut slot.reset),
-                        )
-                    };
-                    let Some(job) = job else { continue };
-                    if let Some(gallery) = gallery {
-                        // Checked against the recognizer before it was handed over.
-                        let _ = engine.set_gallery(gallery);
-                    }
-                    if reset {
-                        engine.reset();
-                    }
-                    engine.tune(&job.tuning);
-                    let runs_before = engine.times.detect_runs;
-                    let result = engine.process(&job.image).map(|faces| faces.to_vec());
-                    let detected = engine.times.detect_runs > runs_before;
-                    *lock(&shared.times) = engine.times.clone();
-                    let Some(element) = element.upgrade() else {
-                        return;
-                    };
-                    match result {
-                        Ok(faces) => {
-                            let faces = Arc::new(faces);
-                            *lock(&shared.latest) = faces.clone();
-                            if detected {
-                                element
-                                    .imp()
-                                    .post_faces(&faces, &job.times, engine.last_inference);
-                            }
-                        }
-                        Err(err) => {
-                            gst::element_error!(
-                                element,
-                                gst::StreamError::Failed,
-                                ("Inference failed: {}", err)
-                            );
-                            return;
-                        }
-                    }
-                }
-            })
-            .expect("spawning a thread");
-        LiveWorker {
-            shared,
-            thread: Some(thread),
-        }
-    }
-
-    fn submit(&self, job: LiveJob) {
-        lock(&self.shared.slot).job = Some(job);
-        self.shared.wake.notify_one();
-    }
-
-    fn set_gallery(&self, gallery: Option<Arc<Gallery>>) {
-        lock(&self.shared.slot).gallery = Some(gallery);
-    }
-
-    fn reset(&self) {
-        lock(&self.shared.slot).reset = true;
-    }
-
-    fn latest(&self) -> Arc<Vec<FaceResult>> {
-        lock(&self.shared.latest).clone()
-    }
-}
-
-impl Drop for LiveWorker {
-    fn drop(&mut self) {
-        lock(&self.shared.slot).stop = true;
-        self.shared.wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 enum Processor {
     Sync(Box<Engine>),
     Live(LiveWorker),
@@ -295,7 +159,7 @@ impl Running {
     fn stage_times(&self) -> StageTimes {
         match &self.processor {
             Processor::Sync(engine) => engine.times.clone(),
-            Processor::Live(worker) => lock(&worker.shared.times).clone(),
+            Processor::Live(worker) => worker.times(),
         }
     }
 }
@@ -313,33 +177,8 @@ pub struct FaceRec {
 
 /// Locks a mutex, recovering the data if another thread panicked while holding it: a panic
 /// elsewhere must not take the streaming thread down too.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
-    use gst_video::VideoFormat as V;
-    Some(match format {
-        V::Rgba => PixelFormat::Rgba,
-        V::Bgra => PixelFormat::Bgra,
-        V::Rgbx => PixelFormat::Rgbx,
-        V::Bgrx => PixelFormat::Bgrx,
-        V::Rgb => PixelFormat::Rgb,
-        V::Bgr => PixelFormat::Bgr,
-        V::I420 => PixelFormat::I420,
-        V::Nv12 => PixelFormat::Nv12,
-        _ => return None,
-    })
-}
-
-fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
-    let colorimetry = info.colorimetry();
-    let mut matrix = match colorimetry.matrix() {
-        gst_video::VideoColorMatrix::Bt709 => YuvMatrix::BT709,
-        _ => YuvMatrix::BT601,
-    };
-    matrix.full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
-    matrix
 }
 
 /// Maps a core error at start-up to the GStreamer error domain that fits it.
@@ -416,34 +255,19 @@ impl FaceRec {
         }
     }
 
-    fn post_faces(&self, faces: &[FaceResult], times: &FrameTimes, inference: Duration) {
+    pub(super) fn post_faces(&self, faces: &[FaceResult], times: &FrameTimes, inference: Duration) {
         if faces.is_empty() {
             return;
         }
-        let list: Vec<glib::SendValue> = faces
-            .iter()
-            .map(|f| face_structure(f).to_send_value())
-            .collect();
-        let s = gst::Structure::builder("facerec")
-            .field(
-                "timestamp",
-                times.pts.map(|t| t.nseconds()).unwrap_or(u64::MAX),
-            )
-            .field(
-                "stream-time",
-                times.stream_time.map(|t| t.nseconds()).unwrap_or(u64::MAX),
-            )
-            .field(
-                "running-time",
-                times.running_time.map(|t| t.nseconds()).unwrap_or(u64::MAX),
-            )
-            .field(
-                "duration",
-                times.duration.map(|t| t.nseconds()).unwrap_or(u64::MAX),
-            )
-            .field("inference-ns", inference.as_nanos() as u64)
-            .field("faces", gst::Array::from_values(list))
-            .build();
+        let message = FacerecMessage {
+            pts: times.pts,
+            stream_time: times.stream_time,
+            running_time: times.running_time,
+            duration: times.duration,
+            inference_ns: inference.as_nanos() as u64,
+            faces: faces.iter().map(FaceInfo::from).collect(),
+        };
+        let s = gst::Structure::from(&message);
         let _ = self
             .obj()
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
@@ -462,93 +286,6 @@ impl FaceRec {
             running_time,
             stream_time,
         }
-    }
-}
-
-/// The fields a face carries in both the ROI meta parameters and the bus message.
-fn face_fields(builder: gst::structure::Builder, face: &FaceResult) -> gst::structure::Builder {
-    let distance = face
-        .identity
-        .as_ref()
-        .and_then(|m| m.distance)
-        .map(f64::from);
-    builder
-        .field("name", face.label().unwrap_or(UNKNOWN))
-        // -1: not embedded (too small, or no gallery).
-        .field("distance", distance.unwrap_or(-1.0))
-        .field("score", face.score as f64)
-        .field("track-id", face.track_id)
-}
-
-fn face_structure(face: &FaceResult) -> gst::Structure {
-    let b = face.bbox;
-    let builder = gst::Structure::builder("face")
-        .field("x", b.x.round() as i32)
-        .field("y", b.y.round() as i32)
-        .field("width", b.w.round() as i32)
-        .field("height", b.h.round() as i32)
-        .field("recognized", face.identity.is_some());
-    face_fields(builder, face).build()
-}
-
-/// Read-only view of a mapped video frame for the core.
-fn core_frame<'a>(
-    frame: &'a gst_video::VideoFrameRef<&mut gst::BufferRef>,
-    format: PixelFormat,
-    matrix: YuvMatrix,
-) -> Frame<&'a [u8]> {
-    let planes = (0..format.plane_count() as u32)
-        .map(|p| {
-            (
-                frame.plane_data(p).unwrap_or(&[]),
-                frame.plane_stride()[p as usize].max(0) as usize,
-            )
-        })
-        .collect();
-    Frame {
-        format,
-        width: frame.width(),
-        height: frame.height(),
-        planes,
-        matrix,
-    }
-}
-
-fn draw_faces(
-    frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
-    format: PixelFormat,
-    matrix: YuvMatrix,
-    faces: &[FaceResult],
-) {
-    let strides: Vec<usize> = frame
-        .plane_stride()
-        .iter()
-        .map(|s| (*s).max(0) as usize)
-        .collect();
-    let (width, height) = (frame.width(), frame.height());
-    let data = frame.planes_data_mut();
-    let planes = data
-        .into_iter()
-        .zip(strides)
-        .take(format.plane_count())
-        .collect();
-    let mut canvas = Frame {
-        format,
-        width,
-        height,
-        planes,
-        matrix,
-    };
-    for face in faces {
-        let label = face.label();
-        draw_face(
-            &mut canvas,
-            &FaceMark {
-                bbox: face.bbox,
-                label,
-                known: face.name().is_some(),
-            },
-        );
     }
 }
 
@@ -971,7 +708,7 @@ impl BaseTransformImpl for FaceRec {
                 continue;
             };
             let mut meta = gst_video::VideoRegionOfInterestMeta::add(buf, "face", rect);
-            meta.add_param(face_fields(gst::Structure::builder("facerec"), face).build());
+            meta.add_param(FaceInfo::from(face).meta_params());
         }
         if post {
             self.post_faces(&faces, &times, inference);

@@ -31,12 +31,18 @@
 //!
 //! `name` is the person's name or `unknown`; `distance` is -1 when the face was not embedded
 //! (narrower than `min-face-size`, or no gallery). `inference-ns` is the time detection,
-//! alignment and embedding took for this frame.
+//! alignment and embedding took for this frame. [`FacerecMessage`] reads and writes it;
+//! absent timestamps are `GST_CLOCK_TIME_NONE`, `None` in the type.
 
 use gst::glib;
 use gst::prelude::*;
 
+mod frame;
 mod imp;
+mod live;
+mod message;
+
+pub use message::{FACE_NAME, FaceInfo, FacerecMessage, MESSAGE_NAME, MessageError};
 
 glib::wrapper! {
     pub struct FaceRec(ObjectSubclass<imp::FaceRec>)

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! The live worker: inference on its own thread, so the streaming thread never waits for it.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use gst::glib;
+use gst::subclass::prelude::*;
+
+use facerec_core::engine::{Engine, FaceResult, StageTimes, Tuning};
+use facerec_core::gallery::Gallery;
+use facerec_core::image::RgbImage;
+
+use super::frame::FrameTimes;
+use super::imp::lock;
+
+/// A frame handed to the live worker.
+pub(super) struct LiveJob {
+    pub(super) image: RgbImage,
+    pub(super) times: FrameTimes,
+    pub(super) tuning: Tuning,
+}
+
+#[derive(Default)]
+struct LiveSlot {
+    /// Only the newest frame waits: older ones are replaced, never queued.
+    job: Option<LiveJob>,
+    /// A gallery swap for the worker to apply before its next frame.
+    gallery: Option<Option<Arc<Gallery>>>,
+    reset: bool,
+    stop: bool,
+}
+
+#[derive(Default)]
+struct LiveShared {
+    slot: Mutex<LiveSlot>,
+    wake: Condvar,
+    latest: Mutex<Arc<Vec<FaceResult>>>,
+    times: Mutex<StageTimes>,
+}
+
+/// Inference off the streaming thread: frames pass at input rate and are annotated with the
+/// latest results, so a slow CPU never stalls a live source.
+pub(super) struct LiveWorker {
+    shared: Arc<LiveShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LiveWorker {
+    pub(super) fn spawn(mut engine: Engine, element: glib::WeakRef<super::FaceRec>) -> LiveWorker {
+        let shared = Arc::new(LiveShared::default());
+        let worker_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("facerec-live".into())
+            .spawn(move || {
+                let shared = worker_shared;
+                loop {
+                    let (job, gallery, reset) = {
+                        let mut slot = lock(&shared.slot);
+                        while slot.job.is_none() && !slot.stop {
+                            slot = shared.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
+                        }
+                        if slot.stop {
+                            return;
+                        }
+                        (
+                            slot.job.take(),
+                            slot.gallery.take(),
+                            std::mem::take(&mut slot.reset),
+                        )
+                    };
+                    let Some(job) = job else { continue };
+                    if let Some(gallery) = gallery {
+                        // Checked against the recognizer before it was handed over.
+                        let _ = engine.set_gallery(gallery);
+                    }
+                    if reset {
+                        engine.reset();
+                    }
+                    engine.tune(&job.tuning);
+                    let runs_before = engine.times.detect_runs;
+                    let result = engine.process(&job.image).map(|faces| faces.to_vec());
+                    let detected = engine.times.detect_runs > runs_before;
+                    *lock(&shared.times) = engine.times.clone();
+                    let Some(element) = element.upgrade() else {
+                        return;
+                    };
+                    match result {
+                        Ok(faces) => {
+                            let faces = Arc::new(faces);
+                            *lock(&shared.latest) = faces.clone();
+                            if detected {
+                                element
+                                    .imp()
+                                    .post_faces(&faces, &job.times, engine.last_inference);
+                            }
+                        }
+                        Err(err) => {
+                            gst::element_error!(
+                                element,
+                                gst::StreamError::Failed,
+                                ("Inference failed: {}", err)
+                            );
+                            return;
+                        }
+                    }
+                }
+            })
+            .expect("spawning a thread");
+        LiveWorker {
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    pub(super) fn submit(&self, job: LiveJob) {
+        lock(&self.shared.slot).job = Some(job);
+        self.shared.wake.notify_one();
+    }
+
+    pub(super) fn set_gallery(&self, gallery: Option<Arc<Gallery>>) {
+        lock(&self.shared.slot).gallery = Some(gallery);
+    }
+
+    pub(super) fn reset(&self) {
+        lock(&self.shared.slot).reset = true;
+    }
+
+    pub(super) fn latest(&self) -> Arc<Vec<FaceResult>> {
+        lock(&self.shared.latest).clone()
+    }
+
+    /// The worker's engine times as of its last frame.
+    pub(super) fn times(&self) -> StageTimes {
+        lock(&self.shared.times).clone()
+    }
+}
+
+impl Drop for LiveWorker {
+    fn drop(&mut self) {
+        lock(&self.shared.slot).stop = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,386 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! The `facerec` bus message as a type, so applications read it without knowing field names.
+//! The structure on the bus is unchanged: absent timestamps are written as `GST_CLOCK_TIME_NONE`
+//! (`u64::MAX`, type `guint64`) and an unembedded face's `distance` as -1.
+
+use std::fmt;
+
+use gst::glib;
+use gst::prelude::*;
+
+use facerec_core::engine::FaceResult;
+use facerec_core::gallery::UNKNOWN;
+
+/// Name of the element message's structure.
+pub const MESSAGE_NAME: &str = "facerec";
+/// Name of each structure in the message's `faces` array.
+pub const FACE_NAME: &str = "face";
+
+/// One face of a [`FacerecMessage`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceInfo {
+    pub x: i32,
+    pub y: i32,
+    pub width: i32,
+    pub height: i32,
+    /// Detection score, 0..1.
+    pub score: f64,
+    /// The person's name, or `unknown`.
+    pub name: String,
+    /// Distance to the matched person; `None` when the face was not embedded (narrower than
+    /// `min-face-size`, or no gallery), written as -1 on the bus.
+    pub distance: Option<f64>,
+    /// Whether the face was embedded and compared with the gallery.
+    pub recognized: bool,
+    pub track_id: u64,
+}
+
+/// The `facerec` element message, posted for each processed frame that has faces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FacerecMessage {
+    /// The buffer's PTS (`timestamp` on the bus).
+    pub pts: Option<gst::ClockTime>,
+    pub stream_time: Option<gst::ClockTime>,
+    pub running_time: Option<gst::ClockTime>,
+    pub duration: Option<gst::ClockTime>,
+    /// Time detection, alignment and embedding took for this frame.
+    pub inference_ns: u64,
+    pub faces: Vec<FaceInfo>,
+}
+
+/// Why a structure is not a [`FacerecMessage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageError {
+    /// The structure (or a face in it) has another name.
+    WrongName {
+        expected: &'static str,
+        found: String,
+    },
+    /// A field is missing or has another type.
+    Field {
+        field: &'static str,
+        /// Index in `faces` when the field belongs to a face.
+        face: Option<usize>,
+        reason: String,
+    },
+}
+
+impl fmt::Display for MessageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MessageError::WrongName { expected, found } => {
+                write!(f, "structure is named {found:?}, expected {expected:?}")
+            }
+            MessageError::Field {
+                field,
+                face: Some(i),
+                reason,
+            } => write!(f, "faces[{i}].{field}: {reason}"),
+            MessageError::Field {
+                field,
+                face: None,
+                reason,
+            } => write!(f, "{field}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for MessageError {}
+
+fn field<'a, T: glib::value::FromValue<'a>>(
+    s: &'a gst::StructureRef,
+    name: &'static str,
+    face: Option<usize>,
+) -> Result<T, MessageError> {
+    s.get::<T>(name).map_err(|e| MessageError::Field {
+        field: name,
+        face,
+        reason: e.to_string(),
+    })
+}
+
+impl FaceInfo {
+    /// Adds the fields the ROI meta's `facerec` parameters share with the bus message.
+    fn shared_fields(&self, builder: gst::structure::Builder) -> gst::structure::Builder {
+        builder
+            .field("name", self.name.as_str())
+            .field("distance", self.distance.unwrap_or(-1.0))
+            .field("score", self.score)
+            .field("track-id", self.track_id)
+    }
+
+    /// The `facerec` parameter structure of the face's `GstVideoRegionOfInterestMeta`.
+    pub(crate) fn meta_params(&self) -> gst::Structure {
+        self.shared_fields(gst::Structure::builder(MESSAGE_NAME))
+            .build()
+    }
+}
+
+impl From<&FaceResult> for FaceInfo {
+    fn from(face: &FaceResult) -> Self {
+        let b = face.bbox;
+        FaceInfo {
+            x: b.x.round() as i32,
+            y: b.y.round() as i32,
+            width: b.w.round() as i32,
+            height: b.h.round() as i32,
+            score: face.score as f64,
+            name: face.label().unwrap_or(UNKNOWN).to_string(),
+            distance: face
+                .identity
+                .as_ref()
+                .and_then(|m| m.distance)
+                .map(f64::from),
+            recognized: face.identity.is_some(),
+            track_id: face.track_id,
+        }
+    }
+}
+
+impl From<&FaceInfo> for gst::Structure {
+    fn from(face: &FaceInfo) -> Self {
+        let builder = gst::Structure::builder(FACE_NAME)
+            .field("x", face.x)
+            .field("y", face.y)
+            .field("width", face.width)
+            .field("height", face.height)
+            .field("recognized", face.recognized);
+        face.shared_fields(builder).build()
+    }
+}
+
+impl FaceInfo {
+    fn parse(s: &gst::StructureRef, index: usize) -> Result<Self, MessageError> {
+        if s.name() != FACE_NAME {
+            return Err(MessageError::WrongName {
+                expected: FACE_NAME,
+                found: s.name().to_string(),
+            });
+        }
+        let i = Some(index);
+        let distance: f64 = field(s, "distance", i)?;
+        Ok(FaceInfo {
+            x: field(s, "x", i)?,
+            y: field(s, "y", i)?,
+            width: field(s, "width", i)?,
+            height: field(s, "height", i)?,
+            score: field(s, "score", i)?,
+            name: field(s, "name", i)?,
+            // -1 on the bus: not embedded.
+            distance: (distance >= 0.0).then_some(distance),
+            recognized: field(s, "recognized", i)?,
+            track_id: field(s, "track-id", i)?,
+        })
+    }
+}
+
+impl TryFrom<&gst::StructureRef> for FaceInfo {
+    type Error = MessageError;
+
+    fn try_from(s: &gst::StructureRef) -> Result<Self, MessageError> {
+        FaceInfo::parse(s, 0)
+    }
+}
+
+impl From<&FacerecMessage> for gst::Structure {
+    fn from(msg: &FacerecMessage) -> Self {
+        let faces: Vec<glib::SendValue> = msg
+            .faces
+            .iter()
+            .map(|f| gst::Structure::from(f).to_send_value())
+            .collect();
+        // `Option<ClockTime>` is a `guint64` on the bus, `u64::MAX` when absent, as before.
+        gst::Structure::builder(MESSAGE_NAME)
+            .field("timestamp", msg.pts)
+            .field("stream-time", msg.stream_time)
+            .field("running-time", msg.running_time)
+            .field("duration", msg.duration)
+            .field("inference-ns", msg.inference_ns)
+            .field("faces", gst::Array::from_values(faces))
+            .build()
+    }
+}
+
+impl TryFrom<&gst::StructureRef> for FacerecMessage {
+    type Error = MessageError;
+
+    fn try_from(s: &gst::StructureRef) -> Result<Self, MessageError> {
+        if s.name() != MESSAGE_NAME {
+            return Err(MessageError::WrongName {
+                expected: MESSAGE_NAME,
+                found: s.name().to_string(),
+            });
+        }
+        let faces = field::<gst::Array>(s, "faces", None)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let face = v
+                    .get::<&gst::StructureRef>()
+                    .map_err(|e| MessageError::Field {
+                        field: "faces",
+                        face: Some(i),
+                        reason: e.to_string(),
+                    })?;
+                FaceInfo::parse(face, i)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(FacerecMessage {
+            pts: field(s, "timestamp", None)?,
+            stream_time: field(s, "stream-time", None)?,
+            running_time: field(s, "running-time", None)?,
+            duration: field(s, "duration", None)?,
+            inference_ns: field(s, "inference-ns", None)?,
+            faces,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> FacerecMessage {
+        FacerecMessage {
+            pts: Some(gst::ClockTime::from_mseconds(40)),
+            stream_time: Some(gst::ClockTime::from_mseconds(40)),
+            running_time: None,
+            duration: Some(gst::ClockTime::from_mseconds(33)),
+            inference_ns: 12_345_678,
+            faces: vec![
+                FaceInfo {
+                    x: 10,
+                    y: -2,
+                    width: 64,
+                    height: 80,
+                    score: 0.93,
+                    name: "obama".into(),
+                    distance: Some(0.41),
+                    recognized: true,
+                    track_id: 7,
+                },
+                FaceInfo {
+                    x: 300,
+                    y: 20,
+                    width: 20,
+                    height: 24,
+                    score: 0.87,
+                    name: UNKNOWN.into(),
+                    distance: None,
+                    recognized: false,
+                    track_id: 8,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trip_keeps_every_field() {
+        gst::init().unwrap();
+        let msg = sample();
+        let s = gst::Structure::from(&msg);
+        assert_eq!(FacerecMessage::try_from(s.as_ref()), Ok(msg));
+    }
+
+    #[test]
+    fn bus_fields_keep_their_names_and_types() {
+        gst::init().unwrap();
+        let s = gst::Structure::from(&sample());
+        assert_eq!(s.name(), "facerec");
+        assert_eq!(s.get::<u64>("timestamp"), Ok(40_000_000));
+        assert_eq!(s.get::<u64>("stream-time"), Ok(40_000_000));
+        // An absent timestamp is GST_CLOCK_TIME_NONE, as it was before the type existed.
+        assert_eq!(s.get::<u64>("running-time"), Ok(u64::MAX));
+        assert_eq!(s.get::<u64>("duration"), Ok(33_000_000));
+        assert_eq!(s.get::<u64>("inference-ns"), Ok(12_345_678));
+        let faces = s.get::<gst::Array>("faces").unwrap();
+        assert_eq!(faces.len(), 2);
+        let f = faces[1].get::<gst::Structure>().unwrap();
+        assert_eq!(f.name(), "face");
+        assert_eq!(
+            (
+                f.get::<i32>("x").unwrap(),
+                f.get::<i32>("y").unwrap(),
+                f.get::<i32>("width").unwrap(),
+                f.get::<i32>("height").unwrap(),
+            ),
+            (300, 20, 20, 24)
+        );
+        assert_eq!(f.get::<f64>("score"), Ok(0.87));
+        assert_eq!(f.get::<String>("name").unwrap(), "unknown");
+        assert_eq!(f.get::<f64>("distance"), Ok(-1.0));
+        assert_eq!(f.get::<bool>("recognized"), Ok(false));
+        assert_eq!(f.get::<u64>("track-id"), Ok(8));
+        assert_eq!(
+            sample().faces[0].meta_params().to_string(),
+            "facerec, name=(string)obama, distance=(double)0.40999999999999998, \
+             score=(double)0.93000000000000005, track-id=(guint64)7;"
+        );
+    }
+
+    #[test]
+    fn malformed_structures_give_a_typed_error() {
+        gst::init().unwrap();
+        let other = gst::Structure::builder("facerec-stats").build();
+        assert_eq!(
+            FacerecMessage::try_from(other.as_ref()),
+            Err(MessageError::WrongName {
+                expected: "facerec",
+                found: "facerec-stats".into()
+            })
+        );
+
+        let mut s = gst::Structure::from(&sample());
+        s.set("inference-ns", "fast");
+        let err = FacerecMessage::try_from(s.as_ref()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MessageError::Field {
+                    field: "inference-ns",
+                    face: None,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+
+        let mut s = gst::Structure::from(&sample());
+        s.remove_field("timestamp");
+        let err = FacerecMessage::try_from(s.as_ref()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MessageError::Field {
+                    field: "timestamp",
+                    face: None,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+
+        // A face without its track id names the face and the field.
+        let mut broken = gst::Structure::from(&sample().faces[1]);
+        broken.remove_field("track-id");
+        let mut s = gst::Structure::from(&sample());
+        s.set(
+            "faces",
+            gst::Array::new([gst::Structure::from(&sample().faces[0]), broken]),
+        );
+        let err = FacerecMessage::try_from(s.as_ref()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MessageError::Field {
+                    field: "track-id",
+                    face: Some(1),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("faces[1].track-id: "), "{err}");
+    }
+}
