@@ -3,56 +3,17 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use facerec_core::engine::{Engine, EngineConfig, load_rgb};
-use facerec_core::gallery::Gallery;
-use facerec_core::testsupport::{gallery_with_length_prefix, require, require_runtime};
+use facerec_core::testsupport::gallery_with_length_prefix;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_facerec-launcher");
-const TD: &str = "testdata/face_recognition";
+mod common;
+use common::*;
+
 /// Nothing listens on port 1 of the loopback: connecting is refused at once.
 const REFUSED: &str = "127.0.0.1:1";
-
-/// Launchers load the models: one at a time on two cores.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The launcher's preflight opens the models, so a launcher that serves needs them.
-fn ready() -> bool {
-    require("models/yunet_s_dynamic.onnx").is_some() && require(TD).is_some() && require_runtime()
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("facerec-hostile-test-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A real one-person gallery for the models in use.
-fn write_gallery(path: &std::path::Path) {
-    let mut engine = Engine::new(EngineConfig::default()).unwrap();
-    let mut g = Gallery::new(engine.recognizer().sha256(), engine.recognizer().dim());
-    let photo = require(&format!("{TD}/lin-manuel-miranda.png")).unwrap();
-    let face = engine
-        .analyze(&load_rgb(&photo).unwrap())
-        .unwrap()
-        .remove(0);
-    g.add(
-        "Lin-Manuel Miranda",
-        "lin-manuel-miranda.png",
-        face.embedding.unwrap(),
-    )
-    .unwrap();
-    g.save(path).unwrap();
-}
 
 struct Launcher {
     child: Child,
@@ -335,8 +296,7 @@ fn reloading_a_crafted_gallery_keeps_every_camera_playing() {
         return;
     }
     let _serial = serial();
-    let path = temp_dir("crafted").join("model.data");
-    write_gallery(&path);
+    let path = make_gallery("crafted", &[(MIRANDA, "lin-manuel-miranda.png")]);
     let mut launcher = Launcher::start(
         &[
             "--gallery",

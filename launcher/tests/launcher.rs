@@ -7,56 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use facerec_core::engine::{Engine, EngineConfig, load_rgb};
-use facerec_core::gallery::Gallery;
-use facerec_core::testsupport::{on_ci, require, require_runtime};
+use facerec_core::engine::load_rgb;
+use facerec_core::testsupport::on_ci;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_facerec-launcher");
-const TD: &str = "testdata/face_recognition";
-const MIRANDA: &str = "Lin-Manuel Miranda";
-
-/// Launchers are CPU-heavy: one test at a time keeps rates meaningful on two cores.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn ready() -> bool {
-    require("models/yunet_s_dynamic.onnx").is_some() && require(TD).is_some() && require_runtime()
-}
-
-fn asset(relative: &str) -> PathBuf {
-    require(relative).expect("checked by ready()")
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "facerec-launcher-test-{}-{tag}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A gallery of `(name, photo)` pairs, saved as `model.data` in a folder named after `tag`.
-fn make_gallery(tag: &str, people: &[(&str, &str)]) -> PathBuf {
-    let mut engine = Engine::new(EngineConfig::default()).unwrap();
-    let mut g = Gallery::new(engine.recognizer().sha256(), engine.recognizer().dim());
-    for (name, photo) in people {
-        let face = engine
-            .analyze(&load_rgb(&asset(&format!("{TD}/{photo}"))).unwrap())
-            .unwrap()
-            .remove(0);
-        g.add(name, photo, face.embedding.unwrap()).unwrap();
-    }
-    let path = temp_dir(tag).join("model.data");
-    g.save(&path).unwrap();
-    path
-}
+mod common;
+use common::*;
 
 /// The demo's two known faces.
 fn gallery() -> PathBuf {
