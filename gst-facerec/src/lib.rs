@@ -10,7 +10,9 @@ use gst::glib;
 
 pub mod facerec;
 
-pub use facerec::{FaceInfo, FacerecMessage, MessageError, ProviderKind};
+pub use facerec::{
+    FaceInfo, FacerecMessage, MessageError, NetworkScaler, ProviderKind, RedactMode,
+};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     facerec::register(plugin)

@@ -5,6 +5,7 @@
 
 use image::RgbImage;
 
+use crate::frame::PixelSource;
 use crate::geometry::Landmarks;
 
 pub const CHIP_SIZE: usize = 150;
@@ -91,8 +92,9 @@ impl Chip {
     }
 }
 
-/// Aligns one face to the dlib chip.
-pub fn align_face(image: &RgbImage, landmarks: &Landmarks) -> Chip {
+/// Aligns one face to the dlib chip, reading only the pixels under it from `image` at its own
+/// resolution (an RGB image, or a video frame's planes in any format).
+pub fn align_face(image: &(impl PixelSource + ?Sized), landmarks: &Landmarks) -> Chip {
     let mut points: Vec<[f64; 2]> = landmarks
         .iter()
         .map(|p| [p[0] as f64, p[1] as f64])
@@ -112,7 +114,7 @@ pub fn align_face(image: &RgbImage, landmarks: &Landmarks) -> Chip {
 }
 
 /// Samples the chip for `transform`, given in the coordinates of the image halved `level` times.
-pub fn warp_chip(image: &RgbImage, transform: &Similarity, level: u32) -> Chip {
+pub fn warp_chip(image: &(impl PixelSource + ?Sized), transform: &Similarity, level: u32) -> Chip {
     let a = transform;
     let s = a[0][0].hypot(a[1][0]);
     let (r00, r01, r10, r11) = (a[0][0] / s, a[0][1] / s, a[1][0] / s, a[1][1] / s);
@@ -191,32 +193,33 @@ pub fn warp_chip(image: &RgbImage, transform: &Similarity, level: u32) -> Chip {
 /// coordinates `(x0, y0)` with size `w` x `h`. Repeated 2x2 box filtering equals one
 /// `block` x `block` average.
 fn box_filtered_crop(
-    image: &RgbImage,
+    image: &(impl PixelSource + ?Sized),
     block: usize,
     x0: usize,
     y0: usize,
     w: usize,
     h: usize,
 ) -> Vec<f32> {
-    let raw = image.as_raw();
-    let stride = image.width() as usize * 3;
+    let mut row = vec![[0.0f32; 3]; w * block];
+    let mut sums = vec![[0.0f32; 3]; w];
     let mut crop = vec![0.0f32; w * h * 3];
     let norm = 1.0 / (block * block) as f32;
     for y in 0..h {
-        for x in 0..w {
-            let mut acc = [0u32; 3];
-            for by in 0..block {
-                let row = (y0 + y) * block + by;
-                let start = row * stride + (x0 + x) * block * 3;
-                for px in raw[start..start + block * 3].chunks_exact(3) {
-                    acc[0] += px[0] as u32;
-                    acc[1] += px[1] as u32;
-                    acc[2] += px[2] as u32;
+        sums.fill([0.0; 3]);
+        for by in 0..block {
+            image.read_row(x0 * block, (y0 + y) * block + by, &mut row);
+            for (x, sum) in sums.iter_mut().enumerate() {
+                for px in &row[x * block..(x + 1) * block] {
+                    sum[0] += px[0];
+                    sum[1] += px[1];
+                    sum[2] += px[2];
                 }
             }
+        }
+        for (x, sum) in sums.iter().enumerate() {
             let o = (y * w + x) * 3;
             for c in 0..3 {
-                crop[o + c] = acc[c] as f32 * norm;
+                crop[o + c] = sum[c] * norm;
             }
         }
     }

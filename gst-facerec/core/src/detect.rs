@@ -1,6 +1,7 @@
 //! YuNet face detection: pre-processing, decoding and NMS exactly as in
 //! `shared/models/README.md` §1 (which reproduces OpenCV's `FaceDetectorYN::postProcess`).
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use image::RgbImage;
@@ -13,6 +14,34 @@ use crate::{Error, Result};
 
 /// The strides of YuNet's three detection heads.
 const STRIDES: [usize; 3] = [8, 16, 32];
+
+/// The detector's input for one frame: the frame scaled to the network's size, and the size
+/// of the frame it was made from (detections are mapped back to that).
+#[derive(Debug, Clone)]
+pub struct NetworkInput<'a> {
+    pub image: Cow<'a, RgbImage>,
+    pub frame_width: u32,
+    pub frame_height: u32,
+}
+
+impl<'a> NetworkInput<'a> {
+    /// Scales an RGB image to the network's size (see [`network_geometry`]) with a triangle
+    /// filter; an image that needs no scaling is borrowed as it is.
+    pub fn from_image(image: &'a RgbImage, network_width: u32) -> NetworkInput<'a> {
+        let (scale, sw, sh, _, _) = network_geometry(image.width(), image.height(), network_width);
+        let (frame_width, frame_height) = (image.width(), image.height());
+        let image = if scale < 1.0 {
+            Cow::Owned(resize_rgb(image, sw, sh))
+        } else {
+            Cow::Borrowed(image)
+        };
+        NetworkInput {
+            image,
+            frame_width,
+            frame_height,
+        }
+    }
+}
 
 /// One detected face, in the coordinates of the image given to [`Detector::detect`].
 #[derive(Debug, Clone, PartialEq)]
@@ -128,24 +157,33 @@ impl Detector {
 
     /// Detects faces in an RGB image. Boxes and landmarks are in `image`'s pixel coordinates.
     pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>> {
-        let (scale, sw, sh, pw, ph) =
-            network_geometry(image.width(), image.height(), self.config.network_width);
-        let resized;
-        let net_image = if scale < 1.0 {
-            resized = resize_rgb(image, sw, sh);
-            &resized
-        } else {
-            image
-        };
-        fill_bgr_planar(net_image, pw, ph, &mut self.input);
+        self.detect_network(&NetworkInput::from_image(image, self.config.network_width))
+    }
+
+    /// Detects faces in a frame already scaled to the network's size (see [`NetworkInput`]).
+    /// Boxes and landmarks are in the coordinates of the full frame.
+    pub fn detect_network(&mut self, input: &NetworkInput<'_>) -> Result<Vec<Detection>> {
+        let (sw, sh) = (input.image.width(), input.image.height());
+        let (pw, ph) = (
+            (sw as usize).div_ceil(32) * 32,
+            (sh as usize).div_ceil(32) * 32,
+        );
+        fill_bgr_planar(&input.image, pw, ph, &mut self.input);
         let mut detections = self.run(pw, ph)?;
-        if scale < 1.0 {
-            let inv = 1.0 / scale;
+        let (rx, ry) = (
+            input.frame_width as f32 / sw as f32,
+            input.frame_height as f32 / sh as f32,
+        );
+        if (rx, ry) != (1.0, 1.0) {
+            // Pixel centres sit at integer coordinates in both images: x = (x' + 0.5) r - 0.5.
+            let map = |v: f32, r: f32| (v + 0.5) * r - 0.5;
             for d in &mut detections {
-                d.bbox = d.bbox.scaled(inv);
+                d.bbox.x = map(d.bbox.x, rx);
+                d.bbox.y = map(d.bbox.y, ry);
+                d.bbox.w *= rx;
+                d.bbox.h *= ry;
                 for p in &mut d.landmarks {
-                    p[0] *= inv;
-                    p[1] *= inv;
+                    *p = [map(p[0], rx), map(p[1], ry)];
                 }
             }
         }

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 
 use crate::align::align_face;
-use crate::detect::{Detection, Detector, DetectorConfig};
+use crate::detect::{Detection, Detector, DetectorConfig, NetworkInput};
 use crate::embed::{Embedding, Recognizer};
+use crate::frame::PixelSource;
 use crate::gallery::{Gallery, GalleryError, Match};
 use crate::geometry::{BBox, Landmarks};
 use crate::models::{DETECTOR_FILE, RECOGNIZER_FILE, default_model_path};
@@ -228,8 +229,8 @@ impl Engine {
     }
 
     /// Whether the next frame is a detection frame. When it is not, the caller may skip
-    /// converting the frame and call [`Engine::carry_over`] instead of [`Engine::process`].
-    pub fn needs_image(&self) -> bool {
+    /// preparing the network input and call [`Engine::carry_over`] instead of [`Engine::process`].
+    pub fn needs_frame(&self) -> bool {
         self.frame_no
             .is_multiple_of(self.config.detect_interval as u64)
     }
@@ -241,17 +242,22 @@ impl Engine {
         &self.current
     }
 
-    /// Processes one video frame: detection on every `detect_interval`-th frame, tracking, and
-    /// recognition of new tracks and, periodically, of known ones.
-    pub fn process(&mut self, image: &RgbImage) -> Result<&[FaceResult]> {
-        if !self.needs_image() {
+    /// Processes one video frame: detection on every `detect_interval`-th frame (on `input`,
+    /// the frame at network size), tracking, and recognition of new tracks and, periodically,
+    /// of known ones, aligned from `source`, the frame itself at full resolution.
+    pub fn process(
+        &mut self,
+        input: &NetworkInput<'_>,
+        source: &(impl PixelSource + ?Sized),
+    ) -> Result<&[FaceResult]> {
+        if !self.needs_frame() {
             return Ok(self.carry_over());
         }
         let frame_no = self.frame_no;
         self.frame_no += 1;
         self.times.frames += 1;
         let frame_started = Instant::now();
-        let detections = self.detector.detect(image)?;
+        let detections = self.detector.detect_network(input)?;
         self.times.detect += frame_started.elapsed();
         self.times.detect_runs += 1;
 
@@ -297,7 +303,7 @@ impl Engine {
             let started = Instant::now();
             let chips: Vec<_> = due
                 .iter()
-                .map(|&i| align_face(image, &self.tracker.tracks()[i].detection.landmarks))
+                .map(|&i| align_face(source, &self.tracker.tracks()[i].detection.landmarks))
                 .collect();
             self.times.align += started.elapsed();
             let started = Instant::now();
@@ -331,14 +337,25 @@ impl Engine {
 
     /// Detects every face of a still image and embeds each one at least `min_face_size` wide.
     pub fn analyze(&mut self, image: &RgbImage) -> Result<Vec<AnalyzedFace>> {
-        let detections = self.detector.detect(image)?;
+        let input = NetworkInput::from_image(image, self.config.detect.network_width);
+        self.analyze_frame(&input, image)
+    }
+
+    /// [`Engine::analyze`] for a frame given as its network-size input and its full-resolution
+    /// pixels, without tracking: every face is embedded.
+    pub fn analyze_frame(
+        &mut self,
+        input: &NetworkInput<'_>,
+        source: &(impl PixelSource + ?Sized),
+    ) -> Result<Vec<AnalyzedFace>> {
+        let detections = self.detector.detect_network(input)?;
         let min_size = self.config.min_face_size as f32;
         let large: Vec<usize> = (0..detections.len())
             .filter(|&i| detections[i].bbox.w >= min_size)
             .collect();
         let chips: Vec<_> = large
             .iter()
-            .map(|&i| align_face(image, &detections[i].landmarks))
+            .map(|&i| align_face(source, &detections[i].landmarks))
             .collect();
         let mut embeddings = self.recognizer.embed(&chips)?.into_iter();
         let mut faces: Vec<AnalyzedFace> = detections

@@ -1,5 +1,10 @@
-//! Raw video frames in the pixel formats the element accepts, converted to RGB for inference.
+//! Raw video frames in the pixel formats the element accepts, read in place.
+//!
 //! Independent of GStreamer: the element wraps its mapped `VideoFrame` planes in a [`Frame`].
+//! Nothing here converts a whole frame. The detector's network-size input is made by the
+//! element (GStreamer's `VideoConverter`, one pass from the planes); alignment reads only the
+//! pixels under a face through [`PixelSource`], so recognition keeps the frame's native
+//! resolution; redaction ([`Frame::pixelate`]) touches only the face box.
 
 use image::RgbImage;
 
@@ -47,9 +52,19 @@ impl PixelFormat {
             _ => 1,
         }
     }
+
+    /// Bytes per row and rows of each plane of a `width` x `height` frame.
+    pub fn plane_sizes(self, width: usize, height: usize) -> Vec<(usize, usize)> {
+        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        match self.packed_layout() {
+            Some((bpp, _)) => vec![(width * bpp, height)],
+            None if self == PixelFormat::I420 => vec![(width, height), (cw, ch), (cw, ch)],
+            None => vec![(width, height), (cw * 2, ch)],
+        }
+    }
 }
 
-/// How YUV maps to RGB (from the caps' colorimetry).
+/// How YUV maps to RGB (from the caps' colorimetry): the matrix and the range.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct YuvMatrix {
     pub kr: f32,
@@ -66,6 +81,11 @@ impl YuvMatrix {
     pub const BT709: YuvMatrix = YuvMatrix {
         kr: 0.2126,
         kb: 0.0722,
+        full_range: false,
+    };
+    pub const BT2020: YuvMatrix = YuvMatrix {
+        kr: 0.2627,
+        kb: 0.0593,
         full_range: false,
     };
 
@@ -88,25 +108,30 @@ impl YuvMatrix {
             2.0 * (1.0 - self.kb),
         ]
     }
-
-    /// The Y, U, V bytes of an RGB colour, for drawing on YUV frames.
-    pub fn rgb_to_yuv(self, rgb: [u8; 3]) -> [u8; 3] {
-        let [r, g, b] = rgb.map(|v| v as f32);
-        let kg = 1.0 - self.kr - self.kb;
-        let y = self.kr * r + kg * g + self.kb * b;
-        let u = (b - y) / (2.0 * (1.0 - self.kb));
-        let v = (r - y) / (2.0 * (1.0 - self.kr));
-        let (ys, cs, yo) = if self.full_range {
-            (1.0, 1.0, 0.0)
-        } else {
-            (219.0 / 255.0, 224.0 / 255.0, 16.0)
-        };
-        let q = |x: f32| x.round().clamp(0.0, 255.0) as u8;
-        [q(y * ys + yo), q(u * cs + 128.0), q(v * cs + 128.0)]
-    }
 }
 
-/// One video frame: planes with their strides. `P` is `&[u8]` to read, `&mut [u8]` to draw.
+/// Where the chroma samples of a 4:2:0 frame sit relative to the luma samples (the caps'
+/// `chroma-site`). Co-sited means on the first of its two luma samples; otherwise centred
+/// between them. MPEG-2 and H.264 video is co-sited horizontally and centred vertically; JPEG
+/// is centred in both directions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChromaSiting {
+    pub h_cosited: bool,
+    pub v_cosited: bool,
+}
+
+impl ChromaSiting {
+    pub const MPEG2: ChromaSiting = ChromaSiting {
+        h_cosited: true,
+        v_cosited: false,
+    };
+    pub const JPEG: ChromaSiting = ChromaSiting {
+        h_cosited: false,
+        v_cosited: false,
+    };
+}
+
+/// One video frame: planes with their strides. `P` is `&[u8]` to read, `&mut [u8]` to redact.
 #[derive(Debug)]
 pub struct Frame<P> {
     pub format: PixelFormat,
@@ -115,6 +140,39 @@ pub struct Frame<P> {
     /// Plane data and stride in bytes, in the format's plane order.
     pub planes: Vec<(P, usize)>,
     pub matrix: YuvMatrix,
+    pub chroma: ChromaSiting,
+}
+
+/// Something alignment can read RGB pixels from: an RGB image, or a frame's planes in place.
+pub trait PixelSource {
+    fn width(&self) -> u32;
+    fn height(&self) -> u32;
+    /// The RGB values (0..255) of pixels `x0 .. x0 + out.len()` of row `y`. Pixels outside the
+    /// image read as black.
+    fn read_row(&self, x0: usize, y: usize, out: &mut [[f32; 3]]);
+}
+
+impl PixelSource for RgbImage {
+    fn width(&self) -> u32 {
+        RgbImage::width(self)
+    }
+
+    fn height(&self) -> u32 {
+        RgbImage::height(self)
+    }
+
+    fn read_row(&self, x0: usize, y: usize, out: &mut [[f32; 3]]) {
+        out.fill([0.0; 3]);
+        let (w, h) = (self.width() as usize, self.height() as usize);
+        if y >= h || x0 >= w {
+            return;
+        }
+        let n = out.len().min(w - x0);
+        let row = &self.as_raw()[(y * w + x0) * 3..(y * w + x0 + n) * 3];
+        for (o, px) in out.iter_mut().zip(row.chunks_exact(3)) {
+            *o = [px[0] as f32, px[1] as f32, px[2] as f32];
+        }
+    }
 }
 
 impl<P: AsRef<[u8]>> Frame<P> {
@@ -135,12 +193,7 @@ impl<P: AsRef<[u8]>> Frame<P> {
             )));
         }
         let (w, h) = (self.width as usize, self.height as usize);
-        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        let needs: Vec<(usize, usize)> = match self.format.packed_layout() {
-            Some((bpp, _)) => vec![(w * bpp, h)],
-            None if self.format == PixelFormat::I420 => vec![(w, h), (cw, ch), (cw, ch)],
-            None => vec![(w, h), (cw * 2, ch)],
-        };
+        let needs = self.format.plane_sizes(w, h);
         for (i, ((row, rows), (data, stride))) in needs.iter().zip(&self.planes).enumerate() {
             let len = data.as_ref().len();
             if *stride < *row || len < stride * (rows - 1) + row {
@@ -153,100 +206,206 @@ impl<P: AsRef<[u8]>> Frame<P> {
         Ok(())
     }
 
-    /// The frame as 8-bit RGB at full resolution.
-    pub fn to_rgb(&self) -> Result<RgbImage> {
+    /// A copy of the frame's pixels with tight strides: what the live worker aligns from
+    /// while the streaming thread draws on the original.
+    pub fn to_owned_frame(&self) -> Result<Frame<Vec<u8>>> {
         self.validate()?;
-        let (w, h) = (self.width as usize, self.height as usize);
-        let mut out = vec![0u8; w * h * 3];
-        if let Some((bpp, [ro, go, bo])) = self.format.packed_layout() {
-            let (data, stride) = (&self.planes[0].0.as_ref(), self.planes[0].1);
-            for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
-                let src = &data[y * stride..y * stride + w * bpp];
-                for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(bpp)) {
-                    d[0] = s[ro];
-                    d[1] = s[go];
-                    d[2] = s[bo];
+        let sizes = self
+            .format
+            .plane_sizes(self.width as usize, self.height as usize);
+        let planes = sizes
+            .iter()
+            .zip(&self.planes)
+            .map(|(&(row, rows), (data, stride))| {
+                let data = data.as_ref();
+                let mut copy = Vec::with_capacity(row * rows);
+                for r in 0..rows {
+                    copy.extend_from_slice(&data[r * stride..r * stride + row]);
                 }
-            }
+                (copy, row)
+            })
+            .collect();
+        Ok(Frame {
+            format: self.format,
+            width: self.width,
+            height: self.height,
+            planes,
+            matrix: self.matrix,
+            chroma: self.chroma,
+        })
+    }
+
+    fn plane(&self, index: usize) -> (&[u8], usize) {
+        let (data, stride) = &self.planes[index];
+        (data.as_ref(), *stride)
+    }
+
+    /// Bilinear chroma position for luma coordinate `v` on an axis of `chroma_len` samples:
+    /// the two sample indices and the weight of the second.
+    fn chroma_tap(v: usize, cosited: bool, chroma_len: usize) -> (usize, usize, f32) {
+        let pos = if cosited {
+            v as f32 / 2.0
         } else {
-            let [ys, yo, cs, rv, gu, gv, bu] = self.matrix.to_rgb_coefficients();
-            let (yp, ystride) = (self.planes[0].0.as_ref(), self.planes[0].1);
-            let nv12 = self.format == PixelFormat::Nv12;
-            let q = |x: f32| x.round().clamp(0.0, 255.0) as u8;
-            for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
-                let yrow = &yp[y * ystride..];
-                let cy = y / 2;
-                for (x, d) in dst.chunks_exact_mut(3).enumerate() {
-                    let (u, v) = if nv12 {
-                        let (uv, s) = (self.planes[1].0.as_ref(), self.planes[1].1);
-                        (uv[cy * s + (x / 2) * 2], uv[cy * s + (x / 2) * 2 + 1])
-                    } else {
-                        let (up, us) = (self.planes[1].0.as_ref(), self.planes[1].1);
-                        let (vp, vs) = (self.planes[2].0.as_ref(), self.planes[2].1);
-                        (up[cy * us + x / 2], vp[cy * vs + x / 2])
-                    };
-                    let luma = ys * (yrow[x] as f32 - yo);
-                    let (uu, vv) = (cs * (u as f32 - 128.0), cs * (v as f32 - 128.0));
-                    d[0] = q(luma + rv * vv);
-                    d[1] = q(luma + gu * uu + gv * vv);
-                    d[2] = q(luma + bu * uu);
+            (v as f32 - 0.5) / 2.0
+        };
+        let last = chroma_len.saturating_sub(1);
+        let pos = pos.clamp(0.0, last as f32);
+        let i0 = pos.floor() as usize;
+        (i0, (i0 + 1).min(last), pos - i0 as f32)
+    }
+}
+
+impl<P: AsRef<[u8]>> PixelSource for Frame<P> {
+    fn width(&self) -> u32 {
+        self.width
+    }
+
+    fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Packed formats are read as they are; 4:2:0 formats interpolate chroma bilinearly at the
+    /// caps' siting and convert with the caps' matrix and range. Reading a frame that fails
+    /// [`Frame::validate`] yields black rather than a panic.
+    fn read_row(&self, x0: usize, y: usize, out: &mut [[f32; 3]]) {
+        out.fill([0.0; 3]);
+        let (w, h) = (self.width as usize, self.height as usize);
+        if y >= h || x0 >= w || self.validate().is_err() {
+            return;
+        }
+        let n = out.len().min(w - x0);
+        let out = &mut out[..n];
+        if let Some((bpp, [ro, go, bo])) = self.format.packed_layout() {
+            let (data, stride) = self.plane(0);
+            let row = &data[y * stride + x0 * bpp..y * stride + (x0 + n) * bpp];
+            for (o, px) in out.iter_mut().zip(row.chunks_exact(bpp)) {
+                *o = [px[ro] as f32, px[go] as f32, px[bo] as f32];
+            }
+            return;
+        }
+        let [ys, yo, cs, rv, gu, gv, bu] = self.matrix.to_rgb_coefficients();
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let (luma, luma_stride) = self.plane(0);
+        let (cy0, cy1, ty) = Self::chroma_tap(y, self.chroma.v_cosited, ch);
+        // (u, v) at chroma column `cx`, interpolated between the two chroma rows.
+        let chroma_at = |cx: usize| -> (f32, f32) {
+            let sample = |row: usize| -> (f32, f32) {
+                if self.format == PixelFormat::Nv12 {
+                    let (uv, s) = self.plane(1);
+                    (uv[row * s + cx * 2] as f32, uv[row * s + cx * 2 + 1] as f32)
+                } else {
+                    let ((u, us), (v, vs)) = (self.plane(1), self.plane(2));
+                    (u[row * us + cx] as f32, v[row * vs + cx] as f32)
+                }
+            };
+            let (u0, v0) = sample(cy0);
+            let (u1, v1) = sample(cy1);
+            (u0 + (u1 - u0) * ty, v0 + (v1 - v0) * ty)
+        };
+        for (i, o) in out.iter_mut().enumerate() {
+            let x = x0 + i;
+            let (cx0, cx1, tx) = Self::chroma_tap(x, self.chroma.h_cosited, cw);
+            let (ua, va) = chroma_at(cx0);
+            let (ub, vb) = chroma_at(cx1);
+            let (u, v) = (ua + (ub - ua) * tx, va + (vb - va) * tx);
+            let l = ys * (luma[y * luma_stride + x] as f32 - yo);
+            let (u, v) = (cs * (u - 128.0), cs * (v - 128.0));
+            *o = [
+                (l + rv * v).clamp(0.0, 255.0),
+                (l + gu * u + gv * v).clamp(0.0, 255.0),
+                (l + bu * u).clamp(0.0, 255.0),
+            ];
+        }
+    }
+}
+
+/// Averages each `block` x `block` cell of a plane region (in that plane's samples; `channels`
+/// interleaved bytes per sample, each averaged on its own) and fills the cell with its mean.
+#[allow(clippy::too_many_arguments)]
+fn pixelate_plane(
+    data: &mut [u8],
+    stride: usize,
+    channels: usize,
+    (x0, y0, x1, y1): (usize, usize, usize, usize),
+    block: usize,
+) {
+    let mut by = y0;
+    while by < y1 {
+        let by1 = (by + block).min(y1);
+        let mut bx = x0;
+        while bx < x1 {
+            let bx1 = (bx + block).min(x1);
+            let mut sums = [0u64; 4];
+            for row in by..by1 {
+                let line = &data[row * stride + bx * channels..row * stride + bx1 * channels];
+                for px in line.chunks_exact(channels) {
+                    for (s, v) in sums.iter_mut().zip(px) {
+                        *s += *v as u64;
+                    }
                 }
             }
+            let count = ((by1 - by) * (bx1 - bx)) as u64;
+            let mean: Vec<u8> = sums[..channels]
+                .iter()
+                .map(|s| ((s + count / 2) / count) as u8)
+                .collect();
+            for row in by..by1 {
+                let line = &mut data[row * stride + bx * channels..row * stride + bx1 * channels];
+                for px in line.chunks_exact_mut(channels) {
+                    px.copy_from_slice(&mean);
+                }
+            }
+            bx = bx1;
         }
-        Ok(RgbImage::from_raw(w as u32, h as u32, out).expect("buffer sized for the image"))
+        by = by1;
     }
 }
 
 impl<P: AsRef<[u8]> + AsMut<[u8]>> Frame<P> {
-    /// Fills a rectangle (clipped to the frame) with an RGB colour. On YUV frames the chroma of
-    /// every 2x2 block the rectangle touches is set.
-    pub fn fill_rect(&mut self, x: i64, y: i64, w: i64, h: i64, rgb: [u8; 3]) {
+    /// Redacts a rectangle (clipped to the frame) by replacing it with `cells` x `cells` blocks
+    /// of its mean colour. On 4:2:0 frames the rectangle grows to even coordinates so that luma
+    /// and chroma are redacted over the same pixels.
+    pub fn pixelate(&mut self, x: i64, y: i64, w: i64, h: i64, cells: u32) -> Result<()> {
+        self.validate()?;
         let (fw, fh) = (self.width as i64, self.height as i64);
-        let (x0, y0) = (x.clamp(0, fw) as usize, y.clamp(0, fh) as usize);
-        let (x1, y1) = ((x + w).clamp(0, fw) as usize, (y + h).clamp(0, fh) as usize);
+        let (mut x0, mut y0) = (x.clamp(0, fw), y.clamp(0, fh));
+        let (mut x1, mut y1) = (
+            x.saturating_add(w).clamp(0, fw),
+            y.saturating_add(h).clamp(0, fh),
+        );
         if x1 <= x0 || y1 <= y0 {
-            return;
+            return Ok(());
         }
-        if let Some((bpp, [ro, go, bo])) = self.format.packed_layout() {
-            let plane_ref = &mut self.planes[0];
-            let (data, stride) = (plane_ref.0.as_mut(), plane_ref.1);
-            for row in y0..y1 {
-                let line = &mut data[row * stride + x0 * bpp..row * stride + x1 * bpp];
-                for px in line.chunks_exact_mut(bpp) {
-                    px[ro] = rgb[0];
-                    px[go] = rgb[1];
-                    px[bo] = rgb[2];
-                }
-            }
-            return;
+        let yuv = self.format.packed_layout().is_none();
+        if yuv {
+            (x0, y0) = (x0 & !1, y0 & !1);
+            (x1, y1) = ((x1 + 1).min(fw + 1) & !1, (y1 + 1).min(fh + 1) & !1);
+            (x1, y1) = (x1.min(fw), y1.min(fh));
         }
-        let [yv, uv, vv] = self.matrix.rgb_to_yuv(rgb);
-        {
-            let plane_ref = &mut self.planes[0];
-            let (data, stride) = (plane_ref.0.as_mut(), plane_ref.1);
-            for row in y0..y1 {
-                data[row * stride + x0..row * stride + x1].fill(yv);
-            }
+        let (x0, y0, x1, y1) = (x0 as usize, y0 as usize, x1 as usize, y1 as usize);
+        let longest = (x1 - x0).max(y1 - y0);
+        let mut block = longest.div_ceil(cells.max(1) as usize).max(2);
+        if yuv {
+            block += block % 2;
         }
-        let (cx0, cy0, cx1, cy1) = (x0 / 2, y0 / 2, x1.div_ceil(2), y1.div_ceil(2));
-        if self.format == PixelFormat::Nv12 {
-            let plane_ref = &mut self.planes[1];
-            let (data, stride) = (plane_ref.0.as_mut(), plane_ref.1);
-            for row in cy0..cy1 {
-                for px in data[row * stride + cx0 * 2..row * stride + cx1 * 2].chunks_exact_mut(2) {
-                    px[0] = uv;
-                    px[1] = vv;
-                }
+        match self.format.packed_layout() {
+            Some((bpp, _)) => {
+                let (data, stride) = &mut self.planes[0];
+                pixelate_plane(data.as_mut(), *stride, bpp, (x0, y0, x1, y1), block);
             }
-        } else {
-            for (plane, value) in [(1, uv), (2, vv)] {
-                let plane_ref = &mut self.planes[plane];
-                let (data, stride) = (plane_ref.0.as_mut(), plane_ref.1);
-                for row in cy0..cy1 {
-                    data[row * stride + cx0..row * stride + cx1].fill(value);
+            None => {
+                let chroma_rect = (x0 / 2, y0 / 2, x1.div_ceil(2), y1.div_ceil(2));
+                let nv12 = self.format == PixelFormat::Nv12;
+                for (index, (data, stride)) in self.planes.iter_mut().enumerate() {
+                    let (rect, b, channels) = match index {
+                        0 => ((x0, y0, x1, y1), block, 1),
+                        _ => (chroma_rect, block / 2, if nv12 { 2 } else { 1 }),
+                    };
+                    pixelate_plane(data.as_mut(), *stride, channels, rect, b);
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -254,15 +413,27 @@ impl<P: AsRef<[u8]> + AsMut<[u8]>> Frame<P> {
 mod tests {
     use super::*;
 
-    fn frame_of(format: PixelFormat, w: usize, h: usize) -> Frame<Vec<u8>> {
+    /// A frame whose every pixel has one colour, given as raw plane bytes.
+    fn flat_frame(format: PixelFormat, w: usize, h: usize, rgb: [u8; 3]) -> Frame<Vec<u8>> {
+        // BT.601 limited-range Y'CbCr of the colour, for the YUV formats.
+        let [r, g, b] = rgb.map(|v| v as f32);
+        let yv = (16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0).round() as u8;
+        let uv = (128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0).round() as u8;
+        let vv = (128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0).round() as u8;
         let planes = match format.packed_layout() {
-            Some((bpp, _)) => vec![(vec![0u8; w * bpp * h], w * bpp)],
+            Some((bpp, offsets)) => {
+                let mut px = vec![0u8; bpp];
+                for (c, o) in offsets.iter().enumerate() {
+                    px[*o] = rgb[c];
+                }
+                vec![(px.repeat(w * h), w * bpp)]
+            }
             None if format == PixelFormat::I420 => vec![
-                (vec![16u8; w * h], w),
-                (vec![128u8; w / 2 * h / 2], w / 2),
-                (vec![128u8; w / 2 * h / 2], w / 2),
+                (vec![yv; w * h], w),
+                (vec![uv; w / 2 * h / 2], w / 2),
+                (vec![vv; w / 2 * h / 2], w / 2),
             ],
-            None => vec![(vec![16u8; w * h], w), (vec![128u8; w * h / 2], w)],
+            None => vec![(vec![yv; w * h], w), ([uv, vv].repeat(w * h / 4), w)],
         };
         Frame {
             format,
@@ -270,33 +441,110 @@ mod tests {
             height: h as u32,
             planes,
             matrix: YuvMatrix::BT601,
+            chroma: ChromaSiting::MPEG2,
         }
     }
 
     #[test]
-    fn a_filled_rectangle_reads_back_as_its_colour_in_every_format() {
+    fn every_format_reads_back_its_colour() {
         for format in PixelFormat::ALL {
-            let mut frame = frame_of(format, 16, 8);
-            frame.fill_rect(4, 2, 6, 4, [0, 200, 0]);
-            let rgb = frame.to_rgb().unwrap();
-            let inside = rgb.get_pixel(6, 4).0;
-            let outside = rgb.get_pixel(0, 0).0;
-            assert!(
-                inside[1] > 180 && inside[0] < 30 && inside[2] < 30,
-                "{format:?}: {inside:?}"
-            );
-            assert!(outside.iter().all(|&c| c < 5), "{format:?}: {outside:?}");
+            let frame = flat_frame(format, 16, 8, [30, 160, 220]);
+            let mut row = [[0.0f32; 3]; 16];
+            frame.read_row(0, 5, &mut row);
+            for px in row {
+                for (got, want) in px.iter().zip([30.0, 160.0, 220.0]) {
+                    assert!((got - want).abs() < 1.5, "{format:?}: {px:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chroma_is_interpolated_at_its_siting() {
+        // I420 4x2 with U = V = 128 except chroma column 1, whose V is 168: a red step that stays in range.
+        let mut frame = flat_frame(PixelFormat::I420, 4, 2, [128, 128, 128]);
+        frame.planes[2].0[1] = 168;
+        let red = |frame: &Frame<Vec<u8>>| {
+            let mut row = [[0.0f32; 3]; 4];
+            frame.read_row(0, 0, &mut row);
+            row.map(|p| p[0] - p[1])
+        };
+        // Co-sited: luma 2 sits on chroma 1 and luma 1 halfway; centred: luma 1 is a quarter in.
+        let cosited = red(&frame);
+        frame.chroma = ChromaSiting::JPEG;
+        let centred = red(&frame);
+        let full = cosited[2];
+        assert!(full > 60.0, "{cosited:?}");
+        assert!((cosited[1] - full / 2.0).abs() < 2.0, "{cosited:?}");
+        assert!(cosited[0].abs() < 2.0, "{cosited:?}");
+        assert!((centred[1] - full / 4.0).abs() < 2.0, "{centred:?}");
+        assert!((centred[2] - full * 3.0 / 4.0).abs() < 2.0, "{centred:?}");
+    }
+
+    #[test]
+    fn owned_copy_is_tight_and_equal() {
+        let mut frame = flat_frame(PixelFormat::Nv12, 6, 4, [10, 20, 30]);
+        // Give the luma plane a padded stride of 8, with junk in the padding.
+        let luma: Vec<u8> = (0..4)
+            .flat_map(|r| [[r as u8; 6].to_vec(), vec![99; 2]].concat())
+            .collect();
+        frame.planes[0] = (luma, 8);
+        let copy = frame.to_owned_frame().unwrap();
+        assert_eq!(copy.planes[0].1, 6);
+        assert_eq!(copy.planes[0].0.len(), 24);
+        assert!(!copy.planes[0].0.contains(&99));
+        let (mut a, mut b) = ([[0.0f32; 3]; 6], [[0.0f32; 3]; 6]);
+        frame.read_row(0, 3, &mut a);
+        copy.read_row(0, 3, &mut b);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn pixelate_flattens_inside_and_keeps_outside_in_every_format() {
+        for format in PixelFormat::ALL {
+            let mut frame = flat_frame(format, 16, 16, [0, 0, 0]);
+            // A white vertical stripe every other column inside the rectangle (luma/packed).
+            let (bpp, stride) = match format.packed_layout() {
+                Some((bpp, _)) => (bpp, frame.planes[0].1),
+                None => (1, frame.planes[0].1),
+            };
+            for y in 0..16 {
+                for x in (0..16).step_by(2) {
+                    for c in 0..bpp.min(3) {
+                        frame.planes[0].0[y * stride + x * bpp + c] = 235;
+                    }
+                }
+            }
+            let before: Vec<u8> = frame.planes[0].0.clone();
+            frame.pixelate(4, 4, 8, 8, 2).unwrap();
+            let after = &frame.planes[0].0;
+            let px = |data: &[u8], x: usize, y: usize| data[y * stride + x * bpp];
+            // Inside: the stripes average out to one value per 4x4 block.
+            assert_eq!(px(after, 4, 4), px(after, 5, 4), "{format:?}");
+            assert!(px(after, 4, 4) > 100 && px(after, 4, 4) < 160, "{format:?}");
+            // Outside: untouched.
+            for (x, y) in [(3, 4), (12, 4), (4, 3), (4, 12), (0, 0)] {
+                assert_eq!(
+                    px(after, x, y),
+                    px(&before, x, y),
+                    "{format:?} at ({x},{y})"
+                );
+            }
         }
     }
 
     #[test]
     fn short_planes_are_refused() {
-        let mut frame = frame_of(PixelFormat::Nv12, 16, 8);
+        let mut frame = flat_frame(PixelFormat::Nv12, 16, 8, [0, 0, 0]);
         frame.planes[1].0.truncate(10);
-        let err = frame.to_rgb().unwrap_err().to_string();
+        let err = frame.to_owned_frame().unwrap_err().to_string();
         assert_eq!(
             err,
             "invalid frame: plane 1 of a 16x8 Nv12 frame is too small (10 bytes, stride 16)"
         );
+        let mut row = [[1.0f32; 3]; 4];
+        frame.read_row(0, 0, &mut row);
+        assert_eq!(row, [[0.0; 3]; 4], "an invalid frame reads as black");
+        assert!(frame.pixelate(0, 0, 4, 4, 2).is_err());
     }
 }

@@ -1,13 +1,20 @@
 // SPDX-License-Identifier: MPL-2.0
 
-//! The frame path between GStreamer buffers and the core: formats, colour matrix, plane views
-//! for conversion and drawing, and the timestamps a result is posted with.
+//! The frame path between GStreamer buffers and the core: the detector's network-size input
+//! (one `VideoConverter` pass from the mapped planes), read-only and redactable plane views for
+//! the core, drawing through `GstVideoOverlayComposition`, and the timestamps a result is
+//! posted with.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gst::glib;
 use gst_video::prelude::*;
 
-use facerec_core::engine::FaceResult;
-use facerec_core::frame::{Frame, PixelFormat, YuvMatrix};
-use facerec_core::overlay::{FaceMark, draw_face};
+use facerec_core::detect::{NetworkInput, network_geometry};
+use facerec_core::frame::{ChromaSiting, Frame, PixelFormat, YuvMatrix};
+use facerec_core::image::{RgbImage, RgbaImage};
+use facerec_core::overlay::Shape;
 
 /// Timestamps of the frame a result belongs to, for the bus message.
 #[derive(Debug, Clone, Copy, Default)]
@@ -18,38 +25,54 @@ pub(super) struct FrameTimes {
     pub(super) stream_time: Option<gst::ClockTime>,
 }
 
-pub(super) fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
-    use gst_video::VideoFormat as V;
-    Some(match format {
-        V::Rgba => PixelFormat::Rgba,
-        V::Bgra => PixelFormat::Bgra,
-        V::Rgbx => PixelFormat::Rgbx,
-        V::Bgrx => PixelFormat::Bgrx,
-        V::Rgb => PixelFormat::Rgb,
-        V::Bgr => PixelFormat::Bgr,
-        V::I420 => PixelFormat::I420,
-        V::Nv12 => PixelFormat::Nv12,
-        _ => return None,
-    })
+/// How the core reads a negotiated format: layout, YUV matrix and range, chroma siting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct FrameFormat {
+    pub(super) format: PixelFormat,
+    pub(super) matrix: YuvMatrix,
+    pub(super) chroma: ChromaSiting,
 }
 
-pub(super) fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
-    let colorimetry = info.colorimetry();
-    let mut matrix = match colorimetry.matrix() {
-        gst_video::VideoColorMatrix::Bt709 => YuvMatrix::BT709,
-        _ => YuvMatrix::BT601,
-    };
-    matrix.full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
-    matrix
+impl FrameFormat {
+    pub(super) fn from_info(info: &gst_video::VideoInfo) -> Option<FrameFormat> {
+        use gst_video::VideoFormat as V;
+        let format = match info.format() {
+            V::Rgba => PixelFormat::Rgba,
+            V::Bgra => PixelFormat::Bgra,
+            V::Rgbx => PixelFormat::Rgbx,
+            V::Bgrx => PixelFormat::Bgrx,
+            V::Rgb => PixelFormat::Rgb,
+            V::Bgr => PixelFormat::Bgr,
+            V::I420 => PixelFormat::I420,
+            V::Nv12 => PixelFormat::Nv12,
+            _ => return None,
+        };
+        let colorimetry = info.colorimetry();
+        let mut matrix = match colorimetry.matrix() {
+            gst_video::VideoColorMatrix::Bt709 => YuvMatrix::BT709,
+            gst_video::VideoColorMatrix::Bt2020 => YuvMatrix::BT2020,
+            _ => YuvMatrix::BT601,
+        };
+        matrix.full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
+        let site = info.chroma_site();
+        let chroma = ChromaSiting {
+            h_cosited: site.contains(gst_video::VideoChromaSite::H_COSITED),
+            v_cosited: site.contains(gst_video::VideoChromaSite::V_COSITED),
+        };
+        Some(FrameFormat {
+            format,
+            matrix,
+            chroma,
+        })
+    }
 }
 
 /// Read-only view of a mapped video frame for the core.
-pub(super) fn core_frame<'a>(
-    frame: &'a gst_video::VideoFrameRef<&mut gst::BufferRef>,
-    format: PixelFormat,
-    matrix: YuvMatrix,
+pub(super) fn core_frame<'a, T>(
+    frame: &'a gst_video::VideoFrameRef<T>,
+    format: &FrameFormat,
 ) -> Frame<&'a [u8]> {
-    let planes = (0..format.plane_count() as u32)
+    let planes = (0..format.format.plane_count() as u32)
         .map(|p| {
             (
                 frame.plane_data(p).unwrap_or(&[]),
@@ -58,48 +81,238 @@ pub(super) fn core_frame<'a>(
         })
         .collect();
     Frame {
-        format,
+        format: format.format,
         width: frame.width(),
         height: frame.height(),
         planes,
-        matrix,
+        matrix: format.matrix,
+        chroma: format.chroma,
     }
 }
 
-pub(super) fn draw_faces(
-    frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
-    format: PixelFormat,
-    matrix: YuvMatrix,
-    faces: &[FaceResult],
-) {
+/// Writable view of a mapped video frame for the core (redaction).
+pub(super) fn core_frame_mut<'a>(
+    frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    format: &FrameFormat,
+) -> Frame<&'a mut [u8]> {
     let strides: Vec<usize> = frame
         .plane_stride()
         .iter()
         .map(|s| (*s).max(0) as usize)
         .collect();
     let (width, height) = (frame.width(), frame.height());
-    let data = frame.planes_data_mut();
-    let planes = data
+    let planes = frame
+        .planes_data_mut()
         .into_iter()
         .zip(strides)
-        .take(format.plane_count())
+        .take(format.format.plane_count())
         .collect();
-    let mut canvas = Frame {
-        format,
+    Frame {
+        format: format.format,
         width,
         height,
         planes,
-        matrix,
-    };
-    for face in faces {
-        let label = face.label();
-        draw_face(
-            &mut canvas,
-            &FaceMark {
-                bbox: face.bbox,
-                label,
-                known: face.name().is_some(),
-            },
+        matrix: format.matrix,
+        chroma: format.chroma,
+    }
+}
+
+/// Makes the detector's input from a mapped frame in one pass: GStreamer's `VideoConverter`
+/// (the code `videoconvert` and `videoscale` run) scales and converts to packed RGB at the
+/// network size, honouring the caps' matrix, range and chroma siting. Its cost follows the
+/// network size, not the frame size.
+pub struct NetworkScaler {
+    converter: gst_video::VideoConverter,
+    in_info: gst_video::VideoInfo,
+    out_info: gst_video::VideoInfo,
+    network_width: u32,
+    out: gst::Buffer,
+}
+
+impl std::fmt::Debug for NetworkScaler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkScaler")
+            .field("in", &(self.in_info.width(), self.in_info.height()))
+            .field("out", &(self.out_info.width(), self.out_info.height()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetworkScaler {
+    /// A scaler for frames of `in_info` to the network size for `network_width` (frames
+    /// narrower than it keep their size; see `network_geometry`).
+    pub fn new(
+        in_info: &gst_video::VideoInfo,
+        network_width: u32,
+    ) -> Result<NetworkScaler, glib::BoolError> {
+        let (_, sw, sh, _, _) = network_geometry(in_info.width(), in_info.height(), network_width);
+        let out_info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, sw, sh)
+            .fps(in_info.fps())
+            .par(in_info.par())
+            .interlace_mode(in_info.interlace_mode())
+            .build()?;
+        let mut config = gst_video::VideoConverterConfig::new();
+        // Threads would compete with inference for the cores; one pass at 640x360 is cheap.
+        config.set_threads(1);
+        let converter = gst_video::VideoConverter::new(in_info, &out_info, Some(config))?;
+        let out = gst::Buffer::with_size(out_info.size())?;
+        Ok(NetworkScaler {
+            converter,
+            in_info: in_info.clone(),
+            out_info,
+            network_width,
+            out,
+        })
+    }
+
+    /// Whether this scaler was made for these caps and network width.
+    pub fn is_for(&self, in_info: &gst_video::VideoInfo, network_width: u32) -> bool {
+        self.network_width == network_width && &self.in_info == in_info
+    }
+
+    /// The network-size RGB image of `frame`, with the frame's size for mapping detections back.
+    pub fn scale<T>(
+        &mut self,
+        frame: &gst_video::VideoFrameRef<T>,
+    ) -> Result<NetworkInput<'static>, glib::BoolError> {
+        let out = self
+            .out
+            .get_mut()
+            .ok_or_else(|| glib::bool_error!("network buffer is shared"))?;
+        let mut dest = gst_video::VideoFrameRef::from_buffer_ref_writable(out, &self.out_info)
+            .map_err(|_| glib::bool_error!("cannot map the network buffer"))?;
+        self.converter.frame_ref(frame, &mut dest);
+        let (w, h) = (
+            self.out_info.width() as usize,
+            self.out_info.height() as usize,
         );
+        let stride = dest.plane_stride()[0] as usize;
+        let data = dest.plane_data(0)?;
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for row in 0..h {
+            rgb.extend_from_slice(&data[row * stride..row * stride + w * 3]);
+        }
+        let image = RgbImage::from_raw(w as u32, h as u32, rgb)
+            .ok_or_else(|| glib::bool_error!("network image size mismatch"))?;
+        Ok(NetworkInput {
+            image: std::borrow::Cow::Owned(image),
+            frame_width: self.in_info.width(),
+            frame_height: self.in_info.height(),
+        })
+    }
+}
+
+/// The overlay rectangles' pixel format: GStreamer's ARGB in native word order.
+const OVERLAY_FORMAT: gst_video::VideoFormat = if cfg!(target_endian = "little") {
+    gst_video::VideoFormat::Bgra
+} else {
+    gst_video::VideoFormat::Argb
+};
+
+/// Bound on cached label buffers; the painter's own cache is bounded the same way.
+const MAX_CACHED_LABELS: usize = 256;
+
+/// Blends the painter's shapes into frames through `GstVideoOverlayComposition`, which
+/// converts them to the frame's format and blends each plane at its own resolution (no chroma
+/// fringes on 4:2:0). Label bitmaps are converted to overlay buffers once per label.
+#[derive(Default)]
+pub(super) struct OverlayBlender {
+    labels: HashMap<usize, (Arc<RgbaImage>, gst::Buffer)>,
+}
+
+fn overlay_buffer(
+    width: u32,
+    height: u32,
+    fill: impl Fn(&mut [u8]),
+) -> Result<gst::Buffer, glib::BoolError> {
+    let mut buffer = gst::Buffer::with_size(width as usize * height as usize * 4)?;
+    {
+        let buffer = buffer
+            .get_mut()
+            .ok_or_else(|| glib::bool_error!("new buffer not writable"))?;
+        {
+            let mut map = buffer
+                .map_writable()
+                .map_err(|_| glib::bool_error!("cannot map overlay buffer"))?;
+            fill(map.as_mut_slice());
+        }
+        gst_video::VideoMeta::add(
+            buffer,
+            gst_video::VideoFrameFlags::empty(),
+            OVERLAY_FORMAT,
+            width,
+            height,
+        )?;
+    }
+    Ok(buffer)
+}
+
+/// Writes one RGBA pixel in the overlay's byte order.
+fn put_pixel(px: &mut [u8], [r, g, b, a]: [u8; 4]) {
+    if cfg!(target_endian = "little") {
+        px.copy_from_slice(&[b, g, r, a]);
+    } else {
+        px.copy_from_slice(&[a, r, g, b]);
+    }
+}
+
+impl OverlayBlender {
+    pub(super) fn blend(
+        &mut self,
+        frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+        shapes: &[Shape],
+    ) -> Result<(), glib::BoolError> {
+        let mut rectangles = Vec::with_capacity(shapes.len());
+        for shape in shapes {
+            let (buffer, x, y, w, h) = match shape {
+                Shape::Fill {
+                    x,
+                    y,
+                    width,
+                    height,
+                    rgb,
+                } => {
+                    let [r, g, b] = *rgb;
+                    let buffer = overlay_buffer(*width, *height, |data| {
+                        for px in data.chunks_exact_mut(4) {
+                            put_pixel(px, [r, g, b, 255]);
+                        }
+                    })?;
+                    (buffer, *x, *y, *width, *height)
+                }
+                Shape::Image { x, y, image } => {
+                    let key = Arc::as_ptr(image) as usize;
+                    if !self.labels.contains_key(&key) {
+                        if self.labels.len() >= MAX_CACHED_LABELS {
+                            self.labels.clear();
+                        }
+                        let buffer = overlay_buffer(image.width(), image.height(), |data| {
+                            for (px, src) in data.chunks_exact_mut(4).zip(image.pixels()) {
+                                put_pixel(px, src.0);
+                            }
+                        })?;
+                        self.labels.insert(key, (image.clone(), buffer));
+                    }
+                    let buffer = self.labels[&key].1.clone();
+                    (buffer, *x, *y, image.width(), image.height())
+                }
+            };
+            if w == 0 || h == 0 {
+                continue;
+            }
+            rectangles.push(gst_video::VideoOverlayRectangle::new_raw(
+                &buffer,
+                x as i32,
+                y as i32,
+                w,
+                h,
+                gst_video::VideoOverlayFormatFlags::empty(),
+            ));
+        }
+        if rectangles.is_empty() {
+            return Ok(());
+        }
+        let composition = gst_video::VideoOverlayComposition::new(&rectangles)?;
+        composition.blend(frame)
     }
 }

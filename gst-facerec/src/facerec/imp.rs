@@ -13,15 +13,17 @@ use gst_video::subclass::prelude::*;
 
 use facerec_core::Error as CoreError;
 use facerec_core::engine::{Engine, EngineConfig, FaceResult, StageTimes, Tuning};
-use facerec_core::frame::{PixelFormat, YuvMatrix};
 use facerec_core::gallery::Gallery;
 use facerec_core::models::{DETECTOR_FILE, RECOGNIZER_FILE, default_model_path};
+use facerec_core::overlay::{FaceMark, Painter};
 use facerec_core::runtime::SessionConfig;
 
-use super::ProviderKind;
-use super::frame::{FrameTimes, core_frame, draw_faces, pixel_format, yuv_matrix};
+use super::frame::{
+    FrameFormat, FrameTimes, NetworkScaler, OverlayBlender, core_frame, core_frame_mut,
+};
 use super::live::{LiveJob, LiveWorker};
 use super::message::{FaceInfo, FacerecMessage};
+use super::{ProviderKind, RedactMode};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -41,6 +43,8 @@ const DEFAULT_DRAW: bool = true;
 const DEFAULT_LIVE: bool = false;
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_STRICT_PROVIDER: bool = false;
+/// Redacted faces become this many blocks across their longer side.
+const REDACT_CELLS: u32 = 5;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -56,6 +60,8 @@ struct Settings {
     network_width: u32,
     min_face_size: u32,
     draw: bool,
+    font: Option<PathBuf>,
+    redact: RedactMode,
     live: bool,
     threads: u32,
 }
@@ -75,6 +81,8 @@ impl Default for Settings {
             network_width: DEFAULT_NETWORK_WIDTH,
             min_face_size: DEFAULT_MIN_FACE_SIZE,
             draw: DEFAULT_DRAW,
+            font: None,
+            redact: RedactMode::default(),
             live: DEFAULT_LIVE,
             threads: DEFAULT_THREADS,
         }
@@ -132,8 +140,15 @@ struct Running {
     recognizer_sha256: String,
     embedding_dim: usize,
     active_provider: String,
-    video: Option<(gst_video::VideoInfo, PixelFormat, YuvMatrix)>,
+    video: Option<(gst_video::VideoInfo, FrameFormat)>,
+    /// Made for the current caps and network width on the first frame that needs it.
+    scaler: Option<NetworkScaler>,
+    painter: Painter,
+    blender: OverlayBlender,
+    /// Frames through the streaming thread (in live mode, more than the worker processed).
+    passed: u64,
     convert_time: Duration,
+    redact_time: Duration,
     draw_time: Duration,
 }
 
@@ -378,6 +393,16 @@ impl ObjectImpl for FaceRec {
                     .default_value(DEFAULT_DRAW)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecString::builder("font")
+                    .nick("Label font")
+                    .blurb("TrueType/OpenType font for the name labels, for scripts the default lacks (e.g. Noto Sans CJK). Empty: DejaVu Sans or Noto Sans from the system fonts, else a built-in bitmap font with a warning")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("redact", RedactMode::None)
+                    .nick("Redact")
+                    .blurb("Pixelate faces in the output: none, unknown (every face not named from the gallery, including faces too small to recognise) or all. Best effort: a face the detector misses is not redacted")
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoolean::builder("live")
                     .nick("Live")
                     .blurb("Run inference off the streaming thread on the newest frame; frames pass at input rate with the latest results. Off: every frame is processed in order (deterministic)")
@@ -442,6 +467,8 @@ impl ObjectImpl for FaceRec {
             "network-width" => settings.network_width = value.get().expect("type checked upstream"),
             "min-face-size" => settings.min_face_size = value.get().expect("type checked upstream"),
             "draw" => settings.draw = value.get().expect("type checked upstream"),
+            "font" => settings.font = path(value),
+            "redact" => settings.redact = value.get().expect("type checked upstream"),
             "live" => settings.live = value.get().expect("type checked upstream"),
             "threads" => settings.threads = value.get().expect("type checked upstream"),
             other => unimplemented!("property {other}"),
@@ -464,20 +491,27 @@ impl ObjectImpl for FaceRec {
             "network-width" => settings.network_width.to_value(),
             "min-face-size" => settings.min_face_size.to_value(),
             "draw" => settings.draw.to_value(),
+            "font" => path(&settings.font),
+            "redact" => settings.redact.to_value(),
             "live" => settings.live.to_value(),
             "threads" => settings.threads.to_value(),
             "stats" => {
                 drop(settings);
                 let state = lock(&self.state);
-                let (times, convert, draw, provider) = match state.running.as_ref() {
+                let (times, passed, convert, redact, draw, provider) = match state.running.as_ref()
+                {
                     Some(r) => (
                         r.stage_times(),
+                        r.passed,
                         r.convert_time,
+                        r.redact_time,
                         r.draw_time,
                         r.active_provider.clone(),
                     ),
                     None => (
                         StageTimes::default(),
+                        0,
+                        Duration::ZERO,
                         Duration::ZERO,
                         Duration::ZERO,
                         String::new(),
@@ -486,12 +520,14 @@ impl ObjectImpl for FaceRec {
                 let ns = |d: Duration| d.as_nanos() as u64;
                 gst::Structure::builder("facerec-stats")
                     .field("frames", times.frames)
+                    .field("passed", passed)
                     .field("detections", times.detect_runs)
                     .field("embeddings", times.embeddings)
                     .field("convert-ns", ns(convert))
                     .field("detect-ns", ns(times.detect))
                     .field("align-ns", ns(times.align))
                     .field("embed-ns", ns(times.embed))
+                    .field("redact-ns", ns(redact))
                     .field("draw-ns", ns(draw))
                     .field("provider", provider)
                     .build()
@@ -573,6 +609,16 @@ impl BaseTransformImpl for FaceRec {
             }
         }
         active.dedup();
+        let painter = Painter::new(settings.font.as_deref()).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ("Invalid 'font' property: {}", e)
+            )
+        })?;
+        if let Some(warning) = painter.warning() {
+            gst::warning!(CAT, imp = self, "{}", warning);
+            gst::element_imp_warning!(self, gst::ResourceError::NotFound, ("{}", warning));
+        }
         let sha256 = engine.recognizer().sha256().to_string();
         let dim = engine.recognizer().dim();
         let gallery = self
@@ -592,7 +638,12 @@ impl BaseTransformImpl for FaceRec {
             embedding_dim: dim,
             active_provider: active.join(","),
             video: None,
+            scaler: None,
+            painter,
+            blender: OverlayBlender::default(),
+            passed: 0,
             convert_time: Duration::ZERO,
+            redact_time: Duration::ZERO,
             draw_time: Duration::ZERO,
         });
         gst::info!(CAT, imp = self, "started (provider {})", active.join(","));
@@ -617,9 +668,9 @@ impl BaseTransformImpl for FaceRec {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (tuning, draw) = {
+        let (tuning, draw, redact) = {
             let s = lock(&self.settings);
-            (s.tuning(), s.draw)
+            (s.tuning(), s.draw, s.redact)
         };
         let times = self.frame_times(buf);
         let mut state = lock(&self.state);
@@ -627,7 +678,7 @@ impl BaseTransformImpl for FaceRec {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Not started"));
             return Err(gst::FlowError::Error);
         };
-        let Some((info, format, matrix)) = running.video.clone() else {
+        let Some((info, format)) = running.video.clone() else {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
@@ -644,31 +695,56 @@ impl BaseTransformImpl for FaceRec {
                 );
                 gst::FlowError::Error
             })?;
+        running.passed += 1;
 
-        // Frames between detections (sync mode, detect-interval > 1) are not converted at all.
-        let needs_image = match &mut running.processor {
+        // Frames between detections (sync mode, detect-interval > 1) are not scaled at all.
+        let needs_frame = match &mut running.processor {
             Processor::Sync(engine) => {
                 engine.tune(&tuning);
-                engine.needs_image()
+                engine.needs_frame()
             }
             Processor::Live(_) => true,
         };
-        let image = if needs_image {
+        let input = if needs_frame {
             let started = Instant::now();
-            let image = core_frame(&frame, format, matrix).to_rgb().map_err(|e| {
+            if !running
+                .scaler
+                .as_ref()
+                .is_some_and(|s| s.is_for(&info, tuning.network_width))
+            {
+                running.scaler = Some(NetworkScaler::new(&info, tuning.network_width).map_err(
+                    |e| {
+                        gst::element_imp_error!(
+                            self,
+                            gst::CoreError::Negotiation,
+                            (
+                                "Cannot scale {}x{} {:?} frames for detection: {}",
+                                info.width(),
+                                info.height(),
+                                info.format(),
+                                e
+                            )
+                        );
+                        gst::FlowError::NotNegotiated
+                    },
+                )?);
+            }
+            let scaler = running.scaler.as_mut().expect("made above");
+            let input = scaler.scale(&frame).map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
                 gst::FlowError::Error
             })?;
             running.convert_time += started.elapsed();
-            Some(image)
+            Some(input)
         } else {
             None
         };
 
         let (faces, post, inference): (Arc<Vec<FaceResult>>, bool, Duration) =
-            match (&mut running.processor, image) {
-                (Processor::Sync(engine), Some(image)) => {
-                    let faces = engine.process(&image).map_err(|e| {
+            match (&mut running.processor, input) {
+                (Processor::Sync(engine), Some(input)) => {
+                    let source = core_frame(&frame, &format);
+                    let faces = engine.process(&input, &source).map_err(|e| {
                         gst::element_imp_error!(
                             self,
                             gst::StreamError::Failed,
@@ -683,10 +759,17 @@ impl BaseTransformImpl for FaceRec {
                     false,
                     Duration::ZERO,
                 ),
-                (Processor::Live(worker), image) => {
-                    if let Some(image) = image {
+                (Processor::Live(worker), input) => {
+                    if let Some(input) = input {
+                        let started = Instant::now();
+                        let source = core_frame(&frame, &format).to_owned_frame().map_err(|e| {
+                            gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
+                            gst::FlowError::Error
+                        })?;
+                        running.convert_time += started.elapsed();
                         worker.submit(LiveJob {
-                            image,
+                            input,
+                            source,
                             times,
                             tuning,
                         });
@@ -695,9 +778,39 @@ impl BaseTransformImpl for FaceRec {
                 }
             };
 
+        if redact != RedactMode::None && !faces.is_empty() {
+            let started = Instant::now();
+            let mut canvas = core_frame_mut(&mut frame, &format);
+            for face in faces.iter().filter(|f| redact.hides(f.name())) {
+                let b = face.bbox;
+                if !(b.x.is_finite() && b.y.is_finite() && b.w.is_finite() && b.h.is_finite()) {
+                    continue;
+                }
+                let (x0, y0) = (b.x.floor() as i64, b.y.floor() as i64);
+                let (x1, y1) = ((b.x + b.w).ceil() as i64, (b.y + b.h).ceil() as i64);
+                if let Err(e) = canvas.pixelate(x0, y0, x1 - x0, y1 - y0, REDACT_CELLS) {
+                    gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
+                    return Err(gst::FlowError::Error);
+                }
+            }
+            running.redact_time += started.elapsed();
+        }
+
         if draw && !faces.is_empty() {
             let started = Instant::now();
-            draw_faces(&mut frame, format, matrix, &faces);
+            let marks: Vec<FaceMark<'_>> = faces
+                .iter()
+                .map(|face| FaceMark {
+                    bbox: face.bbox,
+                    label: face.label(),
+                    known: face.name().is_some(),
+                })
+                .collect();
+            let shapes = running.painter.layout(&marks, info.width(), info.height());
+            if let Err(e) = running.blender.blend(&mut frame, &shapes) {
+                // A frame without boxes is better than no frame: warn and pass it on.
+                gst::warning!(CAT, imp = self, "drawing failed: {}", e);
+            }
             running.draw_time += started.elapsed();
         }
         drop(frame);
@@ -725,7 +838,7 @@ impl VideoFilterImpl for FaceRec {
         outcaps: &gst::Caps,
         out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
-        let Some(format) = pixel_format(in_info.format()) else {
+        let Some(format) = FrameFormat::from_info(in_info) else {
             return Err(gst::loggable_error!(
                 CAT,
                 "Unsupported format {:?}",
@@ -746,7 +859,7 @@ impl VideoFilterImpl for FaceRec {
             if size_changed {
                 running.reset_tracks();
             }
-            running.video = Some((in_info.clone(), format, yuv_matrix(in_info)));
+            running.video = Some((in_info.clone(), format));
         }
         drop(state);
         gst::debug!(CAT, imp = self, "caps {}", incaps);

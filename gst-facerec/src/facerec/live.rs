@@ -8,16 +8,20 @@ use std::thread::JoinHandle;
 use gst::glib;
 use gst::subclass::prelude::*;
 
+use facerec_core::detect::NetworkInput;
 use facerec_core::engine::{Engine, FaceResult, StageTimes, Tuning};
+use facerec_core::frame::Frame;
 use facerec_core::gallery::Gallery;
-use facerec_core::image::RgbImage;
 
 use super::frame::FrameTimes;
 use super::imp::lock;
 
-/// A frame handed to the live worker.
+/// A frame handed to the live worker: the detector's network-size input, and a copy of the
+/// frame's planes to align faces from at full resolution (the streaming thread draws on the
+/// original once it has handed this over).
 pub(super) struct LiveJob {
-    pub(super) image: RgbImage,
+    pub(super) input: NetworkInput<'static>,
+    pub(super) source: Frame<Vec<u8>>,
     pub(super) times: FrameTimes,
     pub(super) tuning: Tuning,
 }
@@ -80,7 +84,9 @@ impl LiveWorker {
                     }
                     engine.tune(&job.tuning);
                     let runs_before = engine.times.detect_runs;
-                    let result = engine.process(&job.image).map(|faces| faces.to_vec());
+                    let result = engine
+                        .process(&job.input, &job.source)
+                        .map(|faces| faces.to_vec());
                     let detected = engine.times.detect_runs > runs_before;
                     *lock(&shared.times) = engine.times.clone();
                     let Some(element) = element.upgrade() else {

@@ -42,6 +42,7 @@ mod imp;
 mod live;
 mod message;
 
+pub use frame::NetworkScaler;
 pub use message::{FACE_NAME, FaceInfo, FacerecMessage, MESSAGE_NAME, MessageError};
 
 glib::wrapper! {
@@ -73,6 +74,34 @@ pub enum ProviderKind {
     TensorRt = 3,
 }
 
+/// The `redact` property: which faces are pixelated in the output frames.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFaceRecRedact")]
+pub enum RedactMode {
+    #[default]
+    #[enum_value(name = "None: every face is shown", nick = "none")]
+    None = 0,
+    #[enum_value(
+        name = "Unknown: pixelate every face that is not named from the gallery (too small to recognise counts as unknown)",
+        nick = "unknown"
+    )]
+    Unknown = 1,
+    #[enum_value(name = "All: pixelate every detected face", nick = "all")]
+    All = 2,
+}
+
+impl RedactMode {
+    /// Whether a face with this name (`None`: unknown or not recognised) is redacted.
+    pub fn hides(self, name: Option<&str>) -> bool {
+        match self {
+            RedactMode::None => false,
+            RedactMode::Unknown => name.is_none(),
+            RedactMode::All => true,
+        }
+    }
+}
+
 impl From<ProviderKind> for facerec_core::runtime::Provider {
     fn from(kind: ProviderKind) -> Self {
         use facerec_core::runtime::Provider;
@@ -87,6 +116,7 @@ impl From<ProviderKind> for facerec_core::runtime::Provider {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     ProviderKind::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    RedactMode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "facerec",
