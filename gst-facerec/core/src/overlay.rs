@@ -681,6 +681,22 @@ mod tests {
         }
     }
 
+    /// Shapes as (kind, x, y, width, height), for failure messages (an image's Debug prints
+    /// every pixel).
+    fn describe(shapes: &[Shape]) -> Vec<(&'static str, u32, u32, u32, u32)> {
+        shapes
+            .iter()
+            .map(|s| {
+                let (x, y, w, h) = rect(s);
+                let kind = match s {
+                    Shape::Fill { .. } => "fill",
+                    Shape::Image { .. } => "image",
+                };
+                (kind, x, y, w, h)
+            })
+            .collect()
+    }
+
     #[test]
     fn default_search_finds_dejavu_sans_bold() {
         let Some(path) = dejavu(DEJAVU_BOLD) else {
@@ -840,7 +856,7 @@ mod tests {
         assert_eq!((bx, by, rgb), (98, 132, KNOWN_COLOUR));
         assert!(bw >= 64 && bh >= 12, "bar {bw}x{bh}");
         let [(tx, ty, ref text)] = images(&shapes)[..] else {
-            panic!("one label image: {shapes:?}")
+            panic!("one label image: {:?}", describe(&shapes))
         };
         assert!(tx > bx && ty > by, "text at {tx},{ty}");
         assert!(tx + text.width() <= bx + bw && ty + text.height() <= by + bh);
@@ -849,7 +865,7 @@ mod tests {
         for shape in &shapes {
             let (x, y, w, h) = rect(shape);
             let overlaps = x < 160 && x + w > 100 && y < 130 && y + h > 50;
-            assert!(!overlaps, "{shape:?} covers the box");
+            assert!(!overlaps, "{:?} covers the box", describe(&[shape.clone()]));
         }
 
         // Unknown and unrecognised faces: red with a label, yellow without.
@@ -894,11 +910,15 @@ mod tests {
         // Per face, the edges and label parts that reach into the frame: 2 edges + bar + text,
         // 2 + bar + text, 2 + bar + text, bar + text, 1 edge + bar (empty name: no text), none,
         // 2 + bar + text.
-        assert_eq!(shapes.len(), 20, "{shapes:#?}");
+        assert_eq!(shapes.len(), 20, "{:?}", describe(&shapes));
         for shape in &shapes {
             let (x, y, w, h) = rect(shape);
-            assert!(w > 0 && h > 0, "empty {shape:?}");
-            assert!(x + w <= fw && y + h <= fh, "{shape:?} leaves the frame");
+            assert!(w > 0 && h > 0, "empty {:?}", rect(shape));
+            assert!(
+                x + w <= fw && y + h <= fh,
+                "{:?} leaves the frame",
+                rect(shape)
+            );
         }
         // The long name is cropped to the frame, not dropped.
         assert!(images(&shapes).iter().any(|(x, _, i)| x + i.width() == fw));
@@ -920,7 +940,8 @@ mod tests {
                 let (x, y, sw, sh) = rect(&shape);
                 assert!(
                     sw > 0 && sh > 0 && x + sw <= w && y + sh <= h,
-                    "{shape:?} in {w}x{h}"
+                    "{:?} in {w}x{h}",
+                    rect(&shape)
                 );
             }
         }
