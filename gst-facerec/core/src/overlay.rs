@@ -903,7 +903,7 @@ mod tests {
             face(-1e30, 5.0, 1e31, 1e31, Some("huge")),
             face(0.0, 0.0, 640.0, 360.0, Some(&long)),
             face(600.0, -50.0, 100.0, 500.0, Some("")),
-            face(1e9, 1e9, 10.0, 10.0, Some("far away")),
+            face(660.0, 100.0, 50.0, 50.0, Some("right of the frame")),
             face(0.0, 0.0, 0.0, -5.0, Some("degenerate")),
         ];
         let shapes = painter.layout(&faces, fw, fh);
@@ -925,6 +925,8 @@ mod tests {
 
         // Boxes wholly outside the frame draw nothing; neither do non-finite boxes.
         assert!(painter.layout(&faces[5..6], fw, fh).is_empty());
+        let far = face(1e9, 1e9, 10.0, 10.0, Some("far away"));
+        assert!(painter.layout(&[far], fw, fh).is_empty());
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             for i in 0..4 {
                 let mut v = [10.0, 10.0, 50.0, 50.0];
