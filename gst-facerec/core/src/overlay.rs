@@ -854,12 +854,12 @@ mod tests {
         // The bar starts under the bottom edge, as wide as the outline at least.
         let (bx, by, bw, bh, rgb) = edges[4];
         assert_eq!((bx, by, rgb), (98, 132, KNOWN_COLOUR));
-        assert!(bw >= 64 && bh >= 12, "bar {bw}x{bh}");
         let [(tx, ty, ref text)] = images(&shapes)[..] else {
             panic!("one label image: {:?}", describe(&shapes))
         };
-        assert!(tx > bx && ty > by, "text at {tx},{ty}");
-        assert!(tx + text.width() <= bx + bw && ty + text.height() <= by + bh);
+        // 12 px text: 3 px padding beside the text, 1 px above and below it.
+        assert_eq!((tx, ty), (bx + 3, by + 1));
+        assert_eq!((bw, bh), ((text.width() + 6).max(64), text.height() + 2));
         assert_eq!(shapes.len(), 6);
         // Nothing covers the box's interior.
         for shape in &shapes {
