@@ -697,6 +697,16 @@ mod tests {
             .collect()
     }
 
+    /// The element keeps its Painter behind a mutex shared by the streaming thread and the
+    /// live worker, and sends label images to GStreamer.
+    #[test]
+    fn painter_and_shapes_cross_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Painter>();
+        shareable::<Shape>();
+        shareable::<FontError>();
+    }
+
     #[test]
     fn default_search_finds_dejavu_sans_bold() {
         let Some(path) = dejavu(DEJAVU_BOLD) else {
@@ -865,7 +875,11 @@ mod tests {
         for shape in &shapes {
             let (x, y, w, h) = rect(shape);
             let overlaps = x < 160 && x + w > 100 && y < 130 && y + h > 50;
-            assert!(!overlaps, "{:?} covers the box", describe(&[shape.clone()]));
+            assert!(
+                !overlaps,
+                "{:?} covers the box",
+                describe(std::slice::from_ref(shape))
+            );
         }
 
         // Unknown and unrecognised faces: red with a label, yellow without.
