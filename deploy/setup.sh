@@ -27,11 +27,12 @@ done
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-# --- 1. GStreamer and build tools -------------------------------------------------------------
+# --- 1. GStreamer, build tools and the label font ---------------------------------------------
 apt_packages=(
     pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad gstreamer1.0-libav python3-venv python3-pip
+    fonts-dejavu-core
 )
 # The real clients the launcher's tests use: a browser, ffprobe and VLC.
 # promtool (Debian's prometheus package) checks the metrics exposition format.
@@ -48,7 +49,7 @@ if [ "$with_apt" = 1 ]; then
         $sudo_cmd apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
-        say "GStreamer packages already installed"
+        say "system packages already installed"
     fi
 fi
 
