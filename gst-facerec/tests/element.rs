@@ -301,32 +301,39 @@ fn pixel(
     [data[at], data[at + 1], data[at + 2]]
 }
 
-/// Packed RGB formats are drawn and read back exactly. In I420 and NV12 the colour goes
-/// through 8-bit YUV and back through videoconvert: measured off by up to 2 levels
-/// ([0, 198, 1] for [0, 200, 0]). An R<->B swap is off by 220.
-fn colour_tolerance(format: &str) -> u8 {
-    if format == "I420" || format == "NV12" {
-        3
+/// Line thickness the overlay uses for a 1428-line frame (height / 240).
+const STAGE_LINE: i64 = 5;
+
+/// Whether a pixel read back through `videoconvert` is the box colour of a known (green) or
+/// unknown (red) face: the bounds, which any channel swap or chroma shift breaks.
+fn is_box_colour(known: bool, [r, g, b]: [u8; 3]) -> bool {
+    if known {
+        g > 150 && r < 90 && b < 90
     } else {
-        0
+        r > 150 && g < 90 && b < 90
     }
 }
 
-fn assert_colour(format: &str, what: &str, got: [u8; 3], want: [u8; 3]) {
-    let tol = colour_tolerance(format);
-    assert!(
-        got.iter().zip(want).all(|(g, w)| g.abs_diff(w) <= tol),
-        "{format}: {what} is {got:?}, expected {want:?} (tolerance {tol})"
-    );
+/// The pixels of the label bar under a face's box (the bar is as wide as the box at least).
+fn label_pixels(
+    frame: &gst_video::VideoFrame<gst_video::video_frame::Readable>,
+    (x, y, w, h): (i64, i64, i64, i64),
+) -> Vec<[u8; 3]> {
+    let top = y + h + STAGE_LINE;
+    let rows = frame.height() as i64 / 27 + 16;
+    (top..(top + rows).min(frame.height() as i64))
+        .flat_map(|py| (x..x + w).map(move |px| (px, py)))
+        .map(|(px, py)| pixel(frame, px, py))
+        .collect()
 }
 
-/// Line thickness the overlay uses for a 1428-line frame (`overlay::sizes`: height / 240).
-const STAGE_LINE: i64 = 5;
+fn near_white(px: &[u8; 3]) -> bool {
+    px.iter().all(|&c| c > 200)
+}
 
 #[test]
 #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn boxes_are_drawn_into_the_pixels() {
-    use facerec_core::overlay::{KNOWN_COLOUR, UNKNOWN_COLOUR};
     if !assets_ready() {
         return;
     }
@@ -339,32 +346,191 @@ fn boxes_are_drawn_into_the_pixels() {
         assert_eq!(names, ["biden", "obama", "unknown"], "{format}");
         for face in &faces {
             let (x, y, w, h) = face.rect;
-            let colour = if face.name == "unknown" {
-                UNKNOWN_COLOUR
-            } else {
-                KNOWN_COLOUR
-            };
+            let known = face.name != "unknown";
             let t = STAGE_LINE;
             // Mid-thickness of the top and left edges, and the label bar's top padding under
             // the box (the text starts lower down).
             for (what, px, py) in [
                 ("top edge", x + w / 2, y - t / 2 - 1),
                 ("left edge", x - t / 2 - 1, y + h / 2),
-                ("label bar", x + w / 2, y + h + t + 2),
+                ("label bar", x + 2, y + h + t + 2),
             ] {
-                let what = format!("{} {what} ({px},{py})", face.name);
-                assert_colour(format, &what, pixel(&drawn, px, py), colour);
-                assert_ne!(
-                    pixel(&untouched, px, py),
-                    pixel(&drawn, px, py),
-                    "{format}: draw=false leaves {what} alone"
+                let got = pixel(&drawn, px, py);
+                assert!(
+                    is_box_colour(known, got),
+                    "{format}: {} {what} ({px},{py}) is {got:?}, not {}",
+                    face.name,
+                    if known { "green" } else { "red" }
                 );
             }
-            // The centre of the face is not painted over.
-            let (cx, cy) = (x + w / 2, y + h / 2);
-            assert_eq!(pixel(&drawn, cx, cy), pixel(&untouched, cx, cy), "{format}");
+            // The label: near-white glyph pixels on the box colour.
+            let label = label_pixels(&drawn, face.rect);
+            let white = label.iter().filter(|p| near_white(p)).count();
+            let bar = label.iter().filter(|p| is_box_colour(known, **p)).count();
+            assert!(
+                white > 150 && bar > white,
+                "{format}: {} label has {white} near-white and {bar} box-coloured pixels",
+                face.name
+            );
+            // The bar and the glyphs are new pixels: Biden's white collar and the girl's red
+            // top are there without drawing too.
+            let plain = label_pixels(&untouched, face.rect);
+            let new_bar = label
+                .iter()
+                .zip(&plain)
+                .filter(|(d, p)| is_box_colour(known, **d) && !is_box_colour(known, **p))
+                .count();
+            let glyphs = label
+                .iter()
+                .zip(&plain)
+                .filter(|(d, p)| near_white(d) && !near_white(p))
+                .count();
+            assert!(
+                new_bar > 1000 && glyphs > 150,
+                "{format}: {}'s label area: {new_bar} new box-coloured pixels (of {bar}), {glyphs} new near-white pixels",
+                face.name
+            );
+            // The face inside the box is not painted over.
+            for (px, py) in [
+                (x + w / 2, y + h / 2),
+                (x + 2, y + 2),
+                (x + w - 3, y + h - 3),
+            ] {
+                assert_eq!(
+                    pixel(&drawn, px, py),
+                    pixel(&untouched, px, py),
+                    "{format}: ({px},{py}) inside {}'s box",
+                    face.name
+                );
+            }
         }
     }
+}
+
+/// Obama named "Zoë Łukasz Юлия", and named with as many '?': the labels' glyphs differ.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn names_in_any_script_render_as_their_own_glyphs() {
+    if !assets_ready() {
+        return;
+    }
+    let dir = temp_dir("unicode-label");
+    let label_of = |name: &str, file: &str| {
+        let gallery = build_gallery(
+            &[(name, &format!("{TD}/knn_examples/train/obama/obama.jpg"))],
+            &dir.join(file),
+        );
+        let description = format!(
+            "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=I420 ! facerec name=f {} network-width=1280 ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink",
+            asset(&format!("{TD}/{STAGE}")).display(),
+            gallery_prop(&gallery),
+        );
+        let mut run = run_pipeline(&description, true);
+        assert_eq!(run.error, None);
+        let faces = message_faces(&run.messages[0]);
+        let face = faces
+            .iter()
+            .find(|f| f.name == name)
+            .expect("Obama is named");
+        let sample = run.samples.remove(0);
+        let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+        let frame =
+            gst_video::VideoFrame::from_buffer_readable(sample.buffer_owned().unwrap(), &info)
+                .unwrap();
+        (face.rect, label_pixels(&frame, face.rect))
+    };
+    let (rect_a, unicode) = label_of("Zoë Łukasz Юлия", "unicode.data");
+    let (rect_b, marks) = label_of("??? ?????? ????", "marks.data");
+    assert_eq!(rect_a, rect_b);
+    let white = unicode.iter().filter(|p| near_white(p)).count();
+    let differing = unicode
+        .iter()
+        .zip(&marks)
+        .filter(|(a, b)| near_white(a) != near_white(b))
+        .count();
+    assert!(
+        white > 300 && differing * 3 > white,
+        "{differing} of the label's {white} near-white pixels differ from a label of '?'"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// `redact=unknown` with a gallery of Obama alone: Biden's face is pixelated, Obama's pixels
+/// are untouched, in packed and 4:2:0 formats (read back through `videoconvert`).
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn redact_unknown_pixelates_biden_and_leaves_obama() {
+    if !assets_ready() {
+        return;
+    }
+    let dir = temp_dir("redact");
+    let gallery = build_gallery(
+        &[("obama", &format!("{TD}/knn_examples/train/obama/obama.jpg"))],
+        &dir.join("obama.data"),
+    );
+    let frame_of = |format: &str, redact: &str| {
+        let description = format!(
+            "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format={format} ! facerec name=f {} draw=false redact={redact} ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink",
+            asset(&format!("{TD}/two_people.jpg")).display(),
+            gallery_prop(&gallery),
+        );
+        let mut run = run_pipeline(&description, true);
+        assert_eq!(run.error, None, "{format} redact={redact}");
+        let mut faces = message_faces(&run.messages[0]);
+        faces.sort_by_key(|f| f.rect.0);
+        let names: Vec<String> = faces.iter().map(|f| f.name.clone()).collect();
+        assert_eq!(
+            names,
+            ["obama", "unknown"],
+            "{format}: Obama left, Biden right"
+        );
+        let sample = run.samples.remove(0);
+        let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+        let frame =
+            gst_video::VideoFrame::from_buffer_readable(sample.buffer_owned().unwrap(), &info)
+                .unwrap();
+        (faces, frame)
+    };
+    let box_pixels = |frame: &gst_video::VideoFrame<gst_video::video_frame::Readable>,
+                      (x, y, w, h): (i64, i64, i64, i64)| {
+        (y..y + h)
+            .flat_map(|py| (x..x + w).map(move |px| (px, py)))
+            .map(|(px, py)| pixel(frame, px, py))
+            .collect::<Vec<_>>()
+    };
+    let variance = |pixels: &[[u8; 3]]| {
+        let n = pixels.len() as f64;
+        (0..3)
+            .map(|c| {
+                let mean = pixels.iter().map(|p| p[c] as f64).sum::<f64>() / n;
+                pixels
+                    .iter()
+                    .map(|p| (p[c] as f64 - mean).powi(2))
+                    .sum::<f64>()
+                    / n
+            })
+            .sum::<f64>()
+    };
+    for format in ["RGBA", "BGRx", "I420", "NV12"] {
+        let (faces, plain) = frame_of(format, "none");
+        let (_, redacted) = frame_of(format, "unknown");
+        let (obama, biden) = (faces[0].rect, faces[1].rect);
+        assert_eq!(
+            box_pixels(&plain, obama),
+            box_pixels(&redacted, obama),
+            "{format}: Obama's box is untouched"
+        );
+        let (before, after) = (
+            variance(&box_pixels(&plain, biden)),
+            variance(&box_pixels(&redacted, biden)),
+        );
+        eprintln!("{format}: variance in Biden's box {before:.0} -> {after:.0}");
+        assert!(
+            after <= before * 0.2,
+            "{format}: variance in Biden's box only fell from {before:.0} to {after:.0}"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
@@ -1018,11 +1184,15 @@ fn detect_interval_carries_faces_between_detections() {
         92,
         "frames 0, 3, 6, ... 273"
     );
-    // Frames in between (not even converted) carry the last detection's faces.
+    // Frames in between (not even scaled) carry the last detection's faces.
     assert_eq!(run.frames[1], run.frames[0]);
+    assert_eq!(stats.get::<u64>("passed").unwrap(), 275);
+    // Detecting every frame names him in 136 (the reference: 135). Every third frame measured
+    // 120: a new track waits up to two frames for its first detection. Without carrying, only
+    // detection frames could name him (at most 92).
+    let miranda = run.frames_naming(MIRANDA);
     assert!(
-        run.frames_naming(MIRANDA) >= 125,
-        "{}",
-        run.frames_naming(MIRANDA)
+        (115..=140).contains(&miranda),
+        "Miranda named in {miranda} frames"
     );
 }

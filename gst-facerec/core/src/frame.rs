@@ -319,9 +319,14 @@ impl<P: AsRef<[u8]>> PixelSource for Frame<P> {
     }
 }
 
-/// Averages each `block` x `block` cell of a plane region (in that plane's samples; `channels`
-/// interleaved bytes per sample, each averaged on its own) and fills the cell with its mean.
-#[allow(clippy::too_many_arguments)]
+/// How much of each block's difference from the region's mean a redacted region keeps: a
+/// mosaic of full-contrast block means still shows a face's layout (hair, eyes, mouth), so the
+/// blocks are also pulled towards the region's mean colour.
+const REDACT_CONTRAST: f32 = 0.35;
+
+/// Replaces each `block` x `block` cell of a plane region (in that plane's samples; `channels`
+/// interleaved bytes per sample, each on its own) with its mean, pulled towards the region's
+/// mean by [`REDACT_CONTRAST`].
 fn pixelate_plane(
     data: &mut [u8],
     stride: usize,
@@ -329,12 +334,15 @@ fn pixelate_plane(
     (x0, y0, x1, y1): (usize, usize, usize, usize),
     block: usize,
 ) {
-    let mut by = y0;
-    while by < y1 {
-        let by1 = (by + block).min(y1);
-        let mut bx = x0;
-        while bx < x1 {
-            let bx1 = (bx + block).min(x1);
+    let cells = |from: usize, to: usize| {
+        (from..to)
+            .step_by(block)
+            .map(move |a| (a, (a + block).min(to)))
+    };
+    let mut means = Vec::new();
+    let mut total = [0f64; 4];
+    for (by, by1) in cells(y0, y1) {
+        for (bx, bx1) in cells(x0, x1) {
             let mut sums = [0u64; 4];
             for row in by..by1 {
                 let line = &data[row * stride + bx * channels..row * stride + bx1 * channels];
@@ -345,25 +353,39 @@ fn pixelate_plane(
                 }
             }
             let count = ((by1 - by) * (bx1 - bx)) as u64;
-            let mean: Vec<u8> = sums[..channels]
-                .iter()
-                .map(|s| ((s + count / 2) / count) as u8)
+            let mean = sums.map(|s| s as f32 / count as f32);
+            for (t, s) in total.iter_mut().zip(sums) {
+                *t += s as f64;
+            }
+            means.push(mean);
+        }
+    }
+    let area = ((x1 - x0) * (y1 - y0)) as f64;
+    let region = total.map(|t| (t / area) as f32);
+    let mut means = means.into_iter();
+    for (by, by1) in cells(y0, y1) {
+        for (bx, bx1) in cells(x0, x1) {
+            let mean = means.next().unwrap_or(region);
+            let value: Vec<u8> = (0..channels)
+                .map(|c| {
+                    (region[c] + (mean[c] - region[c]) * REDACT_CONTRAST)
+                        .round()
+                        .clamp(0.0, 255.0) as u8
+                })
                 .collect();
             for row in by..by1 {
                 let line = &mut data[row * stride + bx * channels..row * stride + bx1 * channels];
                 for px in line.chunks_exact_mut(channels) {
-                    px.copy_from_slice(&mean);
+                    px.copy_from_slice(&value);
                 }
             }
-            bx = bx1;
         }
-        by = by1;
     }
 }
 
 impl<P: AsRef<[u8]> + AsMut<[u8]>> Frame<P> {
-    /// Redacts a rectangle (clipped to the frame) by replacing it with `cells` x `cells` blocks
-    /// of its mean colour. On 4:2:0 frames the rectangle grows to even coordinates so that luma
+    /// Redacts a rectangle (clipped to the frame): a low-contrast mosaic of `cells` blocks
+    /// across its longer side. On 4:2:0 frames the rectangle grows to even coordinates so that luma
     /// and chroma are redacted over the same pixels.
     pub fn pixelate(&mut self, x: i64, y: i64, w: i64, h: i64, cells: u32) -> Result<()> {
         self.validate()?;

@@ -154,6 +154,7 @@ impl NetworkScaler {
         let mut config = gst_video::VideoConverterConfig::new();
         // Threads would compete with inference for the cores; one pass at 640x360 is cheap.
         config.set_threads(1);
+        config.set_resampler_method(gst_video::VideoResamplerMethod::Lanczos);
         let converter = gst_video::VideoConverter::new(in_info, &out_info, Some(config))?;
         let out = gst::Buffer::with_size(out_info.size())?;
         Ok(NetworkScaler {
