@@ -50,6 +50,10 @@ pub struct PipelineSettings {
     pub detect_threshold: f32,
     pub match_threshold: f32,
     pub detect_interval: u32,
+    /// facerec's `redact` for cameras without their own entry in `camera_redact`.
+    pub redact: String,
+    pub camera_redact: std::collections::BTreeMap<String, String>,
+    pub font: Option<PathBuf>,
     pub processing_fps: u32,
     pub max_fps: u32,
     pub jpeg_quality: u32,
@@ -383,6 +387,14 @@ impl Camera {
         set(&facerec, "detect-threshold", settings.detect_threshold)?;
         set(&facerec, "match-threshold", settings.match_threshold)?;
         set(&facerec, "detect-interval", settings.detect_interval)?;
+        let redact = settings
+            .camera_redact
+            .get(&self.name)
+            .unwrap_or(&settings.redact);
+        set_str(&facerec, "redact", redact)?;
+        if let Some(font) = &settings.font {
+            set(&facerec, "font", font.display().to_string())?;
+        }
         set(&facerec, "live", self.source.is_live())?;
 
         let input = Arc::downgrade(self);
@@ -773,6 +785,9 @@ mod tests {
             detect_threshold: 0.85,
             match_threshold: 0.6,
             detect_interval: 1,
+            redact: "none".into(),
+            camera_redact: Default::default(),
+            font: None,
             processing_fps: 0,
             max_fps: 15,
             jpeg_quality: 80,

@@ -1,6 +1,7 @@
 //! Settings from flags, environment variables (the demo's names too) and a YAML config file,
 //! in that order of precedence, and the camera sources they name.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -46,6 +47,13 @@ pub struct Cli {
     /// Run detection on every Nth frame (tracking carries faces in between).
     #[arg(long, env = "FACEREC_DETECT_INTERVAL")]
     pub detect_interval: Option<u32>,
+    /// Pixelate faces in the served streams: none, unknown (every face not named from the
+    /// gallery) or all. The default for every camera; a camera in the config file may set its own.
+    #[arg(long, env = "FACEREC_REDACT")]
+    pub redact: Option<String>,
+    /// TrueType/OpenType font for the name labels (for scripts the default font lacks).
+    #[arg(long, env = "FACEREC_FONT")]
+    pub font: Option<PathBuf>,
     /// Frames per second fed to recognition (the demo's VIDEO_PROCESSING_FPS); 0 = all.
     #[arg(long, env = "VIDEO_PROCESSING_FPS")]
     pub processing_fps: Option<u32>,
@@ -92,6 +100,8 @@ pub struct FileConfig {
     pub detect_threshold: Option<f32>,
     pub match_threshold: Option<f32>,
     pub detect_interval: Option<u32>,
+    pub redact: Option<String>,
+    pub font: Option<PathBuf>,
     pub processing_fps: Option<u32>,
     pub max_fps: Option<u32>,
     pub max_clients: Option<usize>,
@@ -108,6 +118,8 @@ pub struct FileConfig {
 pub struct FileSource {
     pub name: String,
     pub uri: String,
+    /// This camera's `redact`, instead of the launcher-wide one.
+    pub redact: Option<String>,
 }
 
 /// The effective settings.
@@ -123,6 +135,11 @@ pub struct Config {
     pub detect_threshold: f32,
     pub match_threshold: f32,
     pub detect_interval: u32,
+    /// The `redact` of cameras that do not set their own.
+    pub redact: String,
+    /// Per-camera `redact` from the config file.
+    pub camera_redact: BTreeMap<String, String>,
+    pub font: Option<PathBuf>,
     pub processing_fps: u32,
     pub max_fps: u32,
     pub max_clients: usize,
@@ -219,6 +236,13 @@ impl Config {
             match_threshold: cli.match_threshold.or(file.match_threshold).unwrap_or(0.6),
             // No clamping here: `validate` refuses what is out of range instead.
             detect_interval: cli.detect_interval.or(file.detect_interval).unwrap_or(1),
+            redact: cli.redact.or(file.redact).unwrap_or_else(|| "none".into()),
+            camera_redact: file
+                .sources
+                .iter()
+                .filter_map(|s| Some((s.name.clone(), s.redact.clone()?)))
+                .collect(),
+            font: cli.font.or(file.font),
             processing_fps: cli.processing_fps.or(file.processing_fps).unwrap_or(0),
             max_fps: cli.max_fps.or(file.max_fps).unwrap_or(15),
             max_clients: cli.max_clients.or(file.max_clients).unwrap_or(32),
@@ -291,6 +315,26 @@ pub fn element_range(factory: &str, property: &str) -> Result<(f64, f64)> {
         .with_context(|| format!("property {property} of element {factory} is not numeric"))
 }
 
+/// The nicks of an enum property of `factory` (for example facerec's `redact`).
+pub fn element_nicks(factory: &str, property: &str) -> Result<Vec<String>> {
+    use gst::glib;
+    let element = gst::ElementFactory::make(factory)
+        .build()
+        .with_context(|| format!("the GStreamer element {factory} is not installed"))?;
+    let pspec = element
+        .find_property(property)
+        .with_context(|| format!("element {factory} has no property {property}"))?;
+    let pspec = pspec
+        .downcast_ref::<glib::ParamSpecEnum>()
+        .with_context(|| format!("property {property} of element {factory} is not an enum"))?;
+    Ok(pspec
+        .enum_class()
+        .values()
+        .iter()
+        .map(|v| v.nick().to_string())
+        .collect())
+}
+
 /// `--help` with every range spelled out, read from the elements (after `gst::init`) and from
 /// [`LAUNCHER_RANGES`]. Without GStreamer the help simply lacks the element ranges.
 pub fn command() -> clap::Command {
@@ -353,6 +397,16 @@ impl Config {
     /// bounds for the element properties, [`LAUNCHER_RANGES`] for the rest. Needs `gst::init`
     /// and the facerec element registered.
     pub fn validate(&self) -> Result<()> {
+        let nicks = element_nicks("facerec", "redact")?;
+        for (what, value) in std::iter::once(("redact".to_string(), &self.redact)).chain(
+            self.camera_redact
+                .iter()
+                .map(|(camera, v)| (format!("redact of camera {camera}"), v)),
+        ) {
+            if !nicks.iter().any(|n| n == value) {
+                bail!("{what} = {value:?} is not one of {}", nicks.join(", "));
+            }
+        }
         let element_values = [
             self.detect_threshold as f64,
             self.match_threshold as f64,

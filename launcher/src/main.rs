@@ -49,6 +49,9 @@ fn preflight(config: &Config) -> Result<()> {
         engine_config.recognizer = r.clone();
     }
     engine_config.session.provider = config.provider.parse()?;
+    if let Some(font) = &config.font {
+        facerec_core::overlay::Painter::new(Some(font))?;
+    }
     let engine = Engine::new(engine_config)?;
     // A missing gallery is warned about in run(), once nothing can fail any more.
     if let Some(path) = &config.gallery {
@@ -200,6 +203,9 @@ async fn run(config: Config) -> Result<()> {
         detect_threshold: config.detect_threshold,
         match_threshold: config.match_threshold,
         detect_interval: config.detect_interval,
+        redact: config.redact.clone(),
+        camera_redact: config.camera_redact.clone(),
+        font: config.font.clone(),
         processing_fps: config.processing_fps,
         max_fps: config.max_fps,
         jpeg_quality: config.jpeg_quality,

@@ -239,6 +239,35 @@ fn out_of_range_settings_are_one_line_at_start() {
 }
 
 #[test]
+fn bad_redact_and_font_settings_are_one_line_at_start() {
+    assert_eq!(
+        one_line_failure(&["--redact=blur"]),
+        "facerec-launcher: redact = \"blur\" is not one of none, unknown, all"
+    );
+    let dir = temp_dir("redact-config");
+    let config = dir.join("launcher.yaml");
+    std::fs::write(
+        &config,
+        "redact: unknown\nsources:\n  - name: shop\n    uri: test://\n    redact: everyone\n",
+    )
+    .unwrap();
+    assert_eq!(
+        one_line_failure(&["--config", config.to_str().unwrap()]),
+        "facerec-launcher: redact of camera shop = \"everyone\" is not one of none, unknown, all"
+    );
+    let not_a_font = dir.join("font.ttf");
+    std::fs::write(&not_a_font, "not a font").unwrap();
+    assert_eq!(
+        one_line_failure(&["--font", not_a_font.to_str().unwrap()]),
+        format!(
+            "facerec-launcher: font file {} is not a TrueType/OpenType font or collection",
+            not_a_font.display()
+        )
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
 fn more_start_up_sources_than_the_cap_is_one_line() {
     let sources: Vec<String> = (0..17).map(|i| format!("--source=c{i}=test://")).collect();
     let args: Vec<&str> = sources.iter().map(String::as_str).collect();
