@@ -8,7 +8,8 @@
 //! * [`embed`]: batched dlib ResNet embeddings (§2).
 //! * [`gallery`]: the versioned `model.data` gallery format and matching.
 //! * [`tracker`]: an IoU tracker that carries identities between detection frames.
-//! * [`frame`] and [`overlay`]: raw video frames in the element's pixel formats, and drawing on them.
+//! * [`frame`] and [`overlay`]: raw video frames in the element's pixel formats read in place
+//!   (alignment, redaction), and what to draw on them (boxes, anti-aliased labels).
 //! * [`engine`]: all of the above per frame, with per-track recognition caching.
 //! * [`runtime`] and [`models`]: finding and loading ONNX Runtime and the model files.
 

@@ -6,6 +6,21 @@
 //! `GstVideoRegionOfInterestMeta` (type `face`, parameter structure `facerec`) per face, and
 //! posts a `facerec` element message for every processed frame that has faces.
 //!
+//! Its cost per frame follows the network size, not the frame size: detection gets the frame
+//! scaled to `network-width` in one `VideoConverter` pass from the mapped planes (matrix,
+//! range and chroma siting from the caps); each face is aligned from the planes at the frame's
+//! native resolution, so a small face at 1080p keeps its pixels; boxes and anti-aliased labels
+//! are blended with `GstVideoOverlayComposition`; `redact` pixelates faces that are unknown
+//! (or all of them) in place. Redaction is best effort: a face the detector misses stays
+//! visible.
+//!
+//! ## Privacy redaction
+//!
+//! ```text
+//! gst-launch-1.0 v4l2src ! videoconvert ! facerec gallery=staff.data redact=unknown live=true ! \
+//!     videoconvert ! x264enc ! mp4mux ! filesink location=floor.mp4
+//! ```
+//!
 //! ## Example launch line
 //!
 //! ```text
