@@ -133,7 +133,7 @@ fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
         / a.len() as f64
 }
 
-/// Frame 100 of the clip (Miranda, close) at 720p and 360p in each of the 8 formats: the
+/// Frame 100 of the clip (Miranda, close) at 1080p, 720p and 360p in each of the 8 formats: the
 /// network input the element makes matches `videoconvert ! videoscale` to RGB 640x360.
 #[test]
 #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
@@ -141,7 +141,7 @@ fn detector_input_matches_videoconvert_in_every_format() {
     if !assets_ready() {
         return;
     }
-    for (w, h) in [(1280, 720), (640, 360)] {
+    for (w, h) in [(1920, 1080), (1280, 720), (640, 360)] {
         for format in FORMATS {
             let frames = clip_frames(w, h, format, &[100], Some((640, 360)));
             let (frame, reference) = &frames[0];
@@ -335,8 +335,8 @@ fn median_and_max(mut values: Vec<f32>) -> (f32, f32) {
 /// * alignment alone, from the scaled frame's planes with the 360p landmarks mapped over:
 ///   360p I420 0.021 / 0.068 (the chroma 4:2:0 throws away), 720p and 1080p RGBA 0.031 /
 ///   0.082 (an upscaled frame is an interpolation, not the original), 720p I420 0.038 / 0.094;
-/// * with each size's own detection: 0.063-0.090 / 0.21-0.26, and 1 or 2 of the 30 faces
-///   fall below the detection threshold at 1080p. YuNet's landmarks move by 0.1-0.4 px on
+/// * with each size's own detection: 0.059-0.082 / 0.23-0.24, and at most 1 of the 30 faces
+///   falls below the detection threshold. YuNet's landmarks move by 0.1-0.4 px on
 ///   most faces when its input has been through an upscale and a downscale, and by 7 px on one
 ///   172 px profile face (frame 24), which alone sets the maximum.
 ///
@@ -345,8 +345,8 @@ fn median_and_max(mut values: Vec<f32>) -> (f32, f32) {
 /// triangle resize of the full frame) the same clip named Lacamoire in 18 frames at 360p and
 /// 1 at 1080p NV12.
 const ALIGNMENT_MAX: f32 = 0.11;
-const DETECTED_MEDIAN: f32 = 0.10;
-const DETECTED_MAX: f32 = 0.30;
+const DETECTED_MEDIAN: f32 = 0.09;
+const DETECTED_MAX: f32 = 0.27;
 
 #[test]
 #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
@@ -428,7 +428,7 @@ fn embeddings_do_not_depend_on_frame_size_or_format() {
     }
     assert!(
         failures.is_empty(),
-        "out of bounds (alignment max {ALIGNMENT_MAX}, detected median {DETECTED_MEDIAN} max {DETECTED_MAX}, at most 2 faces lost): {failures:?}"
+        "out of bounds (alignment max {ALIGNMENT_MAX}, detected median {DETECTED_MEDIAN} max {DETECTED_MAX}, at most 1 face lost): {failures:?}"
     );
 }
 

@@ -117,16 +117,26 @@ pub(super) fn core_frame_mut<'a>(
     }
 }
 
-/// Makes the detector's input from a mapped frame in one pass: GStreamer's `VideoConverter`
-/// (the code `videoconvert` and `videoscale` run) scales and converts to packed RGB at the
-/// network size, honouring the caps' matrix, range and chroma siting. Its cost follows the
-/// network size, not the frame size.
+/// Makes the detector's input from a mapped frame at a cost that follows the network size:
+///
+/// 1. each plane is scaled in its own format to the network size by `fast_image_resize`
+///    (SIMD convolution, Lanczos3, which widens its support when it shrinks, so it does not
+///    alias): a 1080p NV12 frame becomes a 640x360 NV12 frame;
+/// 2. GStreamer's `VideoConverter` (what `videoconvert` runs) turns that small frame into packed
+///    RGB with the caps' matrix, range and chroma siting.
+///
+/// Frames no wider than the network are only converted.
 pub struct NetworkScaler {
-    converter: gst_video::VideoConverter,
     in_info: gst_video::VideoInfo,
-    out_info: gst_video::VideoInfo,
     network_width: u32,
+    /// The frame at network size, in the input's format (only when scaling).
+    small: Option<(gst_video::VideoInfo, gst::Buffer)>,
+    converter: gst_video::VideoConverter,
+    out_info: gst_video::VideoInfo,
     out: gst::Buffer,
+    resizer: fast_image_resize::Resizer,
+    /// Tight copies of strided source planes, kept between frames.
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for NetworkScaler {
@@ -136,6 +146,35 @@ impl std::fmt::Debug for NetworkScaler {
             .field("out", &(self.out_info.width(), self.out_info.height()))
             .finish_non_exhaustive()
     }
+}
+
+/// `fast_image_resize`'s pixel type for plane `plane` of `format`.
+fn plane_pixel_type(
+    format: gst_video::VideoFormat,
+    plane: u32,
+) -> Option<fast_image_resize::PixelType> {
+    use fast_image_resize::PixelType as P;
+    use gst_video::VideoFormat as V;
+    Some(match (format, plane) {
+        (V::Rgba | V::Bgra | V::Rgbx | V::Bgrx, 0) => P::U8x4,
+        (V::Rgb | V::Bgr, 0) => P::U8x3,
+        (V::I420, 0..=2) | (V::Nv12, 0) => P::U8,
+        (V::Nv12, 1) => P::U8x2,
+        _ => return None,
+    })
+}
+
+/// Width and height of plane `plane` of a frame of `info`, in pixels of that plane.
+fn plane_size(info: &gst_video::VideoInfo, plane: u32) -> (u32, u32) {
+    let finfo = info.format_info();
+    // The plane's first component gives its subsampling.
+    let component = (0..finfo.n_components())
+        .find(|&c| finfo.plane()[c as usize] == plane)
+        .unwrap_or(0) as u8;
+    (
+        finfo.scale_width(component, info.width()),
+        finfo.scale_height(component, info.height()),
+    )
 }
 
 impl NetworkScaler {
@@ -151,24 +190,115 @@ impl NetworkScaler {
             .par(in_info.par())
             .interlace_mode(in_info.interlace_mode())
             .build()?;
+        let small = if (sw, sh) == (in_info.width(), in_info.height()) {
+            None
+        } else {
+            for plane in 0..in_info.n_planes() {
+                if plane_pixel_type(in_info.format(), plane).is_none() {
+                    return Err(glib::bool_error!(
+                        "unsupported format {:?}",
+                        in_info.format()
+                    ));
+                }
+            }
+            let info = gst_video::VideoInfo::builder(in_info.format(), sw, sh)
+                .fps(in_info.fps())
+                .par(in_info.par())
+                .interlace_mode(in_info.interlace_mode())
+                .colorimetry(&in_info.colorimetry())
+                .chroma_site(in_info.chroma_site())
+                .build()?;
+            let buffer = gst::Buffer::with_size(info.size())?;
+            Some((info, buffer))
+        };
         let mut config = gst_video::VideoConverterConfig::new();
-        // Threads would compete with inference for the cores; one pass at 640x360 is cheap.
+        // At network size a second thread costs more to wake than it saves.
         config.set_threads(1);
-        config.set_resampler_method(gst_video::VideoResamplerMethod::Lanczos);
-        let converter = gst_video::VideoConverter::new(in_info, &out_info, Some(config))?;
+        let converter = gst_video::VideoConverter::new(
+            small.as_ref().map_or(in_info, |(info, _)| info),
+            &out_info,
+            Some(config),
+        )?;
         let out = gst::Buffer::with_size(out_info.size())?;
         Ok(NetworkScaler {
-            converter,
             in_info: in_info.clone(),
-            out_info,
             network_width,
+            small,
+            converter,
+            out_info,
             out,
+            resizer: fast_image_resize::Resizer::new(),
+            scratch: Vec::new(),
         })
     }
 
     /// Whether this scaler was made for these caps and network width.
     pub fn is_for(&self, in_info: &gst_video::VideoInfo, network_width: u32) -> bool {
         self.network_width == network_width && &self.in_info == in_info
+    }
+
+    /// Scales each plane of `frame` into the small frame.
+    fn shrink<T>(
+        resizer: &mut fast_image_resize::Resizer,
+        scratch: &mut Vec<u8>,
+        frame: &gst_video::VideoFrameRef<T>,
+        small_info: &gst_video::VideoInfo,
+        small: &mut gst::Buffer,
+    ) -> Result<(), glib::BoolError> {
+        use fast_image_resize as fr;
+        let small = small
+            .get_mut()
+            .ok_or_else(|| glib::bool_error!("network buffer is shared"))?;
+        let mut dest = gst_video::VideoFrameRef::from_buffer_ref_writable(small, small_info)
+            .map_err(|_| glib::bool_error!("cannot map the network buffer"))?;
+        let options = fr::ResizeOptions::new()
+            .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
+            // The fourth byte of RGBx/BGRx is not alpha: never premultiply by it.
+            .use_alpha(false);
+        for plane in 0..frame.n_planes() {
+            let pixel = plane_pixel_type(frame.format(), plane)
+                .ok_or_else(|| glib::bool_error!("unsupported format {:?}", frame.format()))?;
+            let (w, h) = plane_size(frame.info(), plane);
+            let (dw, dh) = plane_size(small_info, plane);
+            let row = w as usize * pixel.size();
+            let stride = frame.plane_stride()[plane as usize] as usize;
+            let data = frame.plane_data(plane)?;
+            let tight: &[u8] = if stride == row {
+                &data[..row * h as usize]
+            } else {
+                scratch.clear();
+                for r in 0..h as usize {
+                    scratch.extend_from_slice(&data[r * stride..r * stride + row]);
+                }
+                scratch
+            };
+            let src = fr::images::ImageRef::new(w, h, tight, pixel)
+                .map_err(|e| glib::bool_error!("source plane {plane}: {e}"))?;
+            let dest_stride = dest.plane_stride()[plane as usize] as usize;
+            let dest_row = dw as usize * pixel.size();
+            let dest_data = dest.plane_data_mut(plane)?;
+            if dest_stride == dest_row {
+                let mut dst = fr::images::Image::from_slice_u8(
+                    dw,
+                    dh,
+                    &mut dest_data[..dest_row * dh as usize],
+                    pixel,
+                )
+                .map_err(|e| glib::bool_error!("network plane {plane}: {e}"))?;
+                resizer
+                    .resize(&src, &mut dst, &options)
+                    .map_err(|e| glib::bool_error!("scaling plane {plane}: {e}"))?;
+            } else {
+                let mut dst = fr::images::Image::new(dw, dh, pixel);
+                resizer
+                    .resize(&src, &mut dst, &options)
+                    .map_err(|e| glib::bool_error!("scaling plane {plane}: {e}"))?;
+                for (r, line) in dst.buffer().chunks_exact(dest_row).enumerate() {
+                    dest_data[r * dest_stride..r * dest_stride + dest_row].copy_from_slice(line);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The network-size RGB image of `frame`, with the frame's size for mapping detections back.
@@ -182,7 +312,22 @@ impl NetworkScaler {
             .ok_or_else(|| glib::bool_error!("network buffer is shared"))?;
         let mut dest = gst_video::VideoFrameRef::from_buffer_ref_writable(out, &self.out_info)
             .map_err(|_| glib::bool_error!("cannot map the network buffer"))?;
-        self.converter.frame_ref(frame, &mut dest);
+        match &mut self.small {
+            None => self.converter.frame_ref(frame, &mut dest),
+            Some((small_info, small)) => {
+                Self::shrink(
+                    &mut self.resizer,
+                    &mut self.scratch,
+                    frame,
+                    small_info,
+                    small,
+                )?;
+                let small =
+                    gst_video::VideoFrameRef::from_buffer_ref_readable(small.as_ref(), small_info)
+                        .map_err(|_| glib::bool_error!("cannot map the network buffer"))?;
+                self.converter.frame_ref(&small, &mut dest);
+            }
+        }
         let (w, h) = (
             self.out_info.width() as usize,
             self.out_info.height() as usize,
