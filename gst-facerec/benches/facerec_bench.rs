@@ -658,6 +658,11 @@ fn peer_case(clip: &Path, g: &str, runs: usize) -> serde_json::Value {
         }
     }
     let (p, m) = (peer_best.unwrap(), element_best.unwrap());
+    assert_eq!(
+        p["frames"].as_u64(),
+        Some(m.frames as u64),
+        "the peer and the element saw a different number of frames: their fps do not compare"
+    );
     let peer_fps = p["fps"].as_f64().unwrap_or(0.0);
     let ratio = m.fps() / peer_fps;
     println!(
