@@ -1,7 +1,8 @@
 //! `cargo bench --bench facerec-bench`: the sample clip through `decode ! facerec ! fakesink`
-//! against `decode ! fakesink`, in synchronous and live modes.
+//! against `decode ! fakesink`, in synchronous and live modes, and against a Python peer.
 //!
-//! Three groups of cases (`--groups original,matrix,live`, all by default):
+//! Four groups of cases (`--groups original,matrix,live,peer`; by default the first three, plus
+//! `peer` when its venv exists):
 //!
 //! * `original`: the clip as it is (640x360), converted to RGBx. Prints frames per second, time
 //!   per stage (convert, detect, align, embed, draw), and the number of frames naming
@@ -14,13 +15,23 @@
 //! * `live`: `live=true` at each of `--live SIZE:FORMAT,...` (default `1080:NV12`; `none` for
 //!   none), once with an unsynchronised source and once with a source paced at the clip's rate
 //!   (`identity sync=true`). Reports the output rate and, from the element's `stats`, how many
-//!   frames the worker processed against how many passed. One run each.
+//!   frames the worker processed against how many passed, and the worker's detections per
+//!   second (`stats` `detections` over the wall time; the issue's target is at least 10). One
+//!   run each.
+//! * `peer`: the issue's Python peer (`benches/python_peer.py`: OpenCV's YuNet on a 640-wide
+//!   downscale, the same dlib ONNX recognizer on ONNX Runtime with 2 threads and spinning off,
+//!   every face embedded) against the element with default caps, both on the clip scaled to
+//!   1280x720 in-process (`cv2.resize` in the script, `videoscale` in the pipeline, as the
+//!   `matrix` group's `default` format does). Best of `--runs N` for each, alternating, start-up
+//!   and decode included; reports both fps and element/peer (the issue's target: at least 1.5).
+//!   It needs `.cache/peer-venv` (see the script's docstring for the two commands); without it
+//!   the group prints how to create it and is skipped.
 //!
 //! `fps` is frames over the wall time of the whole run (start-up included); `out fps` is the
 //! rate between the first and the last output buffer. The last line is one JSON object with
 //! all of it. Other option: `--clip PATH`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -32,6 +43,21 @@ use gst::prelude::*;
 use serde_json::json;
 
 const MIRANDA: &str = "Lin-Manuel Miranda";
+
+/// The issue's targets, printed beside the figures they apply to.
+const TARGET_PEER_RATIO: f64 = 1.5;
+const TARGET_LIVE_DETECTIONS_PER_SECOND: f64 = 10.0;
+/// The `peer` group's frame height.
+const PEER_HEIGHT: u32 = 720;
+
+/// The Python peer's interpreter: a venv under the repository's `.cache/`.
+fn peer_python() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/peer-venv/bin/python")
+}
+
+fn peer_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("gst-facerec/benches/python_peer.py")
+}
 
 struct Measured {
     frames: usize,
@@ -187,6 +213,9 @@ fn main() {
     let mut matrix_runs = 2;
     let mut clip: Option<PathBuf> = None;
     let mut groups = vec!["original".to_string(), "matrix".into(), "live".into()];
+    if peer_python().exists() {
+        groups.push("peer".into());
+    }
     let mut sizes = vec![360, 720, 1080];
     let mut formats = vec!["I420".to_string(), "NV12".into(), "RGBA".into()];
     let mut live = vec![(1080, "NV12".to_string())];
@@ -226,8 +255,8 @@ fn main() {
     }
     for group in &groups {
         assert!(
-            ["original", "matrix", "live"].contains(&group.as_str()),
-            "unknown group {group}: original, matrix or live"
+            ["original", "matrix", "live", "peer"].contains(&group.as_str()),
+            "unknown group {group}: original, matrix, live or peer"
         );
     }
     assert!(runs > 0 && matrix_runs > 0, "runs must be at least 1");
@@ -273,6 +302,10 @@ fn main() {
     if group("live") && !live.is_empty() {
         live_cases(&clip, &g, &live, &mut live_results);
     }
+    let mut peer = serde_json::Value::Null;
+    if group("peer") {
+        peer = peer_case(&clip, &g, runs);
+    }
     let _ = std::fs::remove_file(&gallery_path);
     println!(
         "{}",
@@ -284,6 +317,7 @@ fn main() {
             "matrix": matrix,
             "added_cost_ratios": ratios(&matrix),
             "live": live_results,
+            "peer": peer,
         })
     );
 }
@@ -491,7 +525,8 @@ fn live_cases(
     println!();
     println!(
         "live mode, 1 run each (processed = frames the worker took, from stats; convert and draw \
-         per frame passed, on the streaming thread; detect per frame processed, on the worker)"
+         per frame passed, on the streaming thread; detect per frame processed, on the worker; \
+         detected/s = the worker's detections over the wall time, target at least {TARGET_LIVE_DETECTIONS_PER_SECOND})"
     );
     println!(
         "{:<16} {:<14} {:>6} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8} {:>8} {:>8}",
@@ -542,6 +577,7 @@ fn live_cases(
                 "frames_processed": processed,
                 "detections": detections,
                 "detections_per_second": detections.unwrap_or(0) as f64 / m.seconds,
+                "target_detections_per_second": TARGET_LIVE_DETECTIONS_PER_SECOND,
                 "streaming_ms_per_frame_passed": {
                     "convert": per_passed_ms(&m, "convert-ns"),
                     "draw": per_passed_ms(&m, "draw-ns"),
@@ -555,4 +591,125 @@ fn live_cases(
             }));
         }
     }
+}
+
+/// One run of the Python peer: its last stdout line (a JSON object) plus the wall time of the
+/// whole process as seen from here (interpreter start-up included).
+fn run_peer(clip: &Path) -> serde_json::Value {
+    let started = Instant::now();
+    let output = std::process::Command::new(peer_python())
+        .arg(peer_script())
+        .arg("--height")
+        .arg(PEER_HEIGHT.to_string())
+        .arg("--models")
+        .arg(shared_dir().join("models"))
+        .arg("--known-dir")
+        .arg(shared_dir().join("testdata/face_recognition"))
+        .arg(clip)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", peer_python().display()));
+    let process_seconds = started.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or("");
+    let parsed = output
+        .status
+        .success()
+        .then(|| serde_json::from_str::<serde_json::Value>(last).ok())
+        .flatten();
+    let Some(mut peer) = parsed else {
+        panic!(
+            "python peer failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+    };
+    peer["process_seconds"] = json!(process_seconds);
+    peer
+}
+
+/// The Python peer against the element with default caps, both at 720p from the same clip,
+/// alternating, best of `runs` each.
+fn peer_case(clip: &Path, g: &str, runs: usize) -> serde_json::Value {
+    println!();
+    if !peer_python().exists() {
+        println!(
+            "peer: skipped, {} is missing; create it with: python3 -m venv .cache/peer-venv && \
+             .cache/peer-venv/bin/pip install opencv-python-headless==4.14.0.94 onnxruntime==1.32.0 numpy==2.4.6",
+            peer_python().display()
+        );
+        return serde_json::Value::Null;
+    }
+    let width = width_for(PEER_HEIGHT);
+    let element = format!(
+        "{} ! facerec name=f {g} ! fakesink name=sink",
+        scaled_source(clip, PEER_HEIGHT, "default")
+    );
+    let mut peer_best: Option<serde_json::Value> = None;
+    let mut element_best: Option<Measured> = None;
+    for _ in 0..runs {
+        let p = run_peer(clip);
+        let seconds = |v: &serde_json::Value| v["seconds"].as_f64().unwrap_or(f64::INFINITY);
+        if peer_best.as_ref().is_none_or(|b| seconds(&p) < seconds(b)) {
+            peer_best = Some(p);
+        }
+        let m = run(&element);
+        if element_best.as_ref().is_none_or(|b| m.seconds < b.seconds) {
+            element_best = Some(m);
+        }
+    }
+    let (p, m) = (peer_best.unwrap(), element_best.unwrap());
+    assert_eq!(
+        p["frames"].as_u64(),
+        Some(m.frames as u64),
+        "the peer and the element saw a different number of frames: their fps do not compare"
+    );
+    let peer_fps = p["fps"].as_f64().unwrap_or(0.0);
+    let ratio = m.fps() / peer_fps;
+    println!(
+        "Python peer against the element, {width}x{PEER_HEIGHT} (default caps), best of {runs}, \
+         start-up and decode included"
+    );
+    println!(
+        "{:<40} {:>6} {:>8} {:>8} {:>8} {:>8}",
+        "case", "frames", "wall s", "fps", "faces", "Miranda"
+    );
+    println!(
+        "{:<40} {:>6} {:>8.2} {:>8.1} {:>8} {:>8}",
+        "python peer (YuNet cv2 + ORT, 2 threads)",
+        p["frames"].as_u64().unwrap_or(0),
+        p["seconds"].as_f64().unwrap_or(0.0),
+        peer_fps,
+        p["faces"].as_u64().unwrap_or(0),
+        p["named_frames"][MIRANDA].as_u64().unwrap_or(0)
+    );
+    println!(
+        "{:<40} {:>6} {:>8.2} {:>8.1} {:>8} {:>8}",
+        "facerec",
+        m.frames,
+        m.seconds,
+        m.fps(),
+        "-",
+        m.miranda_frames
+    );
+    println!("element / peer: {ratio:.2}x (target: at least {TARGET_PEER_RATIO}x)");
+    json!({
+        "height": PEER_HEIGHT,
+        "width": width,
+        "runs": runs,
+        "python_peer": p,
+        "element": {
+            "frames": m.frames,
+            "seconds": m.seconds,
+            "fps": m.fps(),
+            "output_fps": m.output_fps,
+            "ms_per_frame": stages_json(&m),
+            "processed_frames": stat(&m, "detections"),
+            "embeddings": stat(&m, "embeddings"),
+            "miranda_frames": m.miranda_frames,
+        },
+        "element_fps": m.fps(),
+        "peer_fps": peer_fps,
+        "ratio_element_over_peer": ratio,
+        "target_ratio": TARGET_PEER_RATIO,
+    })
 }
