@@ -335,7 +335,7 @@ fn median_and_max(mut values: Vec<f32>) -> (f32, f32) {
 /// * alignment alone, from the scaled frame's planes with the 360p landmarks mapped over:
 ///   360p I420 0.021 / 0.068 (the chroma 4:2:0 throws away), 720p and 1080p RGBA 0.031 /
 ///   0.082 (an upscaled frame is an interpolation, not the original), 720p I420 0.038 / 0.094;
-/// * with each size's own detection: 0.059-0.082 / 0.23-0.24, and at most 1 of the 30 faces
+/// * with each size's own detection: 0.061-0.081 / 0.23-0.26, and at most 1 of the 30 faces
 ///   falls below the detection threshold. YuNet's landmarks move by 0.1-0.4 px on
 ///   most faces when its input has been through an upscale and a downscale, and by 7 px on one
 ///   172 px profile face (frame 24), which alone sets the maximum.

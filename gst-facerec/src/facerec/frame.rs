@@ -120,8 +120,11 @@ pub(super) fn core_frame_mut<'a>(
 /// Makes the detector's input from a mapped frame at a cost that follows the network size:
 ///
 /// 1. each plane is scaled in its own format to the network size by `fast_image_resize`
-///    (SIMD convolution, Lanczos3, which widens its support when it shrinks, so it does not
-///    alias): a 1080p NV12 frame becomes a 640x360 NV12 frame;
+///    (SIMD convolution, Catmull-Rom, which widens its support when it shrinks, so it does not
+///    alias): a 1080p NV12 frame becomes a 640x360 NV12 frame. Catmull-Rom against Lanczos3
+///    and bilinear at 1080p NV12: 3.4, 4.6 and 2.7 ms; median embedding distance between the
+///    clip at 360p and upscaled to 1080p 0.073, 0.069 and 0.093 (max 0.23, 0.23 and 0.33);
+///    test `embeddings_do_not_depend_on_frame_size_or_format`;
 /// 2. GStreamer's `VideoConverter` (what `videoconvert` runs) turns that small frame into packed
 ///    RGB with the caps' matrix, range and chroma siting.
 ///
@@ -252,7 +255,7 @@ impl NetworkScaler {
         let mut dest = gst_video::VideoFrameRef::from_buffer_ref_writable(small, small_info)
             .map_err(|_| glib::bool_error!("cannot map the network buffer"))?;
         let options = fr::ResizeOptions::new()
-            .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
+            .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::CatmullRom))
             // The fourth byte of RGBx/BGRx is not alpha: never premultiply by it.
             .use_alpha(false);
         for plane in 0..frame.n_planes() {
@@ -355,15 +358,36 @@ const OVERLAY_FORMAT: gst_video::VideoFormat = if cfg!(target_endian = "little")
     gst_video::VideoFormat::Argb
 };
 
-/// Bound on cached label buffers; the painter's own cache is bounded the same way.
-const MAX_CACHED_LABELS: usize = 256;
+/// Bound on cached overlay rectangles; the painter's own label cache is bounded the same way.
+const MAX_CACHED_RECTANGLES: usize = 512;
+
+/// What an overlay rectangle shows: a solid fill of a size and colour, or a label bitmap.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Content {
+    Fill {
+        width: u32,
+        height: u32,
+        rgb: [u8; 3],
+    },
+    Label(usize),
+}
 
 /// Blends the painter's shapes into frames through `GstVideoOverlayComposition`, which
 /// converts them to the frame's format and blends each plane at its own resolution (no chroma
-/// fringes on 4:2:0). Label bitmaps are converted to overlay buffers once per label.
+/// fringes on 4:2:0). Rectangles are kept between frames and only moved, so their pixels, and
+/// GStreamer's conversion of them to the frame's format, are made once per content.
 #[derive(Default)]
 pub(super) struct OverlayBlender {
-    labels: HashMap<usize, (Arc<RgbaImage>, gst::Buffer)>,
+    /// Per content, the rectangles made for it (a frame may show the same content twice),
+    /// and the label bitmap a `Label` key points at, kept alive with it.
+    rectangles: HashMap<
+        Content,
+        (
+            Vec<gst_video::VideoOverlayRectangle>,
+            Option<Arc<RgbaImage>>,
+        ),
+    >,
+    count: usize,
 }
 
 fn overlay_buffer(
@@ -403,62 +427,110 @@ fn put_pixel(px: &mut [u8], [r, g, b, a]: [u8; 4]) {
 }
 
 impl OverlayBlender {
+    fn new_rectangle(shape: &Shape) -> Result<gst_video::VideoOverlayRectangle, glib::BoolError> {
+        let (buffer, x, y, w, h) = match shape {
+            Shape::Fill {
+                x,
+                y,
+                width,
+                height,
+                rgb,
+            } => {
+                let [r, g, b] = *rgb;
+                let buffer = overlay_buffer(*width, *height, |data| {
+                    for px in data.chunks_exact_mut(4) {
+                        put_pixel(px, [r, g, b, 255]);
+                    }
+                })?;
+                (buffer, *x, *y, *width, *height)
+            }
+            Shape::Image { x, y, image } => {
+                let buffer = overlay_buffer(image.width(), image.height(), |data| {
+                    for (px, src) in data.chunks_exact_mut(4).zip(image.pixels()) {
+                        put_pixel(px, src.0);
+                    }
+                })?;
+                (buffer, *x, *y, image.width(), image.height())
+            }
+        };
+        Ok(gst_video::VideoOverlayRectangle::new_raw(
+            &buffer,
+            x as i32,
+            y as i32,
+            w,
+            h,
+            gst_video::VideoOverlayFormatFlags::empty(),
+        ))
+    }
+
     pub(super) fn blend(
         &mut self,
         frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
         shapes: &[Shape],
     ) -> Result<(), glib::BoolError> {
+        if self.count > MAX_CACHED_RECTANGLES {
+            self.rectangles.clear();
+            self.count = 0;
+        }
+        let mut used: HashMap<Content, usize> = HashMap::new();
         let mut rectangles = Vec::with_capacity(shapes.len());
         for shape in shapes {
-            let (buffer, x, y, w, h) = match shape {
+            let (content, x, y, w, h, label) = match shape {
                 Shape::Fill {
                     x,
                     y,
                     width,
                     height,
                     rgb,
-                } => {
-                    let [r, g, b] = *rgb;
-                    let buffer = overlay_buffer(*width, *height, |data| {
-                        for px in data.chunks_exact_mut(4) {
-                            put_pixel(px, [r, g, b, 255]);
-                        }
-                    })?;
-                    (buffer, *x, *y, *width, *height)
-                }
-                Shape::Image { x, y, image } => {
-                    let key = Arc::as_ptr(image) as usize;
-                    if !self.labels.contains_key(&key) {
-                        if self.labels.len() >= MAX_CACHED_LABELS {
-                            self.labels.clear();
-                        }
-                        let buffer = overlay_buffer(image.width(), image.height(), |data| {
-                            for (px, src) in data.chunks_exact_mut(4).zip(image.pixels()) {
-                                put_pixel(px, src.0);
-                            }
-                        })?;
-                        self.labels.insert(key, (image.clone(), buffer));
-                    }
-                    let buffer = self.labels[&key].1.clone();
-                    (buffer, *x, *y, image.width(), image.height())
-                }
+                } => (
+                    Content::Fill {
+                        width: *width,
+                        height: *height,
+                        rgb: *rgb,
+                    },
+                    *x,
+                    *y,
+                    *width,
+                    *height,
+                    None,
+                ),
+                Shape::Image { x, y, image } => (
+                    Content::Label(Arc::as_ptr(image) as usize),
+                    *x,
+                    *y,
+                    image.width(),
+                    image.height(),
+                    Some(image.clone()),
+                ),
             };
             if w == 0 || h == 0 {
                 continue;
             }
-            rectangles.push(gst_video::VideoOverlayRectangle::new_raw(
-                &buffer,
-                x as i32,
-                y as i32,
-                w,
-                h,
-                gst_video::VideoOverlayFormatFlags::empty(),
-            ));
+            let nth = used.entry(content.clone()).or_default();
+            let (made, _) = self
+                .rectangles
+                .entry(content)
+                .or_insert_with(|| (Vec::new(), label));
+            if made.len() <= *nth {
+                made.push(Self::new_rectangle(shape)?);
+                self.count += 1;
+            }
+            let rectangle = &mut made[*nth];
+            *nth += 1;
+            match rectangle.get_mut() {
+                Some(r) => r.set_render_rectangle(x as i32, y as i32, w, h),
+                // Still referenced elsewhere (never expected): make a fresh one.
+                None => *rectangle = Self::new_rectangle(shape)?,
+            }
+            rectangles.push(rectangle.clone());
         }
         if rectangles.is_empty() {
             return Ok(());
         }
         let composition = gst_video::VideoOverlayComposition::new(&rectangles)?;
-        composition.blend(frame)
+        drop(rectangles);
+        let result = composition.blend(frame);
+        drop(composition);
+        result
     }
 }
