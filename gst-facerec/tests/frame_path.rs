@@ -455,9 +455,11 @@ fn live_mode_at_1080p_nv12_passes_every_frame() {
     eprintln!("1080p NV12 live: {detections} detections for {passed} frames passed");
     assert_eq!(passed, 275);
     assert!(detections >= 1, "the worker never ran");
+    // Measured 201-228 of 275 here (the decoder outruns detection). A streaming thread that
+    // waits for the worker lets it take every frame, or all but the last one or two.
     assert!(
-        detections < passed,
-        "every frame was detected ({detections}): the streaming thread waited for the worker"
+        detections * 10 <= passed * 9,
+        "{detections} of {passed} frames were detected: the streaming thread waited for the worker"
     );
     assert!(
         run.frames.iter().filter(|f| !f.is_empty()).count() > 100,
