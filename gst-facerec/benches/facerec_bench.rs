@@ -199,6 +199,20 @@ fn stages_json(m: &Measured) -> serde_json::Value {
 }
 
 /// A stage's time over the frames that passed (live mode's streaming-thread stages).
+/// One element run: frames, times, stages and names, as every group reports it.
+fn run_json(m: &Measured) -> serde_json::Value {
+    json!({
+        "frames": m.frames,
+        "seconds": m.seconds,
+        "fps": m.fps(),
+        "output_fps": m.output_fps,
+        "ms_per_frame": stages_json(m),
+        "processed_frames": stat(m, "detections"),
+        "embeddings": stat(m, "embeddings"),
+        "miranda_frames": m.miranda_frames,
+    })
+}
+
 fn per_passed_ms(m: &Measured, field: &str) -> f64 {
     stat(m, field).unwrap_or(0) as f64 / 1e6 / m.frames.max(1) as f64
 }
@@ -385,17 +399,9 @@ fn original_cases(
             m.stage_ms("draw-ns"),
             m.miranda_frames
         );
-        results.push(json!({
-            "case": name,
-            "frames": m.frames,
-            "seconds": m.seconds,
-            "fps": m.fps(),
-            "output_fps": m.output_fps,
-            "ms_per_frame": stages_json(&m),
-            "processed_frames": stat(&m, "detections"),
-            "embeddings": stat(&m, "embeddings"),
-            "miranda_frames": m.miranda_frames,
-        }));
+        let mut case = run_json(&m);
+        case["case"] = json!(name);
+        results.push(case);
     }
 }
 
@@ -697,16 +703,7 @@ fn peer_case(clip: &Path, g: &str, runs: usize) -> serde_json::Value {
         "width": width,
         "runs": runs,
         "python_peer": p,
-        "element": {
-            "frames": m.frames,
-            "seconds": m.seconds,
-            "fps": m.fps(),
-            "output_fps": m.output_fps,
-            "ms_per_frame": stages_json(&m),
-            "processed_frames": stat(&m, "detections"),
-            "embeddings": stat(&m, "embeddings"),
-            "miranda_frames": m.miranda_frames,
-        },
+        "element": run_json(&m),
         "element_fps": m.fps(),
         "peer_fps": peer_fps,
         "ratio_element_over_peer": ratio,

@@ -11,7 +11,7 @@ use gst::glib;
 pub mod facerec;
 
 pub use facerec::{
-    FaceInfo, FacerecMessage, MessageError, NetworkScaler, ProviderKind, RedactMode,
+    FaceInfo, FacerecMessage, FrameFormat, MessageError, NetworkScaler, ProviderKind, RedactMode,
 };
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

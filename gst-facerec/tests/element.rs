@@ -95,10 +95,7 @@ type RefFace = (String, (f64, f64, f64, f64));
 
 /// Per frame, the faces that either reference pipeline (YuNet+ONNX or the dlib demo) names.
 fn reference_faces() -> Vec<Vec<RefFace>> {
-    let path = asset("testdata/expected/hamilton_reference.json");
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    reference["frames"]
+    hamilton_reference()["frames"]
         .as_array()
         .unwrap()
         .iter()
@@ -1064,9 +1061,12 @@ fn live_mode_passes_every_frame_with_the_latest_results() {
         "live mode: {processed} of 275 frames processed ({detections} detections, {} bus messages), Miranda named on {miranda} frames",
         run.messages.len()
     );
+    // Measured 37 of 275 here. A streaming thread that waits for the worker lets it take
+    // every frame, or all but the last one or two.
+    assert_eq!(stats.get::<u64>("passed").unwrap(), 275);
     assert!(
-        detections < 275 && processed < 275,
-        "every frame was processed ({processed}, {detections} detections): the streaming thread waited for inference"
+        detections * 10 <= 275 * 9 && processed == detections,
+        "{processed} frames processed ({detections} detections) of 275: the streaming thread waited for inference"
     );
     assert!(detections >= 1, "the worker never ran");
     assert!(run.messages.len() as u64 <= detections);

@@ -7,9 +7,10 @@ mod common;
 
 use common::*;
 use facerec_core::engine::{Engine, EngineConfig};
-use facerec_core::frame::{ChromaSiting, Frame, PixelFormat, YuvMatrix};
+use facerec_core::frame::Frame;
 use gst::prelude::*;
 use gst_video::prelude::*;
+use gstfacerec::FrameFormat;
 
 const CLIP: &str = "testdata/face_recognition/short_hamilton_clip.mp4";
 const FORMATS: [&str; 8] = ["RGBA", "BGRA", "RGBx", "BGRx", "RGB", "BGR", "I420", "NV12"];
@@ -66,38 +67,13 @@ fn clip_frames(
     out
 }
 
-fn core_format(frame: &Readable) -> (PixelFormat, YuvMatrix, ChromaSiting) {
-    use gst_video::VideoFormat as V;
-    let info = frame.info();
-    let format = match info.format() {
-        V::Rgba => PixelFormat::Rgba,
-        V::Bgra => PixelFormat::Bgra,
-        V::Rgbx => PixelFormat::Rgbx,
-        V::Bgrx => PixelFormat::Bgrx,
-        V::Rgb => PixelFormat::Rgb,
-        V::Bgr => PixelFormat::Bgr,
-        V::I420 => PixelFormat::I420,
-        V::Nv12 => PixelFormat::Nv12,
-        other => panic!("{other:?}"),
-    };
-    let c = info.colorimetry();
-    let mut matrix = match c.matrix() {
-        gst_video::VideoColorMatrix::Bt709 => YuvMatrix::BT709,
-        gst_video::VideoColorMatrix::Bt2020 => YuvMatrix::BT2020,
-        _ => YuvMatrix::BT601,
-    };
-    matrix.full_range = c.range() == gst_video::VideoColorRange::Range0_255;
-    let site = info.chroma_site();
-    let chroma = ChromaSiting {
-        h_cosited: site.contains(gst_video::VideoChromaSite::H_COSITED),
-        v_cosited: site.contains(gst_video::VideoChromaSite::V_COSITED),
-    };
-    (format, matrix, chroma)
-}
-
 /// The core's view of a mapped frame's planes, as the element builds it.
 fn planes(frame: &Readable) -> Frame<&[u8]> {
-    let (format, matrix, chroma) = core_format(frame);
+    let FrameFormat {
+        format,
+        matrix,
+        chroma,
+    } = FrameFormat::from_info(frame.info()).expect("a format the element accepts");
     Frame {
         format,
         width: frame.width(),
@@ -302,25 +278,10 @@ fn l2(a: &[f32], b: &[f32]) -> f32 {
 
 /// Every 6th frame of the clip on which the reference names someone.
 fn named_reference_frames() -> Vec<usize> {
-    let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(asset("testdata/expected/hamilton_reference.json")).unwrap(),
-    )
-    .unwrap();
-    let named: Vec<usize> = reference["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| {
-            f["onnx"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|face| face["name"] != "Unknown")
-        })
-        .map(|(i, _)| i)
-        .collect();
-    named.into_iter().step_by(6).collect()
+    reference_named_frames(&["onnx"])
+        .into_iter()
+        .step_by(6)
+        .collect()
 }
 
 fn median_and_max(mut values: Vec<f32>) -> (f32, f32) {

@@ -274,23 +274,7 @@ fn demo_script_enrols_and_annotates_the_clip() {
         "{} frames with a green label",
         green.len()
     );
-    let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(asset("testdata/expected/hamilton_reference.json")).unwrap(),
-    )
-    .unwrap();
-    let named: Vec<usize> = reference["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| {
-            ["onnx", "dlib"]
-                .iter()
-                .flat_map(|k| f[k].as_array().unwrap())
-                .any(|face| face["name"] != "Unknown")
-        })
-        .map(|(i, _)| i)
-        .collect();
+    let named = reference_named_frames(&["onnx", "dlib"]);
     let stray: Vec<usize> = green
         .iter()
         .copied()

@@ -26,15 +26,17 @@ pub(super) struct FrameTimes {
 }
 
 /// How the core reads a negotiated format: layout, YUV matrix and range, chroma siting.
+/// Exported so that applications and tests wrap mapped frames exactly as the element does.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct FrameFormat {
-    pub(super) format: PixelFormat,
-    pub(super) matrix: YuvMatrix,
-    pub(super) chroma: ChromaSiting,
+pub struct FrameFormat {
+    pub format: PixelFormat,
+    pub matrix: YuvMatrix,
+    pub chroma: ChromaSiting,
 }
 
 impl FrameFormat {
-    pub(super) fn from_info(info: &gst_video::VideoInfo) -> Option<FrameFormat> {
+    /// `None` for a format the element does not accept.
+    pub fn from_info(info: &gst_video::VideoInfo) -> Option<FrameFormat> {
         use gst_video::VideoFormat as V;
         let format = match info.format() {
             V::Rgba => PixelFormat::Rgba,

@@ -57,7 +57,7 @@ mod imp;
 mod live;
 mod message;
 
-pub use frame::NetworkScaler;
+pub use frame::{FrameFormat, NetworkScaler};
 pub use message::{FACE_NAME, FaceInfo, FacerecMessage, MESSAGE_NAME, MessageError};
 
 glib::wrapper! {

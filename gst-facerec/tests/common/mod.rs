@@ -359,3 +359,29 @@ pub fn run_child_test(
         output,
     }
 }
+
+/// `expected/hamilton_reference.json`: per frame of the clip, the faces of each reference
+/// pipeline (`onnx`, `dlib`).
+pub fn hamilton_reference() -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(asset("testdata/expected/hamilton_reference.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The frames of the clip on which one of `pipelines` of the reference names somebody.
+pub fn reference_named_frames(pipelines: &[&str]) -> Vec<usize> {
+    hamilton_reference()["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            pipelines
+                .iter()
+                .flat_map(|k| f[k].as_array().unwrap())
+                .any(|face| face["name"] != "Unknown")
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
