@@ -7,14 +7,6 @@ use facerec_core::gallery::Gallery;
 use gst::prelude::*;
 use gst_video::prelude::*;
 
-const CLIP: &str = "testdata/face_recognition/short_hamilton_clip.mp4";
-const MIRANDA: &str = "Lin-Manuel Miranda";
-const LACAMOIRE: &str = "Alex Lacamoire";
-
-fn gallery_prop(path: &std::path::Path) -> String {
-    format!("gallery=\"{}\"", path.display())
-}
-
 #[test]
 #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn knn_gallery_names_people_left_to_right() {
@@ -59,66 +51,6 @@ fn face_counts() {
     };
     assert_eq!(count("testdata/dlib/bald_guys.jpg"), 24);
     assert_eq!(count("testdata/dlib/dogs.jpg"), 0);
-}
-
-/// The clip through the element with the Miranda + Lacamoire gallery: every output frame.
-fn clip_run(format: &str, extra_props: &str) -> Run {
-    let props = format!("{} {extra_props}", gallery_prop(&hamilton_gallery()));
-    let run = run_pipeline(&decode_pipeline(CLIP, format, &props), false);
-    assert_eq!(run.error, None, "{format}");
-    assert_eq!(run.frames.len(), 275, "{format}: every frame comes out");
-    run
-}
-
-/// The sorted names (not "unknown") on each frame.
-fn names_per_frame(run: &Run) -> Vec<Vec<String>> {
-    run.frames
-        .iter()
-        .map(|faces| {
-            let mut names: Vec<String> = faces
-                .iter()
-                .map(|f| f.name.clone())
-                .filter(|n| n != "unknown")
-                .collect();
-            names.sort();
-            names
-        })
-        .collect()
-}
-
-fn clip_names(format: &str) -> Vec<Vec<String>> {
-    names_per_frame(&clip_run(format, ""))
-}
-
-/// A named face of the reference outputs: name and `(x, y, w, h)`.
-type RefFace = (String, (f64, f64, f64, f64));
-
-/// Per frame, the faces that either reference pipeline (YuNet+ONNX or the dlib demo) names.
-fn reference_faces() -> Vec<Vec<RefFace>> {
-    hamilton_reference()["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|frame| {
-            ["onnx", "dlib"]
-                .iter()
-                .flat_map(|k| frame[k].as_array().unwrap())
-                .filter(|face| face["name"] != "Unknown")
-                .map(|face| {
-                    let b: Vec<f64> = face["box_xywh"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_f64().unwrap())
-                        .collect();
-                    (
-                        face["name"].as_str().unwrap().to_string(),
-                        (b[0], b[1], b[2], b[3]),
-                    )
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// How far (in frames) a named face may be from a reference face of the same name that it

@@ -12,7 +12,6 @@ use gst::prelude::*;
 use gst_video::prelude::*;
 use gstfacerec::FrameFormat;
 
-const CLIP: &str = "testdata/face_recognition/short_hamilton_clip.mp4";
 const FORMATS: [&str; 8] = ["RGBA", "BGRA", "RGBx", "BGRx", "RGB", "BGR", "I420", "NV12"];
 
 type Readable = gst_video::VideoFrame<gst_video::video_frame::Readable>;

@@ -11,6 +11,13 @@ use facerec_core::testsupport::{require, require_runtime};
 use gst::prelude::*;
 
 pub const TD: &str = "testdata/face_recognition";
+pub const CLIP: &str = "testdata/face_recognition/short_hamilton_clip.mp4";
+pub const MIRANDA: &str = "Lin-Manuel Miranda";
+pub const LACAMOIRE: &str = "Alex Lacamoire";
+
+pub fn gallery_prop(path: &Path) -> String {
+    format!("gallery=\"{}\"", path.display())
+}
 
 pub fn init() {
     static INIT: Once = Once::new();
@@ -116,6 +123,10 @@ pub struct SeenFace {
     pub distance: f64,
     pub rect: (u32, u32, u32, u32),
     pub track_id: u64,
+    /// The latest attempt's quality (-1: never embedded); `None` if the meta has no such field.
+    pub quality: Option<f64>,
+    /// The decided name's confidence; `None` if the meta has no such field.
+    pub confidence: Option<f64>,
 }
 
 /// Everything a pipeline run produced.
@@ -160,6 +171,8 @@ pub fn faces_of(buffer: &gst::BufferRef) -> Vec<SeenFace> {
                     distance: f64::NAN,
                     rect: m.rect(),
                     track_id: 0,
+                    quality: None,
+                    confidence: None,
                 };
             };
             SeenFace {
@@ -167,6 +180,8 @@ pub fn faces_of(buffer: &gst::BufferRef) -> Vec<SeenFace> {
                 distance: p.get::<f64>("distance").unwrap(),
                 rect: m.rect(),
                 track_id: p.get::<u64>("track-id").unwrap(),
+                quality: p.get::<f64>("quality").ok(),
+                confidence: p.get::<f64>("confidence").ok(),
             }
         })
         .collect()
@@ -384,4 +399,265 @@ pub fn reference_named_frames(pipelines: &[&str]) -> Vec<usize> {
         })
         .map(|(i, _)| i)
         .collect()
+}
+
+/// The clip through the element with the Miranda + Lacamoire gallery: every output frame.
+pub fn clip_run(format: &str, extra_props: &str) -> Run {
+    let props = format!("{} {extra_props}", gallery_prop(&hamilton_gallery()));
+    let run = run_pipeline(&decode_pipeline(CLIP, format, &props), false);
+    assert_eq!(run.error, None, "{format}");
+    assert_eq!(run.frames.len(), 275, "{format}: every frame comes out");
+    run
+}
+
+/// The clip scaled by `videoscale` inside the pipeline to `width` x `height` in `format` (so
+/// the frames are the reference's), through the element with the demo gallery.
+pub fn scaled_clip_run(width: u32, height: u32, format: &str, extra_props: &str) -> Run {
+    let description = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! video/x-raw,format={format},width={width},height={height} ! facerec name=f {} {extra_props} ! appsink name=sink",
+        asset(CLIP).display(),
+        gallery_prop(&hamilton_gallery()),
+    );
+    let run = run_pipeline(&description, false);
+    assert_eq!(run.error, None, "{width}x{height} {format}");
+    assert_eq!(
+        run.frames.len(),
+        275,
+        "{width}x{height} {format}: every frame comes out"
+    );
+    run
+}
+
+/// The sorted names (not "unknown") on each frame.
+pub fn names_per_frame(run: &Run) -> Vec<Vec<String>> {
+    run.frames
+        .iter()
+        .map(|faces| {
+            let mut names: Vec<String> = faces
+                .iter()
+                .map(|f| f.name.clone())
+                .filter(|n| n != "unknown")
+                .collect();
+            names.sort();
+            names
+        })
+        .collect()
+}
+
+pub fn clip_names(format: &str) -> Vec<Vec<String>> {
+    names_per_frame(&clip_run(format, ""))
+}
+
+/// A named face of the reference outputs: name and `(x, y, w, h)` in 640x360 pixels.
+pub type RefFace = (String, (f64, f64, f64, f64));
+
+/// Per frame, the faces that either reference pipeline (YuNet+ONNX or the dlib demo) names.
+pub fn reference_faces() -> Vec<Vec<RefFace>> {
+    hamilton_reference()["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|frame| {
+            ["onnx", "dlib"]
+                .iter()
+                .flat_map(|k| frame[k].as_array().unwrap())
+                .filter(|face| face["name"] != "Unknown")
+                .map(|face| {
+                    let b: Vec<f64> = face["box_xywh"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_f64().unwrap())
+                        .collect();
+                    (
+                        face["name"].as_str().unwrap().to_string(),
+                        (b[0], b[1], b[2], b[3]),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The frames on which the reference's YuNet+ONNX pipeline names `name`.
+pub fn reference_frames_naming(name: &str) -> Vec<usize> {
+    hamilton_reference()["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            f["onnx"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|q| q["name"] == name)
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// For a named face on frame `i` at `rect` (640x360 pixels), how many frames away the nearest
+/// reference face of the same name that it overlaps (IoU >= 0.3) is, searching up to `within`.
+pub fn same_name_offset(
+    reference: &[Vec<RefFace>],
+    i: usize,
+    name: &str,
+    rect: (f64, f64, f64, f64),
+    within: usize,
+) -> Option<usize> {
+    (0..=within).find(|&d| {
+        [
+            i.checked_sub(d),
+            Some(i + d).filter(|&j| j < reference.len()),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|j| {
+            reference[j]
+                .iter()
+                .any(|(n, b)| n == name && iou(rect, *b) >= 0.3)
+        })
+    })
+}
+
+/// What one run of the clip named, against the reference (see [`ClipReport::of`]).
+#[derive(Debug, Clone)]
+pub struct ClipReport {
+    pub label: String,
+    pub miranda_frames: usize,
+    pub lacamoire_frames: usize,
+    /// Of the reference's frames naming Lacamoire, how many the run names him in.
+    pub lacamoire_reference_hits: usize,
+    pub lacamoire_reference_total: usize,
+    /// The farthest a frame naming Lacamoire is from a reference frame naming him.
+    pub lacamoire_farthest: usize,
+    /// Names other than the gallery's two, with the frames they appear on.
+    pub other_names: Vec<(usize, String)>,
+    /// Named faces with no same-name reference face (IoU >= 0.3) within 5 frames:
+    /// (frame, name, box in 640x360 pixels).
+    pub swaps: Vec<(usize, String, (u32, u32, u32, u32))>,
+    /// The most times one track's label changed, and that track's label sequence.
+    pub max_changes: usize,
+    pub worst_track: (u64, Vec<String>),
+    /// Tracks whose label changed more than once.
+    pub flickering_tracks: usize,
+}
+
+/// Frames a named face may be from a same-name reference face before it counts as a swap.
+pub const SWAP_WINDOW: usize = 5;
+
+impl ClipReport {
+    /// Compares a run on the clip at `width` (boxes are scaled back to the reference's 640x360)
+    /// with `expected/hamilton_reference.json`.
+    pub fn of(label: &str, run: &Run, width: u32) -> ClipReport {
+        let scale = 640.0 / width as f64;
+        let reference = reference_faces();
+        let lacamoire_reference = reference_frames_naming(LACAMOIRE);
+        let mut report = ClipReport {
+            label: label.to_string(),
+            miranda_frames: run.frames_naming(MIRANDA),
+            lacamoire_frames: run.frames_naming(LACAMOIRE),
+            lacamoire_reference_hits: lacamoire_reference
+                .iter()
+                .filter(|&&i| run.frames[i].iter().any(|f| f.name == LACAMOIRE))
+                .count(),
+            lacamoire_reference_total: lacamoire_reference.len(),
+            lacamoire_farthest: 0,
+            other_names: Vec::new(),
+            swaps: Vec::new(),
+            max_changes: 0,
+            worst_track: (0, Vec::new()),
+            flickering_tracks: 0,
+        };
+        let mut tracks: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+        for (i, faces) in run.frames.iter().enumerate() {
+            for face in faces {
+                let labels = tracks.entry(face.track_id).or_default();
+                if labels.last() != Some(&face.name) {
+                    labels.push(face.name.clone());
+                }
+                if face.name == "unknown" {
+                    continue;
+                }
+                if face.name != MIRANDA && face.name != LACAMOIRE {
+                    report.other_names.push((i, face.name.clone()));
+                }
+                if face.name == LACAMOIRE {
+                    let away = lacamoire_reference
+                        .iter()
+                        .map(|&j| j.abs_diff(i))
+                        .min()
+                        .unwrap_or(usize::MAX);
+                    report.lacamoire_farthest = report.lacamoire_farthest.max(away);
+                }
+                let (x, y, w, h) = face.rect;
+                let rect = (
+                    x as f64 * scale,
+                    y as f64 * scale,
+                    w as f64 * scale,
+                    h as f64 * scale,
+                );
+                if same_name_offset(&reference, i, &face.name, rect, SWAP_WINDOW).is_none() {
+                    report.swaps.push((
+                        i,
+                        face.name.clone(),
+                        (rect.0 as u32, rect.1 as u32, rect.2 as u32, rect.3 as u32),
+                    ));
+                }
+            }
+        }
+        for (id, labels) in tracks {
+            let changes = labels.len() - 1;
+            if changes > 1 {
+                report.flickering_tracks += 1;
+            }
+            if changes > report.max_changes {
+                report.max_changes = changes;
+                report.worst_track = (id, labels);
+            }
+        }
+        report
+    }
+
+    pub const HEADER: &str = "| run | Miranda frames | Lacamoire frames | of the reference's Lacamoire frames | farthest Lacamoire frame from the reference's | other names | identity swaps | tracks changing label > 1 | most label changes in a track |";
+
+    pub fn row(&self) -> String {
+        let swaps: Vec<String> = self
+            .swaps
+            .iter()
+            .take(6)
+            .map(|(i, n, b)| format!("{i}:{n}@{b:?}"))
+            .collect();
+        let others: Vec<String> = self
+            .other_names
+            .iter()
+            .take(4)
+            .map(|(i, n)| format!("{i}:{n}"))
+            .collect();
+        format!(
+            "| {} | {} | {} | {}/{} | {} | {} | {} {} | {} | {} (track {}: {}) |",
+            self.label,
+            self.miranda_frames,
+            self.lacamoire_frames,
+            self.lacamoire_reference_hits,
+            self.lacamoire_reference_total,
+            self.lacamoire_farthest,
+            if others.is_empty() {
+                "none".to_string()
+            } else {
+                format!("{} ({})", self.other_names.len(), others.join(", "))
+            },
+            self.swaps.len(),
+            if swaps.is_empty() {
+                String::new()
+            } else {
+                format!("({})", swaps.join(", "))
+            },
+            self.flickering_tracks,
+            self.max_changes,
+            self.worst_track.0,
+            self.worst_track.1.join(" > "),
+        )
+    }
 }
