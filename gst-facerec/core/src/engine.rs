@@ -1,4 +1,5 @@
-//! The per-frame pipeline: detect, track, align, embed, match, with recognition cached per track.
+//! The per-frame pipeline: detect, track, align, score, embed, match, and a name decided per
+//! track by a vote over its embedding attempts ([`crate::identity`], [`crate::quality`]).
 //! The element, the model tool and the launcher all run faces through this one type.
 
 use std::path::PathBuf;
@@ -13,18 +14,74 @@ use crate::embed::{Embedding, Recognizer};
 use crate::frame::PixelSource;
 use crate::gallery::{Gallery, GalleryError, Match};
 use crate::geometry::{BBox, Landmarks};
+use crate::identity::{
+    DEFAULT_CONFIDENCE_BAR, DEFAULT_MATCH_MARGIN, DEFAULT_MIN_QUALITY, Decider, Vote,
+};
 use crate::models::{DETECTOR_FILE, RECOGNIZER_FILE, default_model_path};
 use crate::runtime::{ProviderReport, SessionConfig};
+use crate::quality::{self, Quality};
 use crate::tracker::Tracker;
 use crate::{Error, Result};
+
+/// Calibration trace (temporary): one line per attempt when FACEREC_TRACE_ATTEMPTS is set.
+fn trace_attempt(
+    frame: u64,
+    track: u64,
+    d: &Detection,
+    q: &Quality,
+    m: Option<&Match>,
+    chip: &crate::align::Chip,
+) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*ON.get_or_init(|| std::env::var_os("FACEREC_TRACE_ATTEMPTS").is_some()) {
+        return;
+    }
+    let (l2, std) = quality::binned_laplacian_variance(chip, 2);
+    let (l3, s3) = quality::binned_laplacian_variance(chip, 3);
+    let (l5, s5) = quality::binned_laplacian_variance(chip, 5);
+    let (l8, s8) = quality::binned_laplacian_variance(chip, 8);
+    let (l10, s10) = quality::binned_laplacian_variance(chip, 10);
+    let n3 = l3 / (s3 * s3);
+    let n5 = l5 / (s5 * s5);
+    let n8 = l8 / (s8 * s8);
+    let n10 = l10 / (s10 * s10);
+    eprintln!(
+        "ATTEMPT frame={frame} track={track} l2={l2:.2} l3={l3:.2} l5={l5:.2} l8={l8:.2} l10={l10:.2} n3={n3:.4} n5={n5:.4} n8={n8:.4} n10={n10:.4} std={std:.1} x={:.1} y={:.1} w={:.1} q={:.3} size={:.2} sharp={:.2} lap={:.1} pose={:.2} yaw={:.2} pitch={:.2} match={}",
+        d.bbox.x,
+        d.bbox.y,
+        d.bbox.w,
+        q.score,
+        q.size,
+        q.sharpness,
+        q.sharpness_measure,
+        q.pose,
+        q.yaw,
+        q.pitch,
+        match m {
+            Some(m) => format!(
+                "{}:{:.3}:{:.3}",
+                m.name.as_deref().unwrap_or("-"),
+                m.distance.unwrap_or(-1.0),
+                m.second.unwrap_or(-1.0)
+            ),
+            None => "none".into(),
+        }
+    );
+}
 
 /// Faces narrower than this (in frame pixels) are boxed but not embedded: YuNet's landmarks get
 /// too noisy for a reliable embedding (shared/models/README.md §1).
 pub const DEFAULT_MIN_FACE_SIZE: u32 = 40;
 
-/// A track whose box overlaps its previous box less than this is recognised again: at a scene
-/// cut a new face can land where another was, and must not inherit its name.
+/// A track whose box overlaps its previous box less than this is recognised again from a fresh
+/// vote: at a scene cut a new face can land where another was, and must not inherit its name.
 const REIDENTIFY_IOU: f32 = 0.5;
+
+/// A track not (yet) named is embedded on every detection frame for its first this many attempts,
+/// so that the vote converges within a few frames; then as often as any unknown track. An
+/// attempt under the quality floor (too blurred, turned away) costs an alignment, not an
+/// embedding.
+const QUICK_ATTEMPTS: u32 = 10;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -38,6 +95,13 @@ pub struct EngineConfig {
     pub detect_interval: u32,
     /// Re-embed a named track every N detection frames (unknown tracks: three times as often).
     pub recognize_interval: u32,
+    /// The nearest person must be closer than the second-nearest person by this much for an
+    /// attempt to count for them ([`crate::identity`]).
+    pub match_margin: f32,
+    /// Attempts of lower quality ([`crate::quality`]) are not used for naming.
+    pub min_quality: f32,
+    /// Evidence a person needs before a track shows their name.
+    pub confidence_bar: f32,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +115,21 @@ impl Default for EngineConfig {
             min_face_size: DEFAULT_MIN_FACE_SIZE,
             detect_interval: 1,
             recognize_interval: 15,
+            match_margin: DEFAULT_MATCH_MARGIN,
+            min_quality: DEFAULT_MIN_QUALITY,
+            confidence_bar: DEFAULT_CONFIDENCE_BAR,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The vote's settings.
+    pub fn decider(&self) -> Decider {
+        Decider {
+            match_threshold: self.match_threshold,
+            match_margin: self.match_margin,
+            min_quality: self.min_quality,
+            confidence_bar: self.confidence_bar,
         }
     }
 }
@@ -64,6 +143,9 @@ pub struct Tuning {
     pub detect_interval: u32,
     pub recognize_interval: u32,
     pub network_width: u32,
+    pub match_margin: f32,
+    pub min_quality: f32,
+    pub confidence_bar: f32,
 }
 
 /// One face on one frame, as the element reports and draws it.
@@ -73,8 +155,14 @@ pub struct FaceResult {
     pub bbox: BBox,
     pub landmarks: Landmarks,
     pub score: f32,
-    /// `None` until the face has been through the recognizer (or when it is too small).
+    /// `None` until the face has been through the recognizer (or when it is too small, or
+    /// every attempt was under the quality floor). `name` is the track's decided name (the
+    /// vote's, not the latest attempt's); `distance` and `second` are the latest attempt's.
     pub identity: Option<Match>,
+    /// The latest attempt's quality, 0..1; `None` when the face was never tried.
+    pub quality: Option<f32>,
+    /// The shown label's share of the track's evidence, 0..1 (0 before any good attempt).
+    pub confidence: f32,
 }
 
 impl FaceResult {
@@ -106,6 +194,8 @@ pub struct StageTimes {
     pub detect: Duration,
     pub align: Duration,
     pub embed: Duration,
+    /// Scoring each attempt's quality (the chip's Laplacian, the landmarks' pose).
+    pub quality: Duration,
     pub draw: Duration,
 }
 
@@ -194,15 +284,25 @@ impl Engine {
             detect_interval: self.config.detect_interval,
             recognize_interval: self.config.recognize_interval,
             network_width: self.config.detect.network_width,
+            match_margin: self.config.match_margin,
+            min_quality: self.config.min_quality,
+            confidence_bar: self.config.confidence_bar,
         }
     }
 
-    /// Applies new run-time settings; identities are re-evaluated if the match threshold moved.
+    /// Applies new run-time settings; the votes start again if a decision setting moved.
     pub fn tune(&mut self, tuning: &Tuning) {
-        if self.config.match_threshold != tuning.match_threshold {
+        if self.config.match_threshold != tuning.match_threshold
+            || self.config.match_margin != tuning.match_margin
+            || self.config.min_quality != tuning.min_quality
+            || self.config.confidence_bar != tuning.confidence_bar
+        {
             self.tracker.clear_identities();
         }
         self.config.match_threshold = tuning.match_threshold;
+        self.config.match_margin = tuning.match_margin;
+        self.config.min_quality = tuning.min_quality;
+        self.config.confidence_bar = tuning.confidence_bar;
         self.config.detect.score_threshold = tuning.detect_threshold;
         self.config.detect.network_width = tuning.network_width;
         self.detector.config = self.config.detect.clone();
@@ -224,6 +324,7 @@ impl Engine {
             None => Match {
                 name: None,
                 distance: None,
+                second: None,
             },
         }
     }
@@ -266,37 +367,43 @@ impl Engine {
             self.config.recognize_interval as u64 * self.config.detect_interval as u64;
         let recheck_unknown = recheck_known.div_ceil(3);
         let min_size = self.config.min_face_size as f32;
-        let due: Vec<usize> = seen
-            .iter()
-            .copied()
-            .filter(|&i| {
-                let t = &self.tracker.tracks()[i];
-                if t.detection.bbox.w < min_size {
-                    return false;
-                }
-                if t.last_iou < REIDENTIFY_IOU {
-                    return true;
-                }
-                match (&t.identity, t.embedded_at) {
-                    (Some(m), Some(at)) => {
-                        let every = if m.name.is_some() {
-                            recheck_known
-                        } else {
-                            recheck_unknown
-                        };
-                        frame_no - at >= every
-                    }
-                    _ => true,
-                }
-            })
-            .collect();
+        let decider = self.config.decider();
+        let mut due = Vec::new();
+        for &i in &seen {
+            let t = self.tracker.track_mut(i);
+            if t.detection.bbox.w < min_size {
+                continue;
+            }
+            if t.last_iou < REIDENTIFY_IOU {
+                t.vote = Vote::default();
+                due.push(i);
+                continue;
+            }
+            let Some(at) = t.embedded_at else {
+                due.push(i);
+                continue;
+            };
+            let every = if t.vote.name().is_some() {
+                recheck_known
+            } else if t.vote.attempts < QUICK_ATTEMPTS {
+                1
+            } else {
+                recheck_unknown
+            };
+            if frame_no - at >= every {
+                due.push(i);
+            }
+        }
 
         if self.gallery.is_none() {
             // Nothing to compare with: every face is "unknown" without running the recognizer.
             for &i in &due {
-                let identity = self.identify(&[]);
                 let t = self.tracker.track_mut(i);
-                t.identity = Some(identity);
+                t.vote.last_match = Some(Match {
+                    name: None,
+                    distance: None,
+                    second: None,
+                });
                 t.embedded_at = Some(frame_no);
             }
         } else if !due.is_empty() {
@@ -307,14 +414,48 @@ impl Engine {
                 .collect();
             self.times.align += started.elapsed();
             let started = Instant::now();
-            let embeddings = self.recognizer.embed(&chips)?;
-            self.times.embed += started.elapsed();
-            self.times.embeddings += embeddings.len() as u64;
-            for (&i, embedding) in due.iter().zip(&embeddings) {
-                let identity = self.identify(embedding);
+            let qualities: Vec<Quality> = due
+                .iter()
+                .zip(&chips)
+                .map(|(&i, chip)| {
+                    let d = &self.tracker.tracks()[i].detection;
+                    quality::assess(d.bbox.w, &d.landmarks, chip)
+                })
+                .collect();
+            self.times.quality += started.elapsed();
+            // Attempts under the quality floor are not embedded: they could not name anyone.
+            let mut good = Vec::new();
+            let mut good_chips = Vec::new();
+            for ((&i, chip), q) in due.iter().zip(chips).zip(&qualities) {
                 let t = self.tracker.track_mut(i);
-                t.identity = Some(identity);
                 t.embedded_at = Some(frame_no);
+                if q.score >= decider.min_quality {
+                    trace_attempt(frame_no, t.id, &t.detection, q, None, &chip);
+                    good.push((i, *q));
+                    good_chips.push(chip);
+                } else {
+                    t.vote.skip(q.score);
+                    trace_attempt(frame_no, t.id, &t.detection, q, None, &chip);
+                }
+            }
+            if !good_chips.is_empty() {
+                let started = Instant::now();
+                let embeddings = self.recognizer.embed(&good_chips)?;
+                self.times.embed += started.elapsed();
+                self.times.embeddings += embeddings.len() as u64;
+                for ((i, q), embedding) in good.into_iter().zip(&embeddings) {
+                    let identity = self.identify(embedding);
+                    let t = self.tracker.track_mut(i);
+                    eprintln!(
+                        "MATCH frame={frame_no} track={} q={:.3} match={}:{:.3}:{:.3}",
+                        t.id,
+                        q.score,
+                        identity.name.as_deref().unwrap_or("-"),
+                        identity.distance.unwrap_or(-1.0),
+                        identity.second.unwrap_or(-1.0)
+                    );
+                    t.vote.add(&decider, q.score, identity);
+                }
             }
         }
 
@@ -328,7 +469,13 @@ impl Engine {
                     bbox: t.detection.bbox,
                     landmarks: t.detection.landmarks,
                     score: t.detection.score,
-                    identity: t.identity.clone(),
+                    identity: t.vote.last_match.as_ref().map(|m| Match {
+                        name: t.vote.name().map(str::to_string),
+                        distance: m.distance,
+                        second: m.second,
+                    }),
+                    quality: t.vote.last_quality,
+                    confidence: t.vote.confidence(),
                 }
             })
             .collect();

@@ -138,6 +138,8 @@ pub struct Match {
     pub name: Option<String>,
     /// Distance to the nearest person, matched or not (`None` for an empty gallery).
     pub distance: Option<f32>,
+    /// Distance to the second-nearest person (`None` with fewer than two people).
+    pub second: Option<f32>,
 }
 
 impl Match {
@@ -196,24 +198,42 @@ impl Gallery {
     }
 
     /// The nearest person over all enrolled embeddings; a match if closer than `threshold`.
+    /// Also gives the distance to the second-nearest *person* (their nearest enrolment), for
+    /// the margin rule: two enrolments of one person never compete with each other.
     pub fn best_match(&self, embedding: &[f32], threshold: f32) -> Match {
-        let nearest = self
-            .people
-            .iter()
-            .flat_map(|p| {
-                p.enrolments
-                    .iter()
-                    .map(move |e| (p, euclidean(&e.embedding, embedding)))
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        match nearest {
+        let mut best: Option<(&Person, f32)> = None;
+        let mut second: Option<f32> = None;
+        for person in &self.people {
+            let Some(d) = person
+                .enrolments
+                .iter()
+                .map(|e| euclidean(&e.embedding, embedding))
+                .min_by(f32::total_cmp)
+            else {
+                continue;
+            };
+            match best {
+                Some((_, b)) if d >= b => {
+                    if second.is_none_or(|s| d < s) {
+                        second = Some(d);
+                    }
+                }
+                _ => {
+                    second = best.map(|(_, b)| b);
+                    best = Some((person, d));
+                }
+            }
+        }
+        match best {
             Some((person, distance)) => Match {
                 name: (distance < threshold).then(|| person.name.clone()),
                 distance: Some(distance),
+                second,
             },
             None => Match {
                 name: None,
                 distance: None,
+                second: None,
             },
         }
     }
@@ -534,8 +554,18 @@ mod tests {
         let m = back.best_match(&[0.0, 0.12, 0.0, 0.0], 0.6);
         assert_eq!(m.label(), "Greg");
         assert!((m.distance.unwrap() - 0.02).abs() < 1e-6);
+        // The second-nearest PERSON is Robert (1.0072), not Greg's other photo (0.12).
+        assert!((m.second.unwrap() - 1.0144f32.sqrt()).abs() < 1e-6, "{m:?}");
         let m = back.best_match(&[0.5, 0.5, 0.5, 0.5], 0.6);
         assert_eq!(m.label(), UNKNOWN);
+        // Robert is nearer than either Greg photo: Greg's nearest (0.87) is second.
+        let m = back.best_match(&[0.9, 0.0, 0.0, 0.0], 0.6);
+        assert_eq!(m.label(), "Robert Bohne");
+        assert!((m.second.unwrap() - 0.9).abs() < 1e-6, "{m:?}");
+        let mut one = Gallery::new(SHA, 4);
+        one.add("Greg", "Greg.jpg", vec![0.0; 4]).unwrap();
+        one.add("Greg", "Greg2.jpg", vec![0.0, 0.1, 0.0, 0.0]).unwrap();
+        assert_eq!(one.best_match(&[0.0; 4], 0.6).second, None);
     }
 
     #[test]

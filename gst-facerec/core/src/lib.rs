@@ -8,9 +8,11 @@
 //! * [`embed`]: batched dlib ResNet embeddings (§2).
 //! * [`gallery`]: the versioned `model.data` gallery format and matching.
 //! * [`tracker`]: an IoU tracker that carries identities between detection frames.
+//! * [`quality`] and [`identity`]: a quality score per embedding attempt (size, sharpness,
+//!   pose), and the per-track vote that decides a track's name from its good attempts.
 //! * [`frame`] and [`overlay`]: raw video frames in the element's pixel formats read in place
 //!   (alignment, redaction), and what to draw on them (boxes, anti-aliased labels).
-//! * [`engine`]: all of the above per frame, with per-track recognition caching.
+//! * [`engine`]: all of the above per frame, with names decided per track.
 //! * [`runtime`] and [`models`]: finding and loading ONNX Runtime and the model files.
 
 pub mod align;
@@ -21,8 +23,10 @@ pub mod error;
 pub mod frame;
 pub mod gallery;
 pub mod geometry;
+pub mod identity;
 pub mod models;
 pub mod overlay;
+pub mod quality;
 pub mod runtime;
 pub mod testsupport;
 pub mod tracker;

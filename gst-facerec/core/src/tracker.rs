@@ -2,15 +2,15 @@
 //! detection frame to the next.
 
 use crate::detect::Detection;
-use crate::gallery::Match;
+use crate::identity::Vote;
 
 #[derive(Debug, Clone)]
 pub struct Track {
     pub id: u64,
     pub detection: Detection,
-    /// The latest recognition result, if the face has been embedded.
-    pub identity: Option<Match>,
-    /// Frame number of the latest embedding of this track.
+    /// The track's name, decided over its embedding attempts.
+    pub vote: Vote,
+    /// Frame number of the latest embedding attempt of this track.
     pub embedded_at: Option<u64>,
     /// Detection rounds in a row without a matching detection.
     pub misses: u32,
@@ -81,7 +81,7 @@ impl Tracker {
                     self.tracks.push(Track {
                         id: self.next_id,
                         detection,
-                        identity: None,
+                        vote: Vote::default(),
                         embedded_at: None,
                         misses: 0,
                         last_iou: 1.0,
@@ -113,10 +113,10 @@ impl Tracker {
         &mut self.tracks[index]
     }
 
-    /// Forgets every identity, for example after the gallery changed.
+    /// Forgets every vote, for example after the gallery or a decision setting changed.
     pub fn clear_identities(&mut self) {
         for t in &mut self.tracks {
-            t.identity = None;
+            t.vote = Vote::default();
             t.embedded_at = None;
         }
     }

@@ -39,6 +39,9 @@ const DEFAULT_DETECT_INTERVAL: u32 = 1;
 const DEFAULT_RECOGNIZE_INTERVAL: u32 = 15;
 const DEFAULT_NETWORK_WIDTH: u32 = 640;
 const DEFAULT_MIN_FACE_SIZE: u32 = facerec_core::engine::DEFAULT_MIN_FACE_SIZE;
+const DEFAULT_MATCH_MARGIN: f32 = facerec_core::identity::DEFAULT_MATCH_MARGIN;
+const DEFAULT_MIN_QUALITY: f32 = facerec_core::identity::DEFAULT_MIN_QUALITY;
+const DEFAULT_CONFIDENCE_BAR: f32 = facerec_core::identity::DEFAULT_CONFIDENCE_BAR;
 const DEFAULT_DRAW: bool = true;
 const DEFAULT_LIVE: bool = false;
 const DEFAULT_THREADS: u32 = 0;
@@ -59,6 +62,9 @@ struct Settings {
     recognize_interval: u32,
     network_width: u32,
     min_face_size: u32,
+    match_margin: f32,
+    min_quality: f32,
+    confidence_bar: f32,
     draw: bool,
     font: Option<PathBuf>,
     redact: RedactMode,
@@ -80,6 +86,9 @@ impl Default for Settings {
             recognize_interval: DEFAULT_RECOGNIZE_INTERVAL,
             network_width: DEFAULT_NETWORK_WIDTH,
             min_face_size: DEFAULT_MIN_FACE_SIZE,
+            match_margin: DEFAULT_MATCH_MARGIN,
+            min_quality: DEFAULT_MIN_QUALITY,
+            confidence_bar: DEFAULT_CONFIDENCE_BAR,
             draw: DEFAULT_DRAW,
             font: None,
             redact: RedactMode::default(),
@@ -98,6 +107,9 @@ impl Settings {
             detect_interval: self.detect_interval,
             recognize_interval: self.recognize_interval,
             network_width: self.network_width,
+            match_margin: self.match_margin,
+            min_quality: self.min_quality,
+            confidence_bar: self.confidence_bar,
         }
     }
 
@@ -125,6 +137,9 @@ impl Settings {
         config.min_face_size = tuning.min_face_size;
         config.detect_interval = tuning.detect_interval;
         config.recognize_interval = tuning.recognize_interval;
+        config.match_margin = tuning.match_margin;
+        config.min_quality = tuning.min_quality;
+        config.confidence_bar = tuning.confidence_bar;
         config
     }
 }
@@ -357,6 +372,30 @@ impl ObjectImpl for FaceRec {
                     .default_value(DEFAULT_MATCH_THRESHOLD)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecFloat::builder("match-margin")
+                    .nick("Match margin")
+                    .blurb("A face is named only if its nearest person is closer than the second-nearest person by at least this distance; otherwise the attempt counts as unknown (a look-alike, or one person enrolled under two names)")
+                    .minimum(0.0)
+                    .maximum(4.0)
+                    .default_value(DEFAULT_MATCH_MARGIN)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("min-quality")
+                    .nick("Minimum quality")
+                    .blurb("Embedding attempts of lower quality (0-1, from face size, sharpness and pose) are not used to name a track")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_MIN_QUALITY)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("confidence-bar")
+                    .nick("Confidence bar")
+                    .blurb("Evidence a person needs, summed over a track's attempts (quality x match strength, 1 for one perfect attempt), before the track shows their name")
+                    .minimum(0.0)
+                    .maximum(100.0)
+                    .default_value(DEFAULT_CONFIDENCE_BAR)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("detect-interval")
                     .nick("Detection interval")
                     .blurb("Run detection on every N-th frame; frames in between carry the tracked faces of the last detection")
@@ -419,7 +458,7 @@ impl ObjectImpl for FaceRec {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Frames, detections, embeddings, time per stage in nanoseconds and the active execution provider")
+                    .blurb("Frames, detections, embeddings, time per stage in nanoseconds (convert, detect, align, quality, embed, redact, draw) and the active execution provider")
                     .read_only()
                     .build(),
             ]
@@ -458,6 +497,11 @@ impl ObjectImpl for FaceRec {
             "match-threshold" => {
                 settings.match_threshold = value.get().expect("type checked upstream")
             }
+            "match-margin" => settings.match_margin = value.get().expect("type checked upstream"),
+            "min-quality" => settings.min_quality = value.get().expect("type checked upstream"),
+            "confidence-bar" => {
+                settings.confidence_bar = value.get().expect("type checked upstream")
+            }
             "detect-interval" => {
                 settings.detect_interval = value.get().expect("type checked upstream")
             }
@@ -486,6 +530,9 @@ impl ObjectImpl for FaceRec {
             "strict-provider" => settings.strict_provider.to_value(),
             "detect-threshold" => settings.detect_threshold.to_value(),
             "match-threshold" => settings.match_threshold.to_value(),
+            "match-margin" => settings.match_margin.to_value(),
+            "min-quality" => settings.min_quality.to_value(),
+            "confidence-bar" => settings.confidence_bar.to_value(),
             "detect-interval" => settings.detect_interval.to_value(),
             "recognize-interval" => settings.recognize_interval.to_value(),
             "network-width" => settings.network_width.to_value(),
@@ -527,6 +574,7 @@ impl ObjectImpl for FaceRec {
                     .field("detect-ns", ns(times.detect))
                     .field("align-ns", ns(times.align))
                     .field("embed-ns", ns(times.embed))
+                    .field("quality-ns", ns(times.quality))
                     .field("redact-ns", ns(redact))
                     .field("draw-ns", ns(draw))
                     .field("provider", provider)

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 
 //! The `facerec` bus message as a type, so applications read it without knowing field names.
-//! The structure on the bus is unchanged: absent timestamps are written as `GST_CLOCK_TIME_NONE`
-//! (`u64::MAX`, type `guint64`) and an unembedded face's `distance` as -1.
+//! Absent timestamps are written as `GST_CLOCK_TIME_NONE` (`u64::MAX`, type `guint64`), and an
+//! unembedded face's `distance` and `quality` as -1.
 
 use std::fmt;
 
@@ -34,6 +34,12 @@ pub struct FaceInfo {
     /// Whether the face was embedded and compared with the gallery.
     pub recognized: bool,
     pub track_id: u64,
+    /// The latest embedding attempt's quality, 0..1 (size, sharpness, pose); `None` when the
+    /// face was never tried (narrower than `min-face-size`, or no gallery), -1 on the bus.
+    pub quality: Option<f64>,
+    /// How sure the track is of `name`: its share of the track's evidence, 0..1 (0 until an
+    /// attempt of good quality was made).
+    pub confidence: f64,
 }
 
 /// The `facerec` element message, posted for each processed frame that has faces.
@@ -108,6 +114,8 @@ impl FaceInfo {
             .field("distance", self.distance.unwrap_or(-1.0))
             .field("score", self.score)
             .field("track-id", self.track_id)
+            .field("quality", self.quality.unwrap_or(-1.0))
+            .field("confidence", self.confidence)
     }
 
     /// The `facerec` parameter structure of the face's `GstVideoRegionOfInterestMeta`.
@@ -134,6 +142,8 @@ impl From<&FaceResult> for FaceInfo {
                 .map(f64::from),
             recognized: face.identity.is_some(),
             track_id: face.track_id,
+            quality: face.quality.map(f64::from),
+            confidence: face.confidence as f64,
         }
     }
 }
@@ -160,6 +170,7 @@ impl FaceInfo {
         }
         let i = Some(index);
         let distance: f64 = field(s, "distance", i)?;
+        let quality: f64 = field(s, "quality", i)?;
         Ok(FaceInfo {
             x: field(s, "x", i)?,
             y: field(s, "y", i)?,
@@ -171,6 +182,9 @@ impl FaceInfo {
             distance: (distance >= 0.0).then_some(distance),
             recognized: field(s, "recognized", i)?,
             track_id: field(s, "track-id", i)?,
+            // -1 on the bus: never tried.
+            quality: (quality >= 0.0).then_some(quality),
+            confidence: field(s, "confidence", i)?,
         })
     }
 }
@@ -259,6 +273,8 @@ mod tests {
                     distance: Some(0.41),
                     recognized: true,
                     track_id: 7,
+                    quality: Some(0.82),
+                    confidence: 0.75,
                 },
                 FaceInfo {
                     x: 300,
@@ -270,6 +286,8 @@ mod tests {
                     distance: None,
                     recognized: false,
                     track_id: 8,
+                    quality: None,
+                    confidence: 0.0,
                 },
             ],
         }
@@ -312,10 +330,13 @@ mod tests {
         assert_eq!(f.get::<f64>("distance"), Ok(-1.0));
         assert_eq!(f.get::<bool>("recognized"), Ok(false));
         assert_eq!(f.get::<u64>("track-id"), Ok(8));
+        assert_eq!(f.get::<f64>("quality"), Ok(-1.0));
+        assert_eq!(f.get::<f64>("confidence"), Ok(0.0));
         assert_eq!(
             sample().faces[0].meta_params().to_string(),
             "facerec, name=(string)obama, distance=(double)0.40999999999999998, \
-             score=(double)0.93000000000000005, track-id=(guint64)7;"
+             score=(double)0.93000000000000005, track-id=(guint64)7, \
+             quality=(double)0.81999999999999995, confidence=(double)0.75;"
         );
     }
 

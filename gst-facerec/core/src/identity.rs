@@ -1,0 +1,352 @@
+//! Names decided over a whole track: every embedding attempt of good enough quality adds
+//! evidence to a per-track vote, and the name shown is the vote's decision, not the latest
+//! embedding's nearest person.
+//!
+//! ## The vote
+//!
+//! An attempt under the quality floor ([`Decider::min_quality`]) adds nothing. Any other adds
+//! `quality * strength` to one candidate:
+//!
+//! * to the nearest person, when it is closer than the match threshold **and** closer than the
+//!   second-nearest *person* by at least the margin ([`Decider::match_margin`]); the strength is
+//!   1 at [`STRONG_BELOW`] under the threshold or closer, falling linearly to 0.5 at the
+//!   threshold, so a look-alike that scrapes under the threshold counts half;
+//! * to "unknown" otherwise, at [`UNKNOWN_WEIGHT`] (half) the strength: no person under the
+//!   threshold (0.25 at the threshold, rising to 0.5 at [`STRONG_BELOW`] over it), or a nearest
+//!   person within the margin of the second (0.25: ambiguous, whoever it is). "Nobody matched"
+//!   is weaker evidence than a match: a face turning towards the camera is often unknown for
+//!   a few frames before it is close enough to its person (Lacamoire's close-up on the clip:
+//!   0.64-0.68 for four frames, then 0.565).
+//!
+//! Before each attempt's evidence is added, all evidence decays by [`DECAY`], so the vote
+//! follows the last ten or so good attempts and a track can change its mind, slowly.
+//!
+//! **Deciding.** A track shows "unknown" until a person leads the vote with evidence of at
+//! least the confidence bar ([`Decider::confidence_bar`]) and at least half of all the
+//! evidence. One sharp, frontal attempt well under the threshold passes the bar at once (so a
+//! still photo is named from its one frame); an attempt near the threshold counts half and
+//! needs a second one that agrees.
+//!
+//! **Hysteresis.** A decided name gives way to another candidate (another person, or
+//! "unknown") only when that candidate holds [`SWITCH_FACTOR`] times the decided name's
+//! evidence for [`SWITCH_ATTEMPTS`] good attempts in a row.
+//!
+//! **Confidence** is the shown candidate's share of the track's evidence (0 before any good
+//! attempt): 1 for a track whose every good attempt agreed, about 0.5 for one that is torn.
+
+use crate::gallery::Match;
+
+/// What "unknown" evidence counts for, against a match of the same strength.
+pub const UNKNOWN_WEIGHT: f32 = 0.5;
+/// Evidence kept from one good attempt to the next (the rest decays away).
+pub const DECAY: f32 = 0.9;
+/// How far under (or over) the match threshold a distance counts in full.
+pub const STRONG_BELOW: f32 = 0.15;
+/// What a challenger must hold, as a multiple of the decided name's evidence, to replace it...
+pub const SWITCH_FACTOR: f32 = 1.5;
+/// ...for this many good attempts in a row.
+pub const SWITCH_ATTEMPTS: u32 = 2;
+
+/// Quality under which an attempt is not used for naming (see [`crate::quality`]).
+pub const DEFAULT_MIN_QUALITY: f32 = 0.25;
+/// A person must be closer than the second-nearest person by this much to count for them.
+pub const DEFAULT_MATCH_MARGIN: f32 = 0.015;
+/// Evidence a person needs to be named: 0.6 of one perfect attempt.
+pub const DEFAULT_CONFIDENCE_BAR: f32 = 0.6;
+
+/// The settings of the vote.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decider {
+    pub match_threshold: f32,
+    pub match_margin: f32,
+    pub min_quality: f32,
+    pub confidence_bar: f32,
+}
+
+/// What one attempt is evidence for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Evidence {
+    /// Too poor to count.
+    Ignored,
+    Person(String, f32),
+    Unknown(f32),
+}
+
+impl Decider {
+    /// The evidence one attempt of `quality` with nearest match `m` gives.
+    pub fn evidence(&self, quality: f32, m: &Match) -> Evidence {
+        if !(quality >= self.min_quality) {
+            return Evidence::Ignored;
+        }
+        let Some(distance) = m.distance else {
+            // An empty gallery: nobody to name.
+            return Evidence::Unknown(UNKNOWN_WEIGHT * quality);
+        };
+        let t = self.match_threshold;
+        let strong = STRONG_BELOW.min(t).max(f32::EPSILON);
+        match &m.name {
+            Some(name) => {
+                let gap = m.second.map_or(f32::INFINITY, |s| s - distance);
+                if gap < self.match_margin {
+                    return Evidence::Unknown(UNKNOWN_WEIGHT * 0.5 * quality);
+                }
+                let strength = 1.0 - 0.5 * ((distance - (t - strong)) / strong).clamp(0.0, 1.0);
+                Evidence::Person(name.clone(), quality * strength)
+            }
+            None => {
+                let strength = 0.5 + 0.5 * ((distance - t) / strong).clamp(0.0, 1.0);
+                Evidence::Unknown(UNKNOWN_WEIGHT * quality * strength)
+            }
+        }
+    }
+}
+
+/// One track's vote.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vote {
+    /// Evidence per candidate; `None` is "unknown".
+    evidence: Vec<(Option<String>, f32)>,
+    decided: Option<String>,
+    /// A candidate that has held `SWITCH_FACTOR` times the decided name's evidence, and for
+    /// how many good attempts in a row.
+    challenger: Option<(Option<String>, u32)>,
+    /// Attempts, and those over the quality floor.
+    pub attempts: u32,
+    pub good_attempts: u32,
+    /// The latest attempt's quality and nearest match.
+    pub last_quality: Option<f32>,
+    pub last_match: Option<Match>,
+}
+
+impl Vote {
+    /// The name shown: the decided person, or `None` (unknown).
+    pub fn name(&self) -> Option<&str> {
+        self.decided.as_deref()
+    }
+
+    fn weight(&self, who: Option<&str>) -> f32 {
+        self.evidence
+            .iter()
+            .find(|(c, _)| c.as_deref() == who)
+            .map_or(0.0, |(_, w)| *w)
+    }
+
+    fn total(&self) -> f32 {
+        self.evidence.iter().map(|(_, w)| w).sum()
+    }
+
+    /// The shown candidate's share of the evidence, 0..1 (0 before any good attempt).
+    pub fn confidence(&self) -> f32 {
+        let total = self.total();
+        if total > 0.0 {
+            (self.weight(self.decided.as_deref()) / total).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// The candidate with the most evidence.
+    fn leader(&self) -> Option<(Option<&str>, f32)> {
+        self.evidence
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(c, w)| (c.as_deref(), *w))
+    }
+
+    /// Counts an attempt that was not embedded because its quality is under the floor.
+    pub fn skip(&mut self, quality: f32) {
+        self.attempts += 1;
+        self.last_quality = Some(quality);
+    }
+
+    /// Adds one attempt; returns whether the shown name changed.
+    pub fn add(&mut self, decider: &Decider, quality: f32, m: Match) -> bool {
+        self.attempts += 1;
+        self.last_quality = Some(quality);
+        let evidence = decider.evidence(quality, &m);
+        self.last_match = Some(m);
+        let (who, weight) = match evidence {
+            Evidence::Ignored => return false,
+            Evidence::Person(name, w) => (Some(name), w),
+            Evidence::Unknown(w) => (None, w),
+        };
+        self.good_attempts += 1;
+        for (_, w) in &mut self.evidence {
+            *w *= DECAY;
+        }
+        match self.evidence.iter_mut().find(|(c, _)| *c == who) {
+            Some((_, w)) => *w += weight,
+            None => self.evidence.push((who, weight)),
+        }
+        self.decide(decider)
+    }
+
+    fn decide(&mut self, decider: &Decider) -> bool {
+        let total = self.total();
+        let Some((leader, lead)) = self.leader() else {
+            return false;
+        };
+        let leader = leader.map(str::to_string);
+        match &self.decided {
+            None => {
+                if leader.is_some() && lead >= decider.confidence_bar && lead * 2.0 >= total {
+                    self.decided = leader;
+                    self.challenger = None;
+                    return true;
+                }
+                false
+            }
+            Some(current) => {
+                let held = self.weight(Some(current));
+                if leader.as_deref() == Some(current.as_str()) || lead < SWITCH_FACTOR * held {
+                    self.challenger = None;
+                    return false;
+                }
+                let count = match &self.challenger {
+                    Some((c, n)) if *c == leader => n + 1,
+                    _ => 1,
+                };
+                if count >= SWITCH_ATTEMPTS {
+                    self.decided = leader;
+                    self.challenger = None;
+                    true
+                } else {
+                    self.challenger = Some((leader, count));
+                    false
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: Decider = Decider {
+        match_threshold: 0.6,
+        match_margin: 0.05,
+        min_quality: 0.3,
+        confidence_bar: 0.6,
+    };
+
+    fn m(name: Option<&str>, distance: f32, second: f32) -> Match {
+        Match {
+            name: name.map(str::to_string),
+            distance: Some(distance),
+            second: Some(second),
+        }
+    }
+
+    #[test]
+    fn one_strong_attempt_names_at_once_a_borderline_one_needs_a_second() {
+        let mut v = Vote::default();
+        assert!(v.add(&D, 0.9, m(Some("obama"), 0.40, 0.9)));
+        assert_eq!((v.name(), v.confidence()), (Some("obama"), 1.0));
+
+        // 0.58 is 0.02 under the threshold: strength 0.5 + 0.5 * 0.02 / 0.15 = 0.567.
+        let mut v = Vote::default();
+        assert!(!v.add(&D, 1.0, m(Some("alex"), 0.58, 0.7)));
+        assert_eq!(v.name(), None);
+        assert!(v.add(&D, 1.0, m(Some("alex"), 0.58, 0.7)));
+        assert_eq!(v.name(), Some("alex"));
+    }
+
+    #[test]
+    fn attempts_under_the_quality_floor_add_nothing() {
+        let mut v = Vote::default();
+        for _ in 0..10 {
+            assert!(!v.add(&D, 0.29, m(Some("obama"), 0.3, 0.9)));
+        }
+        assert_eq!((v.name(), v.good_attempts, v.attempts), (None, 0, 10));
+        assert_eq!(v.confidence(), 0.0);
+        assert_eq!(v.last_quality, Some(0.29));
+    }
+
+    #[test]
+    fn the_margin_rule_turns_a_near_tie_into_unknown_evidence() {
+        // Nearest "obama" at 0.40, second-nearest person "barack" at 0.43: under the margin.
+        let mut v = Vote::default();
+        for _ in 0..5 {
+            assert!(!v.add(&D, 1.0, m(Some("obama"), 0.40, 0.43)));
+            assert!(!v.add(&D, 1.0, m(Some("barack"), 0.41, 0.42)));
+        }
+        assert_eq!(v.name(), None);
+        assert_eq!(v.confidence(), 1.0, "all the evidence says unknown");
+        assert_eq!(
+            D.evidence(1.0, &m(Some("obama"), 0.40, 0.46)),
+            Evidence::Person("obama".into(), 1.0),
+            "a gap of 0.06 passes a margin of 0.05"
+        );
+    }
+
+    #[test]
+    fn a_decided_name_resists_a_challenger_until_it_leads_for_long_enough() {
+        let mut v = Vote::default();
+        for _ in 0..3 {
+            v.add(&D, 1.0, m(Some("lin"), 0.45, 0.7));
+        }
+        assert_eq!(v.name(), Some("lin"));
+        // One strong attempt for someone else changes nothing, nor does "unknown" once.
+        assert!(!v.add(&D, 1.0, m(Some("alex"), 0.40, 0.7)));
+        assert!(!v.add(&D, 1.0, m(None, 0.8, 0.9)));
+        assert_eq!(v.name(), Some("lin"));
+        // Sustained evidence for alex: he must hold 1.5x lin's evidence twice in a row.
+        let mut changed_at = None;
+        for i in 0..10 {
+            if v.add(&D, 1.0, m(Some("alex"), 0.40, 0.7)) {
+                changed_at = Some(i);
+                break;
+            }
+        }
+        assert_eq!(v.name(), Some("alex"));
+        // lin 2.71 decays by 0.9 a step; alex gains 1 a step: 1.5x is first reached on the 3rd
+        // extra attempt, and held on the 4th.
+        assert_eq!(changed_at, Some(3));
+        assert!(v.confidence() > 0.5 && v.confidence() < 1.0, "{}", v.confidence());
+    }
+
+    #[test]
+    fn alternating_near_ties_never_flip_the_name() {
+        // Two names for one person, alternating nearest with gaps just over the margin.
+        let mut v = Vote::default();
+        let mut changes = 0;
+        for i in 0..40 {
+            let a = if i % 2 == 0 { "obama" } else { "barack" };
+            if v.add(&D, 1.0, m(Some(a), 0.40, 0.46)) {
+                changes += 1;
+            }
+        }
+        assert!(changes <= 1, "{changes} changes");
+        assert!(v.confidence() < 0.6, "torn: {}", v.confidence());
+    }
+
+    #[test]
+    fn no_gallery_and_far_faces_stay_unknown() {
+        let mut v = Vote::default();
+        v.add(
+            &D,
+            1.0,
+            Match {
+                name: None,
+                distance: None,
+                second: None,
+            },
+        );
+        assert_eq!((v.name(), v.confidence()), (None, 1.0));
+        // Unknown evidence is worth half a match: 0.62 gives 0.5 * (0.5 + 0.5 * 0.02 / 0.15).
+        let Evidence::Unknown(w) = D.evidence(1.0, &m(None, 0.62, 0.8)) else {
+            panic!("0.62 is unknown evidence");
+        };
+        assert!((w - 0.5 * (0.5 + 0.5 * 0.02 / 0.15)).abs() < 1e-6, "{w}");
+        // Four unknown attempts, then the person at 0.565 (Lacamoire's close-up on the clip):
+        // named on the second matching attempt.
+        let mut v = Vote::default();
+        for d in [0.678, 0.65, 0.637, 0.651] {
+            assert!(!v.add(&D, 0.9, m(None, d, d + 0.04)));
+        }
+        assert!(!v.add(&D, 0.9, m(Some("alex"), 0.565, 0.632)));
+        assert!(v.add(&D, 0.9, m(Some("alex"), 0.566, 0.662)));
+        assert_eq!(v.name(), Some("alex"));
+    }
+}
