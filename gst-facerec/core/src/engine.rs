@@ -15,7 +15,7 @@ use crate::frame::PixelSource;
 use crate::gallery::{Gallery, GalleryError, Match};
 use crate::geometry::{BBox, Landmarks};
 use crate::identity::{
-    DEFAULT_CONFIDENCE_BAR, DEFAULT_MATCH_MARGIN, DEFAULT_MIN_QUALITY, Decider, Vote,
+    DEFAULT_CONFIDENCE_BAR, DEFAULT_MATCH_MARGIN, DEFAULT_MIN_QUALITY, Decider,
 };
 use crate::models::{DETECTOR_FILE, RECOGNIZER_FILE, default_model_path};
 use crate::runtime::{ProviderReport, SessionConfig};
@@ -73,8 +73,9 @@ fn trace_attempt(
 /// too noisy for a reliable embedding (shared/models/README.md §1).
 pub const DEFAULT_MIN_FACE_SIZE: u32 = 40;
 
-/// A track whose box overlaps its previous box less than this is recognised again from a fresh
-/// vote: at a scene cut a new face can land where another was, and must not inherit its name.
+/// A track whose box overlaps its previous box less than this becomes a new track (new id,
+/// fresh vote): at a scene cut a new face can land where another was, and must not inherit its
+/// name (the clip's cut at frame 211 puts an audience member at IoU 0.38 with Miranda's box).
 const REIDENTIFY_IOU: f32 = 0.5;
 
 /// A track not (yet) named is embedded on every detection frame for its first this many attempts,
@@ -370,22 +371,20 @@ impl Engine {
         let decider = self.config.decider();
         let mut due = Vec::new();
         for &i in &seen {
+            if self.tracker.tracks()[i].last_iou < REIDENTIFY_IOU {
+                self.tracker.renew(i);
+            }
             let t = self.tracker.track_mut(i);
             if t.detection.bbox.w < min_size {
-                continue;
-            }
-            if t.last_iou < REIDENTIFY_IOU {
-                t.vote = Vote::default();
-                due.push(i);
                 continue;
             }
             let Some(at) = t.embedded_at else {
                 due.push(i);
                 continue;
             };
-            let every = if t.vote.name().is_some() {
+            let every = if t.vote.name().is_some() && !t.vote.in_doubt() {
                 recheck_known
-            } else if t.vote.attempts < QUICK_ATTEMPTS {
+            } else if t.vote.attempts < QUICK_ATTEMPTS || t.vote.name().is_some() {
                 1
             } else {
                 recheck_unknown

@@ -39,7 +39,7 @@ use crate::gallery::Match;
 /// What "unknown" evidence counts for, against a match of the same strength.
 pub const UNKNOWN_WEIGHT: f32 = 0.5;
 /// Evidence kept from one good attempt to the next (the rest decays away).
-pub const DECAY: f32 = 0.9;
+pub const DECAY: f32 = 0.8;
 /// How far under (or over) the match threshold a distance counts in full.
 pub const STRONG_BELOW: f32 = 0.15;
 /// What a challenger must hold, as a multiple of the decided name's evidence, to replace it...
@@ -116,6 +116,8 @@ pub struct Vote {
     /// The latest attempt's quality and nearest match.
     pub last_quality: Option<f32>,
     pub last_match: Option<Match>,
+    /// Whether the latest good attempt was evidence for the shown label.
+    agreed: bool,
 }
 
 impl Vote {
@@ -133,6 +135,12 @@ impl Vote {
 
     fn total(&self) -> f32 {
         self.evidence.iter().map(|(_, w)| w).sum()
+    }
+
+    /// Whether the latest attempt over the quality floor was evidence for the shown label (the
+    /// engine looks again at once at a named track when it was not).
+    pub fn in_doubt(&self) -> bool {
+        self.good_attempts > 0 && !self.agreed
     }
 
     /// The shown candidate's share of the evidence, 0..1 (0 before any good attempt).
@@ -176,9 +184,11 @@ impl Vote {
         }
         match self.evidence.iter_mut().find(|(c, _)| *c == who) {
             Some((_, w)) => *w += weight,
-            None => self.evidence.push((who, weight)),
+            None => self.evidence.push((who.clone(), weight)),
         }
-        self.decide(decider)
+        let changed = self.decide(decider);
+        self.agreed = who == self.decided;
+        changed
     }
 
     fn decide(&mut self, decider: &Decider) -> bool {

@@ -113,6 +113,16 @@ impl Tracker {
         &mut self.tracks[index]
     }
 
+    /// Gives track `index` a new id and a fresh vote: the face in it is someone else now (a
+    /// scene cut put a new face where the old one was).
+    pub fn renew(&mut self, index: usize) {
+        let t = &mut self.tracks[index];
+        t.id = self.next_id;
+        t.vote = Vote::default();
+        t.embedded_at = None;
+        self.next_id += 1;
+    }
+
     /// Forgets every vote, for example after the gallery or a decision setting changed.
     pub fn clear_identities(&mut self) {
         for t in &mut self.tracks {

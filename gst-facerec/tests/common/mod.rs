@@ -537,10 +537,13 @@ pub struct ClipReport {
     /// Named faces with no same-name reference face (IoU >= 0.3) within 5 frames:
     /// (frame, name, box in 640x360 pixels).
     pub swaps: Vec<(usize, String, (u32, u32, u32, u32))>,
-    /// The most times one track's label changed, and that track's label sequence.
+    /// The most times one track's decided name changed, and that track's label sequence. The
+    /// "unknown" a track shows before its first name is no decision (the vote is still out), so
+    /// changes are counted from the first name on: unknown > A is 0 changes, unknown > A > B
+    /// and A > unknown are 1, A > unknown > A is 2.
     pub max_changes: usize,
     pub worst_track: (u64, Vec<String>),
-    /// Tracks whose label changed more than once.
+    /// Tracks whose decided name changed more than once.
     pub flickering_tracks: usize,
 }
 
@@ -608,7 +611,8 @@ impl ClipReport {
             }
         }
         for (id, labels) in tracks {
-            let changes = labels.len() - 1;
+            let first_name = labels.iter().position(|l| l != "unknown");
+            let changes = first_name.map_or(0, |i| labels.len() - 1 - i);
             if changes > 1 {
                 report.flickering_tracks += 1;
             }
@@ -620,7 +624,7 @@ impl ClipReport {
         report
     }
 
-    pub const HEADER: &str = "| run | Miranda frames | Lacamoire frames | of the reference's Lacamoire frames | farthest Lacamoire frame from the reference's | other names | identity swaps | tracks changing label > 1 | most label changes in a track |";
+    pub const HEADER: &str = "| run | Miranda frames | Lacamoire frames | of the reference's Lacamoire frames | farthest Lacamoire frame from the reference's | other names | identity swaps | tracks whose decided name changes > 1 | most decided-name changes in a track |";
 
     pub fn row(&self) -> String {
         let swaps: Vec<String> = self
