@@ -233,14 +233,14 @@ fn blurred_face_is_not_used_to_name_a_track() {
     }
     let dir = temp_dir("blur");
     let gallery = build_gallery(
-        &[("obama", &format!("{TD}/obama.jpg"))],
+        &[("obama", &format!("{TD}/knn_examples/test/obama1.jpg"))],
         &dir.join("obama.data"),
     );
     let props = gallery_prop(&gallery);
-    let photo = asset(&format!("{TD}/obama.jpg"));
+    let photo = asset(&format!("{TD}/knn_examples/test/obama1.jpg"));
     let sharp = largest_face_per_frame(&still_as_video(&photo, 5, &props));
     let image = facerec_core::engine::load_rgb(&photo).unwrap();
-    for sigma in [16.0f32, 24.0, 32.0, 48.0, 64.0] {
+    for sigma in [16.0f32, 24.0, 32.0, 40.0] {
         let blurred = dir.join(format!("blurred-{sigma}.png"));
         facerec_core::image::imageops::blur(&image, sigma)
             .save(&blurred)

@@ -78,10 +78,12 @@ pub const DEFAULT_MIN_FACE_SIZE: u32 = 40;
 /// name (the clip's cut at frame 211 puts an audience member at IoU 0.38 with Miranda's box).
 const REIDENTIFY_IOU: f32 = 0.5;
 
-/// A track not (yet) named is embedded on every detection frame for its first this many attempts,
-/// so that the vote converges within a few frames; then as often as any unknown track. An
-/// attempt under the quality floor (too blurred, turned away) costs an alignment, not an
-/// embedding.
+/// A track is embedded on every detection frame for its first this many attempts, so that the
+/// vote converges within a few frames, and again while its name is in doubt
+/// ([`crate::identity::Vote::in_doubt`]: the latest good attempt disagreed with it, or matched
+/// it only weakly); then every `recognize-interval` detections if named, three times as often
+/// if not. An attempt under the quality floor (too blurred, turned away) costs an alignment,
+/// not an embedding.
 const QUICK_ATTEMPTS: u32 = 10;
 
 #[derive(Debug, Clone)]
@@ -382,12 +384,11 @@ impl Engine {
                 due.push(i);
                 continue;
             };
-            let every = if t.vote.name().is_some() && !t.vote.in_doubt() {
-                recheck_known
-            } else if t.vote.attempts < QUICK_ATTEMPTS || t.vote.name().is_some() {
-                1
-            } else {
-                recheck_unknown
+            let settled = t.vote.attempts >= QUICK_ATTEMPTS && !t.vote.in_doubt(&decider);
+            let every = match (settled, t.vote.name()) {
+                (false, _) => 1,
+                (true, Some(_)) => recheck_known,
+                (true, None) => recheck_unknown,
             };
             if frame_no - at >= every {
                 due.push(i);
@@ -454,6 +455,9 @@ impl Engine {
                         identity.second.unwrap_or(-1.0)
                     );
                     t.vote.add(&decider, q.score, identity);
+                    if std::env::var_os("FACEREC_TRACE_ATTEMPTS").is_some() {
+                        eprintln!("DECIDED frame={frame_no} track={} name={:?} conf={:.2}", t.id, t.vote.name(), t.vote.confidence());
+                    }
                 }
             }
         }

@@ -39,13 +39,13 @@ use crate::gallery::Match;
 /// What "unknown" evidence counts for, against a match of the same strength.
 pub const UNKNOWN_WEIGHT: f32 = 0.5;
 /// Evidence kept from one good attempt to the next (the rest decays away).
-pub const DECAY: f32 = 0.8;
+pub const DECAY: f32 = 0.7;
 /// How far under (or over) the match threshold a distance counts in full.
 pub const STRONG_BELOW: f32 = 0.15;
 /// What a challenger must hold, as a multiple of the decided name's evidence, to replace it...
-pub const SWITCH_FACTOR: f32 = 1.5;
+pub const SWITCH_FACTOR: f32 = 1.25;
 /// ...for this many good attempts in a row.
-pub const SWITCH_ATTEMPTS: u32 = 2;
+pub const SWITCH_ATTEMPTS: u32 = 1;
 
 /// Quality under which an attempt is not used for naming (see [`crate::quality`]).
 pub const DEFAULT_MIN_QUALITY: f32 = 0.25;
@@ -118,6 +118,11 @@ pub struct Vote {
     pub last_match: Option<Match>,
     /// Whether the latest good attempt was evidence for the shown label.
     agreed: bool,
+    /// Good attempts in a row for the latest good attempt's candidate, and whether that
+    /// attempt matched at full strength.
+    counts: Vec<(Option<String>, u32)>,
+    last_strong: bool,
+    last_candidate: Option<Option<String>>,
 }
 
 impl Vote {
@@ -137,10 +142,21 @@ impl Vote {
         self.evidence.iter().map(|(_, w)| w).sum()
     }
 
-    /// Whether the latest attempt over the quality floor was evidence for the shown label (the
-    /// engine looks again at once at a named track when it was not).
-    pub fn in_doubt(&self) -> bool {
-        self.good_attempts > 0 && !self.agreed
+    /// Whether the track's name needs watching: the latest attempt over the quality floor was
+    /// not evidence for it, or matched it within half of [`STRONG_BELOW`] of the threshold (a
+    /// weak match that the next frames may well contradict). The engine then embeds the track
+    /// on every detection frame instead of every `recognize-interval`.
+    pub fn in_doubt(&self, decider: &Decider) -> bool {
+        if self.good_attempts == 0 {
+            return false;
+        }
+        let weak = self.decided.is_some()
+            && self
+                .last_match
+                .as_ref()
+                .and_then(|m| m.distance)
+                .is_some_and(|d| d > decider.match_threshold - STRONG_BELOW / 2.0);
+        !self.agreed || weak
     }
 
     /// The shown candidate's share of the evidence, 0..1 (0 before any good attempt).
@@ -175,10 +191,21 @@ impl Vote {
         self.last_match = Some(m);
         let (who, weight) = match evidence {
             Evidence::Ignored => return false,
-            Evidence::Person(name, w) => (Some(name), w),
-            Evidence::Unknown(w) => (None, w),
+            Evidence::Person(name, w) => {
+                self.last_strong = w >= quality;
+                (Some(name), w)
+            }
+            Evidence::Unknown(w) => {
+                self.last_strong = false;
+                (None, w)
+            }
         };
         self.good_attempts += 1;
+        match self.counts.iter_mut().find(|(c, _)| *c == who) {
+            Some((_, n)) => *n += 1,
+            None => self.counts.push((who.clone(), 1)),
+        }
+        self.last_candidate = Some(who.clone());
         for (_, w) in &mut self.evidence {
             *w *= DECAY;
         }
@@ -199,7 +226,19 @@ impl Vote {
         let leader = leader.map(str::to_string);
         match &self.decided {
             None => {
-                if leader.is_some() && lead >= decider.confidence_bar && lead * 2.0 >= total {
+                // One attempt names only when it is a full-strength match; otherwise it takes two.
+                let count = self
+                    .counts
+                    .iter()
+                    .find(|(c, _)| *c == leader)
+                    .map_or(0, |(_, n)| *n);
+                let corroborated = count >= 2
+                    || (self.last_strong && self.last_candidate.as_ref() == Some(&leader));
+                if leader.is_some()
+                    && lead >= decider.confidence_bar
+                    && lead * 2.0 >= total
+                    && corroborated
+                {
                     self.decided = leader;
                     self.challenger = None;
                     return true;
@@ -208,7 +247,10 @@ impl Vote {
             }
             Some(current) => {
                 let held = self.weight(Some(current));
-                if leader.as_deref() == Some(current.as_str()) || lead < SWITCH_FACTOR * held {
+                if leader.as_deref() == Some(current.as_str())
+                    || lead < SWITCH_FACTOR * held
+                    || lead < decider.confidence_bar
+                {
                     self.challenger = None;
                     return false;
                 }

@@ -530,6 +530,8 @@ pub struct ClipReport {
     /// Of the reference's frames naming Lacamoire, how many the run names him in.
     pub lacamoire_reference_hits: usize,
     pub lacamoire_reference_total: usize,
+    /// The reference's frames naming Lacamoire that the run does not.
+    pub lacamoire_missed: Vec<usize>,
     /// The farthest a frame naming Lacamoire is from a reference frame naming him.
     pub lacamoire_farthest: usize,
     /// Names other than the gallery's two, with the frames they appear on.
@@ -566,6 +568,11 @@ impl ClipReport {
                 .filter(|&&i| run.frames[i].iter().any(|f| f.name == LACAMOIRE))
                 .count(),
             lacamoire_reference_total: lacamoire_reference.len(),
+            lacamoire_missed: lacamoire_reference
+                .iter()
+                .copied()
+                .filter(|&i| !run.frames[i].iter().any(|f| f.name == LACAMOIRE))
+                .collect(),
             lacamoire_farthest: 0,
             other_names: Vec::new(),
             swaps: Vec::new(),
@@ -640,12 +647,13 @@ impl ClipReport {
             .map(|(i, n)| format!("{i}:{n}"))
             .collect();
         format!(
-            "| {} | {} | {} | {}/{} | {} | {} | {} {} | {} | {} (track {}: {}) |",
+            "| {} | {} | {} | {}/{} (missed {:?}) | {} | {} | {} {} | {} | {} (track {}: {}) |",
             self.label,
             self.miranda_frames,
             self.lacamoire_frames,
             self.lacamoire_reference_hits,
             self.lacamoire_reference_total,
+            self.lacamoire_missed,
             self.lacamoire_farthest,
             if others.is_empty() {
                 "none".to_string()
