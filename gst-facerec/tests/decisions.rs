@@ -175,11 +175,10 @@ fn one_person_under_two_names_is_not_named_with_confidence() {
         ],
         &dir.join("two-names.data"),
     );
-    for probe in [
-        "knn_examples/test/obama1.jpg",
-        "test_images/obama3.jpg",
-        "two_people.jpg",
-    ] {
+    // obama3.jpg is checked for alternation only: it is 0.099 closer to one photo than the
+    // other, a gap no margin can treat as a tie without also dropping Lacamoire on the clip
+    // (his correctly named attempts: gaps from 0.024, median 0.075), so it is named "obama".
+    for probe in ["knn_examples/test/obama1.jpg", "test_images/obama3.jpg"] {
         let d = distances(&gallery, &format!("{TD}/{probe}"));
         eprintln!(
             "{probe}: {} {:.3}, {} {:.3}, gap {:.3}",
@@ -194,6 +193,7 @@ fn one_person_under_two_names_is_not_named_with_confidence() {
             10,
             &gallery_prop(&gallery),
         );
+        let checked = probe.ends_with("obama1.jpg");
         let faces = largest_face_per_frame(&run);
         let labels: Vec<String> = faces
             .iter()
@@ -210,6 +210,14 @@ fn one_person_under_two_names_is_not_named_with_confidence() {
             "{probe}: named both ways: {}",
             labels.join(" ")
         );
+        if !checked {
+            continue;
+        }
+        assert!(
+            d[1].1 - d[0].1 < facerec_core::identity::DEFAULT_MATCH_MARGIN,
+            "{probe}: the two names are {:.3} apart, not a tie under the default margin",
+            d[1].1 - d[0].1
+        );
         for f in &faces {
             assert!(
                 f.name == "unknown" || f.confidence.is_some_and(|c| c <= 0.5),
@@ -223,8 +231,15 @@ fn one_person_under_two_names_is_not_named_with_confidence() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// A sharp photo of Obama is named from the one-person gallery; the same photo after a heavy
-/// Gaussian blur (made here) scores under the quality floor on every frame and stays unknown.
+/// The quality floor. The gallery holds `obama1.jpg` itself. The sharp photo is named on its
+/// first frame; the copy blurred by the test (Gaussian, sigma 32 px on a 366 px face) scores
+/// under the floor on every frame, is never embedded (distance -1) and stays unknown. With the
+/// floor off (`min-quality=0`) the same attempts are embedded (a real distance).
+/// Measured: the recognizer still matches this photo blurred by sigma 16 (0.48, sharpness
+/// measure 0.14) and not by sigma 24 (0.65, 0.054) or 32 (0.71, 0.034); the clip's pianist,
+/// whom the reference names correctly at 0.58, measures 0.051-0.073. A floor that keeps him
+/// cannot refuse a blur the recognizer still matches, so the floor saves the embedding of faces
+/// too blurred to match and keeps their (meaningless) distances out of the vote.
 #[test]
 #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn blurred_face_is_not_used_to_name_a_track() {
@@ -232,34 +247,57 @@ fn blurred_face_is_not_used_to_name_a_track() {
         return;
     }
     let dir = temp_dir("blur");
-    let gallery = build_gallery(
-        &[("obama", &format!("{TD}/knn_examples/test/obama1.jpg"))],
-        &dir.join("obama.data"),
-    );
+    let photo = format!("{TD}/knn_examples/test/obama1.jpg");
+    let gallery = build_gallery(&[("obama", &photo)], &dir.join("obama.data"));
     let props = gallery_prop(&gallery);
-    let photo = asset(&format!("{TD}/knn_examples/test/obama1.jpg"));
-    let sharp = largest_face_per_frame(&still_as_video(&photo, 5, &props));
-    let image = facerec_core::engine::load_rgb(&photo).unwrap();
-    for sigma in [16.0f32, 24.0, 32.0, 40.0] {
-        let blurred = dir.join(format!("blurred-{sigma}.png"));
-        facerec_core::image::imageops::blur(&image, sigma)
-            .save(&blurred)
-            .unwrap();
-        let faces = largest_face_per_frame(&still_as_video(&blurred, 5, &props));
-        eprintln!(
-            "sigma {sigma}: {:?}",
-            faces
-                .iter()
-                .map(|f| (f.name.clone(), f.quality, f.distance))
-                .collect::<Vec<_>>()
-        );
-    }
-    eprintln!(
-        "sharp: {:?}",
+    let image = facerec_core::engine::load_rgb(&asset(&photo)).unwrap();
+    let blurred = dir.join("blurred.png");
+    facerec_core::image::imageops::blur(&image, 32.0)
+        .save(&blurred)
+        .unwrap();
+    let describe = |faces: &[SeenFace]| {
+        faces
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} q={:.3} d={:.3}",
+                    f.name,
+                    f.quality.unwrap_or(f64::NAN),
+                    f.distance
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let sharp = largest_face_per_frame(&still_as_video(&asset(&photo), 5, &props));
+    let floored = largest_face_per_frame(&still_as_video(&blurred, 5, &props));
+    let unfloored = largest_face_per_frame(&still_as_video(
+        &blurred,
+        5,
+        &format!("{props} min-quality=0"),
+    ));
+    eprintln!("sharp: {}", describe(&sharp));
+    eprintln!("blurred: {}", describe(&floored));
+    eprintln!("blurred, min-quality=0: {}", describe(&unfloored));
+    let floor = facerec_core::identity::DEFAULT_MIN_QUALITY as f64;
+    assert!(
         sharp
             .iter()
-            .map(|f| (f.name.clone(), f.quality, f.distance))
-            .collect::<Vec<_>>()
+            .all(|f| f.name == "obama" && f.quality.is_some_and(|q| q >= floor)),
+        "the sharp photo is named on every frame: {}",
+        describe(&sharp)
+    );
+    assert!(
+        floored.iter().all(|f| f.name == "unknown"
+            && f.distance == -1.0
+            && f.quality.is_some_and(|q| (0.0..floor).contains(&q))),
+        "the blurred copy scores under the floor ({floor}) and is never used: {}",
+        describe(&floored)
+    );
+    assert!(
+        unfloored.iter().all(|f| f.distance >= 0.0),
+        "without the floor the blurred copy is embedded: {}",
+        describe(&unfloored)
     );
     std::fs::remove_dir_all(dir).ok();
 }

@@ -62,11 +62,15 @@ fn face_counts() {
 /// reference's detection flickers). A swapped identity has no same-name box anywhere near.
 const NAME_CARRY_FRAMES: usize = 4;
 
-/// Frames naming Alex Lacamoire: the reference names him in 21 frames, all at distances of
-/// 0.57-0.60, right under the 0.6 threshold, so a level of decoder difference (GStreamer's
-/// avdec against OpenCV's FFmpeg) tips single frames either way; the element names him in 18.
-/// +-5 frames covers that and fails any threshold of 0.55 or less (he is never closer than 0.57).
-const LACAMOIRE_FRAMES: std::ops::RangeInclusive<usize> = 16..=26;
+/// Frames naming Alex Lacamoire at the element's default detection threshold (0.85): the
+/// reference (at 0.8) names him in 21 frames, all at 0.57-0.60, right under the 0.6 threshold.
+/// At 0.85 the pianist (frames 224-241) is detected on 5 frames only, and since issue 10 a name
+/// is decided over a track's attempts: his close-up, four frames unknown (0.63-0.68) before it
+/// matches, is named from frame 29, and the pianist's 5 frames are too few for his soft, small
+/// face (quality 0.4) to pass the confidence bar. Measured: 9 (the single-embedding element: 18).
+/// +-3 covers a frame's decoder difference either way and fails any threshold of 0.55 or less
+/// (he is never closer than 0.57). `tests/decisions.rs` compares with the reference at 0.8.
+const LACAMOIRE_FRAMES: std::ops::RangeInclusive<usize> = 6..=12;
 
 #[test]
 #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]

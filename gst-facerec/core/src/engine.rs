@@ -14,60 +14,12 @@ use crate::embed::{Embedding, Recognizer};
 use crate::frame::PixelSource;
 use crate::gallery::{Gallery, GalleryError, Match};
 use crate::geometry::{BBox, Landmarks};
-use crate::identity::{
-    DEFAULT_CONFIDENCE_BAR, DEFAULT_MATCH_MARGIN, DEFAULT_MIN_QUALITY, Decider,
-};
+use crate::identity::{DEFAULT_CONFIDENCE_BAR, DEFAULT_MATCH_MARGIN, DEFAULT_MIN_QUALITY, Decider};
 use crate::models::{DETECTOR_FILE, RECOGNIZER_FILE, default_model_path};
-use crate::runtime::{ProviderReport, SessionConfig};
 use crate::quality::{self, Quality};
+use crate::runtime::{ProviderReport, SessionConfig};
 use crate::tracker::Tracker;
 use crate::{Error, Result};
-
-/// Calibration trace (temporary): one line per attempt when FACEREC_TRACE_ATTEMPTS is set.
-fn trace_attempt(
-    frame: u64,
-    track: u64,
-    d: &Detection,
-    q: &Quality,
-    m: Option<&Match>,
-    chip: &crate::align::Chip,
-) {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if !*ON.get_or_init(|| std::env::var_os("FACEREC_TRACE_ATTEMPTS").is_some()) {
-        return;
-    }
-    let (l2, std) = quality::binned_laplacian_variance(chip, 2);
-    let (l3, s3) = quality::binned_laplacian_variance(chip, 3);
-    let (l5, s5) = quality::binned_laplacian_variance(chip, 5);
-    let (l8, s8) = quality::binned_laplacian_variance(chip, 8);
-    let (l10, s10) = quality::binned_laplacian_variance(chip, 10);
-    let n3 = l3 / (s3 * s3);
-    let n5 = l5 / (s5 * s5);
-    let n8 = l8 / (s8 * s8);
-    let n10 = l10 / (s10 * s10);
-    eprintln!(
-        "ATTEMPT frame={frame} track={track} l2={l2:.2} l3={l3:.2} l5={l5:.2} l8={l8:.2} l10={l10:.2} n3={n3:.4} n5={n5:.4} n8={n8:.4} n10={n10:.4} std={std:.1} x={:.1} y={:.1} w={:.1} q={:.3} size={:.2} sharp={:.2} lap={:.1} pose={:.2} yaw={:.2} pitch={:.2} match={}",
-        d.bbox.x,
-        d.bbox.y,
-        d.bbox.w,
-        q.score,
-        q.size,
-        q.sharpness,
-        q.sharpness_measure,
-        q.pose,
-        q.yaw,
-        q.pitch,
-        match m {
-            Some(m) => format!(
-                "{}:{:.3}:{:.3}",
-                m.name.as_deref().unwrap_or("-"),
-                m.distance.unwrap_or(-1.0),
-                m.second.unwrap_or(-1.0)
-            ),
-            None => "none".into(),
-        }
-    );
-}
 
 /// Faces narrower than this (in frame pixels) are boxed but not embedded: YuNet's landmarks get
 /// too noisy for a reliable embedding (shared/models/README.md §1).
@@ -430,12 +382,10 @@ impl Engine {
                 let t = self.tracker.track_mut(i);
                 t.embedded_at = Some(frame_no);
                 if q.score >= decider.min_quality {
-                    trace_attempt(frame_no, t.id, &t.detection, q, None, &chip);
                     good.push((i, *q));
                     good_chips.push(chip);
                 } else {
                     t.vote.skip(q.score);
-                    trace_attempt(frame_no, t.id, &t.detection, q, None, &chip);
                 }
             }
             if !good_chips.is_empty() {
@@ -446,18 +396,7 @@ impl Engine {
                 for ((i, q), embedding) in good.into_iter().zip(&embeddings) {
                     let identity = self.identify(embedding);
                     let t = self.tracker.track_mut(i);
-                    eprintln!(
-                        "MATCH frame={frame_no} track={} q={:.3} match={}:{:.3}:{:.3}",
-                        t.id,
-                        q.score,
-                        identity.name.as_deref().unwrap_or("-"),
-                        identity.distance.unwrap_or(-1.0),
-                        identity.second.unwrap_or(-1.0)
-                    );
                     t.vote.add(&decider, q.score, identity);
-                    if std::env::var_os("FACEREC_TRACE_ATTEMPTS").is_some() {
-                        eprintln!("DECIDED frame={frame_no} track={} name={:?} conf={:.2}", t.id, t.vote.name(), t.vote.confidence());
-                    }
                 }
             }
         }

@@ -564,7 +564,8 @@ mod tests {
         assert!((m.second.unwrap() - 0.9).abs() < 1e-6, "{m:?}");
         let mut one = Gallery::new(SHA, 4);
         one.add("Greg", "Greg.jpg", vec![0.0; 4]).unwrap();
-        one.add("Greg", "Greg2.jpg", vec![0.0, 0.1, 0.0, 0.0]).unwrap();
+        one.add("Greg", "Greg2.jpg", vec![0.0, 0.1, 0.0, 0.0])
+            .unwrap();
         assert_eq!(one.best_match(&[0.0; 4], 0.6).second, None);
     }
 

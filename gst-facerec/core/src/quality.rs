@@ -130,7 +130,7 @@ pub fn pose_angles(landmarks: &Landmarks) -> (f32, f32) {
     let mouth_mid = [(rm[0] + lm[0]) / 2.0, (rm[1] + lm[1]) / 2.0];
     let axis = [le[0] - re[0], le[1] - re[1]];
     let iod = axis[0].hypot(axis[1]);
-    if !(iod > f32::EPSILON) {
+    if iod.is_nan() || iod <= f32::EPSILON {
         return (f32::INFINITY, f32::NAN);
     }
     let ux = [axis[0] / iod, axis[1] / iod];
@@ -184,7 +184,9 @@ pub fn binned_laplacian_variance(chip: &Chip, bin: usize) -> (f32, f32) {
     for y in 0..m * bin {
         for x in 0..m * bin {
             let i = y * n + x;
-            let v = 0.299 * chip.data[i] + 0.587 * chip.data[plane + i] + 0.114 * chip.data[2 * plane + i];
+            let v = 0.299 * chip.data[i]
+                + 0.587 * chip.data[plane + i]
+                + 0.114 * chip.data[2 * plane + i];
             grey[(y / bin) * m + x / bin] += v / (bin * bin) as f32;
         }
     }
@@ -314,7 +316,11 @@ mod tests {
         assert_eq!(sharpness_measure(&flat), 0.0);
         // Contrast does not matter: the same pattern at half the contrast measures the same.
         let faint = Chip {
-            data: pattern_chip(0).data.iter().map(|v| 64.0 + v / 2.0).collect(),
+            data: pattern_chip(0)
+                .data
+                .iter()
+                .map(|v| 64.0 + v / 2.0)
+                .collect(),
         };
         let ratio = sharpness_measure(&faint) / values[0];
         assert!((ratio - 1.0).abs() < 1e-3, "{ratio}");

@@ -14,6 +14,35 @@
 //! (or all of them) in place. Redaction is best effort: a face the detector misses stays
 //! visible.
 //!
+//! ## Names decided per track
+//!
+//! A face keeps its track from frame to frame, and its name is decided over the track's
+//! embedding attempts, not by the latest one (`facerec_core::identity` has the details):
+//!
+//! * every attempt gets a **quality** (0-1) from the face's size, its sharpness (a
+//!   contrast-normalised variance of the Laplacian of the aligned chip, which does not depend on
+//!   the frame's size) and its pose (yaw and pitch from the five landmarks). Attempts under
+//!   `min-quality` (0.25) are not embedded and name nobody: a heavily blurred face stays unknown;
+//! * an attempt counts for its nearest person when that person is under `match-threshold` and
+//!   closer than the second-nearest *person* by `match-margin` (0.015); otherwise it counts for
+//!   "unknown". A tie between two people (a look-alike, or one person enrolled under two names)
+//!   names nobody;
+//! * evidence is weighted by quality and by how far under the threshold the match is, and a
+//!   name is shown once its evidence reaches `confidence-bar` (0.6, one sharp frontal match
+//!   well under the threshold) and half of the track's evidence, from at least two attempts
+//!   unless one was a full-strength match. A shown name gives way only when another candidate
+//!   holds 1.25 times its evidence and the bar; a new face at a scene cut (box overlap under
+//!   0.5) starts a new track;
+//! * a track is embedded on every frame for its first ten attempts and while its name rests on
+//!   weak or contrary evidence, then every `recognize-interval` detections (unknown tracks three
+//!   times as often).
+//!
+//! The anchors: the reference pipeline's per-frame names on the sample clip
+//! (`expected/hamilton_reference.json`) and Frigate's defaults (`unknown_score` 0.8,
+//! `recognition_threshold` 0.9, `min_area` 500 px², `blur_confidence_filter` on,
+//! <https://docs.frigate.video/configuration/face_recognition>), which also names a tracked
+//! object by a score-weighted vote over its attempts.
+//!
 //! ## Privacy redaction
 //!
 //! ```text
@@ -41,11 +70,15 @@
 //! facerec, timestamp=(guint64), stream-time=(guint64), running-time=(guint64),
 //!     duration=(guint64), inference-ns=(guint64), faces=(GstValueArray)< face, x=(int), y=(int), width=(int),
 //!     height=(int), score=(double), name=(string), distance=(double), recognized=(boolean),
-//!     track-id=(guint64) ... >
+//!     track-id=(guint64), quality=(double), confidence=(double) ... >
 //! ```
 //!
-//! `name` is the person's name or `unknown`; `distance` is -1 when the face was not embedded
-//! (narrower than `min-face-size`, or no gallery). `inference-ns` is the time detection,
+//! `name` is the track's decided name or `unknown`; `distance` is the latest attempt's distance
+//! to the nearest person, -1 when the face was not embedded (narrower than `min-face-size`, no
+//! gallery, or every attempt under `min-quality`). `quality` is the latest attempt's quality,
+//! -1 when the face was never tried; `confidence` is the shown label's share of the track's
+//! evidence (0-1; 0 before any attempt of good quality). The ROI meta's `facerec` parameters
+//! carry `name`, `distance`, `score`, `track-id`, `quality` and `confidence`. `inference-ns` is the time detection,
 //! alignment and embedding took for this frame. [`FacerecMessage`] reads and writes it;
 //! absent timestamps are `GST_CLOCK_TIME_NONE`, `None` in the type.
 

@@ -521,6 +521,9 @@ pub fn same_name_offset(
     })
 }
 
+/// A named face with no same-name reference face near it: frame, name, box (640x360 pixels).
+pub type Swap = (usize, String, (u32, u32, u32, u32));
+
 /// What one run of the clip named, against the reference (see [`ClipReport::of`]).
 #[derive(Debug, Clone)]
 pub struct ClipReport {
@@ -538,7 +541,7 @@ pub struct ClipReport {
     pub other_names: Vec<(usize, String)>,
     /// Named faces with no same-name reference face (IoU >= 0.3) within 5 frames:
     /// (frame, name, box in 640x360 pixels).
-    pub swaps: Vec<(usize, String, (u32, u32, u32, u32))>,
+    pub swaps: Vec<Swap>,
     /// The most times one track's decided name changed, and that track's label sequence. The
     /// "unknown" a track shows before its first name is no decision (the vote is still out), so
     /// changes are counted from the first name on: unknown > A is 0 changes, unknown > A > B
