@@ -54,13 +54,12 @@ fn face_counts() {
 }
 
 /// How far (in frames) a named face may be from a reference face of the same name that it
-/// overlaps. The reference names per frame; the element names tracks, and re-recognises a
-/// named track only every `recognize-interval` (15) detections, so a name outlives the
-/// reference's by a few frames where the distance drifts across 0.6: Lacamoire's close-up is
-/// named by the reference up to frame 37 (at 0.57-0.60) and by the element up to frame 41,
-/// 4 frames on, the largest offset on this clip (Miranda: 2, at frames 15-16 where the
-/// reference's detection flickers). A swapped identity has no same-name box anywhere near.
-const NAME_CARRY_FRAMES: usize = 4;
+/// overlaps: the bound (5). The reference names per frame; the element decides a name
+/// per track and holds it until "unknown" evidence outweighs it (`facerec_core::identity`), so
+/// a name outlives the reference's by a few frames where a face turns away: Miranda's opening
+/// track is named up to frame 19, the reference names him up to frame 14 (measured: 5, the
+/// largest offset on this clip). A swapped identity has no same-name box anywhere near.
+const NAME_CARRY_FRAMES: usize = 5;
 
 /// Frames naming Alex Lacamoire at the element's default detection threshold (0.85): the
 /// reference (at 0.8) names him in 21 frames, all at 0.57-0.60, right under the 0.6 threshold.
