@@ -23,7 +23,7 @@
 //!
 //! **Deciding.** A track shows "unknown" until a person leads the vote with evidence of at
 //! least the confidence bar ([`Decider::confidence_bar`], 0.6) and at least half of all the
-//! evidence. One sharp, frontal attempt 0.06 or more under the threshold passes the bar at once
+//! evidence. One sharp, frontal attempt 0.03 or more under the threshold passes the bar at once
 //! (so a still photo is named from its one frame); an attempt nearer the threshold, or of lower
 //! quality, needs another one that agrees.
 //!
@@ -37,9 +37,9 @@
 //!   no margin can call that a tie without dropping Lacamoire, so that duplicate is named
 //!   "obama" (the gallery lint of `facerec-model` reports such pairs at enrolment).
 //! * `min-quality` 0.25 and `confidence-bar` 0.6: see [`crate::quality`] for the floor; the bar
-//!   is what one sharp match at 0.54 or closer brings, so the repository's photos (matches at
-//!   0.35-0.47) are named from a single frame, and the clip's Lacamoire (0.56-0.60) after two or
-//!   three agreeing attempts.
+//!   is what one sharp match at 0.57 or closer brings, so the repository's photos (matches at
+//!   0.35-0.47) are named from a single frame, and the clip's Lacamoire (0.56-0.60) from one
+//!   sharp attempt at 0.57 or from two or three agreeing ones.
 //! * Frigate, which names a tracked object by a score- and area-weighted vote over its
 //!   attempts, defaults to `unknown_score` 0.8 (below it an attempt is no candidate),
 //!   `recognition_threshold` 0.9 (the weighted score a name needs), `min_area` 500 px² and

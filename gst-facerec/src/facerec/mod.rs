@@ -28,11 +28,11 @@
 //!   "unknown". A tie between two people (a look-alike, or one person enrolled under two names)
 //!   names nobody;
 //! * evidence is weighted by quality and by how far under the threshold the match is, and a
-//!   name is shown once its evidence reaches `confidence-bar` (0.6, one sharp frontal match
-//!   well under the threshold) and half of the track's evidence, from at least two attempts
-//!   unless one was a full-strength match. A shown name gives way only when another candidate
-//!   holds 1.25 times its evidence and the bar; a new face at a scene cut (box overlap under
-//!   0.5) starts a new track;
+//!   name is shown once its evidence reaches `confidence-bar` (0.6: one sharp frontal match at
+//!   0.57 or closer) and half of the track's evidence. A shown name gives way to another person
+//!   only when that person holds twice its evidence for two attempts in a row, and to "unknown"
+//!   when unknown holds 1.25 times its evidence and the bar; a new face at a scene cut (box
+//!   overlap under 0.5) starts a new track;
 //! * a track is embedded on every frame for its first ten attempts and while its name rests on
 //!   weak or contrary evidence, then every `recognize-interval` detections (unknown tracks three
 //!   times as often).
