@@ -21,9 +21,10 @@
 //! Before each attempt's evidence is added, all evidence decays by [`DECAY`] (0.7), so the vote
 //! follows the last three or four good attempts.
 //!
-//! **Deciding.** A track shows "unknown" until a person leads the vote with evidence of at
-//! least the confidence bar ([`Decider::confidence_bar`], 0.6) and at least half of all the
-//! evidence. One sharp, frontal attempt 0.03 or more under the threshold passes the bar at once
+//! **Deciding.** A track shows "unknown" until a person leads the vote, holds at least half of
+//! its (decayed) evidence, and has gathered over the track (without decay) at least the
+//! confidence bar ([`Decider::confidence_bar`], 0.6): a soft face that keeps matching gets there
+//! in a few attempts (the clip's pianist, quality 0.35-0.45, in three), whatever the decay. One sharp, frontal attempt 0.03 or more under the threshold passes the bar at once
 //! (so a still photo is named from its one frame); an attempt nearer the threshold, or of lower
 //! quality, needs another one that agrees.
 //!
@@ -134,6 +135,8 @@ impl Decider {
 pub struct Vote {
     /// Evidence per candidate; `None` is "unknown".
     evidence: Vec<(Option<String>, f32)>,
+    /// The same without decay: what a candidate has gathered over the whole track.
+    gathered: Vec<(Option<String>, f32)>,
     decided: Option<String>,
     /// A candidate that has held `SWITCH_FACTOR` times the decided name's evidence, and for
     /// how many good attempts in a row.
@@ -226,6 +229,10 @@ impl Vote {
             Some((_, w)) => *w += weight,
             None => self.evidence.push((who.clone(), weight)),
         }
+        match self.gathered.iter_mut().find(|(c, _)| *c == who) {
+            Some((_, w)) => *w += weight,
+            None => self.gathered.push((who.clone(), weight)),
+        }
         let changed = self.decide(decider);
         self.agreed = who == self.decided;
         changed
@@ -239,7 +246,14 @@ impl Vote {
         let leader = leader.map(str::to_string);
         match &self.decided {
             None => {
-                if leader.is_some() && lead >= decider.confidence_bar && lead * 2.0 >= total {
+                // The bar counts everything the leader gathered (a soft face that keeps matching
+                // gets there); the share, the recent evidence (it must lead now).
+                let gathered = self
+                    .gathered
+                    .iter()
+                    .find(|(c, _)| *c == leader)
+                    .map_or(0.0, |(_, w)| *w);
+                if leader.is_some() && gathered >= decider.confidence_bar && lead * 2.0 >= total {
                     self.decided = leader;
                     self.challenger = None;
                     return true;
