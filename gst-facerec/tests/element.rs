@@ -149,8 +149,13 @@ fn clip_gives_the_same_names_in_every_pixel_format() {
             differing.len()
         );
         if format.starts_with('I') || format.starts_with('N') {
+            // Since names are decided per track (issue 10), a level of rounding moves the frame
+            // on which a near-threshold name is decided or dropped, not just single frames:
+            // measured, I420 differs on 4 frames (0, 19, 31, 32) and NV12 on 9, all Lacamoire
+            // at 0.57-0.62 (his close-up's tail, 36 and 39-41, and the pianist's five detected
+            // frames, 233-236) but frame 0.
             assert!(
-                differing.len() <= 8,
+                differing.len() <= 9,
                 "{format}: frames {differing:?} differ from RGBA"
             );
             assert!(
