@@ -49,6 +49,8 @@ pub struct PipelineSettings {
     pub provider: String,
     pub detect_threshold: f32,
     pub match_threshold: f32,
+    /// facerec properties set only when configured (see `Config::element_overrides`).
+    pub element_overrides: Vec<(&'static str, f32)>,
     pub detect_interval: u32,
     /// facerec's `redact` for cameras without their own entry in `camera_redact`.
     pub redact: String,
@@ -117,6 +119,10 @@ pub struct Face {
     pub track_id: u64,
     pub name: String,
     pub distance: Option<f64>,
+    /// The latest attempt's quality (0-1: size, sharpness, pose); null before the first.
+    pub quality: Option<f64>,
+    /// How sure the track's vote is of `name` (0-1).
+    pub confidence: f64,
     #[serde(rename = "box")]
     pub bbox: [i32; 4],
     pub score: f64,
@@ -127,6 +133,8 @@ pub struct Event {
     pub camera: String,
     pub name: String,
     pub distance: Option<f64>,
+    pub quality: Option<f64>,
+    pub confidence: f64,
     #[serde(rename = "box")]
     pub bbox: [i32; 4],
     pub track_id: u64,
@@ -386,6 +394,9 @@ impl Camera {
         set_str(&facerec, "provider", &settings.provider)?;
         set(&facerec, "detect-threshold", settings.detect_threshold)?;
         set(&facerec, "match-threshold", settings.match_threshold)?;
+        for &(property, value) in &settings.element_overrides {
+            set(&facerec, property, value)?;
+        }
         set(&facerec, "detect-interval", settings.detect_interval)?;
         let redact = settings
             .camera_redact
@@ -609,6 +620,8 @@ impl Camera {
                 track_id: f.track_id,
                 name: f.name,
                 distance: f.distance,
+                quality: f.quality,
+                confidence: f.confidence,
                 bbox: [f.x, f.y, f.width, f.height],
                 score: f.score,
             })
@@ -638,6 +651,8 @@ impl Camera {
                     camera: self.name.clone(),
                     name: face.name.clone(),
                     distance: face.distance,
+                    quality: face.quality,
+                    confidence: face.confidence,
                     bbox: face.bbox,
                     track_id: face.track_id,
                     time: now_rfc3339(),
@@ -784,6 +799,7 @@ mod tests {
             provider: "auto".into(),
             detect_threshold: 0.85,
             match_threshold: 0.6,
+            element_overrides: Vec::new(),
             detect_interval: 1,
             redact: "none".into(),
             camera_redact: Default::default(),

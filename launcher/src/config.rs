@@ -44,6 +44,18 @@ pub struct Cli {
     /// Largest embedding distance that still counts as a match.
     #[arg(long, env = "FACEREC_MATCH_THRESHOLD")]
     pub match_threshold: Option<f32>,
+    /// How much closer the nearest person must be than the second-nearest for a name
+    /// (default: the facerec element's).
+    #[arg(long, env = "FACEREC_MATCH_MARGIN")]
+    pub match_margin: Option<f32>,
+    /// Quality (0-1: size, sharpness, pose) below which a face is not used for naming
+    /// (default: the facerec element's).
+    #[arg(long, env = "FACEREC_MIN_QUALITY")]
+    pub min_quality: Option<f32>,
+    /// Evidence a track's vote must gather for a person (quality x match strength, summed over
+    /// its attempts) before their name is shown (default: the facerec element's).
+    #[arg(long, env = "FACEREC_CONFIDENCE_BAR")]
+    pub confidence_bar: Option<f32>,
     /// Run detection on every Nth frame (tracking carries faces in between).
     #[arg(long, env = "FACEREC_DETECT_INTERVAL")]
     pub detect_interval: Option<u32>,
@@ -99,6 +111,9 @@ pub struct FileConfig {
     pub provider: Option<String>,
     pub detect_threshold: Option<f32>,
     pub match_threshold: Option<f32>,
+    pub match_margin: Option<f32>,
+    pub min_quality: Option<f32>,
+    pub confidence_bar: Option<f32>,
     pub detect_interval: Option<u32>,
     pub redact: Option<String>,
     pub font: Option<PathBuf>,
@@ -134,6 +149,9 @@ pub struct Config {
     pub provider: String,
     pub detect_threshold: f32,
     pub match_threshold: f32,
+    /// `facerec` properties set only when given, so that the element's default stays their
+    /// one declaration: (property, value).
+    pub element_overrides: Vec<(&'static str, f32)>,
     pub detect_interval: u32,
     /// The `redact` of cameras that do not set their own.
     pub redact: String,
@@ -234,6 +252,14 @@ impl Config {
                 .or(file.detect_threshold)
                 .unwrap_or(0.85),
             match_threshold: cli.match_threshold.or(file.match_threshold).unwrap_or(0.6),
+            element_overrides: [
+                ("match-margin", cli.match_margin.or(file.match_margin)),
+                ("min-quality", cli.min_quality.or(file.min_quality)),
+                ("confidence-bar", cli.confidence_bar.or(file.confidence_bar)),
+            ]
+            .into_iter()
+            .filter_map(|(property, value)| Some((property, value?)))
+            .collect(),
             // No clamping here: `validate` refuses what is out of range instead.
             detect_interval: cli.detect_interval.or(file.detect_interval).unwrap_or(1),
             redact: cli.redact.or(file.redact).unwrap_or_else(|| "none".into()),
@@ -259,9 +285,12 @@ impl Config {
 
 /// Settings that are element properties: (setting, element factory, property). Their ranges are
 /// the elements' own `ParamSpec` bounds, read at run time, so they are declared only there.
-pub const ELEMENT_SETTINGS: [(&str, &str, &str); 4] = [
+pub const ELEMENT_SETTINGS: [(&str, &str, &str); 7] = [
     ("detect-threshold", "facerec", "detect-threshold"),
     ("match-threshold", "facerec", "match-threshold"),
+    ("match-margin", "facerec", "match-margin"),
+    ("min-quality", "facerec", "min-quality"),
+    ("confidence-bar", "facerec", "confidence-bar"),
     ("detect-interval", "facerec", "detect-interval"),
     ("jpeg-quality", "jpegenc", "quality"),
 ];
@@ -407,19 +436,26 @@ impl Config {
                 bail!("{what} = {value:?} is not one of {}", nicks.join(", "));
             }
         }
-        let element_values = [
-            self.detect_threshold as f64,
-            self.match_threshold as f64,
-            self.detect_interval as f64,
-            self.jpeg_quality as f64,
+        let fixed = [
+            ("detect-threshold", self.detect_threshold as f64),
+            ("match-threshold", self.match_threshold as f64),
+            ("detect-interval", self.detect_interval as f64),
+            ("jpeg-quality", self.jpeg_quality as f64),
         ];
-        for ((setting, factory, property), value) in
-            ELEMENT_SETTINGS.into_iter().zip(element_values)
-        {
+        let given = fixed.into_iter().chain(
+            self.element_overrides
+                .iter()
+                .map(|&(property, value)| (property, value as f64)),
+        );
+        for (name, value) in given {
+            let (setting, factory, property) = ELEMENT_SETTINGS
+                .into_iter()
+                .find(|(setting, _, _)| *setting == name)
+                .expect("every element setting is in ELEMENT_SETTINGS");
             let (min, max) = element_range(factory, property)?;
             // NaN fails this too.
             if !(min..=max).contains(&value) {
-                let shown = if setting.ends_with("threshold") {
+                let shown = if value.fract() != 0.0 || value.is_nan() {
                     format!("{}", value as f32)
                 } else {
                     format!("{value}")

@@ -202,6 +202,7 @@ async fn run(config: Config) -> Result<()> {
         provider: config.provider.clone(),
         detect_threshold: config.detect_threshold,
         match_threshold: config.match_threshold,
+        element_overrides: config.element_overrides.clone(),
         detect_interval: config.detect_interval,
         redact: config.redact.clone(),
         camera_redact: config.camera_redact.clone(),

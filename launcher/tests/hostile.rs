@@ -178,7 +178,15 @@ fn one_line_failure(args: &[&str]) -> String {
 
 #[test]
 fn out_of_range_settings_are_one_line_at_start() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 11] = [
+        (
+            &["--match-margin=5"],
+            "match-margin 5 is out of range: facerec's match-margin accepts 0 to 4",
+        ),
+        (
+            &["--min-quality=1.5"],
+            "min-quality 1.5 is out of range: facerec's min-quality accepts 0 to 1",
+        ),
         (
             &["--detect-threshold=-5"],
             "detect-threshold -5 is out of range: facerec's detect-threshold accepts 0 to 1",

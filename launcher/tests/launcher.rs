@@ -1,6 +1,7 @@
 //! The real `facerec-launcher` binary on loopback, with real clients: the sample clip as a
 //! file camera, an HTTP MJPEG camera served by the test, browsers, VLC and GStreamer.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -442,13 +443,39 @@ fn streams_the_clip_with_events_cameras_and_metrics() {
     }
 
     // SSE: a recognition event naming Miranda.
-    let (event, _) = wait_event(&launcher.events(), Duration::from_secs(30), |e| {
-        e["name"] == MIRANDA
-    })
-    .expect("an event naming Miranda");
+    let events = launcher.events();
+    let (event, _) = wait_event(&events, Duration::from_secs(30), |e| e["name"] == MIRANDA)
+        .expect("an event naming Miranda");
     assert_eq!(event["camera"], "clip");
     assert!(event["distance"].as_f64().unwrap() < 0.6);
     assert_eq!(event["box"].as_array().unwrap().len(), 4);
+    // A name is only announced once the track's vote is sure of it, from a usable face.
+    let confidence = event["confidence"].as_f64().unwrap();
+    let quality = event["quality"].as_f64().unwrap();
+    assert!(
+        confidence > 0.0 && confidence <= 1.0 && quality > 0.0 && quality <= 1.0,
+        "{event}"
+    );
+    // Over a whole pass of the looping clip, an event comes when a track is named and again
+    // only when its decided name changes: never twice for one name in one track.
+    let pass = wait_event(&events, Duration::from_secs(10), |_| false).unwrap_err();
+    let mut names_per_track: HashMap<u64, Vec<String>> = HashMap::new();
+    for e in std::iter::once(&event).chain(&pass) {
+        names_per_track
+            .entry(e["track_id"].as_u64().unwrap())
+            .or_default()
+            .push(e["name"].as_str().unwrap().to_string());
+    }
+    for (track, names) in &names_per_track {
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "track {track} announced {names:?}"
+        );
+    }
 
     // Rates are measured over a second; the file plays at 29.97 fps, served at most at 15.
     launcher.wait_for("rates", Duration::from_secs(10), |l| {
