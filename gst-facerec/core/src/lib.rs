@@ -24,6 +24,7 @@ pub mod geometry;
 pub mod models;
 pub mod overlay;
 pub mod runtime;
+pub mod stills;
 pub mod testsupport;
 pub mod tracker;
 
