@@ -126,7 +126,18 @@ fn upscaled_photos_give_the_native_faces_boxes_and_names() {
             let faces = engine.analyze(&big).unwrap();
             let took = started.elapsed();
             let file = photo.file_name().unwrap().to_str().unwrap().to_string();
-            let label = format!("{file} x{factor} ({}x{})", big.width(), big.height());
+            let folder = photo
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap();
+            let label = format!(
+                "{folder}/{file} x{factor} ({}x{})",
+                big.width(),
+                big.height()
+            );
             let old =
                 (before && big.width() as u64 * big.height() as u64 <= 64_000_000).then(|| {
                     engine
