@@ -225,3 +225,35 @@ fn the_group_photo_keeps_its_seven_small_faces() {
         assert_eq!(boxes(&faces), boxes(&native), "{photo}");
     }
 }
+
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn a_face_cut_by_a_tile_edge_keeps_its_whole_box() {
+    let Some(mut engine) = engine() else {
+        return;
+    };
+    let portrait = load_rgb(&require(&format!("{TD}/obama.jpg")).unwrap()).unwrap();
+    let native = engine.analyze(&portrait).unwrap();
+    assert_eq!(native.len(), 1);
+    let face = native[0].detection.bbox;
+    // A 4200x1400 photo (5.9 MP) is detected in tiles of 1536 px; the first ends at x = 1536,
+    // the second starts at 1024. Paste the portrait so that the first tile holds 20–85% of the
+    // face's width: YuNet boxes such a cut face too (obama_partial_face.jpg), and the photo must
+    // still give one face, boxed as one native pass over the whole photo boxes it.
+    for visible in [0.2f32, 0.35, 0.5, 0.7, 0.85] {
+        let x = (1536.0 - face.x - visible * face.w).round();
+        let mut photo = RgbImage::from_pixel(4200, 1400, facerec_core::image::Rgb([90, 90, 90]));
+        imageops::replace(&mut photo, &portrait, x as i64, 100);
+        let faces = engine.analyze(&photo).unwrap();
+        let boxes: Vec<_> = faces.iter().map(|f| f.detection.bbox).collect();
+        assert_eq!(faces.len(), 1, "{visible}: {boxes:?}");
+        let whole = engine.analyze_at(&photo, StillScales::Single(0)).unwrap();
+        assert_eq!(whole.len(), 1);
+        let (b, w) = (boxes[0], whole[0].detection.bbox);
+        let off = [b.x - w.x, b.y - w.y, b.w - w.w, b.h - w.h];
+        assert!(
+            off.iter().all(|d| d.abs() <= 1.0),
+            "{visible} of the face in the first tile: box {b:?} is off by {off:?}"
+        );
+    }
+}
