@@ -350,19 +350,21 @@ impl Engine {
     ) -> Result<Vec<AnalyzedFace>> {
         let detections = crate::stills::detect_still(&mut self.detector, image, scales)?;
         let min_size = self.config.min_face_size as f32;
-        let chips: Vec<_> = (detections.iter())
+        let chips: Vec<_> = detections
+            .iter()
             .filter(|d| d.bbox.w >= min_size)
             .map(|d| align_face(image, &d.landmarks))
             .collect();
         let mut embeddings = self.recognizer.embed(&chips)?.into_iter();
         let mut faces = Vec::with_capacity(detections.len());
         for detection in detections {
-            let embedding = match detection.bbox.w >= min_size {
-                true => Some(embeddings.next().ok_or_else(|| Error::Inference {
+            let embedding = if detection.bbox.w >= min_size {
+                Some(embeddings.next().ok_or_else(|| Error::Inference {
                     what: "recognizer",
                     reason: "fewer embeddings than faces".into(),
-                })?),
-                false => None,
+                })?)
+            } else {
+                None
             };
             let identity = embedding.as_ref().map(|e| self.identify(e));
             faces.push(AnalyzedFace {
