@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use facerec_core::embed::euclidean;
 use facerec_core::engine::{Engine, load_rgb};
 use facerec_core::gallery::{Gallery, UNKNOWN};
+use facerec_core::stills::StillScales;
 use serde::Serialize;
 
 use crate::photos::{discover, is_image};
@@ -143,6 +144,7 @@ pub fn eval(
     gallery_path: &Path,
     folder: &Path,
     threshold: Option<f32>,
+    scales: StillScales,
 ) -> Result<EvalReport> {
     let gallery = engine.load_gallery(gallery_path)?;
     let threshold = threshold.unwrap_or(gallery.header.threshold);
@@ -167,7 +169,7 @@ pub fn eval(
         } else {
             UNKNOWN.to_string()
         };
-        let face = enrolment_face(engine.analyze(&load_rgb(&photo.path)?)?);
+        let face = enrolment_face(engine.analyze_at(&load_rgb(&photo.path)?, scales)?);
         id.photos += 1;
         let Some(embedding) = face.and_then(|f| f.embedding) else {
             id.no_face.push(photo.path.clone());

@@ -11,6 +11,7 @@ pub mod train;
 use std::path::PathBuf;
 
 use facerec_core::engine::EngineConfig;
+use facerec_core::stills::StillScales;
 
 /// Model and detection options shared by every subcommand that runs the networks.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,10 +25,13 @@ pub struct EngineArgs {
     /// Minimum detection score.
     #[arg(long, default_value_t = 0.85, global = true)]
     pub detect_threshold: f32,
-    /// Width photos are scaled down to for detection; 0 keeps the native resolution (best for
-    /// stills, and what the reference outputs use).
-    #[arg(long, default_value_t = 0, global = true)]
-    pub network_width: u32,
+    /// Detection scale for photos. Without it, photos are searched on a pyramid: native
+    /// resolution (in tiles when large) and halvings down to 256 px, so faces from about 20 px
+    /// up to the whole photo are found in photos of any size, with bounded memory. N > 0: one
+    /// pass on the photo scaled to N px wide (as the video element does); 0: one pass at native
+    /// resolution (the reference outputs), which misses faces over about 450 px.
+    #[arg(long, global = true, value_name = "N")]
+    pub network_width: Option<u32>,
 }
 
 impl EngineArgs {
@@ -40,8 +44,14 @@ impl EngineArgs {
             config.recognizer = r.clone();
         }
         config.detect.score_threshold = self.detect_threshold;
-        config.detect.network_width = self.network_width;
+        config.detect.network_width = self.network_width.unwrap_or(0);
         config.min_face_size = min_face_size;
         config
+    }
+
+    /// How photos are scanned for faces (see `--network-width`).
+    pub fn scales(&self) -> StillScales {
+        self.network_width
+            .map_or(StillScales::Pyramid, StillScales::Single)
     }
 }

@@ -162,6 +162,7 @@ fn run(cli: Cli) -> Result<()> {
                 output,
                 append,
                 allow_missing,
+                scales: engine_args.scales(),
             };
             train::train(&options, engine_args.config(min_face_size))?;
             println!("wrote {}", options.output.display());
@@ -177,7 +178,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Embed { images, json } => {
             let mut engine = Engine::new(engine_args.config(0))?;
             for image in images {
-                let result = query::embed(&mut engine, &image)?;
+                let result = query::embed(&mut engine, &image, engine_args.scales())?;
                 if json {
                     print_json(&result)?;
                 } else {
@@ -210,7 +211,7 @@ fn run(cli: Cli) -> Result<()> {
                     kind,
                 })?;
             for image in images {
-                let result = query::identify(&mut engine, &image)?;
+                let result = query::identify(&mut engine, &image, engine_args.scales())?;
                 if json {
                     print_json(&result)?
                 } else {
@@ -225,7 +226,13 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let mut engine = Engine::new(engine_args.config(40))?;
-            let report = eval::eval(&mut engine, &gallery, &folder, threshold)?;
+            let report = eval::eval(
+                &mut engine,
+                &gallery,
+                &folder,
+                threshold,
+                engine_args.scales(),
+            )?;
             if json {
                 print_json(&report)?
             } else {

@@ -5,7 +5,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Result;
 use facerec_core::engine::{AnalyzedFace, Engine, load_rgb};
-use facerec_core::gallery::{FORMAT_VERSION, Gallery};
+use facerec_core::gallery::{ClosePair, FORMAT_VERSION, Gallery};
+use facerec_core::stills::StillScales;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -26,6 +27,10 @@ pub struct GallerySummary {
     pub created_unix: u64,
     pub created: String,
     pub people: Vec<PersonSummary>,
+    /// People closer than the threshold (see [`crate::train::lint`]), closest first.
+    pub close_pairs: Vec<ClosePair>,
+    /// The same, one `warning:` line each as printed.
+    pub warnings: Vec<String>,
 }
 
 pub fn inspect(path: &Path) -> Result<GallerySummary> {
@@ -51,6 +56,8 @@ pub fn inspect(path: &Path) -> Result<GallerySummary> {
                 sources: p.enrolments.iter().map(|e| e.source.clone()).collect(),
             })
             .collect(),
+        close_pairs: g.close_pairs(g.header.threshold),
+        warnings: crate::train::lint(&g),
     })
 }
 
@@ -66,6 +73,9 @@ pub fn print_inspect(s: &GallerySummary) {
     println!("people:      {}", s.people.len());
     for p in &s.people {
         println!("  {:<32} {} embedding(s)", p.name, p.embeddings);
+    }
+    for warning in &s.warnings {
+        println!("warning: {warning}");
     }
 }
 
@@ -95,8 +105,8 @@ fn face_box(face: &AnalyzedFace) -> [f64; 4] {
     [round(b.x, 2), round(b.y, 2), round(b.w, 2), round(b.h, 2)]
 }
 
-pub fn embed(engine: &mut Engine, image: &Path) -> Result<EmbeddedImage> {
-    let faces = engine.analyze(&load_rgb(image)?)?;
+pub fn embed(engine: &mut Engine, image: &Path, scales: StillScales) -> Result<EmbeddedImage> {
+    let faces = engine.analyze_at(&load_rgb(image)?, scales)?;
     Ok(EmbeddedImage {
         image: image.to_path_buf(),
         faces: faces
@@ -131,8 +141,8 @@ pub struct IdentifiedImage {
 }
 
 /// Faces left to right, each with the nearest person within the threshold, or "unknown".
-pub fn identify(engine: &mut Engine, image: &Path) -> Result<IdentifiedImage> {
-    let mut faces = engine.analyze(&load_rgb(image)?)?;
+pub fn identify(engine: &mut Engine, image: &Path, scales: StillScales) -> Result<IdentifiedImage> {
+    let mut faces = engine.analyze_at(&load_rgb(image)?, scales)?;
     faces.sort_by(|a, b| a.detection.bbox.x.total_cmp(&b.detection.bbox.x));
     Ok(IdentifiedImage {
         image: image.to_path_buf(),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use facerec_core::engine::{AnalyzedFace, Engine, EngineConfig, load_rgb};
 use facerec_core::gallery::{Gallery, check_person_name};
+use facerec_core::stills::StillScales;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::photos::{LabelledPhoto, discover, shown_name};
@@ -16,6 +17,8 @@ pub struct TrainOptions {
     pub output: PathBuf,
     pub append: bool,
     pub allow_missing: bool,
+    /// How photos are scanned for faces.
+    pub scales: StillScales,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,10 +91,13 @@ pub fn enrolment_face(faces: Vec<AnalyzedFace>) -> Option<AnalyzedFace> {
 fn enrol_one(
     engine: &mut Engine,
     photo: &LabelledPhoto,
+    scales: StillScales,
     progress: &Progress,
 ) -> Result<Vec<f32>, String> {
     let image = load_rgb(&photo.path).map_err(|e| format!("cannot be read: {e}"))?;
-    let faces = engine.analyze(&image).map_err(|e| e.to_string())?;
+    let faces = engine
+        .analyze_at(&image, scales)
+        .map_err(|e| e.to_string())?;
     let found = faces.len();
     let embeddable = faces.iter().filter(|f| f.embedding.is_some()).count();
     match enrolment_face(faces) {
@@ -205,7 +211,7 @@ pub fn train(options: &TrainOptions, config: EngineConfig) -> Result<TrainSummar
                 photo.person
             ));
         } else {
-            match enrol_one(&mut engine, photo, &progress) {
+            match enrol_one(&mut engine, photo, options.scales, &progress) {
                 Ok(embedding) => {
                     gallery.add(&photo.person, &source, embedding)?;
                     summary.photos_used += 1;
@@ -243,7 +249,29 @@ pub fn train(options: &TrainOptions, config: EngineConfig) -> Result<TrainSummar
             options.output.display()
         );
     }
+    for warning in lint(&gallery) {
+        eprintln!("warning: {warning}");
+    }
     gallery.save(&options.output)?;
     summary.written = true;
     Ok(summary)
+}
+
+/// One line per two people closer than the gallery's match threshold (by their nearest
+/// embeddings, which is what matching compares): the same person under two names, or
+/// look-alikes that recognition will confuse.
+pub fn lint(gallery: &Gallery) -> Vec<String> {
+    let threshold = gallery.header.threshold;
+    gallery
+        .close_pairs(threshold)
+        .iter()
+        .map(|p| {
+            format!(
+                "{} and {} are {:.3} apart, closer than the match threshold {threshold}: the same person under two names, or look-alikes that recognition will confuse",
+                shown_name(&p.first),
+                shown_name(&p.second),
+                p.distance
+            )
+        })
+        .collect()
 }

@@ -975,3 +975,190 @@ fn metadata_parsing_touches_no_file() {
             .starts_with("not a valid metadata.yaml: faces: invalid type")
     );
 }
+
+/// `obama.jpg` upscaled 4x (3640x4548, a 928 px face), saved as a JPEG in `dir`.
+fn upscaled_obama(dir: &Path, file: &str) -> PathBuf {
+    use facerec_core::image::imageops;
+    let native = facerec_core::engine::load_rgb(&asset(&format!("{TD}/obama.jpg"))).unwrap();
+    let big = imageops::resize(
+        &native,
+        native.width() * 4,
+        native.height() * 4,
+        imageops::FilterType::CatmullRom,
+    );
+    let path = dir.join(file);
+    big.save(&path).unwrap();
+    path
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn a_photo_at_camera_size_is_found_by_embed_identify_and_train() {
+    if !ready() {
+        return;
+    }
+    let dir = temp_dir("upscaled");
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let big = upscaled_obama(&photos, "Obama.jpg");
+
+    // One native pass (the old default, now `--network-width 0`) finds nothing...
+    let o = run(&["--network-width", "0", "embed", "--json", s(&big)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_lines(&o)[0]["faces"].as_array().unwrap().len(), 0);
+    let o = run(&[
+        "--network-width",
+        "0",
+        "train",
+        s(&photos),
+        "-o",
+        s(&dir.join("old.data")),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(&format!("skipped {}: no face found", big.display())),
+        "{}",
+        stderr(&o)
+    );
+
+    // ...the default finds the face, boxed as the native one times 4 (within 3% of its width).
+    let native = run(&["embed", "--json", s(&asset(&format!("{TD}/obama.jpg")))]);
+    let o = run(&["embed", "--json", s(&big)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let faces = json_lines(&o)[0]["faces"].as_array().unwrap().clone();
+    assert_eq!(faces.len(), 1);
+    assert!(
+        faces[0]["embedding"]
+            .as_array()
+            .is_some_and(|e| e.len() == 128)
+    );
+    let want: Vec<f64> = json_lines(&native)[0]["faces"][0]["box"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let want = [
+        (want[0] + 0.5) * 4.0 - 0.5,
+        (want[1] + 0.5) * 4.0 - 0.5,
+        want[2] * 4.0,
+        want[3] * 4.0,
+    ];
+    for (i, got) in faces[0]["box"].as_array().unwrap().iter().enumerate() {
+        let got = got.as_f64().unwrap();
+        assert!(
+            (got - want[i]).abs() <= 0.03 * want[2],
+            "box {:?} against {want:?}",
+            faces[0]["box"]
+        );
+    }
+
+    // identify names it against the knn gallery (enrolled at native size)...
+    let knn = knn_model(&dir);
+    let o = run(&["identify", "--gallery", s(&knn), "--json", s(&big)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let faces = json_lines(&o)[0]["faces"].as_array().unwrap().clone();
+    assert_eq!(faces.len(), 1);
+    assert_eq!(faces[0]["name"], "obama");
+
+    // ...and train enrols it.
+    let out = dir.join("model.data");
+    let o = run(&["train", s(&photos), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("people: 1, photos used: 1, photos skipped: 0"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(Gallery::load(&out).unwrap().embedding_count(), 1);
+}
+
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn train_and_inspect_warn_of_two_names_for_one_face() {
+    if !ready() {
+        return;
+    }
+    let dir = temp_dir("lint");
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    std::fs::copy(asset(&format!("{TD}/obama.jpg")), photos.join("obama.jpg")).unwrap();
+    std::fs::copy(
+        asset(&format!("{TD}/obama2.jpg")),
+        photos.join("barack.jpg"),
+    )
+    .unwrap();
+    let out = dir.join("model.data");
+    let o = run(&["train", s(&photos), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let g = Gallery::load(&out).unwrap();
+    let pair = g.close_pairs(f32::INFINITY).remove(0);
+    let (a, b) = (
+        &g.people[0].enrolments[0].embedding,
+        &g.people[1].enrolments[0].embedding,
+    );
+    let distance = facerec_core::embed::euclidean(a, b);
+    assert_eq!(pair.distance, distance);
+    eprintln!("obama.jpg to obama2.jpg: {distance:.3}");
+    let line = format!(
+        "warning: {:?} and {:?} are {distance:.3} apart, closer than the match threshold 0.6: the same person under two names, or look-alikes that recognition will confuse",
+        g.people[0].name, g.people[1].name
+    );
+    assert!(line.contains("\"barack\"") && line.contains("\"obama\""));
+    let warnings: Vec<String> = stderr(&o)
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(warnings, vec![line.clone()], "{}", stderr(&o));
+
+    // inspect prints the same line, and lists the pair in its JSON.
+    let o = run(&["inspect", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed: Vec<String> = stdout(&o)
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(printed, vec![line.clone()], "{}", stdout(&o));
+    let o = run(&["inspect", "--json", s(&out)]);
+    let summary: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let pairs = summary["close_pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 1);
+    assert_eq!(pairs[0]["first"], g.people[0].name.as_str());
+    assert_eq!(pairs[0]["second"], g.people[1].name.as_str());
+    assert!((pairs[0]["distance"].as_f64().unwrap() - distance as f64).abs() < 1e-6);
+    assert_eq!(summary["warnings"][0], &line["warning: ".len()..]);
+
+    // The knn gallery's people are all farther apart than the threshold: no warning.
+    let knn_dir = temp_dir("lint-knn");
+    let knn = knn_dir.join("model.data");
+    let o = run(&[
+        "train",
+        s(&asset(&format!("{TD}/knn_examples/train"))),
+        "-o",
+        s(&knn),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning:"), "{}", stderr(&o));
+    let closest = Gallery::load(&knn)
+        .unwrap()
+        .close_pairs(f32::INFINITY)
+        .remove(0);
+    eprintln!(
+        "knn gallery's closest people: {} and {} at {:.3}",
+        closest.first, closest.second, closest.distance
+    );
+    let o = run(&["inspect", s(&knn)]);
+    assert!(!stdout(&o).contains("warning:"), "{}", stdout(&o));
+    let o = run(&["inspect", "--json", s(&knn)]);
+    let summary: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(summary["close_pairs"].as_array().unwrap().len(), 0);
+}

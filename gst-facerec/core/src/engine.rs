@@ -424,10 +424,45 @@ impl Engine {
         Ok(&self.current)
     }
 
-    /// Detects every face of a still image and embeds each one at least `min_face_size` wide.
+    /// Detects every face of a still photo of any size (the pyramid of [`crate::stills`]) and
+    /// embeds each one at least `min_face_size` wide from the photo's own pixels.
+    /// `config.detect.network_width` does not apply here; see [`Engine::analyze_at`].
     pub fn analyze(&mut self, image: &RgbImage) -> Result<Vec<AnalyzedFace>> {
-        let input = NetworkInput::from_image(image, self.config.detect.network_width);
-        self.analyze_frame(&input, image)
+        self.analyze_at(image, crate::stills::StillScales::Pyramid)
+    }
+
+    /// [`Engine::analyze`] with the scales chosen by the caller (e.g. one pass at a width).
+    pub fn analyze_at(
+        &mut self,
+        image: &RgbImage,
+        scales: crate::stills::StillScales,
+    ) -> Result<Vec<AnalyzedFace>> {
+        let detections = crate::stills::detect_still(&mut self.detector, image, scales)?;
+        let min_size = self.config.min_face_size as f32;
+        let chips: Vec<_> = detections
+            .iter()
+            .filter(|d| d.bbox.w >= min_size)
+            .map(|d| align_face(image, &d.landmarks))
+            .collect();
+        let mut embeddings = self.recognizer.embed(&chips)?.into_iter();
+        let mut faces = Vec::with_capacity(detections.len());
+        for detection in detections {
+            let embedding = if detection.bbox.w >= min_size {
+                Some(embeddings.next().ok_or_else(|| Error::Inference {
+                    what: "recognizer",
+                    reason: "fewer embeddings than faces".into(),
+                })?)
+            } else {
+                None
+            };
+            let identity = embedding.as_ref().map(|e| self.identify(e));
+            faces.push(AnalyzedFace {
+                detection,
+                embedding,
+                identity,
+            });
+        }
+        Ok(faces)
     }
 
     /// [`Engine::analyze`] for a frame given as its network-size input and its full-resolution

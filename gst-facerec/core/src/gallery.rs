@@ -148,6 +148,14 @@ impl Match {
     }
 }
 
+/// Two people of a gallery and the distance between their nearest embeddings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClosePair {
+    pub first: String,
+    pub second: String,
+    pub distance: f32,
+}
+
 impl Gallery {
     /// An empty gallery for embeddings of the given recognizer.
     pub fn new(recognizer_sha256: &str, embedding_dim: usize) -> Gallery {
@@ -236,6 +244,35 @@ impl Gallery {
                 second: None,
             },
         }
+    }
+
+    /// Every two people whose nearest embeddings are closer than `threshold`, closest first:
+    /// a duplicate or a look-alike that recognition will confuse. The nearest pair is what
+    /// matters, not the centroids, because matching takes the nearest embedding.
+    pub fn close_pairs(&self, threshold: f32) -> Vec<ClosePair> {
+        let mut pairs = Vec::new();
+        for (i, a) in self.people.iter().enumerate() {
+            for b in &self.people[i + 1..] {
+                let nearest = a
+                    .enrolments
+                    .iter()
+                    .flat_map(|x| {
+                        b.enrolments
+                            .iter()
+                            .map(move |y| euclidean(&x.embedding, &y.embedding))
+                    })
+                    .min_by(f32::total_cmp);
+                if let Some(distance) = nearest.filter(|d| *d < threshold) {
+                    pairs.push(ClosePair {
+                        first: a.name.clone(),
+                        second: b.name.clone(),
+                        distance,
+                    });
+                }
+            }
+        }
+        pairs.sort_by(|x, y| x.distance.total_cmp(&y.distance));
+        pairs
     }
 
     /// Checks internal consistency: dimensions, finite values, names.
@@ -567,6 +604,32 @@ mod tests {
         one.add("Greg", "Greg2.jpg", vec![0.0, 0.1, 0.0, 0.0])
             .unwrap();
         assert_eq!(one.best_match(&[0.0; 4], 0.6).second, None);
+    }
+
+    #[test]
+    fn close_pairs_name_both_people_by_their_nearest_embeddings() {
+        let mut g = sample();
+        // Greg's embeddings are 1.0 and 1.005 from Robert's: the nearest pair counts.
+        assert_eq!(g.close_pairs(0.99), vec![]);
+        let pairs = g.close_pairs(1.001);
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(
+            (pairs[0].first.as_str(), pairs[0].second.as_str()),
+            ("Greg", "Robert Bohne")
+        );
+        assert!((pairs[0].distance - 1.0).abs() < 1e-6);
+        g.add("Bob", "bob.jpg", vec![0.9, 0.0, 0.0, 0.0]).unwrap();
+        let pairs = g.close_pairs(0.6);
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(
+            (pairs[0].first.as_str(), pairs[0].second.as_str()),
+            ("Robert Bohne", "Bob")
+        );
+        assert!((pairs[0].distance - 0.1).abs() < 1e-6);
+        // Closest first.
+        let all = g.close_pairs(f32::INFINITY);
+        assert_eq!(all.len(), 3);
+        assert!(all.windows(2).all(|w| w[0].distance <= w[1].distance));
     }
 
     #[test]

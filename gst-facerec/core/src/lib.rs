@@ -28,6 +28,7 @@ pub mod models;
 pub mod overlay;
 pub mod quality;
 pub mod runtime;
+pub mod stills;
 pub mod testsupport;
 pub mod tracker;
 
