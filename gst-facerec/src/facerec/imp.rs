@@ -374,7 +374,7 @@ impl ObjectImpl for FaceRec {
                     .build(),
                 glib::ParamSpecFloat::builder("match-margin")
                     .nick("Match margin")
-                    .blurb("A face is named only if its nearest person is closer than the second-nearest person by at least this distance; otherwise the attempt counts as unknown (a look-alike, or one person enrolled under two names)")
+                    .blurb("When two people are both within match-threshold of a face, it is named only if the nearer is closer by at least this distance; otherwise the attempt counts as unknown (a look-alike, or one person enrolled under two names)")
                     .minimum(0.0)
                     .maximum(4.0)
                     .default_value(DEFAULT_MATCH_MARGIN)

@@ -23,10 +23,10 @@
 //!   contrast-normalised variance of the Laplacian of the aligned chip, which does not depend on
 //!   the frame's size) and its pose (yaw and pitch from the five landmarks). Attempts under
 //!   `min-quality` (0.25) are not embedded and name nobody: a heavily blurred face stays unknown;
-//! * an attempt counts for its nearest person when that person is under `match-threshold` and
-//!   closer than the second-nearest *person* by `match-margin` (0.015); otherwise it counts for
-//!   "unknown". A tie between two people (a look-alike, or one person enrolled under two names)
-//!   names nobody;
+//! * an attempt counts for its nearest person when that person is under `match-threshold` and,
+//!   if the second-nearest *person* is under it too, closer than them by `match-margin` (0.15);
+//!   otherwise it counts for "unknown". Two people matching one face about equally (a
+//!   look-alike, or one person enrolled under two names) name nobody;
 //! * evidence is weighted by quality and by how far under the threshold the match is, and a
 //!   name is shown once its evidence reaches `confidence-bar` (0.6: one sharp frontal match at
 //!   0.57 or closer) and half of the track's evidence. A shown name gives way to another person
