@@ -70,3 +70,35 @@ pub fn gallery_with_length_prefix(len: u64) -> Vec<u8> {
     out.extend_from_slice(&Sha256::digest(&payload));
     out
 }
+
+/// The `knn_examples/train` photos as `(person folder, path)`, sorted; `None` when the folder is
+/// missing outside CI (see [`require`]).
+pub fn knn_train_photos() -> Option<Vec<(String, PathBuf)>> {
+    let train = require("testdata/face_recognition/knn_examples/train")?;
+    let mut photos = Vec::new();
+    for person in std::fs::read_dir(&train).unwrap() {
+        let person = person.unwrap().path();
+        let name = person.file_name().unwrap().to_string_lossy().into_owned();
+        for photo in std::fs::read_dir(&person).unwrap() {
+            photos.push((name.clone(), photo.unwrap().path()));
+        }
+    }
+    photos.sort();
+    Some(photos)
+}
+
+/// The knn gallery as `Engine::analyze` enrols it (each photo must hold exactly one face).
+pub fn knn_gallery(engine: &mut crate::engine::Engine) -> crate::gallery::Gallery {
+    let recognizer = engine.recognizer();
+    let mut gallery = crate::gallery::Gallery::new(recognizer.sha256(), recognizer.dim());
+    for (name, photo) in knn_train_photos().unwrap_or_default() {
+        let image = crate::engine::load_rgb(&photo).unwrap();
+        let faces = engine.analyze(&image).unwrap();
+        assert_eq!(faces.len(), 1, "{}", photo.display());
+        let embedding = faces[0].embedding.clone().unwrap();
+        gallery
+            .add(&name, &photo.display().to_string(), embedding)
+            .unwrap();
+    }
+    gallery
+}

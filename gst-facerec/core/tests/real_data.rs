@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use facerec_core::align::{Chip, align_face};
 use facerec_core::engine::{Engine, EngineConfig, load_rgb};
-use facerec_core::gallery::Gallery;
-use facerec_core::testsupport::{require, require_runtime};
+use facerec_core::testsupport::{knn_gallery, require, require_runtime};
 use serde_json::Value;
 
 const TD: &str = "testdata/face_recognition";
@@ -143,33 +142,6 @@ fn detections_agree_with_the_reference_within_one_pixel() {
         "largest coordinate difference: {:.3} px ({})",
         worst.0, worst.1
     );
-}
-
-fn knn_gallery(engine: &mut Engine) -> Gallery {
-    let train = require(&format!("{TD}/knn_examples/train")).unwrap();
-    let mut gallery = Gallery::new(engine.recognizer().sha256(), engine.recognizer().dim());
-    let mut people: Vec<_> = std::fs::read_dir(&train)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    people.sort();
-    for person in people {
-        let name = person.file_name().unwrap().to_string_lossy().into_owned();
-        let mut photos: Vec<_> = std::fs::read_dir(&person)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        photos.sort();
-        for photo in photos {
-            let faces = engine.analyze(&load_rgb(&photo).unwrap()).unwrap();
-            assert_eq!(faces.len(), 1, "{}", photo.display());
-            let embedding = faces[0].embedding.clone().unwrap();
-            gallery
-                .add(&name, &photo.display().to_string(), embedding)
-                .unwrap();
-        }
-    }
-    gallery
 }
 
 /// Names left to right.

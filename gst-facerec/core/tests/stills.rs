@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use facerec_core::engine::{AnalyzedFace, Engine, EngineConfig, load_rgb};
-use facerec_core::gallery::Gallery;
 use facerec_core::image::{RgbImage, imageops};
 use facerec_core::stills::StillScales;
-use facerec_core::testsupport::{require, require_runtime};
+use facerec_core::testsupport::{knn_gallery, knn_train_photos, require, require_runtime};
 
 const TD: &str = "testdata/face_recognition";
 
@@ -44,34 +43,6 @@ fn engine() -> Option<Engine> {
     Some(Engine::new(EngineConfig::default()).expect("models load"))
 }
 
-fn train_photos() -> Vec<(String, std::path::PathBuf)> {
-    let train = require(&format!("{TD}/knn_examples/train")).unwrap();
-    let mut photos = Vec::new();
-    for person in std::fs::read_dir(&train).unwrap() {
-        let person = person.unwrap().path();
-        for photo in std::fs::read_dir(&person).unwrap() {
-            let name = person.file_name().unwrap().to_str().unwrap().to_string();
-            photos.push((name, photo.unwrap().path()));
-        }
-    }
-    photos.sort();
-    photos
-}
-
-/// The knn gallery, enrolled at native size.
-fn knn_gallery(engine: &mut Engine) -> Gallery {
-    let mut gallery = Gallery::new(engine.recognizer().sha256(), engine.recognizer().dim());
-    for (name, photo) in train_photos() {
-        let faces = engine.analyze(&load_rgb(&photo).unwrap()).unwrap();
-        assert_eq!(faces.len(), 1, "{}", photo.display());
-        let embedding = faces[0].embedding.clone().unwrap();
-        gallery
-            .add(&name, &photo.display().to_string(), embedding)
-            .unwrap();
-    }
-    gallery
-}
-
 fn names(faces: &[AnalyzedFace]) -> Vec<String> {
     let mut faces: Vec<&AnalyzedFace> = faces.iter().collect();
     faces.sort_by(|a, b| a.detection.bbox.x.total_cmp(&b.detection.bbox.x));
@@ -93,7 +64,7 @@ fn upscaled_photos_give_the_native_faces_boxes_and_names() {
         .iter()
         .map(|p| require(&format!("{TD}/{p}")).unwrap())
         .collect();
-    photos.extend(train_photos().into_iter().map(|(_, p)| p));
+    photos.extend(knn_train_photos().unwrap().into_iter().map(|(_, p)| p));
     // knn's obama/obama.jpg and biden/biden.jpg are obama.jpg and biden.jpg: once is enough.
     let mut seen = Vec::new();
     photos.retain(|p| {

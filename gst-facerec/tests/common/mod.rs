@@ -386,6 +386,11 @@ pub fn hamilton_reference() -> serde_json::Value {
 
 /// The frames of the clip on which one of `pipelines` of the reference names somebody.
 pub fn reference_named_frames(pipelines: &[&str]) -> Vec<usize> {
+    reference_frames_where(pipelines, |name| name != "Unknown")
+}
+
+/// The frames on which one of `pipelines` of the reference gives a face a name `wanted` accepts.
+fn reference_frames_where(pipelines: &[&str], wanted: impl Fn(&str) -> bool) -> Vec<usize> {
     hamilton_reference()["frames"]
         .as_array()
         .unwrap()
@@ -395,7 +400,7 @@ pub fn reference_named_frames(pipelines: &[&str]) -> Vec<usize> {
             pipelines
                 .iter()
                 .flat_map(|k| f[k].as_array().unwrap())
-                .any(|face| face["name"] != "Unknown")
+                .any(|face| wanted(face["name"].as_str().unwrap()))
         })
         .map(|(i, _)| i)
         .collect()
@@ -481,20 +486,7 @@ pub fn reference_faces() -> Vec<Vec<RefFace>> {
 
 /// The frames on which the reference's YuNet+ONNX pipeline names `name`.
 pub fn reference_frames_naming(name: &str) -> Vec<usize> {
-    hamilton_reference()["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| {
-            f["onnx"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|q| q["name"] == name)
-        })
-        .map(|(i, _)| i)
-        .collect()
+    reference_frames_where(&["onnx"], |n| n == name)
 }
 
 /// For a named face on frame `i` at `rect` (640x360 pixels), how many frames away the nearest
