@@ -2,7 +2,7 @@
 //! backoff when the source is lost, and what it publishes (JPEG frames, faces, events).
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -14,6 +14,7 @@ use gst::prelude::*;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
+pub use crate::config::PipelineSettings;
 use crate::config::Source;
 use crate::metrics::{CameraLabel, Metrics, StateLabel};
 
@@ -38,27 +39,6 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
-/// How every camera's facerec element and encoder are set up.
-#[derive(Debug, Clone)]
-pub struct PipelineSettings {
-    pub gallery: Option<PathBuf>,
-    pub detector: Option<PathBuf>,
-    pub recognizer: Option<PathBuf>,
-    pub provider: String,
-    pub detect_threshold: f32,
-    pub match_threshold: f32,
-    /// facerec properties set only when configured (see `Config::element_overrides`).
-    pub element_overrides: Vec<(&'static str, f32)>,
-    pub detect_interval: u32,
-    /// facerec's `redact` for cameras without their own entry in `camera_redact`.
-    pub redact: String,
-    pub camera_redact: std::collections::BTreeMap<String, String>,
-    pub font: Option<PathBuf>,
-    pub processing_fps: u32,
-    pub max_fps: u32,
-    pub jpeg_quality: u32,
 }
 
 /// The gst-launch description for a source. Paths and URLs are set as properties on the
@@ -394,7 +374,7 @@ impl Camera {
         set_str(&facerec, "provider", &settings.provider)?;
         set(&facerec, "detect-threshold", settings.detect_threshold)?;
         set(&facerec, "match-threshold", settings.match_threshold)?;
-        for &(property, value) in &settings.element_overrides {
+        for (property, value) in settings.element_overrides() {
             set(&facerec, property, value)?;
         }
         set(&facerec, "detect-interval", settings.detect_interval)?;
@@ -799,7 +779,9 @@ mod tests {
             provider: "auto".into(),
             detect_threshold: 0.85,
             match_threshold: 0.6,
-            element_overrides: Vec::new(),
+            match_margin: None,
+            min_quality: None,
+            confidence_bar: None,
             detect_interval: 1,
             redact: "none".into(),
             camera_redact: Default::default(),

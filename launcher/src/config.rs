@@ -1,17 +1,25 @@
 //! Settings from flags, environment variables (the demo's names too) and a YAML config file,
 //! in that order of precedence, and the camera sources they name.
+//!
+//! Each setting is declared once, as a field of [`Cli`] or [`PipelineSettings`]: its flag is the
+//! field name in kebab-case, its environment variable is in `env = …`, its default in
+//! `default_value…`, and its key in the config file is the flag's name. The file's values become
+//! the arguments' defaults, so that clap's own order applies everywhere: flag, then environment,
+//! then file, then the built-in default.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 use gst::prelude::*;
 use serde::Deserialize;
 use url::Url;
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "facerec-launcher",
     version,
@@ -19,16 +27,76 @@ use url::Url;
 )]
 pub struct Cli {
     /// Address to listen on.
-    #[arg(long, env = "FACEREC_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// A camera, as NAME=URI (repeatable). Schemes: v4l2:///dev/video0, nvargus://0,
+    #[arg(long, env = "FACEREC_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// A camera, as NAME=URI (repeatable; FACEREC_SOURCES takes a comma-separated list, and
+    /// either replaces the config file's `sources`). Schemes: v4l2:///dev/video0, nvargus://0,
     /// file:///clip.mp4?loop=true, http://host/stream, rtsp://host/path, test://, pipeline:DESC.
-    #[arg(long = "source", value_name = "NAME=URI")]
+    #[arg(
+        long = "source",
+        value_name = "NAME=URI",
+        env = "FACEREC_SOURCES",
+        value_delimiter = ','
+    )]
     pub sources: Vec<String>,
-    /// YAML config file (the same settings; flags and environment variables win).
+    /// YAML config file: the same settings, keyed by flag name (flags and environment win),
+    /// plus `sources: [{name, uri, redact}]`.
     #[arg(long, env = "FACEREC_CONFIG")]
     pub config: Option<PathBuf>,
-    /// The gallery (model.data). The demo's MODEL_FILENAME is honoured too.
+    #[command(flatten)]
+    pub pipeline: PipelineSettings,
+    /// Most concurrent stream clients over all cameras.
+    #[arg(long, env = "FACEREC_MAX_CLIENTS", default_value_t = 32)]
+    pub max_clients: usize,
+    /// Most cameras, however they are added (sources at start, POST /api/cameras, /register).
+    #[arg(long, env = "FACEREC_MAX_CAMERAS", default_value_t = 16)]
+    pub max_cameras: usize,
+    /// Most open HTTP connections (stream clients included); more are closed at once. Well above
+    /// the 32 streams of --max-clients, far below what a slowloris opens.
+    #[arg(long, env = "FACEREC_MAX_CONNECTIONS", default_value_t = 256)]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers before the connection is closed.
+    #[arg(long, env = "FACEREC_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Folder that file:// cameras added through the API may read from (none by default).
+    #[arg(long, env = "FACEREC_MEDIA_DIR")]
+    pub media_dir: Option<PathBuf>,
+    /// Announce the launcher over mDNS as microshift-cam-reg.local (_http._tcp). `--mdns` alone
+    /// means true; `--mdns=false` turns off what the file or environment turned on.
+    #[arg(long, env = "FACEREC_MDNS", default_value_t = false, num_args = 0..=1,
+        default_missing_value = "true", action = ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new())]
+    pub mdns: bool,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "FACEREC_LOG_JSON", default_value_t = false, num_args = 0..=1,
+        default_missing_value = "true", action = ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new())]
+    pub log_json: bool,
+    /// Folder for the recognition history (events.db and face crops) and the face library.
+    /// Default: $STATE_DIRECTORY, else $XDG_STATE_HOME/facerec, else ~/.local/state/facerec.
+    /// When it cannot be written, history is kept in memory only (one warning).
+    #[arg(long, env = "FACEREC_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// History events older than this many days are deleted with their face crops.
+    #[arg(long, env = "FACEREC_RETAIN_DAYS", default_value_t = 30.0)]
+    pub retain_days: f64,
+    /// The oldest history events are deleted while their face crops take more than this (MB).
+    #[arg(long, env = "FACEREC_RETAIN_MB", default_value_t = 1024.0)]
+    pub retain_mb: f64,
+    /// How long a stranger id (an unknown face seen again) is remembered after it was last seen.
+    #[arg(long, env = "FACEREC_STRANGER_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub stranger_ttl: Duration,
+    /// How long an unknown face must be tracked before it becomes a history event.
+    #[arg(long, env = "FACEREC_UNKNOWN_AFTER", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub unknown_after: Duration,
+}
+
+/// How every camera's facerec element and encoder are set up.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PipelineSettings {
+    /// The gallery (model.data). The demo's MODEL_FILENAME is honoured too (below
+    /// FACEREC_GALLERY). Once the face library has been changed, its gallery in the data
+    /// folder is used instead (see the README).
     #[arg(long, env = "FACEREC_GALLERY")]
     pub gallery: Option<PathBuf>,
     #[arg(long, env = "FACEREC_DETECTOR")]
@@ -36,14 +104,14 @@ pub struct Cli {
     #[arg(long, env = "FACEREC_RECOGNIZER")]
     pub recognizer: Option<PathBuf>,
     /// ONNX Runtime execution provider: auto, cpu, cuda, tensorrt.
-    #[arg(long, env = "FACEREC_PROVIDER")]
-    pub provider: Option<String>,
+    #[arg(long, env = "FACEREC_PROVIDER", default_value = "auto")]
+    pub provider: String,
     /// Face detection score threshold.
-    #[arg(long, env = "FACEREC_DETECT_THRESHOLD")]
-    pub detect_threshold: Option<f32>,
+    #[arg(long, env = "FACEREC_DETECT_THRESHOLD", default_value_t = 0.85)]
+    pub detect_threshold: f32,
     /// Largest embedding distance that still counts as a match.
-    #[arg(long, env = "FACEREC_MATCH_THRESHOLD")]
-    pub match_threshold: Option<f32>,
+    #[arg(long, env = "FACEREC_MATCH_THRESHOLD", default_value_t = 0.6)]
+    pub match_threshold: f32,
     /// How much closer the nearest person must be than the second-nearest for a name
     /// (default: the facerec element's).
     #[arg(long, env = "FACEREC_MATCH_MARGIN")]
@@ -57,75 +125,42 @@ pub struct Cli {
     #[arg(long, env = "FACEREC_CONFIDENCE_BAR")]
     pub confidence_bar: Option<f32>,
     /// Run detection on every Nth frame (tracking carries faces in between).
-    #[arg(long, env = "FACEREC_DETECT_INTERVAL")]
-    pub detect_interval: Option<u32>,
+    #[arg(long, env = "FACEREC_DETECT_INTERVAL", default_value_t = 1)]
+    pub detect_interval: u32,
     /// Pixelate faces in the served streams: none, unknown (every face not named from the
     /// gallery) or all. The default for every camera; a camera in the config file may set its own.
-    #[arg(long, env = "FACEREC_REDACT")]
-    pub redact: Option<String>,
+    #[arg(long, env = "FACEREC_REDACT", default_value = "none")]
+    pub redact: String,
+    /// Per-camera `redact` from the config file's sources.
+    #[arg(skip)]
+    pub camera_redact: BTreeMap<String, String>,
     /// TrueType/OpenType font for the name labels (for scripts the default font lacks).
     #[arg(long, env = "FACEREC_FONT")]
     pub font: Option<PathBuf>,
     /// Frames per second fed to recognition (the demo's VIDEO_PROCESSING_FPS); 0 = all.
-    #[arg(long, env = "VIDEO_PROCESSING_FPS")]
-    pub processing_fps: Option<u32>,
+    #[arg(long, env = "VIDEO_PROCESSING_FPS", default_value_t = 0)]
+    pub processing_fps: u32,
     /// Cap on the rate of the served MJPEG streams.
-    #[arg(long, env = "FACEREC_MAX_FPS")]
-    pub max_fps: Option<u32>,
-    /// Most concurrent stream clients over all cameras.
-    #[arg(long, env = "FACEREC_MAX_CLIENTS")]
-    pub max_clients: Option<usize>,
+    #[arg(long, env = "FACEREC_MAX_FPS", default_value_t = 15)]
+    pub max_fps: u32,
     /// JPEG quality of the served frames.
-    #[arg(long, env = "FACEREC_JPEG_QUALITY")]
-    pub jpeg_quality: Option<u32>,
-    /// Most cameras, however they are added (sources at start, POST /api/cameras, /register).
-    #[arg(long, env = "FACEREC_MAX_CAMERAS")]
-    pub max_cameras: Option<usize>,
-    /// Most open HTTP connections (stream clients included); more are closed at once.
-    #[arg(long, env = "FACEREC_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// Seconds a client may take to send a request's headers before the connection is closed.
-    #[arg(long, env = "FACEREC_HEADER_TIMEOUT")]
-    pub header_timeout: Option<u64>,
-    /// Folder that file:// cameras added through the API may read from (none by default).
-    #[arg(long, env = "FACEREC_MEDIA_DIR")]
-    pub media_dir: Option<PathBuf>,
-    /// Announce the launcher over mDNS as microshift-cam-reg.local (_http._tcp).
-    #[arg(long, env = "FACEREC_MDNS")]
-    pub mdns: bool,
-    /// Log as JSON lines instead of text.
-    #[arg(long, env = "FACEREC_LOG_JSON")]
-    pub log_json: bool,
+    #[arg(long, env = "FACEREC_JPEG_QUALITY", default_value_t = 80)]
+    pub jpeg_quality: u32,
 }
 
-/// The YAML config file: every field optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct FileConfig {
-    pub listen: Option<SocketAddr>,
-    #[serde(default)]
-    pub sources: Vec<FileSource>,
-    pub gallery: Option<PathBuf>,
-    pub detector: Option<PathBuf>,
-    pub recognizer: Option<PathBuf>,
-    pub provider: Option<String>,
-    pub detect_threshold: Option<f32>,
-    pub match_threshold: Option<f32>,
-    pub match_margin: Option<f32>,
-    pub min_quality: Option<f32>,
-    pub confidence_bar: Option<f32>,
-    pub detect_interval: Option<u32>,
-    pub redact: Option<String>,
-    pub font: Option<PathBuf>,
-    pub processing_fps: Option<u32>,
-    pub max_fps: Option<u32>,
-    pub max_clients: Option<usize>,
-    pub jpeg_quality: Option<u32>,
-    pub max_cameras: Option<usize>,
-    pub max_connections: Option<usize>,
-    pub header_timeout: Option<u64>,
-    pub media_dir: Option<PathBuf>,
-    pub mdns: Option<bool>,
+impl PipelineSettings {
+    /// facerec properties set only when configured, so that the element's default stays their
+    /// one declaration: (property, value).
+    pub fn element_overrides(&self) -> Vec<(&'static str, f32)> {
+        [
+            ("match-margin", self.match_margin),
+            ("min-quality", self.min_quality),
+            ("confidence-bar", self.confidence_bar),
+        ]
+        .into_iter()
+        .filter_map(|(property, value)| Some((property, value?)))
+        .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,73 +175,130 @@ pub struct FileSource {
 /// The effective settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
+    pub cli: Cli,
     /// (name, URI as given, parsed source)
     pub sources: Vec<(String, String, Source)>,
-    pub gallery: Option<PathBuf>,
-    pub detector: Option<PathBuf>,
-    pub recognizer: Option<PathBuf>,
-    pub provider: String,
-    pub detect_threshold: f32,
-    pub match_threshold: f32,
-    /// `facerec` properties set only when given, so that the element's default stays their
-    /// one declaration: (property, value).
-    pub element_overrides: Vec<(&'static str, f32)>,
-    pub detect_interval: u32,
-    /// The `redact` of cameras that do not set their own.
-    pub redact: String,
-    /// Per-camera `redact` from the config file.
-    pub camera_redact: BTreeMap<String, String>,
-    pub font: Option<PathBuf>,
-    pub processing_fps: u32,
-    pub max_fps: u32,
-    pub max_clients: usize,
-    pub jpeg_quality: u32,
-    pub max_cameras: usize,
-    pub max_connections: usize,
-    pub header_timeout: u64,
-    pub media_dir: Option<PathBuf>,
-    pub mdns: bool,
+    /// The data folder asked for (flag, environment or the default location).
+    pub data_dir: PathBuf,
     pub api_token: Option<String>,
 }
 
-fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+impl std::ops::Deref for Config {
+    type Target = Cli;
+    fn deref(&self) -> &Cli {
+        &self.cli
+    }
+}
+
+/// The default data folder: systemd's StateDirectory, the XDG state folder, or ~/.local/state.
+fn default_data_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("STATE_DIRECTORY") {
+        // systemd may list several, separated by ':'.
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        return PathBuf::from(first);
+    }
+    if let Some(dir) = var("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("facerec");
+    }
+    match var("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/facerec"),
+        None => PathBuf::from("facerec-data"),
+    }
+}
+
+/// The flag of a setting, from its clap id.
+fn flag_name(arg: &clap::Arg) -> Option<String> {
+    arg.get_long().map(str::to_string)
+}
+
+/// A YAML scalar as the text clap would get from the command line.
+fn yaml_scalar(value: &serde_yaml_ng::Value) -> Option<String> {
+    use serde_yaml_ng::Value;
+    match value {
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
 }
 
 impl Config {
-    pub fn load(cli: Cli) -> Result<Config> {
-        let file: FileConfig = match &cli.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read config {}", path.display()))?;
-                serde_yaml_ng::from_str(&text)
-                    .with_context(|| format!("config {} is invalid", path.display()))?
-            }
-            None => FileConfig::default(),
-        };
-        let mut specs: Vec<(String, String)> = Vec::new();
-        for s in &cli.sources {
-            let (name, uri) = s
-                .split_once('=')
-                .with_context(|| format!("--source {s}: expected NAME=URI"))?;
-            specs.push((name.to_string(), uri.to_string()));
-        }
-        if let Some(list) = std::env::var("FACEREC_SOURCES")
+    /// Parses the command line (after `gst::init`, for the ranges in `--help`), reading the
+    /// config file it names. Exits on `--help`, `--version` and flag syntax errors, as clap does.
+    pub fn from_args<I, T>(args: I) -> Result<Config>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        // First pass: only to find the config file.
+        let config_path = Cli::command()
+            .ignore_errors(true)
+            .try_get_matches_from(&args)
             .ok()
-            .filter(|v| !v.trim().is_empty())
-        {
-            for s in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            .and_then(|m| m.get_one::<PathBuf>("config").cloned());
+        let (defaults, file_sources) = match &config_path {
+            Some(path) => read_file(path)?,
+            None => (BTreeMap::new(), Vec::new()),
+        };
+        let mut cmd = command();
+        for (key, value) in &defaults {
+            let arg = cmd
+                .get_arguments()
+                .find(|a| flag_name(a).as_deref() == Some(key.as_str()))
+                .expect("read_file keeps only known keys")
+                .clone();
+            // Checked here, so that a bad value is the file's error and not a usage error.
+            let alone = clap::Command::new("facerec-launcher")
+                .no_binary_name(true)
+                .arg(arg.clone().env(None::<&str>).required(false));
+            if let Err(e) = alone.try_get_matches_from([format!("--{key}"), value.clone()]) {
+                let text = e.to_string();
+                let first = text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                bail!(
+                    "config {} is invalid: {key}: {first}",
+                    config_path.as_deref().unwrap_or(Path::new("")).display()
+                );
+            }
+            cmd = cmd.mut_arg(arg.get_id().clone(), |a| a.default_value(value.clone()));
+        }
+        // The demo's MODEL_FILENAME sits between FACEREC_GALLERY and the file.
+        if let Some(model) = std::env::var_os("MODEL_FILENAME").filter(|v| !v.is_empty()) {
+            cmd = cmd.mut_arg("gallery", |a| {
+                a.default_value(model.to_string_lossy().into_owned())
+            });
+        }
+        let matches = cmd.try_get_matches_from(&args).unwrap_or_else(|e| e.exit());
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let from_command_line = matches!(
+            matches.value_source("sources"),
+            Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+        );
+        let mut specs: Vec<(String, String)> = Vec::new();
+        if from_command_line {
+            for s in cli
+                .sources
+                .iter()
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+            {
                 let (name, uri) = s
                     .split_once('=')
-                    .with_context(|| format!("FACEREC_SOURCES entry {s}: expected NAME=URI"))?;
+                    .with_context(|| format!("--source {s}: expected NAME=URI"))?;
                 specs.push((name.to_string(), uri.to_string()));
             }
-        }
-        if specs.is_empty() {
-            specs.extend(file.sources.iter().map(|s| (s.name.clone(), s.uri.clone())));
+        } else {
+            specs.extend(file_sources.iter().map(|s| (s.name.clone(), s.uri.clone())));
         }
         if specs.is_empty()
             && let Ok(id) = std::env::var("VIDEO_DEVICE_ID")
@@ -228,59 +320,62 @@ impl Config {
                 Source::parse(&uri, Trust::Operator).with_context(|| format!("source {name}"))?;
             sources.push((name, uri, source));
         }
+        cli.pipeline.camera_redact = file_sources
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.redact.clone()?)))
+            .collect();
         let api_token = std::env::var("FACEREC_API_TOKEN")
             .ok()
             .filter(|t| !t.is_empty());
         Ok(Config {
-            listen: cli
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| "0.0.0.0:8080".parse().expect("valid")),
+            data_dir: cli.data_dir.clone().unwrap_or_else(default_data_dir),
+            cli,
             sources,
-            gallery: cli
-                .gallery
-                .or_else(|| env_path("MODEL_FILENAME"))
-                .or(file.gallery),
-            detector: cli.detector.or(file.detector),
-            recognizer: cli.recognizer.or(file.recognizer),
-            provider: cli
-                .provider
-                .or(file.provider)
-                .unwrap_or_else(|| "auto".into()),
-            detect_threshold: cli
-                .detect_threshold
-                .or(file.detect_threshold)
-                .unwrap_or(0.85),
-            match_threshold: cli.match_threshold.or(file.match_threshold).unwrap_or(0.6),
-            element_overrides: [
-                ("match-margin", cli.match_margin.or(file.match_margin)),
-                ("min-quality", cli.min_quality.or(file.min_quality)),
-                ("confidence-bar", cli.confidence_bar.or(file.confidence_bar)),
-            ]
-            .into_iter()
-            .filter_map(|(property, value)| Some((property, value?)))
-            .collect(),
-            // No clamping here: `validate` refuses what is out of range instead.
-            detect_interval: cli.detect_interval.or(file.detect_interval).unwrap_or(1),
-            redact: cli.redact.or(file.redact).unwrap_or_else(|| "none".into()),
-            camera_redact: file
-                .sources
-                .iter()
-                .filter_map(|s| Some((s.name.clone(), s.redact.clone()?)))
-                .collect(),
-            font: cli.font.or(file.font),
-            processing_fps: cli.processing_fps.or(file.processing_fps).unwrap_or(0),
-            max_fps: cli.max_fps.or(file.max_fps).unwrap_or(15),
-            max_clients: cli.max_clients.or(file.max_clients).unwrap_or(32),
-            jpeg_quality: cli.jpeg_quality.or(file.jpeg_quality).unwrap_or(80),
-            max_cameras: cli.max_cameras.or(file.max_cameras).unwrap_or(16),
-            max_connections: cli.max_connections.or(file.max_connections).unwrap_or(256),
-            header_timeout: cli.header_timeout.or(file.header_timeout).unwrap_or(10),
-            media_dir: cli.media_dir.or(file.media_dir),
-            mdns: cli.mdns || file.mdns.unwrap_or(false),
             api_token,
         })
     }
+}
+
+/// The config file: its scalar settings by flag name, and its sources. Unknown keys are refused.
+fn read_file(path: &Path) -> Result<(BTreeMap<String, String>, Vec<FileSource>)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    let invalid = || format!("config {} is invalid", path.display());
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).with_context(invalid)?;
+    let mapping = match value {
+        serde_yaml_ng::Value::Null => return Ok((BTreeMap::new(), Vec::new())),
+        serde_yaml_ng::Value::Mapping(m) => m,
+        _ => bail!("{}: expected a mapping of settings", invalid()),
+    };
+    let known: Vec<String> = Cli::command()
+        .get_arguments()
+        .filter(|a| {
+            !matches!(
+                a.get_id().as_str(),
+                "config" | "sources" | "help" | "version"
+            )
+        })
+        .filter_map(flag_name)
+        .collect();
+    let mut defaults = BTreeMap::new();
+    let mut sources = Vec::new();
+    for (key, value) in mapping {
+        let key = key
+            .as_str()
+            .with_context(|| format!("{}: a key is not a string", invalid()))?
+            .to_string();
+        if key == "sources" {
+            sources = serde_yaml_ng::from_value(value)
+                .with_context(|| format!("{}: sources", invalid()))?;
+        } else if known.contains(&key) {
+            let text = yaml_scalar(&value)
+                .with_context(|| format!("{}: {key} must be a single value", invalid()))?;
+            defaults.insert(key, text);
+        } else {
+            bail!("{}: unknown field `{key}`", invalid());
+        }
+    }
+    Ok((defaults, sources))
 }
 
 /// Settings that are element properties: (setting, element factory, property). Their ranges are
@@ -295,22 +390,33 @@ pub const ELEMENT_SETTINGS: [(&str, &str, &str); 7] = [
     ("jpeg-quality", "jpegenc", "quality"),
 ];
 
-/// The launcher's own settings and their inclusive ranges: declared here and nowhere else.
-pub const LAUNCHER_RANGES: [(&str, u64, u64); 5] = [
-    ("processing-fps", 0, 1000),
-    ("max-fps", 1, 1000),
-    ("max-clients", 1, 100_000),
-    ("max-cameras", 1, 1024),
-    ("max-connections", 1, 100_000),
+/// The launcher's own numeric settings and their inclusive ranges: declared here and nowhere else.
+pub const LAUNCHER_RANGES: [(&str, f64, f64); 8] = [
+    ("processing-fps", 0.0, 1000.0),
+    ("max-fps", 1.0, 1000.0),
+    ("max-clients", 1.0, 100_000.0),
+    ("max-cameras", 1.0, 1024.0),
+    ("max-connections", 1.0, 100_000.0),
+    ("header-timeout", 1.0, 3600.0),
+    ("retain-days", 0.001, 36_500.0),
+    ("retain-mb", 1.0, 10_000_000.0),
 ];
 
-pub const DEFAULT_MAX_CAMERAS: usize = 16;
-/// Well above `--max-clients`' default of 32 streams, far below what a slowloris opens.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
-pub const DEFAULT_HEADER_TIMEOUT: u64 = 10;
-
-/// Seconds for `--header-timeout`: declared with the other launcher-only ranges.
-pub const HEADER_TIMEOUT_RANGE: (&str, u64, u64) = ("header-timeout", 1, 3600);
+impl Config {
+    /// The value of each of [`LAUNCHER_RANGES`], in its order.
+    fn launcher_values(&self) -> [f64; 8] {
+        [
+            self.pipeline.processing_fps as f64,
+            self.pipeline.max_fps as f64,
+            self.max_clients as f64,
+            self.max_cameras as f64,
+            self.max_connections as f64,
+            self.header_timeout as f64,
+            self.retain_days,
+            self.retain_mb,
+        ]
+    }
+}
 
 /// The bounds of a numeric `ParamSpec`, whatever its numeric type.
 pub fn pspec_range(pspec: &gst::glib::ParamSpec) -> Option<(f64, f64)> {
@@ -367,26 +473,26 @@ pub fn element_nicks(factory: &str, property: &str) -> Result<Vec<String>> {
 /// `--help` with every range spelled out, read from the elements (after `gst::init`) and from
 /// [`LAUNCHER_RANGES`]. Without GStreamer the help simply lacks the element ranges.
 pub fn command() -> clap::Command {
-    use clap::CommandFactory;
     let (client, overall) = (
         crate::http::RateLimiter::REGISTER_PER_CLIENT,
         crate::http::RateLimiter::REGISTER_OVERALL,
     );
     let mut cmd = Cli::command().after_help(format!(
-        "FACEREC_API_TOKEN (environment only): when set, POST/DELETE /api/cameras, POST \
-/api/gallery/reload and GET /register require it, as `Authorization: Bearer TOKEN` or, for \
-/register (ESP32 firmware that cannot send headers), as a `key=TOKEN` query parameter. Without \
-it, /register still refuses to change an existing camera's token. /register is rate-limited \
-per client (a burst of {}, then 1 every {} s) and overall (a burst of {}, then 1 every {} s), \
-with 429 and Retry-After.\n\nEvery range above is checked at start-up: a value outside it \
-is one error line and exit 1.",
+        "FACEREC_API_TOKEN (environment only): when set, every write route (POST/PUT/DELETE under \
+/api: cameras, gallery reload, history, people) and GET /register require it, as \
+`Authorization: Bearer TOKEN` or, for /register (ESP32 firmware that cannot send headers), as a \
+`key=TOKEN` query parameter. Without it, /register still refuses to change an existing camera's \
+token. /register is rate-limited per client (a burst of {}, then 1 every {} s) and overall (a \
+burst of {}, then 1 every {} s), with 429 and Retry-After.\n\nEvery range above is checked at \
+start-up: a value outside it is one error line and exit 1.",
         client.burst,
         client.refill.as_secs(),
         overall.burst,
         overall.refill.as_secs()
     ));
     let mut ranges: Vec<(String, String)> = Vec::new();
-    for (setting, factory, property) in ELEMENT_SETTINGS {
+    let gst_ready = gst::INITIALIZED.load(std::sync::atomic::Ordering::SeqCst);
+    for (setting, factory, property) in ELEMENT_SETTINGS.into_iter().filter(|_| gst_ready) {
         if let Ok((min, max)) = element_range(factory, property) {
             ranges.push((
                 setting.to_string(),
@@ -394,17 +500,8 @@ is one error line and exit 1.",
             ));
         }
     }
-    for (setting, min, max) in LAUNCHER_RANGES.into_iter().chain([HEADER_TIMEOUT_RANGE]) {
+    for (setting, min, max) in LAUNCHER_RANGES {
         ranges.push((setting.to_string(), format!("{min} to {max}")));
-    }
-    for (setting, default) in [
-        ("max-cameras", DEFAULT_MAX_CAMERAS as u64),
-        ("max-connections", DEFAULT_MAX_CONNECTIONS as u64),
-        ("header-timeout", DEFAULT_HEADER_TIMEOUT),
-    ] {
-        if let Some((_, text)) = ranges.iter_mut().find(|(s, _)| s == setting) {
-            text.push_str(&format!("; default {default}"));
-        }
     }
     for (setting, text) in ranges {
         let id = setting.replace('-', "_");
@@ -426,9 +523,10 @@ impl Config {
     /// bounds for the element properties, [`LAUNCHER_RANGES`] for the rest. Needs `gst::init`
     /// and the facerec element registered.
     pub fn validate(&self) -> Result<()> {
+        let p = &self.pipeline;
         let nicks = element_nicks("facerec", "redact")?;
-        for (what, value) in std::iter::once(("redact".to_string(), &self.redact)).chain(
-            self.camera_redact
+        for (what, value) in std::iter::once(("redact".to_string(), &p.redact)).chain(
+            p.camera_redact
                 .iter()
                 .map(|(camera, v)| (format!("redact of camera {camera}"), v)),
         ) {
@@ -437,15 +535,15 @@ impl Config {
             }
         }
         let fixed = [
-            ("detect-threshold", self.detect_threshold as f64),
-            ("match-threshold", self.match_threshold as f64),
-            ("detect-interval", self.detect_interval as f64),
-            ("jpeg-quality", self.jpeg_quality as f64),
+            ("detect-threshold", p.detect_threshold as f64),
+            ("match-threshold", p.match_threshold as f64),
+            ("detect-interval", p.detect_interval as f64),
+            ("jpeg-quality", p.jpeg_quality as f64),
         ];
         let given = fixed.into_iter().chain(
-            self.element_overrides
-                .iter()
-                .map(|&(property, value)| (property, value as f64)),
+            p.element_overrides()
+                .into_iter()
+                .map(|(property, value)| (property, value as f64)),
         );
         for (name, value) in given {
             let (setting, factory, property) = ELEMENT_SETTINGS
@@ -467,17 +565,7 @@ impl Config {
                 ));
             }
         }
-        let launcher_values = [
-            self.processing_fps as u64,
-            self.max_fps as u64,
-            self.max_clients as u64,
-            self.max_cameras as u64,
-            self.max_connections as u64,
-        ];
-        for ((setting, min, max), value) in LAUNCHER_RANGES
-            .into_iter()
-            .chain([HEADER_TIMEOUT_RANGE])
-            .zip(launcher_values.into_iter().chain([self.header_timeout]))
+        for ((setting, min, max), value) in LAUNCHER_RANGES.into_iter().zip(self.launcher_values())
         {
             if !(min..=max).contains(&value) {
                 return Err(out_of_range(
@@ -486,6 +574,12 @@ impl Config {
                     &format!("it must be {min} to {max}"),
                 ));
             }
+        }
+        if self.stranger_ttl < Duration::from_secs(1) {
+            bail!("stranger-ttl must be at least 1 s");
+        }
+        if self.unknown_after > Duration::from_secs(3600) {
+            bail!("unknown-after must be at most 1 h");
         }
         if self.sources.len() > self.max_cameras {
             bail!(
@@ -752,16 +846,16 @@ mod tests {
             "listen: 127.0.0.1:9000\nmax-fps: 5\ngallery: /models/model.data\nsources:\n  - name: door\n    uri: test://?pattern=snow\n",
         )
         .unwrap();
-        let cli = Cli::parse_from([
+        let config = Config::from_args([
             "facerec-launcher",
             "--config",
             path.to_str().unwrap(),
             "--max-fps",
             "20",
-        ]);
-        let config = Config::load(cli).unwrap();
+        ])
+        .unwrap();
         assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
-        assert_eq!(config.max_fps, 20, "the flag wins");
+        assert_eq!(config.pipeline.max_fps, 20, "the flag wins");
         assert_eq!(config.sources.len(), 1);
         assert_eq!(
             config.sources[0].2,
@@ -771,14 +865,51 @@ mod tests {
         );
 
         std::fs::write(&path, "listen: 127.0.0.1:9000\nmax_fps: 5\n").unwrap();
-        let cli = Cli::parse_from(["facerec-launcher", "--config", path.to_str().unwrap()]);
-        let err = format!("{:#}", Config::load(cli).unwrap_err());
+        let err = format!(
+            "{:#}",
+            Config::from_args(["facerec-launcher", "--config", path.to_str().unwrap()])
+                .unwrap_err()
+        );
         assert!(
             err.starts_with(&format!(
                 "config {} is invalid: unknown field `max_fps`",
                 path.display()
             )),
             "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `mdns: true` in the file used to be impossible to turn off (a plain bool flag could only
+    /// add `true`); a file value of the wrong type is the file's error.
+    #[test]
+    fn a_flag_turns_off_what_the_file_turned_on() {
+        let dir = std::env::temp_dir().join(format!("facerec-mdns-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("launcher.yaml");
+        std::fs::write(&path, "mdns: true\nretain-days: 7\n").unwrap();
+        let file = path.to_str().unwrap();
+        let load = |extra: &[&str]| {
+            let mut args = vec!["facerec-launcher", "--config", file];
+            args.extend_from_slice(extra);
+            Config::from_args(args).unwrap()
+        };
+        assert!(load(&[]).mdns, "the file's true");
+        assert!(!load(&["--mdns=false"]).mdns, "the flag's false wins");
+        assert!(load(&["--mdns"]).mdns, "a bare --mdns is true");
+        assert_eq!(load(&[]).retain_days, 7.0);
+        assert_eq!(load(&["--retain-days", "2"]).retain_days, 2.0);
+        std::fs::write(&path, "max-fps: fast\n").unwrap();
+        let err = format!(
+            "{:#}",
+            Config::from_args(["facerec-launcher", "--config", file]).unwrap_err()
+        );
+        assert_eq!(
+            err,
+            format!(
+                "config {} is invalid: max-fps: invalid value 'fast' for '--max-fps <MAX_FPS>': invalid digit found in string",
+                path.display()
+            )
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -796,17 +927,16 @@ mod tests {
             "max-cameras: 1\nsources:\n  - name: a\n    uri: test://\n  - name: b\n    uri: test://\n",
         )
         .unwrap();
-        let cli = Cli::parse_from(["facerec-launcher", "--config", path.to_str().unwrap()]);
-        let config = Config::load(cli).unwrap();
+        let config =
+            Config::from_args(["facerec-launcher", "--config", path.to_str().unwrap()]).unwrap();
         assert_eq!(config.max_cameras, 1);
         assert_eq!(
             config.validate().unwrap_err().to_string(),
             "2 cameras are configured but max-cameras is 1"
         );
         std::fs::write(&path, "jpeg-quality: 101\n").unwrap();
-        let cli = Cli::parse_from(["facerec-launcher", "--config", path.to_str().unwrap()]);
         assert_eq!(
-            Config::load(cli)
+            Config::from_args(["facerec-launcher", "--config", path.to_str().unwrap()])
                 .unwrap()
                 .validate()
                 .unwrap_err()

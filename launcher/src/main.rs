@@ -8,13 +8,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::FromArgMatches;
 use facerec_core::engine::{Engine, EngineConfig};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use facerec_launcher::camera::{Hub, PipelineSettings, lock};
-use facerec_launcher::config::{self, Cli, Config, ensure_facerec_plugin};
+use facerec_launcher::camera::{Hub, lock};
+use facerec_launcher::config::{Config, ensure_facerec_plugin};
 use facerec_launcher::http::App;
 use facerec_launcher::metrics::{CameraLabel, Metrics};
 
@@ -38,23 +37,23 @@ fn init_logging(json: bool) {
 fn preflight(config: &Config) -> Result<()> {
     // The gallery first, through the one loader (which refuses devices, FIFOs and oversized
     // files): a bad file is reported before the models are even opened.
-    if let Some(path) = &config.gallery {
+    if let Some(path) = &config.pipeline.gallery {
         facerec_core::gallery::Gallery::load(path)?;
     }
     let mut engine_config = EngineConfig::default();
-    if let Some(d) = &config.detector {
+    if let Some(d) = &config.pipeline.detector {
         engine_config.detector = d.clone();
     }
-    if let Some(r) = &config.recognizer {
+    if let Some(r) = &config.pipeline.recognizer {
         engine_config.recognizer = r.clone();
     }
-    engine_config.session.provider = config.provider.parse()?;
-    if let Some(font) = &config.font {
+    engine_config.session.provider = config.pipeline.provider.parse()?;
+    if let Some(font) = &config.pipeline.font {
         facerec_core::overlay::Painter::new(Some(font))?;
     }
     let engine = Engine::new(engine_config)?;
     // A missing gallery is warned about in run(), once nothing can fail any more.
-    if let Some(path) = &config.gallery {
+    if let Some(path) = &config.pipeline.gallery {
         let gallery = engine.load_gallery(path)?;
         tracing::info!(gallery = %path.display(), people = gallery.people.len(), "gallery checked");
     }
@@ -186,7 +185,7 @@ async fn run(config: Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
     // After every check that can fail, so that a start-up failure is the only line on stderr.
-    if config.gallery.is_none() {
+    if config.pipeline.gallery.is_none() {
         tracing::warn!("no gallery configured: every face will be \"unknown\"");
     }
     if config.sources.is_empty() {
@@ -195,22 +194,7 @@ async fn run(config: Config) -> Result<()> {
         );
     }
 
-    let settings = PipelineSettings {
-        gallery: config.gallery.clone(),
-        detector: config.detector.clone(),
-        recognizer: config.recognizer.clone(),
-        provider: config.provider.clone(),
-        detect_threshold: config.detect_threshold,
-        match_threshold: config.match_threshold,
-        element_overrides: config.element_overrides.clone(),
-        detect_interval: config.detect_interval,
-        redact: config.redact.clone(),
-        camera_redact: config.camera_redact.clone(),
-        font: config.font.clone(),
-        processing_fps: config.processing_fps,
-        max_fps: config.max_fps,
-        jpeg_quality: config.jpeg_quality,
-    };
+    let settings = config.pipeline.clone();
     let hub = Arc::new(Hub::new(settings, Arc::new(Metrics::new())));
     let shutdown = CancellationToken::new();
     let app = Arc::new(App {
@@ -277,23 +261,17 @@ fn main() -> ExitCode {
     let gst_ready = gst::init()
         .context("cannot initialise GStreamer")
         .and_then(|()| ensure_facerec_plugin());
-    let cli = match Cli::from_arg_matches(&config::command().get_matches()) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
-    };
-    init_logging(cli.log_json);
-    let result = gst_ready
-        .and_then(|()| Config::load(cli))
-        .and_then(|config| {
-            // Before anything is logged, so that a bad setting is the only line on stderr.
-            config.validate()?;
-            let runtime =
-                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            let outcome = runtime.block_on(run(config));
-            // Do not wait for blocking tasks (a stuck pipeline) beyond the grace period.
-            runtime.shutdown_timeout(Duration::from_secs(1));
-            outcome
-        });
+    let result = Config::from_args(std::env::args_os());
+    init_logging(result.as_ref().is_ok_and(|c| c.log_json));
+    let result = gst_ready.and(result).and_then(|config| {
+        // Before anything is logged, so that a bad setting is the only line on stderr.
+        config.validate()?;
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        let outcome = runtime.block_on(run(config));
+        // Do not wait for blocking tasks (a stuck pipeline) beyond the grace period.
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        outcome
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
