@@ -47,11 +47,12 @@ image_env() {
 in_image() {
     local image="$1" root="$2"
     shift 2
-    local model="" media="" ro=1
+    local model="" media="" data="" ro=1
     while [ "$1" != "--" ]; do
         case "$1" in
             --model) model="$2"; shift 2 ;;
             --media) media="$2"; shift 2 ;;
+            --data) data="$2"; shift 2 ;;
             --rw) ro=0; shift ;;
             *) fail "in_image: unknown option $1" ;;
         esac
@@ -60,12 +61,13 @@ in_image() {
     local -a env_args=()
     while IFS= read -r line; do env_args+=("$line"); done < <(image_env "$image")
     # Mount points the runtime would create.
-    mkdir -p "$root/model" "$root/media" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
+    mkdir -p "$root/model" "$root/media" "$root/proc" "$root/sys" "$root/dev" "$root/tmp" \
+        "$root/var/lib/facerec"
     # In a subshell (a `$(...)` or a background job) exec, so that the job's PID is the
     # program's and signals reach it.
     local run=()
     [ "$BASHPID" = "$$" ] || run=(exec)
-    ROOT="$root" MODEL="$model" MEDIA="$media" RO="$ro" \
+    ROOT="$root" MODEL="$model" MEDIA="$media" DATA="$data" RO="$ro" \
         "${run[@]}" unshare --mount --propagation private -- bash -c '
         set -e
         mount --bind "$ROOT" "$ROOT"
@@ -75,6 +77,7 @@ in_image() {
         mount -t tmpfs -o mode=1777,size=64m tmpfs "$ROOT/tmp"
         [ -z "$MODEL" ] || mount --bind "$MODEL" "$ROOT/model"
         [ -z "$MEDIA" ] || mount --bind -o ro "$MEDIA" "$ROOT/media"
+        [ -z "$DATA" ] || mount --bind "$DATA" "$ROOT/var/lib/facerec"
         [ "$RO" = 0 ] || mount -o remount,bind,ro "$ROOT"
         exec chroot --userspec=1001:0 "$ROOT" "$@"
     ' in_image env -i "${env_args[@]}" "$@"
@@ -209,7 +212,11 @@ check_serve() {
     mkdir -p "$media" && cp -f "$clip" "$media/clip.mp4"
     port="$(free_port)"
     log="$work/launcher.log"
-    in_image "$launcher_image" "$root" --model "$empty" --media "$media" -- \
+    # The data folder on a writable volume of its own, as the Deployment's PVC, under the
+    # read-only root; owned by the image's user.
+    local data="$work/data"
+    rm -rf "$data" && mkdir -p "$data" && chown 1001:0 "$data"
+    in_image "$launcher_image" "$root" --model "$empty" --media "$media" --data "$data" -- \
         env FACEREC_LISTEN="127.0.0.1:$port" FACEREC_GALLERY=/model/model.data \
         FACEREC_SOURCES="cam0=file:///media/clip.mp4?loop=true" FACEREC_PROVIDER=cpu \
         /usr/bin/facerec-launcher >"$log" 2>&1 &
@@ -254,7 +261,20 @@ with urllib.request.urlopen(f"{base}/api/events", timeout=30) as r:
             break
     else:
         sys.exit("FAILED: Lin-Manuel Miranda was not recognised within 30 s")
+
+# The event is in the history on the data volume, with its face crop.
+with urllib.request.urlopen(f"{base}/api/history?name=Lin-Manuel%20Miranda&limit=1", timeout=10) as r:
+    import json
+    events = json.load(r)["events"]
+assert events and events[0]["face_url"], f"no stored event with a face crop: {events}"
+with urllib.request.urlopen(base + events[0]["face_url"], timeout=10) as r:
+    crop = r.read()
+assert crop[:2] == b"\xff\xd8", "the face crop is not a JPEG"
+print(f"history: event {events[0]['id']} stored with a {len(crop)}-byte face crop")
 PY
+    [ -s "$data/events.db" ] && ls "$data/crops/"*.jpg >/dev/null 2>&1 \
+        || fail "no events.db or face crop on the data volume"
+    echo "data volume: events.db and $(ls "$data/crops" | wc -l) face crop(s) written by uid 1001"
 
     local grace start elapsed status
     grace="$("$repo/.cache/deploy-venv/bin/python" "$repo/deploy/tests/manifests.py" termination-grace x86)"

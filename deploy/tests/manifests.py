@@ -389,6 +389,22 @@ def deployment_problems(docs, target):
     if config.get("FACEREC_GALLERY") != "/model/model.data":
         problems.append("FACEREC_GALLERY is not /model/model.data")
 
+    # History and face library: on a PersistentVolumeClaim of the manifests, so that they
+    # survive a restart and are writable under the read-only root.
+    data_dir = config.get("FACEREC_DATA_DIR")
+    data_volume = mounts.get(data_dir or "", {}).get("name")
+    claim = next((v.get("persistentVolumeClaim", {}).get("claimName")
+                  for v in spec.get("volumes", []) if v.get("name") == data_volume), None)
+    claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    if not data_dir:
+        problems.append("FACEREC_DATA_DIR is not set")
+    elif data_volume is None:
+        problems.append(f"the launcher does not mount a volume at FACEREC_DATA_DIR {data_dir}")
+    elif claim not in claims:
+        problems.append(f"{data_dir} is not on a PersistentVolumeClaim of the manifests")
+    elif mounts[data_dir].get("readOnly"):
+        problems.append(f"{data_dir} is mounted read-only")
+
     # The camera: a device passed through, not a privileged container.
     annotations = dep["spec"]["template"]["metadata"].get("annotations", {})
     sources = config.get("FACEREC_SOURCES", "")
@@ -471,7 +487,15 @@ def _set(d, keys, value):
     d[keys[-1]] = value
 
 
+def data_on_empty_dir(d):
+    for v in d["spec"]["template"]["spec"]["volumes"]:
+        if v["name"] == "data":
+            v.pop("persistentVolumeClaim")
+            v["emptyDir"] = {}
+
+
 MUTATIONS = {
+    "history and library on an emptyDir (lost at every restart)": base_deployment(data_on_empty_dir),
     "launcher privileged": base_deployment(
         lambda d: _set(launcher_of(d), ["securityContext", "privileged"], True)
     ),
