@@ -34,7 +34,8 @@ apt_packages=(
     gstreamer1.0-plugins-bad gstreamer1.0-libav python3-venv python3-pip
     fonts-dejavu-core
 )
-# The real clients the launcher's tests use: a browser, ffprobe and VLC.
+# The real clients the launcher's tests use: a browser (driven by puppeteer-core from npm), ffprobe
+# and VLC.
 # promtool (Debian's prometheus package) checks the metrics exposition format.
 [ "$test_tools" = 1 ] && apt_packages+=(chromium ffmpeg vlc-bin vlc-plugin-base prometheus)
 if [ "$with_apt" = 1 ]; then

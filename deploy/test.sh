@@ -8,6 +8,8 @@ cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 # moto_server: a real S3 endpoint on loopback for the publish/pull tests.
 bash deploy/tests/setup-moto.sh
+# puppeteer-core for the launcher's browser test (the system Chromium, no download).
+bash deploy/tests/setup-browser.sh
 cargo test --locked --workspace --no-fail-fast
 # Fuzz smoke: 30 s on each untrusted-input parser, from the committed corpora (deploy/fuzz).
 bash deploy/fuzz/run.sh 30

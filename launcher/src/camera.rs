@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,7 +16,10 @@ use tokio::sync::{broadcast, watch};
 
 pub use crate::config::PipelineSettings;
 use crate::config::Source;
+use facerec_core::gallery::UNKNOWN;
 use crate::metrics::{CameraLabel, Metrics, StateLabel};
+use crate::recorder::{Crop, Draft, RecorderHandle};
+use crate::store::{EventKind, StoredEvent};
 
 pub const STATES: [&str; 6] = [
     "starting",
@@ -32,6 +35,28 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const RECENT_EVENTS: usize = 50;
+/// A track not seen for this long has ended (faces come and go between detections).
+const TRACK_GONE: Duration = Duration::from_secs(1);
+
+/// What a camera remembers of a face track, for its history events.
+struct Track {
+    first_seen: Instant,
+    first_seen_ms: i64,
+    last_seen: Instant,
+    last_seen_ms: i64,
+    face: Face,
+    /// The crop of the best quality so far.
+    best_crop: Option<(f64, Crop)>,
+    /// The name of the track's last event (`unknown` included); `None` before its first.
+    announced: Option<String>,
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -108,19 +133,6 @@ pub struct Face {
     pub score: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Event {
-    pub camera: String,
-    pub name: String,
-    pub distance: Option<f64>,
-    pub quality: Option<f64>,
-    pub confidence: f64,
-    #[serde(rename = "box")]
-    pub bbox: [i32; 4],
-    pub track_id: u64,
-    pub time: String,
-}
-
 pub struct Frame {
     pub jpeg: Bytes,
     pub seq: u64,
@@ -135,25 +147,38 @@ pub struct Status {
     pub ever_played: bool,
 }
 
-/// Shared by all cameras: settings, metrics and the event stream.
+/// Shared by all cameras: settings, metrics, the history recorder and the event stream.
 pub struct Hub {
     pub settings: Mutex<PipelineSettings>,
     pub metrics: Arc<Metrics>,
-    pub events: broadcast::Sender<Event>,
-    pub recent: Mutex<VecDeque<Event>>,
+    pub events: broadcast::Sender<StoredEvent>,
+    pub recent: Mutex<VecDeque<StoredEvent>>,
+    /// Where the cameras send their event drafts (set once at start-up).
+    pub recorder: OnceLock<RecorderHandle>,
+    /// How long an unknown face is tracked before it is an event.
+    pub unknown_after: Duration,
 }
 
 impl Hub {
-    pub fn new(settings: PipelineSettings, metrics: Arc<Metrics>) -> Hub {
+    pub fn new(settings: PipelineSettings, metrics: Arc<Metrics>, unknown_after: Duration) -> Hub {
         Hub {
             settings: Mutex::new(settings),
             metrics,
             events: broadcast::channel(256).0,
             recent: Mutex::new(VecDeque::new()),
+            recorder: OnceLock::new(),
+            unknown_after,
         }
     }
 
-    fn emit(&self, event: Event) {
+    fn submit(&self, draft: Draft) {
+        if let Some(recorder) = self.recorder.get() {
+            recorder.submit(draft);
+        }
+    }
+
+    /// Announces a stored event on the SSE stream (and keeps it for late subscribers).
+    pub fn emit(&self, event: StoredEvent) {
         let mut recent = lock(&self.recent);
         if recent.len() == RECENT_EVENTS {
             recent.pop_front();
@@ -387,6 +412,8 @@ impl Camera {
             set(&facerec, "font", font.display().to_string())?;
         }
         set(&facerec, "live", self.source.is_live())?;
+        // History events keep a crop of each face, taken before anything is drawn.
+        set(&facerec, "face-crops", true)?;
 
         let input = Arc::downgrade(self);
         if let Some(pad) = facerec.static_pad("sink") {
@@ -470,11 +497,11 @@ impl Camera {
         bus: &gst::Bus,
         hub: &Arc<Hub>,
     ) -> Outcome {
-        let mut track_names: HashMap<u64, String> = HashMap::new();
-        let mut played = false;
+        let mut tracks: HashMap<u64, Track> = HashMap::new();
+        let played = false;
         // souphttpsrc's last `http-headers` status: its errors alone often say only
         // "Internal data stream error".
-        let mut http_status: Option<u32> = None;
+        let http_status: Option<u32> = None;
         if pipeline.set_state(gst::State::Playing).is_err() {
             // The reason follows as an error message on the bus.
             let error = bus
@@ -496,10 +523,25 @@ impl Camera {
             };
         }
         *lock(&self.last_frame) = Instant::now();
+        let outcome = self.watch_bus(pipeline, bus, hub, &mut tracks, played, http_status);
+        self.end_tracks(&mut tracks, hub, Duration::ZERO);
+        outcome
+    }
+
+    fn watch_bus(
+        self: &Arc<Self>,
+        pipeline: &gst::Pipeline,
+        bus: &gst::Bus,
+        hub: &Arc<Hub>,
+        tracks: &mut HashMap<u64, Track>,
+        mut played: bool,
+        mut http_status: Option<u32>,
+    ) -> Outcome {
         loop {
             if self.stopped() {
                 return Outcome::Stopped;
             }
+            self.end_tracks(tracks, hub, TRACK_GONE);
             if played && self.source.is_live() && lock(&self.last_frame).elapsed() > STALL_TIMEOUT {
                 return Outcome::Lost {
                     reason: format!("no frame for {} s", STALL_TIMEOUT.as_secs()),
@@ -524,7 +566,8 @@ impl Camera {
                             gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
                             gst::ClockTime::ZERO,
                         );
-                        track_names.clear();
+                        // The clip starts again: its tracks end here.
+                        self.end_tracks(tracks, hub, Duration::ZERO);
                     }
                     Source::File { .. } => return Outcome::Ended,
                     _ => {
@@ -547,7 +590,7 @@ impl Camera {
                 }
                 gst::MessageView::Element(e) => match e.structure() {
                     Some(s) if s.name() == gstfacerec::facerec::MESSAGE_NAME => {
-                        self.on_faces(s, &mut track_names, hub)
+                        self.on_faces(s, tracks, hub)
                     }
                     Some(s) if s.name() == "http-headers" => {
                         http_status = s.get::<u32>("http-status-code").ok();
@@ -578,7 +621,44 @@ impl Camera {
         }
     }
 
-    fn on_faces(&self, s: &gst::StructureRef, track_names: &mut HashMap<u64, String>, hub: &Hub) {
+    /// An event draft for a track, as of now.
+    fn draft(&self, kind: EventKind, track: &Track, crop: Option<Crop>, now_ms: i64) -> Draft {
+        let face = &track.face;
+        Draft {
+            camera: self.name.clone(),
+            kind,
+            name: face.name.clone(),
+            distance: face.distance,
+            confidence: Some(face.confidence),
+            quality: face.quality,
+            track_id: face.track_id,
+            bbox: face.bbox,
+            first_seen_ms: track.first_seen_ms,
+            last_seen_ms: track.last_seen_ms,
+            time_ms: now_ms,
+            crop,
+        }
+    }
+
+    /// Ends the tracks not seen for `gone` (all of them for zero): one `ended` event each for
+    /// those that were events at all (a passing blur never was).
+    fn end_tracks(&self, tracks: &mut HashMap<u64, Track>, hub: &Hub, gone: Duration) {
+        let now = Instant::now();
+        let ended: Vec<u64> = tracks
+            .iter()
+            .filter(|(_, t)| gone.is_zero() || now.duration_since(t.last_seen) > gone)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ended {
+            let track = tracks.remove(&id).expect("listed above");
+            if track.announced.is_some() {
+                let crop = track.best_crop.as_ref().map(|(_, c)| c.clone());
+                hub.submit(self.draft(EventKind::Ended, &track, crop, unix_ms()));
+            }
+        }
+    }
+
+    fn on_faces(&self, s: &gst::StructureRef, tracks: &mut HashMap<u64, Track>, hub: &Hub) {
         let label = CameraLabel {
             camera: self.name.clone(),
         };
@@ -593,10 +673,13 @@ impl Camera {
             .inference_seconds
             .get_or_create(&label)
             .observe(message.inference_ns as f64 / 1e9);
+        let mut crops = Vec::with_capacity(message.faces.len());
         let faces: Vec<Face> = message
             .faces
             .into_iter()
-            .map(|f| Face {
+            .map(|mut f| {
+                crops.push(f.crop.take());
+                Face {
                 track_id: f.track_id,
                 name: f.name,
                 distance: f.distance,
@@ -604,11 +687,11 @@ impl Camera {
                 confidence: f.confidence,
                 bbox: [f.x, f.y, f.width, f.height],
                 score: f.score,
-            })
+            }})
             .collect();
         let named = faces
             .iter()
-            .filter(|f| f.name != facerec_core::gallery::UNKNOWN)
+            .filter(|f| f.name != UNKNOWN)
             .count();
         hub.metrics
             .faces
@@ -618,25 +701,48 @@ impl Camera {
             .named_faces
             .get_or_create(&label)
             .set(named as i64);
-        if track_names.len() > 1000 {
-            track_names.clear();
-        }
-        for face in faces
-            .iter()
-            .filter(|f| f.name != facerec_core::gallery::UNKNOWN)
-        {
-            if track_names.get(&face.track_id) != Some(&face.name) {
-                track_names.insert(face.track_id, face.name.clone());
-                hub.emit(Event {
-                    camera: self.name.clone(),
-                    name: face.name.clone(),
-                    distance: face.distance,
-                    quality: face.quality,
-                    confidence: face.confidence,
-                    bbox: face.bbox,
-                    track_id: face.track_id,
-                    time: now_rfc3339(),
-                });
+        let now = Instant::now();
+        let now_ms = unix_ms();
+        for (face, crop) in faces.iter().zip(crops) {
+            let track = tracks.entry(face.track_id).or_insert_with(|| Track {
+                first_seen: now,
+                first_seen_ms: now_ms,
+                last_seen: now,
+                last_seen_ms: now_ms,
+                face: face.clone(),
+                best_crop: None,
+                announced: None,
+            });
+            track.last_seen = now;
+            track.last_seen_ms = now_ms;
+            track.face = face.clone();
+            let fresh_crop = crop.map(Arc::new);
+            if let Some(crop) = &fresh_crop {
+                let quality = face.quality.unwrap_or(0.0);
+                if track.best_crop.as_ref().is_none_or(|(q, _)| quality >= *q) {
+                    track.best_crop = Some((quality, crop.clone()));
+                }
+            }
+            let kind = if face.name != UNKNOWN {
+                match &track.announced {
+                    Some(name) if *name == face.name => None,
+                    Some(name) if name == UNKNOWN => Some(EventKind::Named),
+                    Some(_) => Some(EventKind::Renamed),
+                    None => Some(EventKind::Named),
+                }
+            } else if track.announced.is_none()
+                && now.duration_since(track.first_seen) >= hub.unknown_after
+            {
+                Some(EventKind::Unknown)
+            } else {
+                None
+            };
+            if let Some(kind) = kind {
+                track.announced = Some(face.name.clone());
+                // The crop taken on this very frame when there is one (the element attaches one
+                // when the decided name changes), else the track's best.
+                let crop = fresh_crop.or_else(|| track.best_crop.as_ref().map(|(_, c)| c.clone()));
+                hub.submit(self.draft(kind, track, crop, now_ms));
             }
         }
         *lock(&self.faces) = faces;

@@ -25,6 +25,8 @@ use crate::camera::{Camera, Face, Hub, Status, lock};
 use crate::config::{Source, Trust, esp32_camera, validate_name};
 use crate::metrics::CameraLabel;
 
+mod history;
+
 const BOUNDARY: &str = "frame";
 const PAGE: &str = include_str!("../web/index.html");
 
@@ -38,6 +40,11 @@ pub struct App {
     /// Applies to every way of adding a camera (start-up sources, the API, `/register`).
     pub max_cameras: usize,
     pub register_limiter: RateLimiter,
+    /// The recognition history (in memory when no data folder is writable).
+    pub store: Arc<crate::store::Store>,
+    /// The face library; `None` without a writable data folder.
+    pub library: Option<Arc<crate::library::Library>>,
+    pub strangers: Arc<Mutex<crate::strangers::Strangers>>,
 }
 
 /// Token buckets for `/register`, the only unauthenticated way to start a pipeline when no API
@@ -207,6 +214,7 @@ pub fn router(app: Shared) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(history::routes())
         .with_state(app)
 }
 

@@ -15,7 +15,11 @@ use tokio_util::sync::CancellationToken;
 use facerec_launcher::camera::{Hub, lock};
 use facerec_launcher::config::{Config, ensure_facerec_plugin};
 use facerec_launcher::http::App;
+use facerec_launcher::library::Library;
 use facerec_launcher::metrics::{CameraLabel, Metrics};
+use facerec_launcher::recorder::Recorder;
+use facerec_launcher::store::{Retention, Store};
+use facerec_launcher::strangers::Strangers;
 
 /// How long shutdown may take before the process exits anyway (Kubernetes waits 30 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -33,8 +37,9 @@ fn init_logging(json: bool) {
     }
 }
 
-/// Fails early and clearly on what would otherwise only fail inside each pipeline.
-fn preflight(config: &Config) -> Result<()> {
+/// Fails early and clearly on what would otherwise only fail inside each pipeline. Returns the
+/// engine it checked the models with: the face library embeds photos with it.
+fn preflight(config: &Config) -> Result<Engine> {
     // The gallery first, through the one loader (which refuses devices, FIFOs and oversized
     // files): a bad file is reported before the models are even opened.
     if let Some(path) = &config.pipeline.gallery {
@@ -57,7 +62,43 @@ fn preflight(config: &Config) -> Result<()> {
         let gallery = engine.load_gallery(path)?;
         tracing::info!(gallery = %path.display(), people = gallery.people.len(), "gallery checked");
     }
-    Ok(())
+    Ok(engine)
+}
+
+/// The history store and the face library in the data folder; history in memory only (and no
+/// library) when the folder cannot be written, with one warning.
+fn open_data(
+    config: &Config,
+    engine: Arc<std::sync::Mutex<Engine>>,
+) -> (Arc<Store>, Option<Arc<Library>>) {
+    let retention = Retention {
+        max_age: Some(Duration::from_secs_f64(config.retain_days * 86_400.0)),
+        max_bytes: Some((config.retain_mb * 1024.0 * 1024.0) as u64),
+    };
+    let opened = Store::open(&config.data_dir, retention.clone())
+        .map_err(anyhow::Error::from)
+        .and_then(|store| {
+            let library = Library::open(
+                &config.data_dir,
+                config.pipeline.gallery.as_deref(),
+                engine,
+            )?;
+            Ok((store, library))
+        });
+    match opened {
+        Ok((store, library)) => {
+            tracing::info!(data = %config.data_dir.display(), "history and face library");
+            (Arc::new(store), Some(Arc::new(library)))
+        }
+        Err(e) => {
+            tracing::warn!(
+                data = %config.data_dir.display(),
+                error = %format!("{e:#}"),
+                "the data folder cannot be used: history is kept in memory only and the face library is off"
+            );
+            (Arc::new(Store::in_memory(retention)), None)
+        }
+    }
 }
 
 /// Updates the per-camera rates once a second.
@@ -179,7 +220,7 @@ async fn shutdown_signal(token: CancellationToken) {
 }
 
 async fn run(config: Config) -> Result<()> {
-    preflight(&config)?;
+    let engine = preflight(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -194,8 +235,37 @@ async fn run(config: Config) -> Result<()> {
         );
     }
 
-    let settings = config.pipeline.clone();
-    let hub = Arc::new(Hub::new(settings, Arc::new(Metrics::new())));
+    let engine = Arc::new(std::sync::Mutex::new(engine));
+    let (store, library) = open_data(&config, engine.clone());
+    let mut settings = config.pipeline.clone();
+    if let Some(path) = library.as_ref().and_then(|l| l.gallery_path()) {
+        if let Some(given) = &settings.gallery {
+            tracing::info!(
+                gallery = %given.display(),
+                library = %path.display(),
+                "the face library has been changed, so its gallery is used instead of --gallery"
+            );
+        }
+        settings.gallery = Some(path);
+    }
+    let hub = Arc::new(Hub::new(
+        settings,
+        Arc::new(Metrics::new()),
+        config.unknown_after,
+    ));
+    let first_stranger = store.max_stranger_number().unwrap_or(0) + 1;
+    let strangers = Arc::new(std::sync::Mutex::new(Strangers::new(
+        config.stranger_ttl,
+        facerec_launcher::strangers::DEFAULT_THRESHOLD,
+        first_stranger,
+    )));
+    let recorder = Recorder {
+        store: store.clone(),
+        engine,
+        strangers: strangers.clone(),
+    }
+    .start(hub.clone());
+    let _ = hub.recorder.set(recorder);
     let shutdown = CancellationToken::new();
     let app = Arc::new(App {
         hub: hub.clone(),
@@ -206,6 +276,9 @@ async fn run(config: Config) -> Result<()> {
         media_dir: config.media_dir.clone(),
         max_cameras: config.max_cameras,
         register_limiter: facerec_launcher::http::RateLimiter::register(),
+        store,
+        library,
+        strangers,
     });
     for (name, uri, source) in &config.sources {
         // The same cap as the API (already checked in `validate`, so this cannot fail).

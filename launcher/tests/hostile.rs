@@ -26,6 +26,7 @@ impl Launcher {
         cmd.args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env_remove("FACEREC_API_TOKEN")
+            .env("FACEREC_DATA_DIR", fresh_data_dir())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in envs {

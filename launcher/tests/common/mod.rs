@@ -1,8 +1,14 @@
 //! Helpers shared by the launcher's integration tests (`launcher.rs`, `hostile.rs`).
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use facerec_core::engine::{Engine, EngineConfig, load_rgb};
 use facerec_core::gallery::Gallery;
@@ -50,4 +56,248 @@ pub fn make_gallery(tag: &str, people: &[(&str, &str)]) -> PathBuf {
     let path = temp_dir(tag).join("model.data");
     g.save(&path).unwrap();
     path
+}
+
+/// A fresh data folder (history, face library) for one launcher, so that tests never share one
+/// or touch ~/.local/state.
+pub fn fresh_data_dir() -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    temp_dir(&format!("data-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// The demo's two known faces.
+pub fn gallery() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        make_gallery(
+            "gallery",
+            &[
+                (MIRANDA, "lin-manuel-miranda.png"),
+                ("Alex Lacamoire", "alex-lacamoire.png"),
+            ],
+        )
+    })
+    .clone()
+}
+
+pub fn clip_source() -> String {
+    format!(
+        "clip=file://{}?loop=true",
+        asset(&format!("{TD}/short_hamilton_clip.mp4")).display()
+    )
+}
+
+pub struct Launcher {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Launcher {
+    pub fn start(args: &[String], envs: &[(&str, &str)]) -> Launcher {
+        let mut cmd = launcher_command();
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        Launcher::wait_listening(cmd.spawn().expect("the launcher starts"))
+    }
+
+    /// Waits for the line the launcher prints once it listens (after anything a wrapper
+    /// script printed before it).
+    pub fn wait_listening(mut child: Child) -> Launcher {
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                panic!("exited before listening: {:?}", child.wait());
+            }
+            if let Some(base) = line.trim().strip_prefix("facerec-launcher listening on ") {
+                break base.to_string();
+            }
+        };
+        // Keep draining stdout so that the child never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Launcher { child, base }
+    }
+
+    /// The sample clip, looped, with the demo's gallery.
+    pub fn clip() -> Launcher {
+        Launcher::start(
+            &[
+                "--gallery".into(),
+                gallery().display().to_string(),
+                "--source".into(),
+                clip_source(),
+            ],
+            &[],
+        )
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get_json(&self, path: &str) -> Value {
+        let mut r = ureq::get(&self.url(path)).call().unwrap();
+        serde_json::from_reader(r.body_mut().as_reader()).unwrap()
+    }
+
+    pub fn camera(&self, name: &str) -> Value {
+        let cams = self.get_json("/api/cameras");
+        cams.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut check: impl FnMut(&Launcher) -> bool) {
+        let start = Instant::now();
+        while !check(self) {
+            assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn metrics(&self) -> String {
+        ureq::get(&self.url("/metrics"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    }
+
+    /// One series' value from `/metrics` (`series` is the name with its labels).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        metric_value(&self.metrics(), series)
+    }
+
+    /// The recognition events, as they arrive (after the recent backlog).
+    pub fn events(&self) -> Receiver<Value> {
+        let response = ureq::get(&self.url("/api/events")).call().unwrap();
+        assert_eq!(
+            response.headers().get("content-type").unwrap(),
+            "text/event-stream"
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = BufReader::new(response.into_body().into_reader());
+        std::thread::spawn(move || {
+            for line in reader.lines() {
+                let Ok(line) = line else { return };
+                if let Some(data) = line.strip_prefix("data: ")
+                    && tx.send(serde_json::from_str(data).unwrap()).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
+    /// Sends a request with an optional bearer token; returns the status and the body.
+    pub fn request(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path))
+            .header("Content-Type", "application/json");
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut r = if body.is_empty() {
+            agent.run(req.body(()).unwrap())
+        } else {
+            agent.run(req.body(body.to_string()).unwrap())
+        }
+        .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    }
+
+    pub fn frames(&self, camera: &str) -> u64 {
+        self.camera(camera)["frames"].as_u64().unwrap_or(0)
+    }
+
+    pub fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let started = Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The launcher's command, without settings inherited from the environment of the test run.
+pub fn launcher_command() -> Command {
+    clean_env(Command::new(BIN))
+}
+
+pub fn clean_env(mut cmd: Command) -> Command {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("FACEREC_")
+            || [
+                "RUST_LOG",
+                "MODEL_FILENAME",
+                "VIDEO_DEVICE_ID",
+                "VIDEO_PROCESSING_FPS",
+            ]
+            .contains(&key.as_ref())
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd.env("FACEREC_DATA_DIR", fresh_data_dir());
+    cmd
+}
+
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits up to `timeout` for an event that `wanted` accepts; the events before it are returned
+/// too, in order.
+pub fn wait_event(
+    events: &Receiver<Value>,
+    timeout: Duration,
+    mut wanted: impl FnMut(&Value) -> bool,
+) -> Result<(Value, Vec<Value>), Vec<Value>> {
+    let until = Instant::now() + timeout;
+    let mut before = Vec::new();
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match events.recv_timeout(left) {
+            Ok(event) if wanted(&event) => return Ok((event, before)),
+            Ok(event) => before.push(event),
+            Err(_) => break,
+        }
+    }
+    Err(before)
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,150 @@
+//! The recorder thread: turns the cameras' event drafts into history. It encodes each face crop
+//! as JPEG, gives unknown faces their stranger id (from the crop's embedding), stores the event
+//! and its crop, and only then announces it on the SSE stream, with its history id.
+//!
+//! A thread of its own, so that JPEG encoding, an embedding and a disk write never hold up a
+//! camera's bus.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use crate::camera::Hub;
+use crate::store::{EventKind, NewEvent, Store};
+use crate::strangers::Strangers;
+
+/// Drafts waiting for the recorder; past this, new ones are dropped with a warning rather than
+/// letting a stuck disk grow memory without bound.
+const QUEUE: usize = 256;
+
+/// A crop of the face from the full-resolution frame, as the element attached it.
+pub type Crop = Arc<gstfacerec::FaceCrop>;
+
+/// An event as a camera sees it, before it has a history id or a stranger id.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub camera: String,
+    pub kind: EventKind,
+    pub name: String,
+    pub distance: Option<f64>,
+    pub confidence: Option<f64>,
+    pub quality: Option<f64>,
+    pub track_id: u64,
+    pub bbox: [i32; 4],
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub time_ms: i64,
+    pub crop: Option<Crop>,
+}
+
+#[derive(Clone)]
+pub struct RecorderHandle {
+    sender: SyncSender<Draft>,
+}
+
+impl RecorderHandle {
+    pub fn submit(&self, draft: Draft) {
+        match self.sender.try_send(draft) {
+            Ok(()) => {}
+            Err(TrySendError::Full(d)) => {
+                tracing::warn!(camera = %d.camera, track = d.track_id, "history queue full: event dropped")
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+pub struct Recorder {
+    pub store: Arc<Store>,
+    /// The engine the library embeds photos with, shared: crops are embedded for stranger ids.
+    pub engine: Arc<std::sync::Mutex<facerec_core::engine::Engine>>,
+    pub strangers: Arc<std::sync::Mutex<Strangers>>,
+}
+
+/// JPEG of a crop (packed RGB).
+pub fn crop_jpeg(crop: &gstfacerec::FaceCrop) -> Option<Vec<u8>> {
+    let image = image::RgbImage::from_raw(crop.width, crop.height, crop.rgb.clone())?;
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&image)
+        .ok()?;
+    Some(out)
+}
+
+impl Recorder {
+    pub fn start(self, hub: Arc<Hub>) -> RecorderHandle {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || self.run(receiver, &hub))
+            .expect("spawning a thread");
+        RecorderHandle { sender }
+    }
+
+    fn run(self, receiver: Receiver<Draft>, hub: &Hub) {
+        // (camera, track) -> stranger id, for the later events of the same track.
+        let mut track_strangers: HashMap<(String, u64), String> = HashMap::new();
+        let mut last_cleanup = Instant::now();
+        loop {
+            let draft = match receiver.recv_timeout(Duration::from_secs(60)) {
+                Ok(d) => d,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    crate::camera::lock(&self.strangers).expire(Instant::now());
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            if last_cleanup.elapsed() > Duration::from_secs(60) {
+                crate::camera::lock(&self.strangers).expire(Instant::now());
+                last_cleanup = Instant::now();
+            }
+            let key = (draft.camera.clone(), draft.track_id);
+            let jpeg = draft.crop.as_deref().and_then(crop_jpeg);
+            let stranger = if draft.name == facerec_core::gallery::UNKNOWN {
+                match track_strangers.get(&key) {
+                    Some(id) => Some(id.clone()),
+                    None => {
+                        let embedding = draft.crop.as_deref().and_then(|c| {
+                            let image =
+                                image::RgbImage::from_raw(c.width, c.height, c.rgb.clone())?;
+                            crate::library::embed_crop(&self.engine, &image)
+                        });
+                        embedding.map(|e| {
+                            let id = crate::camera::lock(&self.strangers).assign(&e, Instant::now());
+                            track_strangers.insert(key.clone(), id.clone());
+                            id
+                        })
+                    }
+                }
+            } else {
+                None
+            };
+            if draft.kind == EventKind::Ended {
+                track_strangers.remove(&key);
+            }
+            if track_strangers.len() > 10_000 {
+                track_strangers.clear();
+            }
+            let event = NewEvent {
+                camera: draft.camera,
+                kind: draft.kind,
+                name: draft.name,
+                stranger,
+                distance: draft.distance,
+                confidence: draft.confidence,
+                quality: draft.quality,
+                track_id: draft.track_id,
+                bbox: draft.bbox,
+                first_seen_ms: draft.first_seen_ms,
+                last_seen_ms: draft.last_seen_ms,
+                time_ms: draft.time_ms,
+                crop_jpeg: jpeg,
+            };
+            match self.store.insert(event) {
+                Ok(stored) => hub.emit(stored),
+                Err(e) => tracing::warn!(error = %e, "history event not stored"),
+            }
+        }
+    }
+}
