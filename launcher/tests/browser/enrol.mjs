@@ -7,7 +7,7 @@
 //   node launcher/tests/browser/enrol.mjs BASE_URL TOKEN NAME
 // Env: SCREENSHOT=path.png (taken at the end, and on failure), STRANGER=stranger-7 (enrol that
 // stranger; otherwise the stranger event with the largest face box, the main subject),
-// NODE_PATH (puppeteer-core's node_modules; default .cache/browser-node/node_modules),
+// VIEWPORT=390x844 (default 1280x900), NODE_PATH (puppeteer-core's node_modules; default .cache/browser-node/node_modules),
 // CHROMIUM (default /usr/bin/chromium).
 // Prints each step with its time since the start; exits 0 on success, 1 with "FAILED: …".
 import { createRequire } from "node:module";
@@ -53,10 +53,17 @@ const browser = await puppeteer.launch({
   args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
 });
 const page = await browser.newPage();
-await page.setViewport({ width: 1280, height: 900 });
+const [vw, vh] = (process.env.VIEWPORT || "1280x900").split("x").map(Number);
+await page.setViewport({ width: vw, height: vh });
 const pageErrors = [];
 page.on("pageerror", (e) => { pageErrors.push(e.message); console.log(`page error: ${e.message}`); });
-page.on("console", (m) => { if (m.type() === "error") console.log(`page console: ${m.text()}`); });
+// Each distinct console error once: a missing route would otherwise repeat every poll.
+const consoleSeen = new Set();
+page.on("console", (m) => {
+  if (m.type() !== "error" || consoleSeen.has(m.text())) return;
+  consoleSeen.add(m.text());
+  console.log(`page console (first of its kind): ${m.text()}`);
+});
 
 let code = 0;
 try {
@@ -80,7 +87,13 @@ try {
       return li ? { id: li.dataset.id, stranger: li.dataset.stranger, camera: li.dataset.camera, box: li.dataset.box } : null;
     }, wanted);
     if (chosen) break;
-    if (Date.now() > deadline) fail(`no stranger${wanted ? " " + wanted : ""} with a face thumbnail in History within 60 s`);
+    if (Date.now() > deadline) {
+      const seen = await page.evaluate(() => ({
+        events: document.querySelectorAll("#history-list li.event").length,
+        error: document.querySelector("#history-error").textContent,
+      }));
+      fail(`no stranger${wanted ? " " + wanted : ""} with a face thumbnail in History within 60 s (History lists ${seen.events} event(s)${seen.error ? "; it says: " + seen.error : ""})`);
+    }
     if (Date.now() - lastReload > 5000) { await page.click("#f-apply"); lastReload = Date.now(); }
     await new Promise((r) => setTimeout(r, 500));
   }
