@@ -15,6 +15,11 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "setup-browser.sh: /usr/bin/chromium is missing (apt-get install chromium)" >&2
     exit 1
 fi
+command -v node >/dev/null || { echo "setup-browser.sh: node is required (apt-get install nodejs npm)" >&2; exit 1; }
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 18 ]; then
+    echo "setup-browser.sh: puppeteer-core 24 needs Node >= 18, this is $(node --version)" >&2
+    exit 1
+fi
 node_packages=("puppeteer-core@24.43.1")
 want="${node_packages[*]}"
 if [ "$(cat "$node_dir/.packages" 2>/dev/null)" != "$want" ]; then
