@@ -1,0 +1,204 @@
+// Exercises every view and action of launcher/web/index.html at a phone's width (390x844)
+// against a fresh mock-server.mjs (its data is relied on: 130+ events, "O'Brien <b>" in the
+// library, the upload rules; enrol.mjs changes it), and screenshots each view:
+//   node launcher/tests/browser/mock-server.mjs --port 8099 --token sekrit &
+//   node launcher/tests/browser/page.mjs http://127.0.0.1:8099 sekrit /tmp/shots
+// Exits 0 when every check holds, 1 with "FAILED: …" otherwise.
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { FACE_A } from "./jpegs.mjs";
+
+const [base, token, shots = tmpdir()] = process.argv.slice(2);
+if (!base || !token) { console.error("usage: node page.mjs BASE_URL TOKEN [SCREENSHOT_DIR]"); process.exit(2); }
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const modules = process.env.NODE_PATH || path.join(repo, ".cache/browser-node/node_modules");
+const puppeteer = createRequire(path.join(modules, "/"))("puppeteer-core");
+mkdirSync(shots, { recursive: true });
+
+const started = Date.now();
+const step = (text) => console.log(`[${((Date.now() - started) / 1000).toFixed(2).padStart(6)} s] ${text}`);
+class Failure extends Error {}
+function check(ok, text) { if (!ok) throw new Failure(text); step(`ok: ${text}`); }
+async function poll(page, seconds, fn, ...args) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = await page.evaluate(fn, ...args);
+    if (value) return value;
+    if (Date.now() > deadline) return null;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+const u = (hash) => base.replace(/\/+$/, "") + "/" + hash;
+
+// Files to upload.
+const files = path.join(tmpdir(), "facerec-page-files");
+mkdirSync(files, { recursive: true });
+writeFileSync(path.join(files, "notes.txt"), "not a photo\n");
+writeFileSync(path.join(files, "noface.jpg"), FACE_A);
+writeFileSync(path.join(files, "good.jpg"), FACE_A);
+writeFileSync(path.join(files, "good2.jpg"), FACE_A);
+
+const browser = await puppeteer.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"] });
+const page = await browser.newPage();
+await page.setViewport({ width: 390, height: 844, deviceScaleFactor: 1, isMobile: true, hasTouch: true });
+const errors = [];
+page.on("pageerror", (e) => errors.push(e.message));
+let code = 0;
+try {
+  // Live.
+  await page.goto(u("#live"), { waitUntil: "domcontentloaded" });
+  check(await poll(page, 15, () => document.querySelectorAll("#events li.event img.face").length >= 5), "Live: SSE events with face thumbnails");
+  check(await poll(page, 15, () => document.querySelector('.camera[data-name="door"] .people')?.textContent.includes("unknown")), "Live: the door camera's current faces");
+  // A reconnecting EventSource replays the backlog: the list must not show an event twice; and a
+  // hostile name is text, not markup.
+  const replay = await page.evaluate(() => {
+    const before = document.querySelectorAll("#events li.event").length;
+    const first = document.querySelector("#events li.event");
+    const again = { id: Number(first.dataset.id), camera: first.dataset.camera, kind: first.dataset.kind, name: first.dataset.name, time: new Date().toISOString() };
+    source.dispatchEvent(new MessageEvent("recognition", { data: JSON.stringify(again) }));
+    const hostile = '<img src=x onerror="window.pwned=1">"&';
+    source.dispatchEvent(new MessageEvent("recognition", { data: JSON.stringify({ id: 999999, camera: "door", kind: "named", name: hostile, time: new Date().toISOString(), face_url: null }) }));
+    const top = document.querySelector("#events li.event");
+    const ids = [...document.querySelectorAll("#events li.event")].map((li) => li.dataset.id);
+    return { before, after: ids.length, unique: new Set(ids).size, top: ids[0], text: top.querySelector(".who .known").textContent === hostile, imgs: top.querySelectorAll("img").length };
+  });
+  check(replay.after === Math.min(replay.before + 1, 50) && replay.unique === replay.after && replay.top === "999999" && replay.text && replay.imgs === 0,
+    `Live: a replayed event is shown once and a hostile name is text (${JSON.stringify(replay)})`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(overflow <= 390, `Live: no horizontal scroll at 390 px (scrollWidth ${overflow})`);
+  await page.screenshot({ path: path.join(shots, "live.png") });
+
+  // History: infinite scroll, filters, escaping.
+  await page.click("#tab-history");
+  check(await poll(page, 15, () => document.querySelectorAll("#history-list li.event").length >= 50), "History: the first page");
+  check(await page.evaluate(() => !document.querySelector(".camera img[src]")), "History: the live streams are stopped while hidden");
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+    await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+    if (await page.evaluate(() => document.querySelector("#history-status").textContent === "no older events")) break;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  const total = await page.evaluate(() => document.querySelectorAll("#history-list li.event").length);
+  const ids = await page.evaluate(() => [...document.querySelectorAll("#history-list li.event")].map((li) => Number(li.dataset.id)));
+  check(total >= 130 && ids.every((id, i) => i === 0 || id < ids[i - 1]) && new Set(ids).size === ids.length,
+    `History: infinite scroll reached the end: ${total} events, newest first, no duplicates`);
+  const escaped = await page.evaluate(() => {
+    const li = [...document.querySelectorAll("#history-list li.event")].find((l) => l.dataset.name === "O'Brien <b>");
+    return li && li.querySelector(".who .known").textContent === "O'Brien <b>" && !li.querySelector(".who b") && li.querySelector("button.reject").textContent === "Not O'Brien <b>";
+  });
+  check(escaped, "History: a name with < and ' shows as text (no <b> element), and in \"Not …\"");
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.click("#f-unknown");
+  await page.click("#f-apply");
+  check(await poll(page, 15, () => {
+    const lis = [...document.querySelectorAll("#history-list li.event")];
+    return lis.length > 0 && lis.every((l) => l.dataset.name === "unknown");
+  }), "History: \"unknown only\" lists unknown faces only");
+  await page.click("#f-clear");
+  await page.select("#f-camera", "yard");
+  await page.click("#f-apply");
+  check(await poll(page, 15, () => {
+    const lis = [...document.querySelectorAll("#history-list li.event")];
+    return lis.length > 0 && lis.every((l) => l.dataset.camera === "yard");
+  }), "History: the camera filter");
+  await page.goto(u("#history?stranger=stranger-2"), { waitUntil: "domcontentloaded" });
+  check(await poll(page, 15, () => {
+    const lis = [...document.querySelectorAll("#history-list li.event")];
+    return lis.length > 0 && lis.every((l) => l.dataset.stranger === "stranger-2") && document.querySelector("#f-stranger").value === "stranger-2";
+  }), "History: #history?stranger=stranger-2 filters by that stranger");
+  await page.click("#f-clear");
+  await poll(page, 15, () => document.querySelectorAll("#history-list li.event").length >= 50);
+
+  // Reject, with the token asked once.
+  const rejectSel = await page.evaluate(() => {
+    const li = [...document.querySelectorAll("#history-list li.event")].find((l) => l.dataset.name === "O'Brien <b>");
+    return li && `#history-list li.event[data-id="${li.dataset.id}"]`;
+  });
+  check(rejectSel, "History: an event named O'Brien <b> to reject");
+  await page.click(`${rejectSel} button.reject`);
+  await page.waitForSelector("#token-form:not([hidden])", { timeout: 5000 });
+  await page.screenshot({ path: path.join(shots, "token.png") });
+  await page.type("#token-input", "wrong");
+  await page.click("#token-submit");
+  check(await poll(page, 15, () => !document.querySelector("#token-form").hidden && document.querySelector("#token-label").textContent.includes("refused")), "a wrong token is refused and asked again");
+  await page.type("#token-input", token);
+  await page.click("#token-submit");
+  check(await poll(page, 15, (s) => document.querySelector(s).dataset.state === "rejected" && document.querySelector(s + " .notice").textContent === "marked as not O'Brien <b>", rejectSel), "\"Not O'Brien <b>\" is recorded");
+  // A second write needs no prompt.
+  const stranger = await page.evaluate(() => {
+    const li = [...document.querySelectorAll("#history-list li.event")].find((l) => l.dataset.stranger === "stranger-2");
+    return `#history-list li.event[data-id="${li.dataset.id}"]`;
+  });
+  await page.click(`${stranger} button.enrol`);
+  await page.type(`${stranger} input.enrol-name`, "a/b");
+  await page.click(`${stranger} button.enrol-submit`);
+  check(await poll(page, 15, (s) => document.querySelector(s).dataset.state === "error" && document.querySelector(s + " .error").textContent === 'invalid person name "a/b"', stranger),
+    "an enrolment the server refuses shows its error text, with no second token prompt");
+  check(await page.evaluate(() => document.querySelector("#token-form").hidden), "the token was asked once");
+  await page.screenshot({ path: path.join(shots, "history.png") });
+
+  // Library: errors, upload, rename, delete.
+  await page.click("#tab-library");
+  const person = (name) => page.evaluate((name) => {
+    const card = [...document.querySelectorAll("#people .person")].find((p) => p.dataset.name === name);
+    return card ? { photos: card.querySelectorAll("img.photo-img").length, error: card.querySelector(".error").textContent, title: card.querySelector("h3").textContent, counts: card.querySelector(".counts").textContent } : null;
+  }, name);
+  check(await poll(page, 15, () => document.querySelectorAll("#people .person").length >= 1), "Library: people listed");
+  const ob = await person("O'Brien <b>");
+  check(ob && ob.title === "O'Brien <b>" && ob.counts === "1 photo · 1 rejected", `Library: O'Brien <b> with 1 photo and the reject (${JSON.stringify(ob)})`);
+  const card = (name) => page.evaluateHandle((name) => [...document.querySelectorAll("#people .person")].find((p) => p.dataset.name === name), name);
+  let c = await card("O'Brien <b>");
+  await (await c.$("input.upload-input")).uploadFile(path.join(files, "notes.txt"));
+  await (await c.$("button.upload-submit")).click();
+  check(await poll(page, 15, () => [...document.querySelectorAll("#people .person .error")].some((e) => e.textContent === "notes.txt: not an image")), "Library: \"notes.txt: not an image\" is shown");
+  c = await card("O'Brien <b>");
+  await (await c.$("input.upload-input")).uploadFile(path.join(files, "noface.jpg"));
+  await (await c.$("button.upload-submit")).click();
+  check(await poll(page, 15, () => [...document.querySelectorAll("#people .person .error")].some((e) => e.textContent === "noface.jpg: no face found")), "Library: \"noface.jpg: no face found\" is shown");
+  await page.screenshot({ path: path.join(shots, "library-error.png") });
+  c = await card("O'Brien <b>");
+  await (await c.$("input.upload-input")).uploadFile(path.join(files, "good.jpg"), path.join(files, "good2.jpg"));
+  await (await c.$("button.upload-submit")).click();
+  check(await poll(page, 15, () => {
+    const card = [...document.querySelectorAll("#people .person")].find((p) => p.dataset.name === "O'Brien <b>");
+    return card && card.querySelectorAll("img.photo-img").length === 3;
+  }), "Library: two photos uploaded at once (3 now)");
+  // New person (name with quotes and &), then rename, delete a photo, delete the person.
+  await page.type("#new-person-name", 'Zoë "Z" & co');
+  await (await page.$("#new-person-photos")).uploadFile(path.join(files, "good.jpg"));
+  await page.click("#new-person-submit");
+  check(await poll(page, 15, () => [...document.querySelectorAll("#people .person")].some((p) => p.dataset.name === 'Zoë "Z" & co')), "Library: a new person with quotes and & in the name");
+  c = await card('Zoë "Z" & co');
+  await (await c.$("button.rename")).click();
+  const input = await c.$("input.rename-name");
+  await input.click({ clickCount: 3 });
+  await input.type("Zoe");
+  await (await c.$("button.rename-submit")).click();
+  check(await poll(page, 15, () => {
+    const names = [...document.querySelectorAll("#people .person")].map((p) => p.dataset.name);
+    return names.includes("Zoe") && !names.includes('Zoë "Z" & co');
+  }), "Library: renamed to Zoe");
+  c = await card("O'Brien <b>");
+  await (await c.$("button.delete-photo")).click();
+  check(await poll(page, 15, () => [...document.querySelectorAll("#people .person")].find((p) => p.dataset.name === "O'Brien <b>")?.querySelectorAll("img.photo-img").length === 2), "Library: a photo deleted");
+  c = await card("Zoe");
+  await (await c.$("button.delete-person")).click();
+  c = await card("Zoe");
+  await (await c.$("button.delete-person")).click();
+  check(await poll(page, 15, () => ![...document.querySelectorAll("#people .person")].some((p) => p.dataset.name === "Zoe")), "Library: a person deleted (after the confirming second click)");
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(width <= 390, `Library: no horizontal scroll at 390 px (scrollWidth ${width})`);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(shots, "library.png") });
+  check(errors.length === 0, `no page errors${errors.length ? ": " + errors.join(" | ") : ""}`);
+  step(`PASSED; screenshots in ${shots}`);
+} catch (e) {
+  code = 1;
+  console.error(`FAILED: ${e instanceof Failure ? e.message : e.stack || e}`);
+  await page.screenshot({ path: path.join(shots, "failure.png") }).catch(() => {});
+} finally {
+  await browser.close();
+}
+process.exit(code);
