@@ -5,3 +5,5 @@ pub mod camera;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod store;
+pub mod strangers;
