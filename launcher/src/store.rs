@@ -24,7 +24,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::{Serialize, Serializer};
 
 /// The bytes an event's row is counted as on top of its crop, for `Retention::max_bytes`: an
-/// estimate of the row and its index entries in `events.db` (about 150 to 250 bytes measured).
+/// estimate of the row and its index entries in `events.db` (measured: 193 bytes per event for
+/// 10,000 typical events with their four indexes, after VACUUM).
 pub const ROW_OVERHEAD_BYTES: u64 = 256;
 
 /// The largest page a query returns.
@@ -33,6 +34,8 @@ pub const MAX_LIMIT: usize = 500;
 const DB_FILE: &str = "events.db";
 const LOCK_FILE: &str = "events.lock";
 const CROPS_DIR: &str = "crops";
+/// How long [`Store::open`] waits for another process to release the data directory.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// The schema, one entry per version: entry `i` takes `PRAGMA user_version` from `i` to `i + 1`.
 /// Add a version by appending an entry; never edit a released one.
@@ -268,7 +271,11 @@ pub enum StoreError {
         supported: usize,
     },
     #[error("{path}: event {id} has an unknown kind {kind:?}")]
-    BadKind { path: PathBuf, id: i64, kind: String },
+    BadKind {
+        path: PathBuf,
+        id: i64,
+        kind: String,
+    },
 }
 
 /// The event store. `Send + Sync`: one connection behind a mutex.
@@ -400,12 +407,20 @@ impl Store {
             .write(true)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked { path: lock_path });
+        // Waits a little: a launcher being replaced may still be exiting, and a process that forks
+        // holds a copy of the descriptor (and so the lock) until its child calls exec.
+        let waited = std::time::Instant::now();
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if waited.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(StoreError::Locked { path: lock_path });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
 
         let db_path = dir.join(DB_FILE);

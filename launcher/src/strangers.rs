@@ -63,7 +63,11 @@ impl Strangers {
             .clusters
             .iter()
             .enumerate()
-            .flat_map(|(i, c)| c.embeddings.iter().map(move |e| (i, distance(e, embedding))))
+            .flat_map(|(i, c)| {
+                c.embeddings
+                    .iter()
+                    .map(move |e| (i, distance(e, embedding)))
+            })
             .min_by(|a, b| a.1.total_cmp(&b.1));
         match nearest {
             Some((i, d)) if d <= self.threshold => {
@@ -196,7 +200,10 @@ mod tests {
         eprintln!("{per_person:?}");
         // Each of the 5 people got exactly one id, and the 5 ids are distinct, numbered from 5.
         let all: HashSet<&String> = per_person.iter().flat_map(|(_, s)| s).collect();
-        assert!(per_person.iter().all(|(_, s)| s.len() == 1), "{per_person:?}");
+        assert!(
+            per_person.iter().all(|(_, s)| s.len() == 1),
+            "{per_person:?}"
+        );
         assert_eq!(per_person.len(), 5);
         assert_eq!(all.len(), 5, "{per_person:?}");
         let want: HashSet<String> = (5..10).map(|n| format!("stranger-{n}")).collect();
@@ -230,7 +237,10 @@ mod tests {
         assert_eq!(strangers.len(), 1);
         // Biden's id is gone and never handed out again.
         assert_eq!(strangers.assign(biden, t0 + ttl), "stranger-3");
-        assert_eq!(strangers.assign(obama[2], t1 + ttl - Duration::from_millis(1)), "stranger-1");
+        assert_eq!(
+            strangers.assign(obama[2], t1 + ttl - Duration::from_millis(1)),
+            "stranger-1"
+        );
         // Past Obama's TTL, his id vanishes too (assign expires first).
         assert_eq!(strangers.assign(obama[0], t1 + 2 * ttl), "stranger-4");
         assert_eq!(strangers.len(), 1);
