@@ -211,11 +211,19 @@ impl Default for HistoryQuery {
 }
 
 /// A page of events, newest (highest id) first. `next_cursor` is the last id returned when more
-/// events match.
+/// events match; it serializes as a string (`"123"`), as the history API says.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryPage {
     pub events: Vec<StoredEvent>,
+    #[serde(serialize_with = "cursor_as_string")]
     pub next_cursor: Option<i64>,
+}
+
+fn cursor_as_string<S: Serializer>(cursor: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match cursor {
+        Some(id) => s.collect_str(id),
+        None => s.serialize_none(),
+    }
 }
 
 /// How long and how much history to keep; whichever limit is reached first removes the oldest
@@ -984,6 +992,12 @@ fn write_crop(dir: &Path, id: i64, jpeg: &[u8]) -> Result<PathBuf, StoreError> {
     Ok(file)
 }
 
+// Shared by the cameras and the HTTP handlers.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Store>();
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1030,6 +1044,20 @@ mod tests {
         let json = serde_json::to_value(&no_crop).unwrap();
         assert_eq!(json["face_url"], serde_json::Value::Null);
         assert_eq!(json["time"], "1970-01-01T00:00:00.000Z");
+        let page = store
+            .query(&HistoryQuery {
+                limit: 1,
+                ..HistoryQuery::default()
+            })
+            .unwrap();
+        let json = serde_json::to_value(&page).unwrap();
+        assert_eq!(
+            json["next_cursor"],
+            serde_json::json!(no_crop.id.to_string())
+        );
+        assert_eq!(json["events"][0]["id"], serde_json::json!(no_crop.id));
+        let last = serde_json::to_value(store.query(&HistoryQuery::default()).unwrap()).unwrap();
+        assert_eq!(last["next_cursor"], serde_json::Value::Null);
         // Out-of-range times are clamped, not a panic in the formatter.
         assert_eq!(rfc3339_ms(-5), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_ms(i64::MAX), "9999-12-31T23:59:59.999Z");
