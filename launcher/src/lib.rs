@@ -4,6 +4,8 @@
 pub mod camera;
 pub mod config;
 pub mod http;
-pub mod metrics;
 pub mod library;
+pub mod metrics;
 pub mod recorder;
+pub mod store;
+pub mod strangers;
