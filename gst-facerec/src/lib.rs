@@ -11,7 +11,8 @@ use gst::glib;
 pub mod facerec;
 
 pub use facerec::{
-    FaceInfo, FacerecMessage, FrameFormat, MessageError, NetworkScaler, ProviderKind, RedactMode,
+    FaceCrop, FaceInfo, FacerecMessage, FrameFormat, MessageError, NetworkScaler, ProviderKind,
+    RedactMode,
 };
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

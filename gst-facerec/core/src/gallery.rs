@@ -766,7 +766,10 @@ mod tests {
     }
 
     /// A version 1 file built by hand from the documented layout, not through `to_bytes`.
-    fn hand_built_v1(created: u64, people: &[(&str, &[(&str, &[f32])])]) -> Vec<u8> {
+    /// A person's name and their enrolments' sources and embeddings.
+    type HandPerson<'a> = (&'a str, &'a [(&'a str, &'a [f32])]);
+
+    fn hand_built_v1(created: u64, people: &[HandPerson<'_>]) -> Vec<u8> {
         let mut payload = Vec::new();
         string(&mut payload, SHA);
         varint(&mut payload, 4); // embedding_dim

@@ -16,13 +16,29 @@ use facerec_core::frame::{ChromaSiting, Frame, PixelFormat, YuvMatrix};
 use facerec_core::image::{RgbImage, RgbaImage};
 use facerec_core::overlay::Shape;
 
-/// Timestamps of the frame a result belongs to, for the bus message.
-#[derive(Debug, Clone, Copy, Default)]
+/// Timestamps of the frame a result belongs to, for the bus message, and in live mode with
+/// `face-crops` on, the frame's pixels to cut the crops from: the worker posts its results
+/// later, after the streaming thread has drawn on (or passed on) the original.
+#[derive(Clone, Default)]
 pub(super) struct FrameTimes {
     pub(super) pts: Option<gst::ClockTime>,
     pub(super) duration: Option<gst::ClockTime>,
     pub(super) running_time: Option<gst::ClockTime>,
     pub(super) stream_time: Option<gst::ClockTime>,
+    pub(super) crop_source: Option<Arc<Frame<Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for FrameTimes {
+    // Not the pixels of the crop source.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameTimes")
+            .field("pts", &self.pts)
+            .field("duration", &self.duration)
+            .field("running_time", &self.running_time)
+            .field("stream_time", &self.stream_time)
+            .field("crop_source", &self.crop_source.is_some())
+            .finish()
+    }
 }
 
 /// How the core reads a negotiated format: layout, YUV matrix and range, chroma siting.

@@ -18,11 +18,12 @@ use facerec_core::models::{DETECTOR_FILE, RECOGNIZER_FILE, default_model_path};
 use facerec_core::overlay::{FaceMark, Painter};
 use facerec_core::runtime::SessionConfig;
 
+use super::crops::CropPolicy;
 use super::frame::{
     FrameFormat, FrameTimes, NetworkScaler, OverlayBlender, core_frame, core_frame_mut,
 };
 use super::live::{LiveJob, LiveWorker};
-use super::message::{FaceInfo, FacerecMessage};
+use super::message::{FaceCrop, FaceInfo, FacerecMessage};
 use super::{ProviderKind, RedactMode};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -46,6 +47,7 @@ const DEFAULT_DRAW: bool = true;
 const DEFAULT_LIVE: bool = false;
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_STRICT_PROVIDER: bool = false;
+const DEFAULT_FACE_CROPS: bool = false;
 /// Redacted faces become this many blocks across their longer side.
 const REDACT_CELLS: u32 = 5;
 
@@ -70,6 +72,7 @@ struct Settings {
     redact: RedactMode,
     live: bool,
     threads: u32,
+    face_crops: bool,
 }
 
 impl Default for Settings {
@@ -94,6 +97,7 @@ impl Default for Settings {
             redact: RedactMode::default(),
             live: DEFAULT_LIVE,
             threads: DEFAULT_THREADS,
+            face_crops: DEFAULT_FACE_CROPS,
         }
     }
 }
@@ -203,6 +207,9 @@ struct State {
 pub struct FaceRec {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    /// Which tracks got which crops. Apart from `state` because the live worker posts (and
+    /// crops) while the streaming thread holds `state`; taken after `state`, never before.
+    crops: Mutex<CropPolicy>,
 }
 
 /// Locks a mutex, recovering the data if another thread panicked while holding it: a panic
@@ -285,17 +292,44 @@ impl FaceRec {
         }
     }
 
+    /// Posts the faces of a frame (the live worker's way in): with crops when the frame's
+    /// pixels came along with its times (`face-crops` on at the time).
     pub(super) fn post_faces(&self, faces: &[FaceResult], times: &FrameTimes, inference: Duration) {
         if faces.is_empty() {
             return;
         }
+        let crops = match &times.crop_source {
+            Some(source) => lock(&self.crops).crops(faces, source.as_ref()),
+            None => Vec::new(),
+        };
+        self.post_faces_with(faces, crops, times, inference);
+    }
+
+    /// Posts the faces of a frame; `crops` is empty or has one entry per face.
+    fn post_faces_with(
+        &self,
+        faces: &[FaceResult],
+        crops: Vec<Option<FaceCrop>>,
+        times: &FrameTimes,
+        inference: Duration,
+    ) {
+        if faces.is_empty() {
+            return;
+        }
+        let mut crops = crops.into_iter();
         let message = FacerecMessage {
             pts: times.pts,
             stream_time: times.stream_time,
             running_time: times.running_time,
             duration: times.duration,
             inference_ns: inference.as_nanos() as u64,
-            faces: faces.iter().map(FaceInfo::from).collect(),
+            faces: faces
+                .iter()
+                .map(|face| FaceInfo {
+                    crop: crops.next().flatten(),
+                    ..FaceInfo::from(face)
+                })
+                .collect(),
         };
         let s = gst::Structure::from(&message);
         let _ = self
@@ -315,6 +349,7 @@ impl FaceRec {
             duration: buf.duration(),
             running_time,
             stream_time,
+            crop_source: None,
         }
     }
 }
@@ -456,6 +491,12 @@ impl ObjectImpl for FaceRec {
                     .default_value(DEFAULT_THREADS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("face-crops")
+                    .nick("Face crops")
+                    .blurb("Attach to each face of the bus message, when its track first appears, when its name changes and when its quality beats the best crop sent by 0.05, an RGB crop of the face (box plus 25% margin, full resolution, before drawing or redaction): fields crop, crop-x, crop-y, crop-width, crop-height")
+                    .default_value(DEFAULT_FACE_CROPS)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("Frames, detections, embeddings, time per stage in nanoseconds (convert, detect, align, quality, embed, redact, draw) and the active execution provider")
@@ -515,6 +556,7 @@ impl ObjectImpl for FaceRec {
             "redact" => settings.redact = value.get().expect("type checked upstream"),
             "live" => settings.live = value.get().expect("type checked upstream"),
             "threads" => settings.threads = value.get().expect("type checked upstream"),
+            "face-crops" => settings.face_crops = value.get().expect("type checked upstream"),
             other => unimplemented!("property {other}"),
         }
     }
@@ -542,6 +584,7 @@ impl ObjectImpl for FaceRec {
             "redact" => settings.redact.to_value(),
             "live" => settings.live.to_value(),
             "threads" => settings.threads.to_value(),
+            "face-crops" => settings.face_crops.to_value(),
             "stats" => {
                 drop(settings);
                 let state = lock(&self.state);
@@ -680,6 +723,7 @@ impl BaseTransformImpl for FaceRec {
         } else {
             Processor::Sync(Box::new(engine))
         };
+        lock(&self.crops).reset();
         lock(&self.state).running = Some(Running {
             processor,
             recognizer_sha256: sha256,
@@ -711,14 +755,15 @@ impl BaseTransformImpl for FaceRec {
             && let Some(running) = lock(&self.state).running.as_mut()
         {
             running.reset_tracks();
+            lock(&self.crops).reset();
         }
         self.parent_sink_event(event)
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (tuning, draw, redact) = {
+        let (tuning, draw, redact, face_crops) = {
             let s = lock(&self.settings);
-            (s.tuning(), s.draw, s.redact)
+            (s.tuning(), s.draw, s.redact, s.face_crops)
         };
         let times = self.frame_times(buf);
         let mut state = lock(&self.state);
@@ -788,6 +833,9 @@ impl BaseTransformImpl for FaceRec {
             None
         };
 
+        // Crops are cut here, before redaction and drawing touch the frame; with `face-crops`
+        // off nothing of it runs.
+        let mut crops = Vec::new();
         let (faces, post, inference): (Arc<Vec<FaceResult>>, bool, Duration) =
             match (&mut running.processor, input) {
                 (Processor::Sync(engine), Some(input)) => {
@@ -800,6 +848,9 @@ impl BaseTransformImpl for FaceRec {
                         );
                         gst::FlowError::Error
                     })?;
+                    if face_crops && !faces.is_empty() {
+                        crops = lock(&self.crops).crops(faces, &source);
+                    }
                     (Arc::new(faces.to_vec()), true, engine.last_inference)
                 }
                 (Processor::Sync(engine), None) => (
@@ -814,11 +865,27 @@ impl BaseTransformImpl for FaceRec {
                             gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
                             gst::FlowError::Error
                         })?;
+                        // The worker posts later, when this frame may be drawn on: its crops
+                        // need their own copy of the pixels, which the worker's copy cannot
+                        // lend (LiveJob owns it).
+                        let mut job_times = times.clone();
+                        if face_crops {
+                            job_times.crop_source = Some(Arc::new(
+                                core_frame(&frame, &format).to_owned_frame().map_err(|e| {
+                                    gst::element_imp_error!(
+                                        self,
+                                        gst::StreamError::Format,
+                                        ("{}", e)
+                                    );
+                                    gst::FlowError::Error
+                                })?,
+                            ));
+                        }
                         running.convert_time += started.elapsed();
                         worker.submit(LiveJob {
                             input,
                             source,
-                            times,
+                            times: job_times,
                             tuning,
                         });
                     }
@@ -872,7 +939,7 @@ impl BaseTransformImpl for FaceRec {
             meta.add_param(FaceInfo::from(face).meta_params());
         }
         if post {
-            self.post_faces(&faces, &times, inference);
+            self.post_faces_with(&faces, crops, &times, inference);
         }
         Ok(gst::FlowSuccess::Ok)
     }
@@ -906,6 +973,7 @@ impl VideoFilterImpl for FaceRec {
             });
             if size_changed {
                 running.reset_tracks();
+                lock(&self.crops).reset();
             }
             running.video = Some((in_info.clone(), format));
         }

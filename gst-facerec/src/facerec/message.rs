@@ -2,7 +2,9 @@
 
 //! The `facerec` bus message as a type, so applications read it without knowing field names.
 //! Absent timestamps are written as `GST_CLOCK_TIME_NONE` (`u64::MAX`, type `guint64`), and an
-//! unembedded face's `distance` and `quality` as -1.
+//! unembedded face's `distance` and `quality` as -1. A face's crop (property `face-crops`)
+//! travels as fields `crop` (a buffer of packed RGB), `crop-x`, `crop-y`, `crop-width` and
+//! `crop-height`, all absent when the face carries no crop.
 
 use std::fmt;
 
@@ -40,6 +42,36 @@ pub struct FaceInfo {
     /// How sure the track is of `name`: its share of the track's evidence, 0..1 (0 until an
     /// attempt of good quality was made).
     pub confidence: f64,
+    /// The face cut from the frame before anything was drawn on it (property `face-crops`):
+    /// sent when the track first appears, when its decided name changes, and when its quality
+    /// beats the best crop sent for it by 0.05.
+    pub crop: Option<FaceCrop>,
+}
+
+/// A face cut from the full-resolution frame: its box plus 25% of its size on every side,
+/// clipped to the frame, as packed RGB (3 bytes per pixel, rows without padding).
+#[derive(Clone, PartialEq, Eq)]
+pub struct FaceCrop {
+    /// The crop's top-left corner in frame pixels.
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+    /// `width * height * 3` bytes, R, G, B.
+    pub rgb: Vec<u8>,
+}
+
+impl fmt::Debug for FaceCrop {
+    // The pixels would drown any log line: their count says enough.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaceCrop")
+            .field("x", &self.x)
+            .field("y", &self.y)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("rgb", &format_args!("<{} bytes>", self.rgb.len()))
+            .finish()
+    }
 }
 
 /// The `facerec` element message, posted for each processed frame that has faces.
@@ -144,6 +176,7 @@ impl From<&FaceResult> for FaceInfo {
             track_id: face.track_id,
             quality: face.quality.map(f64::from),
             confidence: face.confidence as f64,
+            crop: None,
         }
     }
 }
@@ -156,7 +189,15 @@ impl From<&FaceInfo> for gst::Structure {
             .field("width", face.width)
             .field("height", face.height)
             .field("recognized", face.recognized);
-        face.shared_fields(builder).build()
+        let mut s = face.shared_fields(builder).build();
+        if let Some(crop) = &face.crop {
+            s.set("crop", gst::Buffer::from_slice(crop.rgb.clone()));
+            s.set("crop-x", crop.x);
+            s.set("crop-y", crop.y);
+            s.set("crop-width", crop.width);
+            s.set("crop-height", crop.height);
+        }
+        s
     }
 }
 
@@ -185,7 +226,46 @@ impl FaceInfo {
             // -1 on the bus: never tried.
             quality: (quality >= 0.0).then_some(quality),
             confidence: field(s, "confidence", i)?,
+            crop: FaceCrop::parse(s, i)?,
         })
+    }
+}
+
+impl FaceCrop {
+    /// The crop fields of a face structure: `None` without a `crop` field, an error when it
+    /// is there but its geometry is missing or does not match its size.
+    fn parse(s: &gst::StructureRef, face: Option<usize>) -> Result<Option<Self>, MessageError> {
+        if !s.has_field("crop") {
+            return Ok(None);
+        }
+        let buffer: gst::Buffer = field(s, "crop", face)?;
+        let (width, height): (u32, u32) = (
+            field(s, "crop-width", face)?,
+            field(s, "crop-height", face)?,
+        );
+        let map = buffer.map_readable().map_err(|e| MessageError::Field {
+            field: "crop",
+            face,
+            reason: e.to_string(),
+        })?;
+        let expected = width as u64 * height as u64 * 3;
+        if map.len() as u64 != expected {
+            return Err(MessageError::Field {
+                field: "crop",
+                face,
+                reason: format!(
+                    "{} bytes, a {width}x{height} RGB crop has {expected}",
+                    map.len()
+                ),
+            });
+        }
+        Ok(Some(FaceCrop {
+            x: field(s, "crop-x", face)?,
+            y: field(s, "crop-y", face)?,
+            width,
+            height,
+            rgb: map.as_slice().to_vec(),
+        }))
     }
 }
 
@@ -275,6 +355,13 @@ mod tests {
                     track_id: 7,
                     quality: Some(0.82),
                     confidence: 0.75,
+                    crop: Some(FaceCrop {
+                        x: -6,
+                        y: 0,
+                        width: 2,
+                        height: 3,
+                        rgb: (0..18).collect(),
+                    }),
                 },
                 FaceInfo {
                     x: 300,
@@ -288,6 +375,7 @@ mod tests {
                     track_id: 8,
                     quality: None,
                     confidence: 0.0,
+                    crop: None,
                 },
             ],
         }
@@ -338,6 +426,50 @@ mod tests {
              score=(double)0.93000000000000005, track-id=(guint64)7, \
              quality=(double)0.81999999999999995, confidence=(double)0.75;"
         );
+    }
+
+    #[test]
+    fn crops_travel_as_a_buffer_and_four_numbers_or_not_at_all() {
+        gst::init().unwrap();
+        let s = gst::Structure::from(&sample());
+        let faces = s.get::<gst::Array>("faces").unwrap();
+        let with = faces[0].get::<gst::Structure>().unwrap();
+        let buffer = with.get::<gst::Buffer>("crop").unwrap();
+        assert_eq!(
+            buffer.map_readable().unwrap().as_slice(),
+            (0..18).collect::<Vec<u8>>()
+        );
+        assert_eq!(with.get::<i32>("crop-x"), Ok(-6));
+        assert_eq!(with.get::<i32>("crop-y"), Ok(0));
+        assert_eq!(with.get::<u32>("crop-width"), Ok(2));
+        assert_eq!(with.get::<u32>("crop-height"), Ok(3));
+        let without = faces[1].get::<gst::Structure>().unwrap();
+        for name in ["crop", "crop-x", "crop-y", "crop-width", "crop-height"] {
+            assert!(!without.has_field(name), "{name}");
+        }
+        // The ROI meta never carries the pixels.
+        assert!(!sample().faces[0].meta_params().has_field("crop"));
+        assert_eq!(
+            format!("{:?}", sample().faces[0].crop.as_ref().unwrap()),
+            "FaceCrop { x: -6, y: 0, width: 2, height: 3, rgb: <18 bytes> }"
+        );
+
+        // A crop whose size does not match its geometry, or without its geometry, is refused.
+        let mut bad = with.clone();
+        bad.set("crop-width", 3u32);
+        assert_eq!(
+            FaceInfo::try_from(bad.as_ref()).unwrap_err().to_string(),
+            "faces[0].crop: 18 bytes, a 3x3 RGB crop has 27"
+        );
+        let mut bad = with.clone();
+        bad.remove_field("crop-y");
+        assert!(matches!(
+            FaceInfo::try_from(bad.as_ref()),
+            Err(MessageError::Field {
+                field: "crop-y",
+                ..
+            })
+        ));
     }
 
     #[test]
