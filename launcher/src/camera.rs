@@ -16,10 +16,10 @@ use tokio::sync::{broadcast, watch};
 
 pub use crate::config::PipelineSettings;
 use crate::config::Source;
-use facerec_core::gallery::UNKNOWN;
 use crate::metrics::{CameraLabel, Metrics, StateLabel};
 use crate::recorder::{Crop, Draft, RecorderHandle};
 use crate::store::{EventKind, StoredEvent};
+use facerec_core::gallery::UNKNOWN;
 
 pub const STATES: [&str; 6] = [
     "starting",
@@ -651,9 +651,12 @@ impl Camera {
             .collect();
         for id in ended {
             let track = tracks.remove(&id).expect("listed above");
-            if track.announced.is_some() {
+            if let Some(name) = &track.announced {
                 let crop = track.best_crop.as_ref().map(|(_, c)| c.clone());
-                hub.submit(self.draft(EventKind::Ended, &track, crop, unix_ms()));
+                let mut draft = self.draft(EventKind::Ended, &track, crop, unix_ms());
+                // The name the track was last announced with, not its very last frame's.
+                draft.name = name.clone();
+                hub.submit(draft);
             }
         }
     }
@@ -680,19 +683,17 @@ impl Camera {
             .map(|mut f| {
                 crops.push(f.crop.take());
                 Face {
-                track_id: f.track_id,
-                name: f.name,
-                distance: f.distance,
-                quality: f.quality,
-                confidence: f.confidence,
-                bbox: [f.x, f.y, f.width, f.height],
-                score: f.score,
-            }})
+                    track_id: f.track_id,
+                    name: f.name,
+                    distance: f.distance,
+                    quality: f.quality,
+                    confidence: f.confidence,
+                    bbox: [f.x, f.y, f.width, f.height],
+                    score: f.score,
+                }
+            })
             .collect();
-        let named = faces
-            .iter()
-            .filter(|f| f.name != UNKNOWN)
-            .count();
+        let named = faces.iter().filter(|f| f.name != UNKNOWN).count();
         hub.metrics
             .faces
             .get_or_create(&label)

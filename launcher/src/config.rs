@@ -340,8 +340,17 @@ impl Config {
 fn read_file(path: &Path) -> Result<(BTreeMap<String, String>, Vec<FileSource>)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config {}", path.display()))?;
+    parse_config(&text, path)
+}
+
+/// The config file's text (read from `path`, named in errors) as its scalar settings by flag name
+/// and its sources. Public for the fuzz target.
+pub fn parse_config(
+    text: &str,
+    path: &Path,
+) -> Result<(BTreeMap<String, String>, Vec<FileSource>)> {
     let invalid = || format!("config {} is invalid", path.display());
-    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).with_context(invalid)?;
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).with_context(invalid)?;
     let mapping = match value {
         serde_yaml_ng::Value::Null => return Ok((BTreeMap::new(), Vec::new())),
         serde_yaml_ng::Value::Mapping(m) => m,
@@ -399,7 +408,7 @@ pub const LAUNCHER_RANGES: [(&str, f64, f64); 8] = [
     ("max-connections", 1.0, 100_000.0),
     ("header-timeout", 1.0, 3600.0),
     ("retain-days", 0.001, 36_500.0),
-    ("retain-mb", 1.0, 10_000_000.0),
+    ("retain-mb", 0.01, 10_000_000.0),
 ];
 
 impl Config {

@@ -221,7 +221,12 @@ impl Library {
 
     pub fn people(&self) -> Vec<PersonView> {
         let inner = lock(&self.inner);
-        let mut names: Vec<String> = inner.gallery.people.iter().map(|p| p.name.clone()).collect();
+        let mut names: Vec<String> = inner
+            .gallery
+            .people
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
         if let Ok(entries) = std::fs::read_dir(self.data.join("library")) {
             for entry in entries.flatten() {
                 if let Some(name) = entry.file_name().to_str()

@@ -75,14 +75,11 @@ fn open_data(
         max_age: Some(Duration::from_secs_f64(config.retain_days * 86_400.0)),
         max_bytes: Some((config.retain_mb * 1024.0 * 1024.0) as u64),
     };
-    let opened = Store::open(&config.data_dir, retention.clone())
+    let opened = Store::open(&config.data_dir, retention)
         .map_err(anyhow::Error::from)
         .and_then(|store| {
-            let library = Library::open(
-                &config.data_dir,
-                config.pipeline.gallery.as_deref(),
-                engine,
-            )?;
+            let library =
+                Library::open(&config.data_dir, config.pipeline.gallery.as_deref(), engine)?;
             Ok((store, library))
         });
     match opened {

@@ -111,7 +111,8 @@ impl Recorder {
                             crate::library::embed_crop(&self.engine, &image)
                         });
                         embedding.map(|e| {
-                            let id = crate::camera::lock(&self.strangers).assign(&e, Instant::now());
+                            let id =
+                                crate::camera::lock(&self.strangers).assign(&e, Instant::now());
                             track_strangers.insert(key.clone(), id.clone());
                             id
                         })

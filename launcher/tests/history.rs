@@ -36,14 +36,24 @@ fn start(data: &Path, gallery: Option<&Path>, extra: &[&str]) -> Launcher {
 }
 
 fn history(l: &Launcher, query: &str) -> Vec<Value> {
-    l.get_json(&format!("/api/history?limit=500&{query}"))["events"]
+    let limit = if query.contains("limit=") {
+        ""
+    } else {
+        "limit=500&"
+    };
+    l.get_json(&format!("/api/history?{limit}{query}"))["events"]
         .as_array()
         .unwrap()
         .clone()
 }
 
 /// Polls the history until `wanted` holds for some event.
-fn wait_history(l: &Launcher, query: &str, timeout: Duration, wanted: impl Fn(&Value) -> bool) -> Value {
+fn wait_history(
+    l: &Launcher,
+    query: &str,
+    timeout: Duration,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
     let start = Instant::now();
     loop {
         if let Some(e) = history(l, query).into_iter().find(|e| wanted(e)) {
@@ -108,16 +118,40 @@ fn send(
     }
     let mut response = agent.run(request.body(body.to_vec()).unwrap()).unwrap();
     let status = response.status().as_u16();
-    (status, response.body_mut().read_to_string().unwrap_or_default())
+    (
+        status,
+        response.body_mut().read_to_string().unwrap_or_default(),
+    )
 }
 
-fn json_send(l: &Launcher, method: &str, path: &str, token: Option<&str>, body: &Value) -> (u16, String) {
-    send(l, method, path, token, "application/json", body.to_string().as_bytes())
+fn json_send(
+    l: &Launcher,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, String) {
+    send(
+        l,
+        method,
+        path,
+        token,
+        "application/json",
+        body.to_string().as_bytes(),
+    )
 }
 
 fn upload(l: &Launcher, name: &str, files: &[(&str, &[u8])]) -> (u16, String) {
     let (content_type, body) = multipart(files);
-    send(l, "POST", &format!("/api/people/{name}/photos"), Some(TOKEN), &content_type, &body)
+    let name = name.replace(' ', "%20");
+    send(
+        l,
+        "POST",
+        &format!("/api/people/{name}/photos"),
+        Some(TOKEN),
+        &content_type,
+        &body,
+    )
 }
 
 fn photo(name: &str) -> Vec<u8> {
@@ -157,12 +191,17 @@ fn history_survives_a_restart_with_its_face_crops() {
     let data = fresh_data_dir();
     let mut launcher = start(&data, Some(&gallery()), &[]);
     let events = launcher.events();
-    let named = wait_history(&launcher, "name=Lin-Manuel%20Miranda", Duration::from_secs(60), |e| {
-        e["kind"] == "named" && e["face_url"].is_string()
-    });
+    let named = wait_history(
+        &launcher,
+        "name=Lin-Manuel%20Miranda",
+        Duration::from_secs(60),
+        |e| e["kind"] == "named" && e["face_url"].is_string(),
+    );
     // The SSE stream carries the same event, with its history id.
     let (sse, _) = wait_event(&events, Duration::from_secs(30), |e| e["id"] == named["id"])
-        .unwrap_or_else(|before| panic!("event {} not on the SSE stream: {before:#?}", named["id"]));
+        .unwrap_or_else(|before| {
+            panic!("event {} not on the SSE stream: {before:#?}", named["id"])
+        });
     assert_eq!(sse["name"], MIRANDA);
     let before = history(&launcher, "");
     let (status, exit_after) = launcher.terminate();
@@ -172,15 +211,22 @@ fn history_survives_a_restart_with_its_face_crops() {
     let after = history(&launcher, "");
     for event in &before {
         let kept = after.iter().find(|e| e["id"] == event["id"]);
-        assert_eq!(kept, Some(event), "event {} lost in the restart", event["id"]);
+        assert_eq!(
+            kept,
+            Some(event),
+            "event {} lost in the restart",
+            event["id"]
+        );
     }
     let (status, jpeg) = get_bytes(&launcher, named["face_url"].as_str().unwrap());
     assert_eq!(status, 200);
     let crop = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg).unwrap();
-    let [_, _, w, h] = [0, 1, 2, 3].map(|i| named["box"][i].as_i64().unwrap() as u32);
-    // The box plus 25% on each side, clipped by the frame: between 1x and 1.5x the box.
+    let [_, _, w, h] = [0, 1, 2, 3].map(|i| named["box"][i].as_f64().unwrap());
+    // The box plus 25% on each side (1.5x), from the track's best frame, which can be a few
+    // frames before the event's box: within 15% of 1.5x the event's box.
+    let near = |crop: u32, side: f64| (crop as f64 / (1.5 * side) - 1.0).abs() <= 0.15;
     assert!(
-        (w..=w * 3 / 2 + 1).contains(&crop.width()) && (h..=h * 3 / 2 + 1).contains(&crop.height()),
+        near(crop.width(), w) && near(crop.height(), h),
         "crop {}x{} for a {w}x{h} box",
         crop.width(),
         crop.height()
@@ -218,7 +264,14 @@ fn twenty_sigkills_leave_a_consistent_store() {
         sigkill(&mut launcher);
         kills.push(wait.as_millis());
     }
-    let store = Store::open(&data, Retention { max_age: None, max_bytes: None }).unwrap();
+    let store = Store::open(
+        &data,
+        Retention {
+            max_age: None,
+            max_bytes: None,
+        },
+    )
+    .unwrap();
     let integrity = store.integrity().unwrap();
     let rows = store
         .query(&facerec_launcher::store::HistoryQuery {
@@ -250,7 +303,11 @@ fn retention_by_size_drops_the_oldest_events_and_their_files() {
     let _serial = serial();
     let data = fresh_data_dir();
     let limit_bytes = 60 * 1024;
-    let launcher = start(&data, Some(&gallery()), &["--retain-mb", "0.06", "--unknown-after", "0.2s"]);
+    let launcher = start(
+        &data,
+        Some(&gallery()),
+        &["--retain-mb", "0.06", "--unknown-after", "0.2s"],
+    );
     let start_time = Instant::now();
     let mut seen_max = 0;
     while start_time.elapsed() < Duration::from_secs(90) {
@@ -261,10 +318,15 @@ fn retention_by_size_drops_the_oldest_events_and_their_files() {
             .iter()
             .map(|f| std::fs::metadata(data.join("crops").join(f)).map_or(0, |m| m.len()))
             .sum();
-        let oldest = history(&launcher, "").last().map_or(0, |e| e["id"].as_i64().unwrap());
+        let oldest = history(&launcher, "")
+            .last()
+            .map_or(0, |e| e["id"].as_i64().unwrap());
         if oldest > 1 && seen_max > 10 {
             // The oldest went, the newest stayed, within the limit.
-            assert!(crops <= limit_bytes, "{crops} bytes of crops over a {limit_bytes}-byte limit");
+            assert!(
+                crops <= limit_bytes,
+                "{crops} bytes of crops over a {limit_bytes}-byte limit"
+            );
             let listed = history(&launcher, "");
             let on_disk = files_under(&data.join("crops")).len();
             assert_eq!(
@@ -272,11 +334,13 @@ fn retention_by_size_drops_the_oldest_events_and_their_files() {
                 on_disk,
                 "every listed crop is a file and every file is listed"
             );
-            assert_eq!(listed[0]["id"].as_i64().unwrap(), seen_max.max(listed[0]["id"].as_i64().unwrap()));
+            assert_eq!(
+                listed[0]["id"].as_i64().unwrap(),
+                seen_max.max(listed[0]["id"].as_i64().unwrap())
+            );
             eprintln!(
                 "ids {oldest}..={} kept of {} written, {crops} bytes of crops (limit {limit_bytes})",
-                listed[0]["id"],
-                listed[0]["id"]
+                listed[0]["id"], listed[0]["id"]
             );
             return;
         }
@@ -323,20 +387,32 @@ fn strangers_keep_their_ids_over_the_loop_and_never_share_one() {
     for (place, list) in &places {
         let ids: std::collections::BTreeSet<&str> =
             list.iter().filter_map(|e| e["stranger"].as_str()).collect();
-        report.push(format!("({:.0},{:.0}) {} events {ids:?}", place.0, place.1, list.len()));
+        report.push(format!(
+            "({:.0},{:.0}) {} events {ids:?}",
+            place.0,
+            place.1,
+            list.len()
+        ));
         if list.len() >= 2 {
             recurring += 1;
             assert_eq!(ids.len(), 1, "one face, several stranger ids: {report:#?}");
         }
     }
     eprintln!("{}", report.join("\n"));
-    assert!(recurring >= 2, "fewer than two strangers seen in two loops: {report:#?}");
+    assert!(
+        recurring >= 2,
+        "fewer than two strangers seen in two loops: {report:#?}"
+    );
     // Faces on screen at the same time are different people.
     for a in &unknown {
         for b in &unknown {
             let overlap = a["first_seen"].as_str() <= b["last_seen"].as_str()
                 && b["first_seen"].as_str() <= a["last_seen"].as_str();
-            if a["id"] != b["id"] && a["camera"] == b["camera"] && a["track_id"] != b["track_id"] && overlap {
+            if a["id"] != b["id"]
+                && a["camera"] == b["camera"]
+                && a["track_id"] != b["track_id"]
+                && overlap
+            {
                 assert_ne!(
                     a["stranger"], b["stranger"],
                     "two faces on screen together share a stranger id: {a} {b}"
@@ -358,18 +434,40 @@ fn stranger_ids_expire_after_their_ttl() {
     }
     let _serial = serial();
     let data = fresh_data_dir();
-    let launcher = start(&data, Some(&gallery()), &["--unknown-after", "0.5s", "--stranger-ttl", "2s"]);
+    let launcher = start(
+        &data,
+        Some(&gallery()),
+        &["--unknown-after", "0.5s", "--stranger-ttl", "2s"],
+    );
     std::thread::sleep(Duration::from_secs(21));
     let mut by_place: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
-    for e in history(&launcher, "unknown=true").iter().filter(|e| e["kind"] == "unknown") {
-        let place = (e["box"][0].as_i64().unwrap() / 40, e["box"][1].as_i64().unwrap() / 40);
-        by_place.entry(place).or_default().push(e["stranger"].as_str().unwrap_or("-").to_string());
+    for e in history(&launcher, "unknown=true")
+        .iter()
+        .filter(|e| e["kind"] == "unknown")
+    {
+        let place = (
+            e["box"][0].as_i64().unwrap() / 40,
+            e["box"][1].as_i64().unwrap() / 40,
+        );
+        by_place
+            .entry(place)
+            .or_default()
+            .push(e["stranger"].as_str().unwrap_or("-").to_string());
     }
     eprintln!("{by_place:?}");
     // A face back after a loop (9 s, more than the 2 s TTL) is a new stranger.
-    let renewed = by_place.values().filter(|ids| ids.len() >= 2 && ids[0] != ids[1]).count();
-    let kept = by_place.values().filter(|ids| ids.len() >= 2 && ids[0] == ids[1]).count();
-    assert!(renewed >= 1 && kept == 0, "ids did not expire: {by_place:?}");
+    let renewed = by_place
+        .values()
+        .filter(|ids| ids.len() >= 2 && ids[0] != ids[1])
+        .count();
+    let kept = by_place
+        .values()
+        .filter(|ids| ids.len() >= 2 && ids[0] == ids[1])
+        .count();
+    assert!(
+        renewed >= 1 && kept == 0,
+        "ids did not expire: {by_place:?}"
+    );
 }
 
 #[test]
@@ -396,9 +494,12 @@ fn enrol_from_history_names_him_and_reject_takes_a_name_back() {
     let person: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(person["name"], MIRANDA);
     assert_eq!(person["photos"].as_array().unwrap().len(), 1);
-    let named = wait_history(&launcher, "name=Lin-Manuel%20Miranda", Duration::from_secs(30), |e| {
-        e["id"].as_i64().unwrap() > id
-    });
+    let named = wait_history(
+        &launcher,
+        "name=Lin-Manuel%20Miranda",
+        Duration::from_secs(30),
+        |e| e["id"].as_i64().unwrap() > id,
+    );
     eprintln!(
         "enrolled from event {id}; named in event {} {:.1} s later",
         named["id"],
@@ -406,7 +507,12 @@ fn enrol_from_history_names_him_and_reject_takes_a_name_back() {
     );
     // The library lists him with the crop, which serves as a JPEG.
     let people = launcher.get_json("/api/people");
-    let listed = people.as_array().unwrap().iter().find(|p| p["name"] == MIRANDA).unwrap();
+    let listed = people
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == MIRANDA)
+        .unwrap();
     let (status, jpeg) = get_bytes(&launcher, listed["photos"][0]["url"].as_str().unwrap());
     assert_eq!(status, 200);
     assert_eq!(
@@ -416,7 +522,6 @@ fn enrol_from_history_names_him_and_reject_takes_a_name_back() {
     );
     let library_file = data.join("library").join(MIRANDA);
     assert_eq!(std::fs::read_dir(&library_file).unwrap().count(), 1);
-
 }
 
 /// A gallery that gives Miranda's face a wrong name: "Not Alex Lacamoire" takes it back, in the
@@ -432,17 +537,28 @@ fn reject_stops_a_wrong_name_in_the_next_run() {
     let wrong = make_gallery("wrong", &[("Alex Lacamoire", "lin-manuel-miranda.png")]);
     let big = |e: &Value| e["box"][2].as_i64().unwrap() >= 60;
     let mut launcher = start(&data, Some(&wrong), &[]);
-    let misnamed = wait_history(&launcher, "name=Alex%20Lacamoire", Duration::from_secs(60), |e| {
-        e["kind"] == "named" && e["face_url"].is_string() && big(e)
-    });
+    let misnamed = wait_history(
+        &launcher,
+        "name=Alex%20Lacamoire",
+        Duration::from_secs(60),
+        |e| e["kind"] == "named" && e["face_url"].is_string() && big(e),
+    );
     let path = format!("/api/history/{}/reject", misnamed["id"]);
-    assert_eq!(json_send(&launcher, "POST", &path, None, &Value::Null).0, 401);
+    assert_eq!(
+        json_send(&launcher, "POST", &path, None, &Value::Null).0,
+        401
+    );
     let (status, text) = json_send(&launcher, "POST", &path, Some(TOKEN), &Value::Null);
     assert_eq!(status, 200, "{text}");
     let reply: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(reply["name"], "Alex Lacamoire");
     let people = launcher.get_json("/api/people");
-    let listed = people.as_array().unwrap().iter().find(|p| p["name"] == "Alex Lacamoire").unwrap();
+    let listed = people
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Alex Lacamoire")
+        .unwrap();
     assert_eq!(listed["rejects"], 1);
     launcher.terminate();
 
@@ -454,15 +570,20 @@ fn reject_stops_a_wrong_name_in_the_next_run() {
         .into_iter()
         .filter(|e| e["id"].as_i64().unwrap() > first_new && big(e))
         .collect();
-    let misnamed_again: Vec<&Value> =
-        all_new.iter().filter(|e| e["name"] == "Alex Lacamoire").collect();
+    let misnamed_again: Vec<&Value> = all_new
+        .iter()
+        .filter(|e| e["name"] == "Alex Lacamoire")
+        .collect();
     eprintln!(
         "next run: {} events of large faces, {} of them named Alex Lacamoire",
         all_new.len(),
         misnamed_again.len()
     );
     assert!(!all_new.is_empty(), "no event at all in the next run");
-    assert!(misnamed_again.is_empty(), "named again after the reject: {misnamed_again:#?}");
+    assert!(
+        misnamed_again.is_empty(),
+        "named again after the reject: {misnamed_again:#?}"
+    );
 }
 
 /// The browser half of "enrol from history": Chromium clicks "This is…" on a stranger.
@@ -472,11 +593,17 @@ fn enrol_from_history_in_chromium() {
     if !ready() {
         return;
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let node_modules = repo.join(".cache/browser-node/node_modules");
     let usable = Path::new("/usr/bin/chromium").exists()
         && node_modules.join("puppeteer-core").exists()
-        && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+        && Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
     if !usable {
         assert!(
             !facerec_core::testsupport::on_ci(),
@@ -503,9 +630,19 @@ fn enrol_from_history_in_chromium() {
     );
     assert!(out.status.success(), "the browser run failed");
     let people = launcher.get_json("/api/people");
-    let him = people.as_array().unwrap().iter().find(|p| p["name"] == MIRANDA).unwrap();
+    let him = people
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == MIRANDA)
+        .unwrap();
     assert_eq!(him["photos"].as_array().unwrap().len(), 1);
-    wait_history(&launcher, "name=Lin-Manuel%20Miranda", Duration::from_secs(30), |_| true);
+    wait_history(
+        &launcher,
+        "name=Lin-Manuel%20Miranda",
+        Duration::from_secs(30),
+        |_| true,
+    );
 }
 
 /// The peak resident memory of a process (VmHWM), in MB.
@@ -528,7 +665,11 @@ fn zero_png(path: &Path, width: u32, height: u32) {
     let mut encoder = png::Encoder::new(file, width, height);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().unwrap().into_stream_writer().unwrap();
+    let mut writer = encoder
+        .write_header()
+        .unwrap()
+        .into_stream_writer()
+        .unwrap();
     let row = vec![0u8; width as usize];
     for _ in 0..height {
         std::io::Write::write_all(&mut writer, &row).unwrap();
@@ -560,9 +701,17 @@ fn uploads_are_checked_like_train_and_memory_stays_bounded() {
     let grey = std::fs::read(&grey).unwrap();
     let before = peak_mb(pid);
     for (file, bytes, want) in [
-        ("notes.txt", b"just some text".to_vec(), "notes.txt: not an image (JPEG or PNG)"),
+        (
+            "notes.txt",
+            b"just some text".to_vec(),
+            "notes.txt: not an image (JPEG or PNG)",
+        ),
         ("grey.png", grey, "grey.png: no face found"),
-        ("two.jpg", photo("two_people.jpg"), "two.jpg: 2 faces found; a library photo must show one person"),
+        (
+            "two.jpg",
+            photo("two_people.jpg"),
+            "two.jpg: 2 faces found; a library photo must show one person",
+        ),
         (
             "huge.png",
             big,
@@ -581,14 +730,25 @@ fn uploads_are_checked_like_train_and_memory_stays_bounded() {
     let after = peak_mb(pid);
     eprintln!("peak RSS {before:.0} MB before the uploads, {after:.0} MB after");
     // A 144 MP grey image decoded would be 144 MB at least.
-    assert!(after - before < 100.0, "uploads raised the peak by {:.0} MB", after - before);
+    assert!(
+        after - before < 100.0,
+        "uploads raised the peak by {:.0} MB",
+        after - before
+    );
     assert!(
         !data.join("library/Barack Obama").exists()
-            || std::fs::read_dir(data.join("library/Barack Obama")).unwrap().count() == 0,
+            || std::fs::read_dir(data.join("library/Barack Obama"))
+                .unwrap()
+                .count()
+                == 0,
         "a refused photo was kept"
     );
     // One good photo and one bad in one request: neither is kept.
-    let (status, _) = upload(&launcher, "Barack Obama", &[("a.jpg", &obama), ("b.png", b"x")]);
+    let (status, _) = upload(
+        &launcher,
+        "Barack Obama",
+        &[("a.jpg", &obama), ("b.png", b"x")],
+    );
     assert_eq!(status, 422);
     let (status, text) = upload(&launcher, "Barack Obama", &[("obama.jpg", &obama)]);
     assert_eq!(status, 201, "{text}");
@@ -616,7 +776,7 @@ fn write_routes_need_the_token_and_names_cannot_escape_the_data_folder() {
         &[("FACEREC_API_TOKEN", TOKEN)],
     );
     let obama = photo("obama.jpg");
-    let (content_type, body) = multipart(&[("obama.jpg", &obama)]);
+    let (content_type, _) = multipart(&[]);
     for (method, path) in [
         ("POST", "/api/people/Anna/photos"),
         ("DELETE", "/api/people/Anna/photos/p1"),
@@ -626,13 +786,22 @@ fn write_routes_need_the_token_and_names_cannot_escape_the_data_folder() {
         ("POST", "/api/history/1/enrol"),
         ("POST", "/api/history/1/reject"),
     ] {
-        let (status, text) = send(&launcher, method, path, None, &content_type, &body);
+        // No body: a request refused before its body is read may see its pipe closed.
+        let (status, text) = send(&launcher, method, path, None, &content_type, b"");
         assert_eq!(status, 401, "{method} {path}: {text}");
-        let (status, _) = send(&launcher, method, path, Some("wrong"), &content_type, &body);
+        let (status, _) = send(&launcher, method, path, Some("wrong"), &content_type, b"");
         assert_eq!(status, 401, "{method} {path} with a wrong token");
     }
     let long = "a".repeat(10_000);
-    for name in ["..%2F..%2Fescaped", "..", "a%2Fb", "nul%00name", ".hidden", long.as_str(), "%20padded"] {
+    for name in [
+        "..%2F..%2Fescaped",
+        "..",
+        "a%2Fb",
+        "nul%00name",
+        ".hidden",
+        long.as_str(),
+        "%20padded",
+    ] {
         let (status, text) = upload(&launcher, name, &[("obama.jpg", &obama)]);
         assert!(
             status == 422 || status == 404 || status == 400,
@@ -646,7 +815,10 @@ fn write_routes_need_the_token_and_names_cannot_escape_the_data_folder() {
             Some(TOKEN),
             &serde_json::json!({ "name": name.replace("%2F", "/").replace("%00", "\0") }),
         );
-        assert!(status == 422 || status == 404, "rename to {name:.40}: {status}");
+        assert!(
+            status == 422 || status == 404,
+            "rename to {name:.40}: {status}"
+        );
     }
     for path in [
         "/api/history/..%2F..%2Fevents.db/face.jpg",
@@ -660,7 +832,11 @@ fn write_routes_need_the_token_and_names_cannot_escape_the_data_folder() {
         assert!(!bytes.starts_with(b"SQLite"), "{path} served the database");
     }
     // Nothing was created beside the data folder.
-    let beside: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().map(|e| e.file_name()).collect();
+    let beside: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(beside, vec![std::ffi::OsString::from("data")], "{beside:?}");
     assert!(files_under(&data.join("library")).is_empty());
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Result;
 use facerec_core::engine::{AnalyzedFace, Engine, load_rgb};
-use facerec_core::gallery::{ClosePair, FORMAT_VERSION, Gallery};
+use facerec_core::gallery::{ClosePair, Gallery};
 use facerec_core::stills::StillScales;
 use serde::Serialize;
 
@@ -37,7 +37,7 @@ pub fn inspect(path: &Path) -> Result<GallerySummary> {
     let g = Gallery::load(path)?;
     Ok(GallerySummary {
         path: path.to_path_buf(),
-        format_version: FORMAT_VERSION,
+        format_version: g.format_version(),
         recognizer_sha256: g.header.recognizer_sha256.clone(),
         embedding_dim: g.header.embedding_dim,
         metric: format!("{:?}", g.header.metric).to_lowercase(),

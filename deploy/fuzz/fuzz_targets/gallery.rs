@@ -5,7 +5,7 @@
 //! valid envelope (magic, version, length, checksum) to reach the payload decoder itself.
 #![no_main]
 
-use facerec_core::gallery::{FORMAT_VERSION, Gallery, MAGIC};
+use facerec_core::gallery::{FORMAT_VERSION, FORMAT_VERSION_REJECTS, Gallery, MAGIC};
 use libfuzzer_sys::fuzz_target;
 use sha2_shim::digest;
 
@@ -26,11 +26,14 @@ fn check(bytes: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     check(data);
-    let mut wrapped = Vec::with_capacity(data.len() + 52);
-    wrapped.extend_from_slice(MAGIC);
-    wrapped.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    wrapped.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    wrapped.extend_from_slice(data);
-    wrapped.extend_from_slice(&digest(data));
-    check(&wrapped);
+    // Both versions' decoders, behind a valid preamble and checksum.
+    for version in [FORMAT_VERSION, FORMAT_VERSION_REJECTS] {
+        let mut wrapped = Vec::with_capacity(data.len() + 52);
+        wrapped.extend_from_slice(MAGIC);
+        wrapped.extend_from_slice(&version.to_le_bytes());
+        wrapped.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        wrapped.extend_from_slice(data);
+        wrapped.extend_from_slice(&digest(data));
+        check(&wrapped);
+    }
 });

@@ -28,7 +28,10 @@ pub fn routes() -> Router<Shared> {
         .route("/api/history/{id}/enrol", post(enrol))
         .route("/api/history/{id}/reject", post(reject))
         .route("/api/people", get(people))
-        .route("/api/people/{name}", axum::routing::put(rename).delete(delete_person))
+        .route(
+            "/api/people/{name}",
+            axum::routing::put(rename).delete(delete_person),
+        )
         .route(
             "/api/people/{name}/photos",
             post(upload).layer(DefaultBodyLimit::max(
@@ -102,9 +105,8 @@ fn bad_request(text: String) -> ApiError {
 }
 
 fn parse_time(what: &str, text: &str) -> Result<i64, ApiError> {
-    let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
-        bad_request(format!("{what}={text:?} is not an RFC 3339 time ({e})"))
-    })?;
+    let time = humantime::parse_rfc3339_weak(text)
+        .map_err(|e| bad_request(format!("{what}={text:?} is not an RFC 3339 time ({e})")))?;
     Ok(time
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -173,9 +175,14 @@ async fn one(
 ) -> Result<Json<StoredEvent>, ApiError> {
     let id = event_id(&id)?;
     let store = app.store.clone();
-    blocking(move || store.get(id).map_err(store_error)?.ok_or_else(|| no_event(id)))
-        .await
-        .map(Json)
+    blocking(move || {
+        store
+            .get(id)
+            .map_err(store_error)?
+            .ok_or_else(|| no_event(id))
+    })
+    .await
+    .map(Json)
 }
 
 fn jpeg(bytes: Vec<u8>) -> Response {
@@ -193,10 +200,12 @@ async fn face(State(app): State<Shared>, Path(id): Path<String>) -> Result<Respo
     let id = event_id(&id)?;
     let store = app.store.clone();
     let bytes = blocking(move || {
-        store
-            .crop(id)
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no face crop for event {id}")))
+        store.crop(id).map_err(store_error)?.ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no face crop for event {id}"),
+            )
+        })
     })
     .await?;
     Ok(jpeg(bytes))
@@ -223,11 +232,7 @@ fn reload_all(app: &Shared, library: &Library) {
         return;
     };
     lock(&app.hub.settings).gallery = Some(path.clone());
-    let reloaded = app
-        .all()
-        .iter()
-        .filter(|c| c.reload_gallery(&path))
-        .count();
+    let reloaded = app.all().iter().filter(|c| c.reload_gallery(&path)).count();
     tracing::info!(cameras = reloaded, gallery = %path.display(), "library changed: gallery reloaded");
 }
 
@@ -251,13 +256,20 @@ fn spool_name(library: &Library) -> PathBuf {
 }
 
 /// The crop of an event with its name, spooled for the library.
-fn event_crop(app: &Shared, library: &Library, id: i64) -> Result<(StoredEvent, Spooled), ApiError> {
-    let event = app.store.get(id).map_err(store_error)?.ok_or_else(|| no_event(id))?;
-    let bytes = app
+fn event_crop(
+    app: &Shared,
+    library: &Library,
+    id: i64,
+) -> Result<(StoredEvent, Spooled), ApiError> {
+    let event = app
         .store
-        .crop(id)
+        .get(id)
         .map_err(store_error)?
-        .ok_or_else(|| ApiError(StatusCode::CONFLICT, format!("event {id} has no face crop")))?;
+        .ok_or_else(|| no_event(id))?;
+    let bytes =
+        app.store.crop(id).map_err(store_error)?.ok_or_else(|| {
+            ApiError(StatusCode::CONFLICT, format!("event {id} has no face crop"))
+        })?;
     let spooled = Spooled(spool_name(library));
     std::fs::write(&spooled.0, bytes).map_err(store_error)?;
     Ok((event, spooled))
@@ -268,13 +280,27 @@ pub struct NameBody {
     name: String,
 }
 
+/// `{"name": …}`, parsed only after the token was checked, so that a request without the
+/// token is refused as such whatever its body.
+fn name_body(body: &[u8]) -> Result<String, ApiError> {
+    serde_json::from_slice::<NameBody>(body)
+        .map(|b| b.name)
+        .map_err(|e| {
+            ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("expected a JSON body {{\"name\": \"…\"}}: {e}"),
+            )
+        })
+}
+
 async fn enrol(
     State(app): State<Shared>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(body): Json<NameBody>,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<PersonView>), ApiError> {
     authorize(&app, &headers)?;
+    let name = name_body(&body)?;
     let id = event_id(&id)?;
     let library = library(&app)?;
     let app2 = app.clone();
@@ -284,7 +310,7 @@ async fn enrol(
             file_name: format!("the face of event {id}"),
             path: spooled.0.clone(),
         };
-        let person = library.add_photos(&body.name, &[upload])?;
+        let person = library.add_photos(&name, &[upload])?;
         if let Some(stranger) = &event.stranger {
             lock(&app2.strangers).forget(stranger);
         }
@@ -352,10 +378,14 @@ async fn upload(
     State(app): State<Shared>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    mut multipart: Multipart,
+    request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<PersonView>), ApiError> {
+    use axum::extract::FromRequest;
     use tokio::io::AsyncWriteExt;
     authorize(&app, &headers)?;
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| ApiError(e.status(), e.body_text()))?;
     let library = library(&app)?;
     // The name first, so that a bad one costs no upload.
     crate::library::check_folder_name(&name)?;
@@ -453,13 +483,14 @@ async fn rename(
     State(app): State<Shared>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Json(body): Json<NameBody>,
+    body: axum::body::Bytes,
 ) -> Result<Json<PersonView>, ApiError> {
     authorize(&app, &headers)?;
+    let to = name_body(&body)?;
     let library = library(&app)?;
     let app2 = app.clone();
     blocking(move || {
-        let person = library.rename(&name, &body.name)?;
+        let person = library.rename(&name, &to)?;
         reload_all(&app2, &library);
         Ok(person)
     })

@@ -157,7 +157,12 @@ impl Launcher {
             .unwrap_or(Value::Null)
     }
 
-    pub fn wait_for(&self, what: &str, timeout: Duration, mut check: impl FnMut(&Launcher) -> bool) {
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&Launcher) -> bool,
+    ) {
         let start = Instant::now();
         while !check(self) {
             assert!(start.elapsed() < timeout, "timed out waiting for {what}");
@@ -202,7 +207,13 @@ impl Launcher {
     }
 
     /// Sends a request with an optional bearer token; returns the status and the body.
-    pub fn request(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, String) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
