@@ -203,6 +203,8 @@ fn history_survives_a_restart_with_its_face_crops() {
             panic!("event {} not on the SSE stream: {before:#?}", named["id"])
         });
     assert_eq!(sse["name"], MIRANDA);
+    // Several events of several kinds before the restart.
+    std::thread::sleep(Duration::from_secs(6));
     let before = history(&launcher, "");
     let (status, exit_after) = launcher.terminate();
     assert!(status.success(), "{status:?} after {exit_after:?}");
