@@ -18,7 +18,7 @@ pub use crate::config::PipelineSettings;
 use crate::config::Source;
 use crate::metrics::{CameraLabel, Metrics, StateLabel};
 use crate::recorder::{Crop, Draft, RecorderHandle};
-use crate::store::{EventKind, StoredEvent};
+use crate::store::{EventKind, NewEvent, StoredEvent};
 use facerec_core::gallery::UNKNOWN;
 
 pub const STATES: [&str; 6] = [
@@ -625,17 +625,21 @@ impl Camera {
     fn draft(&self, kind: EventKind, track: &Track, crop: Option<Crop>, now_ms: i64) -> Draft {
         let face = &track.face;
         Draft {
-            camera: self.name.clone(),
-            kind,
-            name: face.name.clone(),
-            distance: face.distance,
-            confidence: Some(face.confidence),
-            quality: face.quality,
-            track_id: face.track_id,
-            bbox: face.bbox,
-            first_seen_ms: track.first_seen_ms,
-            last_seen_ms: track.last_seen_ms,
-            time_ms: now_ms,
+            event: NewEvent {
+                camera: self.name.clone(),
+                kind,
+                name: face.name.clone(),
+                stranger: None,
+                distance: face.distance,
+                confidence: Some(face.confidence),
+                quality: face.quality,
+                track_id: face.track_id,
+                bbox: face.bbox,
+                first_seen_ms: track.first_seen_ms,
+                last_seen_ms: track.last_seen_ms,
+                time_ms: now_ms,
+                crop_jpeg: None,
+            },
             crop,
         }
     }
@@ -655,7 +659,7 @@ impl Camera {
                 let crop = track.best_crop.as_ref().map(|(_, c)| c.clone());
                 let mut draft = self.draft(EventKind::Ended, &track, crop, unix_ms());
                 // The name the track was last announced with, not its very last frame's.
-                draft.name = name.clone();
+                draft.event.name = name.clone();
                 hub.submit(draft);
             }
         }

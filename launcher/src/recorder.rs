@@ -21,20 +21,11 @@ const QUEUE: usize = 256;
 /// A crop of the face from the full-resolution frame, as the element attached it.
 pub type Crop = Arc<gstfacerec::FaceCrop>;
 
-/// An event as a camera sees it, before it has a history id or a stranger id.
+/// An event as a camera sees it: the stored event before its stranger id and JPEG, which the
+/// recorder adds, with the raw crop they come from.
 #[derive(Debug, Clone)]
 pub struct Draft {
-    pub camera: String,
-    pub kind: EventKind,
-    pub name: String,
-    pub distance: Option<f64>,
-    pub confidence: Option<f64>,
-    pub quality: Option<f64>,
-    pub track_id: u64,
-    pub bbox: [i32; 4],
-    pub first_seen_ms: i64,
-    pub last_seen_ms: i64,
-    pub time_ms: i64,
+    pub event: NewEvent,
     pub crop: Option<Crop>,
 }
 
@@ -48,7 +39,7 @@ impl RecorderHandle {
         match self.sender.try_send(draft) {
             Ok(()) => {}
             Err(TrySendError::Full(d)) => {
-                tracing::warn!(camera = %d.camera, track = d.track_id, "history queue full: event dropped")
+                tracing::warn!(camera = %d.event.camera, track = d.event.track_id, "history queue full: event dropped")
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
@@ -62,12 +53,16 @@ pub struct Recorder {
     pub strangers: Arc<std::sync::Mutex<Strangers>>,
 }
 
-/// JPEG of a crop (packed RGB).
+/// JPEG of a crop (packed RGB), encoded from the crop's own bytes.
 pub fn crop_jpeg(crop: &gstfacerec::FaceCrop) -> Option<Vec<u8>> {
-    let image = image::RgbImage::from_raw(crop.width, crop.height, crop.rgb.clone())?;
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(&image)
+        .encode(
+            &crop.rgb,
+            crop.width,
+            crop.height,
+            image::ExtendedColorType::Rgb8,
+        )
         .ok()?;
     Some(out)
 }
@@ -99,13 +94,14 @@ impl Recorder {
                 crate::camera::lock(&self.strangers).expire(Instant::now());
                 last_cleanup = Instant::now();
             }
-            let key = (draft.camera.clone(), draft.track_id);
-            let jpeg = draft.crop.as_deref().and_then(crop_jpeg);
-            let stranger = if draft.name == facerec_core::gallery::UNKNOWN {
-                match track_strangers.get(&key) {
+            let Draft { mut event, crop } = draft;
+            let key = (event.camera.clone(), event.track_id);
+            event.crop_jpeg = crop.as_deref().and_then(crop_jpeg);
+            if event.name == facerec_core::gallery::UNKNOWN {
+                event.stranger = match track_strangers.get(&key) {
                     Some(id) => Some(id.clone()),
                     None => {
-                        let embedding = draft.crop.as_deref().and_then(|c| {
+                        let embedding = crop.as_deref().and_then(|c| {
                             let image =
                                 image::RgbImage::from_raw(c.width, c.height, c.rgb.clone())?;
                             crate::library::embed_crop(&self.engine, &image)
@@ -117,31 +113,14 @@ impl Recorder {
                             id
                         })
                     }
-                }
-            } else {
-                None
-            };
-            if draft.kind == EventKind::Ended {
+                };
+            }
+            if event.kind == EventKind::Ended {
                 track_strangers.remove(&key);
             }
             if track_strangers.len() > 10_000 {
                 track_strangers.clear();
             }
-            let event = NewEvent {
-                camera: draft.camera,
-                kind: draft.kind,
-                name: draft.name,
-                stranger,
-                distance: draft.distance,
-                confidence: draft.confidence,
-                quality: draft.quality,
-                track_id: draft.track_id,
-                bbox: draft.bbox,
-                first_seen_ms: draft.first_seen_ms,
-                last_seen_ms: draft.last_seen_ms,
-                time_ms: draft.time_ms,
-                crop_jpeg: jpeg,
-            };
             match self.store.insert(event) {
                 Ok(stored) => hub.emit(stored),
                 Err(e) => tracing::warn!(error = %e, "history event not stored"),

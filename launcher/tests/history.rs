@@ -277,14 +277,8 @@ fn twenty_sigkills_leave_a_consistent_store() {
     let integrity = store.integrity().unwrap();
     let rows = store
         .query(&facerec_launcher::store::HistoryQuery {
-            camera: None,
-            name: None,
-            unknown: None,
-            stranger: None,
-            since_ms: None,
-            until_ms: None,
             limit: 500,
-            cursor: None,
+            ..Default::default()
         })
         .unwrap()
         .events
