@@ -15,6 +15,7 @@ Run with .cache/deploy-venv/bin/python (deploy/tests/setup-tools.sh installs it)
 prints what it checked and exits non-zero on the first class of failure it finds.
 """
 
+import concurrent.futures
 import copy
 import gzip
 import json
@@ -133,7 +134,9 @@ def rendered(mutate=None):
     """{target: documents} for every MicroShift target, plus the Tekton kustomization."""
     tmp, targets = with_tree(mutate)
     try:
-        docs = {name: kustomize(path) for name, path in targets.items()}
+        # kubectl runs as a subprocess: render the targets side by side.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            docs = dict(zip(targets, pool.map(kustomize, targets.values())))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return docs
