@@ -594,6 +594,15 @@ def secret_problems(dep, launcher, config, docs, target):
             problems.append(f"FACEREC_MQTT_CA_FILE {ca} is not on a Secret or ConfigMap volume")
         elif found[0].get("readOnly") is not True:
             problems.append(f"the volume {found[0]['name']} holding the MQTT CA is mounted writable")
+        else:
+            mount, volume, key = found
+            kind, ref = ("Secret", volume["secret"]["secretName"]) if "secret" in volume else (
+                "ConfigMap", volume["configMap"]["name"])
+            sources = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == ref]
+            keys = {k for d in sources for field in ("data", "stringData", "binaryData")
+                    for k in d.get(field, {})}
+            if key not in keys:
+                problems.append(f"FACEREC_MQTT_CA_FILE {ca}: {kind} {ref} has no key {key!r}")
 
     # One id per edge node, stable across pod restarts (the pod's host name is not).
     where, node_id = settings.get("FACEREC_MQTT_NODE_ID", (None, None))
@@ -809,6 +818,36 @@ def cmd_mutations():
         missed.append("the Tekton Task schema accepted a misspelt steps[0].scripts")
     else:
         print("  caught: misspelt Tekton step `scripts` (Tekton schema, strict)")
+    # mqtts with a private CA, set up as the component's comments say: it renders and passes;
+    # a CA path outside the mounted Secret is caught.
+    def with_ca(ca_path):
+        def mutate(root):
+            for name, line in (("kustomization.yaml", "      # - ca.crt\n"),
+                               ("mqtt.env", "# FACEREC_MQTT_CA_FILE=/etc/facerec/mqtt/ca.crt\n")):
+                with open(mqtt_file(root, name)) as f:
+                    text = f.read()
+                assert line in text, f"{name} no longer has the line {line!r}"
+                text = text.replace(line, line.replace("# ", "", 1).replace("/etc/facerec/mqtt/ca.crt", ca_path))
+                with open(mqtt_file(root, name), "w") as f:
+                    f.write(text)
+            with open(mqtt_file(root, "ca.crt"), "w") as f:
+                f.write("-----BEGIN CERTIFICATE-----\nplaceholder\n-----END CERTIFICATE-----\n")
+        return mutate
+
+    for ca_path, expect in (("/etc/facerec/mqtt/ca.crt", []),
+                            ("/etc/ssl/private-ca.crt", ["is not on a Secret or ConfigMap volume"]),
+                            ("/etc/facerec/mqtt/ca.pem", ["has no key 'ca.pem'"])):
+        docs = rendered(with_ca(ca_path))
+        found = {t: deployment_problems(d, t) for t, d in docs.items() if is_mqtt(t)}
+        wrong = {t: p for t, p in found.items()
+                 if len(p) != len(expect) or not all(e in q for e, q in zip(expect, p))}
+        if wrong:
+            missed.append(f"MQTT CA file at {ca_path}: expected {expect or 'no problem'}, got {wrong}")
+        elif expect:
+            print(f"  caught: MQTT CA file at {ca_path} ({found['x86+mqtt'][0]})")
+        else:
+            print("  ok: mqtts with a private CA, set up as the component's comments say")
+
     # The MQTT component without its password file: rendering fails, naming the file, rather
     # than starting a pod with an empty or example password.
     tmp, targets = with_tree(lambda root: os.remove(mqtt_file(root, "password")))
@@ -824,7 +863,7 @@ def cmd_mutations():
         shutil.rmtree(tmp, ignore_errors=True)
     if missed:
         raise CheckFailed("mutations not caught:\n" + "\n".join(missed))
-    print(f"{len(MUTATIONS) + len(MQTT_MUTATIONS) + 4} broken copies, all caught")
+    print(f"{len(MUTATIONS) + len(MQTT_MUTATIONS) + 6} broken copies, all caught")
 
 
 def cmd_termination_grace(target):
