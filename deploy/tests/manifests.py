@@ -20,8 +20,8 @@ import copy
 import gzip
 import json
 import os
-import shutil
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
