@@ -681,7 +681,15 @@ fn describe(error: &ConnectionError, url: &str, was_connected: bool) -> String {
             };
             format!("MQTT broker {url} refused the connection: {why}")
         }
-        ConnectionError::Tls(e) => format!("MQTT TLS with {url} failed: {e}"),
+        ConnectionError::Tls(e) => {
+            let text = e.to_string();
+            let hint = if text.contains("UnknownIssuer") {
+                " (the broker's CA is neither in the system store nor in --mqtt-ca-file)"
+            } else {
+                ""
+            };
+            format!("MQTT TLS with {url} failed: {text}{hint}")
+        }
         e if was_connected => format!("MQTT connection to {url} lost: {e}"),
         e => format!("MQTT broker {url} cannot be reached: {e}"),
     }
