@@ -255,10 +255,10 @@ async fn run(config: Config) -> Result<()> {
     let shutdown = CancellationToken::new();
     let mqtt_task = match &config.mqtt {
         Some(mqtt) => {
+            let people = facerec_launcher::mqtt::gallery_people(gallery.as_deref());
             let (handle, task) =
-                facerec_launcher::mqtt::start(mqtt.clone(), metrics, shutdown.clone())?;
+                facerec_launcher::mqtt::start(mqtt.clone(), people, metrics, shutdown.clone())?;
             let _ = hub.mqtt.set(handle);
-            hub.gallery_changed(gallery.as_deref());
             tracing::info!(broker = %mqtt.display_url(), node = %mqtt.node_id, "MQTT on");
             Some(task)
         }

@@ -634,11 +634,24 @@ impl Handle {
     }
 
     /// A retained message found on the broker under this node's topics (from an earlier run):
-    /// a person no longer in the gallery is cleared.
+    /// a person no longer in the gallery is cleared. Only people: a camera added through the
+    /// API comes back when it registers again, and clearing its entities meanwhile would make
+    /// Home Assistant forget them.
     fn leftover(&self, topic: &str) {
         let inner = &self.inner;
-        let mut outbox = lock(&inner.outbox);
         let topics = &inner.topics;
+        let person_config = topics.discovery.as_deref().is_some_and(|prefix| {
+            topic
+                .strip_prefix(&format!("{prefix}/sensor/{}/person_", topics.node))
+                .is_some_and(|rest| rest.ends_with("/config"))
+        });
+        let person_state = topic
+            .strip_prefix(&format!("{}/person/", topics.base))
+            .is_some_and(|rest| !rest.contains('/'));
+        if !person_config && !person_state {
+            return;
+        }
+        let mut outbox = lock(&inner.outbox);
         let known = outbox.people.iter().any(|name| {
             topics.person(name) == topic
                 || topics
@@ -695,9 +708,11 @@ fn describe(error: &ConnectionError, url: &str, was_connected: bool) -> String {
     }
 }
 
-/// Starts the publisher task; it ends (after `offline`) when `shutdown` is cancelled.
+/// Starts the publisher task with the gallery's people; it ends (after `offline`) when
+/// `shutdown` is cancelled.
 pub fn start(
     config: MqttConfig,
+    people: BTreeSet<String>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(Handle, tokio::task::JoinHandle<()>)> {
@@ -716,6 +731,8 @@ pub fn start(
     });
     let handle = Handle { inner };
     lock(&handle.inner.outbox).set(handle.inner.topics.status(), Bytes::from("online"));
+    // Before the first connection, so that what an earlier run left is judged against them.
+    handle.people(people);
     // One request at a time is in flight, plus subscriptions and the final offline.
     let (client, eventloop) = AsyncClient::new(options, 8);
     let task = tokio::spawn(run(handle.clone(), client, eventloop, shutdown));
@@ -747,8 +764,10 @@ async fn run(
                     message.retain,
                     message.payload.clone(),
                 );
-                if sent.is_ok() {
-                    in_flight = Some(message);
+                match sent {
+                    Ok(()) => in_flight = Some(message),
+                    // Not taken (the request queue is full): it waits for the next turn.
+                    Err(_) => requeue(&handle, Some(message)),
                 }
             }
         }
