@@ -6,6 +6,12 @@ cd "$repo"
 deploy/setup.sh --test-tools "$@"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# The dependency guards: licences, banned and duplicate crates, sources (deny.toml), and no
+# unused dependency (cargo-machete). Installed once into .cache/cargo-tools.
+bash deploy/tests/setup-dep-tools.sh
+.cache/cargo-tools/bin/cargo-deny --locked check licenses bans sources
+.cache/cargo-tools/bin/cargo-machete
+(cd deploy/fuzz && "$repo/.cache/cargo-tools/bin/cargo-machete")
 # moto_server: a real S3 endpoint on loopback for the publish/pull tests.
 bash deploy/tests/setup-moto.sh
 # puppeteer-core for the launcher's browser test (the system Chromium, no download).

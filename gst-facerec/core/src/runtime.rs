@@ -9,7 +9,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use once_cell::sync::OnceCell;
 use ort::environment::Environment;
 use ort::ep::ExecutionProvider;
 use ort::session::Session;
@@ -39,7 +38,8 @@ pub fn ort_library_candidates() -> Vec<PathBuf> {
     candidates
 }
 
-static ENVIRONMENT: OnceCell<std::result::Result<Environment, String>> = OnceCell::new();
+static ENVIRONMENT: std::sync::OnceLock<std::result::Result<Environment, String>> =
+    std::sync::OnceLock::new();
 
 /// The process-wide ONNX Runtime environment. Loads the library on first use; a failure is
 /// remembered and returned again, never a panic.
