@@ -96,6 +96,10 @@ enum Command {
         /// Version name (default: the UTC time as YYMMDDHHMM). Existing versions are refused.
         #[arg(long)]
         version: Option<String>,
+        /// PEM file of CAs to trust besides the system's, for an endpoint signed by a private
+        /// CA (default: $AWS_CA_BUNDLE).
+        #[arg(long, value_name = "PEM")]
+        ca_bundle: Option<PathBuf>,
     },
     /// Download a gallery version from the S3 model registry (default: the one `latest` names),
     /// validate it, then replace the output atomically. Prints the version on stdout.
@@ -108,6 +112,9 @@ enum Command {
         /// Version to pull (instead of one in the URL, or `latest`).
         #[arg(long)]
         version: Option<String>,
+        /// PEM file of CAs to trust besides the system's (default: $AWS_CA_BUNDLE).
+        #[arg(long, value_name = "PEM")]
+        ca_bundle: Option<PathBuf>,
     },
     /// Obtain the ONNX models.
     Models {
@@ -243,8 +250,10 @@ fn run(cli: Cli) -> Result<()> {
             gallery,
             to,
             version,
+            ca_bundle,
         } => {
-            let done = s3::publish(&gallery, &to, version.as_deref(), &s3::S3Config::from_env())?;
+            let config = s3::S3Config::from_env().with_ca_bundle(ca_bundle);
+            let done = s3::publish(&gallery, &to, version.as_deref(), &config)?;
             eprintln!(
                 "published {} ({} people) as version {}; latest -> {}",
                 gallery.display(),
@@ -258,13 +267,10 @@ fn run(cli: Cli) -> Result<()> {
             from,
             output,
             version,
+            ca_bundle,
         } => {
-            let done = s3::pull(
-                &from,
-                version.as_deref(),
-                &output,
-                &s3::S3Config::from_env(),
-            )?;
+            let config = s3::S3Config::from_env().with_ca_bundle(ca_bundle);
+            let done = s3::pull(&from, version.as_deref(), &output, &config)?;
             eprintln!(
                 "pulled {} ({} people, {} embeddings) into {}",
                 done.url,

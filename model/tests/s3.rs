@@ -2,7 +2,12 @@
 //! for each test with authentication enforced, so wrong credentials are really refused.
 //!
 //! moto comes from PyPI (`deploy/tests/setup-moto.sh` installs it into .cache/moto-venv). Without
-//! it these tests skip with a loud message, unless `CI` is set, where they fail.
+//! it these tests skip with a loud message, unless `CI` is set, where they fail. moto checks
+//! signatures in the Authorization header only; `moto_query_auth.py` (beside this file) runs it
+//! with that check extended to the query-string signatures rusty-s3 makes.
+//!
+//! The TLS test makes a private CA with the `openssl` command and serves moto over HTTPS with a
+//! certificate it signed.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -33,6 +38,19 @@ fn moto_server_binary() -> Option<PathBuf> {
     })
 }
 
+/// The interpreter of moto_server's `#!` line: `moto_query_auth.py` runs in moto's Python.
+fn python_of(moto_server: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(moto_server)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", moto_server.display()));
+    let interpreter = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("#!"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{} has no #! line", moto_server.display()));
+    PathBuf::from(interpreter)
+}
+
 /// A moto server on 127.0.0.1 with one bucket, one IAM user allowed `s3:*`, and authentication
 /// switched on after that setup. Killed on drop, also when a test panics.
 struct Moto {
@@ -41,6 +59,8 @@ struct Moto {
     endpoint: String,
     key: String,
     secret: String,
+    /// The CA the server's certificate chains to, when it serves HTTPS.
+    ca: Option<PathBuf>,
 }
 
 impl Drop for Moto {
@@ -53,6 +73,11 @@ impl Drop for Moto {
 
 /// The moto server, or `None` (after a loud message) when moto is not installed outside CI.
 fn moto() -> Option<Moto> {
+    moto_with(None)
+}
+
+/// Like `moto`, serving HTTPS with `tls`'s certificate when given.
+fn moto_with(tls: Option<&TestPki>) -> Option<Moto> {
     let Some(binary) = moto_server_binary() else {
         let msg =
             "moto_server not found: run deploy/tests/setup-moto.sh (or set FACEREC_MOTO_SERVER)";
@@ -68,8 +93,16 @@ fn moto() -> Option<Moto> {
         .port();
     // Its request log goes to a file: a pipe nobody reads would fill up.
     let log = std::env::temp_dir().join(format!("facerec-s3-test-moto-{port}.log"));
-    let child = Command::new(&binary)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moto_query_auth.py");
+    let mut command = Command::new(python_of(&binary));
+    command
+        .arg(&script)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    if let Some(tls) = tls {
+        command.arg("--ssl-cert").arg(&tls.server_cert);
+        command.arg("--ssl-key").arg(&tls.server_key);
+    }
+    let child = command
         // Authentication starts off, for the setup requests below, and is switched on by
         // /moto-api/reset-auth before any test request.
         .env_remove("INITIAL_NO_AUTH_ACTION_COUNT")
@@ -77,24 +110,35 @@ fn moto() -> Option<Moto> {
         .stderr(std::fs::File::create(&log).expect("moto log file"))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut moto = Moto {
         log,
         child,
-        endpoint: format!("http://127.0.0.1:{port}"),
+        endpoint: format!("{scheme}://127.0.0.1:{port}"),
         key: String::new(),
         secret: String::new(),
+        ca: tls.map(|t| t.ca_cert.clone()),
     };
     moto.wait_ready();
     moto.setup();
     Some(moto)
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// The harness's own client; it trusts `ca` (the test CA of an HTTPS moto) when given.
+fn agent(ca: Option<&Path>) -> ureq::Agent {
+    let mut config = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
+        .timeout_global(Some(Duration::from_secs(30)));
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).unwrap();
+        let cert = ureq::tls::Certificate::from_pem(&pem).unwrap();
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
+                .build(),
+        );
+    }
+    config.build().into()
 }
 
 /// With authentication off, moto reads the service from the credential scope and checks nothing.
@@ -117,7 +161,7 @@ fn xml_text(body: &str, name: &str) -> String {
 impl Moto {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let agent = agent();
+        let agent = agent(self.ca.as_deref());
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 let err = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -137,7 +181,7 @@ impl Moto {
     }
 
     fn iam(&self, form: &[(&str, &str)]) -> String {
-        let mut r = agent()
+        let mut r = agent(self.ca.as_deref())
             .post(format!("{}/", self.endpoint))
             .header("Authorization", unchecked_auth("iam"))
             .send_form(
@@ -166,13 +210,13 @@ impl Moto {
                 r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
             ),
         ]);
-        let r = agent()
+        let r = agent(self.ca.as_deref())
             .put(format!("{}/{BUCKET}", self.endpoint))
             .header("Authorization", unchecked_auth("s3"))
             .send_empty()
             .expect("CreateBucket");
         assert_eq!(r.status(), 200, "CreateBucket");
-        let mut r = agent()
+        let mut r = agent(self.ca.as_deref())
             .post(format!("{}/moto-api/reset-auth", self.endpoint))
             .send("0")
             .expect("reset-auth");
@@ -203,11 +247,23 @@ impl Moto {
         S3Client::new(&self.config(), BUCKET).unwrap()
     }
 
+    fn client_trusting_ca(&self) -> S3Client {
+        let config = self.config().with_ca_bundle(self.ca.clone());
+        S3Client::new(&config, BUCKET).unwrap()
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         self.run_as(&self.key, &self.secret, args)
     }
 
     fn run_as(&self, key: &str, secret: &str, args: &[&str]) -> Output {
+        self.command(key, secret, args)
+            .output()
+            .expect("facerec-model runs")
+    }
+
+    /// The tool with this server's endpoint and the given credentials, and no AWS_CA_BUNDLE.
+    fn command(&self, key: &str, secret: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(args);
         for name in [
@@ -216,12 +272,94 @@ impl Moto {
             "AWS_SESSION_TOKEN",
             "AWS_DEFAULT_REGION",
             "AWS_PROFILE",
+            "AWS_CA_BUNDLE",
         ] {
             cmd.env_remove(name);
         }
         cmd.envs(self.env(key, secret));
-        cmd.output().expect("facerec-model runs")
+        cmd
     }
+}
+
+/// A private CA and a server certificate for 127.0.0.1 it signed, made with the `openssl`
+/// command; and a second CA that signed nothing here.
+struct TestPki {
+    ca_cert: PathBuf,
+    other_ca_cert: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+}
+
+/// `None` (after a loud message) when `openssl` is missing outside CI.
+fn test_pki(dir: &Path) -> Option<TestPki> {
+    if Command::new("openssl").arg("version").output().is_err() {
+        let msg = "the openssl command is not installed (apt-get install openssl)";
+        if on_ci() {
+            panic!("{msg} (CI=true)");
+        }
+        eprintln!("\n!!!! SKIPPED: {msg} !!!!\n");
+        return None;
+    }
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "openssl {args:?}: {}", stderr(&o));
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for ca in ["ca", "other-ca"] {
+        let (key, pem, subject) = (
+            format!("{ca}.key"),
+            format!("{ca}.pem"),
+            format!("/CN=facerec test {ca}"),
+        );
+        let mut args = vec!["req", "-x509", "-days", "2", "-subj", &subject];
+        args.extend(ec);
+        args.extend(["-keyout", &key, "-out", &pem]);
+        args.extend(["-addext", "basicConstraints=critical,CA:TRUE"]);
+        args.extend(["-addext", "keyUsage=critical,keyCertSign"]);
+        openssl(&args);
+    }
+    let mut args = vec!["req", "-subj", "/CN=127.0.0.1", "-keyout", "server.key"];
+    args.extend(ec);
+    args.extend(["-out", "server.csr"]);
+    openssl(&args);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+    Some(TestPki {
+        ca_cert: dir.join("ca.pem"),
+        other_ca_cert: dir.join("other-ca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+    })
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -517,4 +655,114 @@ fn wrong_credentials_give_a_clear_error() {
         .unwrap();
     assert_one_line_error(&o, &["cannot reach the S3 endpoint", &port.to_string()]);
     assert_eq!(std::fs::read(&model).unwrap(), before);
+}
+
+#[test]
+#[cfg_attr(
+    facerec_moto_missing,
+    ignore = "needs moto_server: deploy/tests/setup-moto.sh"
+)]
+fn https_endpoint_with_a_private_ca() {
+    let dir = temp_dir("tls");
+    let Some(pki) = test_pki(&dir) else { return };
+    let Some(moto) = moto_with(Some(&pki)) else {
+        return;
+    };
+    assert!(
+        moto.endpoint.starts_with("https://127.0.0.1:"),
+        "{}",
+        moto.endpoint
+    );
+    let model = gallery_file(&dir, "model.data", &["Greg", "Lin-Manuel Miranda"]);
+    let to = format!("s3://{BUCKET}/tls");
+    let run = |env_bundle: Option<&Path>, args: &[&str]| {
+        let mut cmd = moto.command(&moto.key, &moto.secret, args);
+        if let Some(bundle) = env_bundle {
+            cmd.env("AWS_CA_BUNDLE", bundle);
+        }
+        cmd.output().unwrap()
+    };
+
+    // Without the CA, and with a CA that did not sign it: refused, in one line that says what
+    // to do; nothing was uploaded.
+    let publish = ["publish", s(&model), "--to", &to, "--version", "2411241530"];
+    let o = run(None, &publish);
+    let untrusted = [
+        "tls/2411241530/model.data",
+        &*format!("the certificate of {} is not trusted", moto.endpoint),
+        "UnknownIssuer",
+        "--ca-bundle FILE or AWS_CA_BUNDLE",
+    ];
+    assert_one_line_error(&o, &untrusted);
+    let o = run(Some(&pki.other_ca_cert), &publish);
+    assert_one_line_error(&o, &untrusted);
+    assert!(stderr(&o).contains("other-ca.pem"), "{}", stderr(&o));
+    assert_eq!(moto.client_trusting_ca().get("tls/latest").unwrap(), None);
+
+    // Trusted with --ca-bundle; the flag wins over a wrong AWS_CA_BUNDLE.
+    let mut with_flag = publish.to_vec();
+    with_flag.extend(["--ca-bundle", s(&pki.ca_cert)]);
+    let o = run(Some(&pki.other_ca_cert), &with_flag);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "2411241530");
+
+    // Trusted with AWS_CA_BUNDLE; the round trip is byte for byte.
+    let out = dir.join("pulled.data");
+    let o = run(Some(&pki.ca_cert), &["pull", &to, "-o", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "2411241530");
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&model).unwrap());
+
+    // Wrong credentials over TLS are still the server's clear refusal.
+    let o = moto
+        .command("AKIAUNKNOWN000000000", "x", &["pull", &to, "-o", s(&out)])
+        .env("AWS_CA_BUNDLE", &pki.ca_cert)
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, &["InvalidAccessKeyId", "403"]);
+}
+
+/// A missing or non-PEM bundle is one line naming the file, before anything is sent.
+#[test]
+fn a_bad_ca_bundle_is_named() {
+    let dir = temp_dir("bundle");
+    let model = gallery_file(&dir, "model.data", &["Greg"]);
+    let not_pem = dir.join("not-a-ca.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let broken = dir.join("broken.pem");
+    std::fs::write(
+        &broken,
+        "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let missing = dir.join("missing.pem");
+    let cases = [
+        (&missing, "cannot read it"),
+        (&not_pem, "no PEM certificate"),
+        (&broken, "not a valid PEM file"),
+    ];
+    for (bundle, why) in cases {
+        let named = format!("CA bundle {}: {why}", bundle.display());
+        let run = |args: &[&str], env_bundle: Option<&Path>| {
+            let mut cmd = Command::new(BIN);
+            cmd.args(args)
+                .env("AWS_ENDPOINT_URL", "https://127.0.0.1:9")
+                .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+                .env("AWS_SECRET_ACCESS_KEY", "secret")
+                .env_remove("AWS_CA_BUNDLE");
+            if let Some(b) = env_bundle {
+                cmd.env("AWS_CA_BUNDLE", b);
+            }
+            cmd.output().unwrap()
+        };
+        let to = format!("s3://{BUCKET}/x");
+        let o = run(
+            &["publish", s(&model), "--to", &to, "--ca-bundle", s(bundle)],
+            None,
+        );
+        assert_one_line_error(&o, &[&named]);
+        let o = run(&["pull", &to, "-o", s(&model)], Some(bundle));
+        assert_one_line_error(&o, &[&named]);
+    }
+    assert_only(&dir, &["broken.pem", "model.data", "not-a-ca.pem"]);
 }
