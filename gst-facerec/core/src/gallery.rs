@@ -25,9 +25,18 @@
 //! relabelled 1 or 2 fails the older formats' checksum (payload only) instead of reaching the
 //! bincode decoder.
 //!
-//! Versions 1 and 2 (bincode 2 payloads, written by builds before version 3) are still read,
-//! by the separate module `legacy` that a later release can delete; `save` always writes
-//! version 3, and `facerec-model upgrade` rewrites an old file as version 3.
+//! Every version shares the preamble, so a reader can tell them apart:
+//!
+//! | version | written by | payload | sha256 covers |
+//! |---|---|---|---|
+//! | 1 | builds before version 3, a gallery without rejects | bincode 2 (serde, standard config): header, people | the payload |
+//! | 2 | builds before version 3, a gallery with rejects | bincode 2: header, people, rejects | the payload |
+//! | 3 | this build, always | postcard 1: header, people, rejects | preamble and payload |
+//!
+//! Versions 1 and 2 are still read, by the separate module `legacy` (the only user of bincode)
+//! that a later release can delete. [`Gallery::format_version`] tells which version a gallery
+//! was read from; [`Gallery::save`] always writes version 3, and [`upgrade`]
+//! (`facerec-model upgrade`) rewrites an old file as version 3.
 //!
 //! The explicit length and checksum turn a truncated or bit-flipped file into a clear error
 //! instead of a gallery with wrong numbers in it.
