@@ -51,6 +51,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rewrite a gallery of format 1 or 2 (bincode) as format 3, atomically. A format 3 file
+    /// is left untouched.
+    Upgrade {
+        gallery: PathBuf,
+        /// Where to write it (default: in place).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Detect and embed every face of each image (one JSON object per image with --json).
     Embed {
         #[arg(required = true)]
@@ -180,6 +188,22 @@ fn run(cli: Cli) -> Result<()> {
                 print_json(&summary)?
             } else {
                 query::print_inspect(&summary)
+            }
+        }
+        Command::Upgrade { gallery, output } => {
+            use facerec_core::gallery::{FORMAT_VERSION, Upgrade, upgrade};
+            let output = output.unwrap_or_else(|| gallery.clone());
+            let (from, to) = (gallery.display(), output.display());
+            match upgrade(&gallery, &output)? {
+                Upgrade::Rewritten { from: v } => {
+                    println!("upgraded {from} from format {v} to format {FORMAT_VERSION}: {to}")
+                }
+                Upgrade::AlreadyCurrent { copied: false } => {
+                    println!("{from} is already format {FORMAT_VERSION}; left untouched")
+                }
+                Upgrade::AlreadyCurrent { copied: true } => {
+                    println!("{from} is already format {FORMAT_VERSION}; copied unchanged to {to}")
+                }
             }
         }
         Command::Embed { images, json } => {

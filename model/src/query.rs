@@ -19,7 +19,9 @@ pub struct PersonSummary {
 #[derive(Debug, Serialize)]
 pub struct GallerySummary {
     pub path: PathBuf,
+    /// The file's format version; below 3 (bincode) `facerec-model upgrade` rewrites it.
     pub format_version: u32,
+    pub needs_upgrade: bool,
     pub recognizer_sha256: String,
     pub embedding_dim: u32,
     pub metric: String,
@@ -38,6 +40,7 @@ pub fn inspect(path: &Path) -> Result<GallerySummary> {
     Ok(GallerySummary {
         path: path.to_path_buf(),
         format_version: g.format_version(),
+        needs_upgrade: g.needs_upgrade(),
         recognizer_sha256: g.header.recognizer_sha256.clone(),
         embedding_dim: g.header.embedding_dim,
         metric: format!("{:?}", g.header.metric).to_lowercase(),
@@ -63,7 +66,14 @@ pub fn inspect(path: &Path) -> Result<GallerySummary> {
 
 pub fn print_inspect(s: &GallerySummary) {
     println!("gallery:     {}", s.path.display());
-    println!("format:      version {}", s.format_version);
+    if s.needs_upgrade {
+        println!(
+            "format:      {} (bincode; run facerec-model upgrade)",
+            s.format_version
+        );
+    } else {
+        println!("format:      {}", s.format_version);
+    }
     println!("recognizer:  sha256 {}", s.recognizer_sha256);
     println!(
         "embeddings:  {}-d, {}, threshold {}",
