@@ -37,7 +37,7 @@ apt_packages=(
 # The real clients the launcher's tests use: a browser (driven by puppeteer-core from npm), ffprobe
 # and VLC.
 # promtool (Debian's prometheus package) checks the metrics exposition format.
-[ "$test_tools" = 1 ] && apt_packages+=(chromium ffmpeg vlc-bin vlc-plugin-base prometheus)
+[ "$test_tools" = 1 ] && apt_packages+=(chromium ffmpeg vlc-bin vlc-plugin-base prometheus mosquitto mosquitto-clients)
 if [ "$with_apt" = 1 ]; then
     missing=()
     for p in "${apt_packages[@]}"; do

@@ -6,7 +6,8 @@
                                (kubernetes-validate; the oldest and newest MicroShift's versions)
     manifests.py crd-schema    Route, SCC and Tekton kinds against their OpenAPI schemas as a
                                real OpenShift cluster serves them, strictly
-    manifests.py policy        least privilege and probes, in every rendered Deployment
+    manifests.py policy        least privilege and probes, in every rendered Deployment; no
+                               literal secrets; MQTT's password from a read-only Secret file
     manifests.py mutations     policy and schema checks fail on broken copies of the manifests
     manifests.py termination-grace OVERLAY   prints the Deployment's grace period (for images.sh)
 
@@ -14,14 +15,17 @@ Run with .cache/deploy-venv/bin/python (deploy/tests/setup-tools.sh installs it)
 prints what it checked and exits non-zero on the first class of failure it finds.
 """
 
+import concurrent.futures
 import copy
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 
 import jsonschema
 import kubernetes_validate
@@ -67,8 +71,8 @@ def kustomize(path):
 
 
 def with_tree(mutate=None):
-    """A temporary copy of deploy/microshift with the MicroShift auto-manifests layout and a
-    Jetson + CSI camera variant beside it; `mutate(root)` may edit the copy first."""
+    """A temporary copy of deploy/microshift with the MicroShift auto-manifests layout and the
+    Jetson + CSI camera and MQTT variants beside it; `mutate(root)` may edit the copy first."""
     tmp = tempfile.mkdtemp(prefix="facerec-manifests-")
     root = os.path.join(tmp, "microshift")
     shutil.copytree(MICROSHIFT, root)
@@ -84,6 +88,30 @@ def with_tree(mutate=None):
             },
             f,
         )
+    # MQTT (components/mqtt), alone and with the CSI camera's SCC. Its secretGenerator reads a
+    # password file the user creates (git-ignored): a placeholder stands in for it here.
+    variants = {
+        "x86+mqtt": ("../x86", ["../../components/mqtt"]),
+        "jetson+csi-camera+mqtt": (
+            "../jetson",
+            ["../../components/jetson-csi-camera", "../../components/mqtt"],
+        ),
+    }
+    for name, (resource, components) in variants.items():
+        folder = os.path.join(root, "overlays", name.replace("+", "-") + "-test")
+        os.makedirs(folder)
+        with open(os.path.join(folder, "kustomization.yaml"), "w") as f:
+            yaml.safe_dump(
+                {
+                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                    "kind": "Kustomization",
+                    "resources": [resource],
+                    "components": components,
+                },
+                f,
+            )
+    with open(os.path.join(root, "components", "mqtt", "password"), "w") as f:
+        f.write("placeholder-not-a-password\n")
     if mutate:
         mutate(root)
     # /var/lib/microshift/manifests: the auto kustomization, with the tree copied as facerec/.
@@ -95,6 +123,8 @@ def with_tree(mutate=None):
         "x86": os.path.join(root, "overlays", "x86"),
         "jetson": os.path.join(root, "overlays", "jetson"),
         "jetson+csi-camera": csi,
+        "x86+mqtt": os.path.join(root, "overlays", "x86-mqtt-test"),
+        "jetson+csi-camera+mqtt": os.path.join(root, "overlays", "jetson-csi-camera-mqtt-test"),
         "auto-manifests": manifests,
     }
     return tmp, targets
@@ -104,7 +134,9 @@ def rendered(mutate=None):
     """{target: documents} for every MicroShift target, plus the Tekton kustomization."""
     tmp, targets = with_tree(mutate)
     try:
-        docs = {name: kustomize(path) for name, path in targets.items()}
+        # kubectl runs as a subprocess: render the targets side by side.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            docs = dict(zip(targets, pool.map(kustomize, targets.values())))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return docs
@@ -444,11 +476,138 @@ def deployment_problems(docs, target):
             problems.append(f"Jetson provider is {provider!r}, not tensorrt or cuda")
         if not any(d["kind"] == "RuntimeClass" and d["metadata"]["name"] == "nvidia" for d in docs):
             problems.append("the nvidia RuntimeClass is missing")
-    if target == "x86" and provider != "cpu":
+    if target.split("+")[0] == "x86" and provider != "cpu":
         problems.append(f"x86 provider is {provider!r}, not cpu")
     namespaces = [d for d in docs if d["kind"] == "Namespace"]
     if not namespaces or namespaces[0]["metadata"]["name"] != "ai-for-edge":
         problems.append("namespace ai-for-edge is not created")
+    problems += scc_volume_problems(docs, spec)
+    problems += secret_problems(dep, launcher, config, docs, target)
+    return problems
+
+
+def scc_volume_problems(docs, spec):
+    """An SCC of the manifests must allow every volume type the pod uses: OpenShift refuses the
+    pod otherwise (e.g. the CSI camera's SCC and the MQTT component's Secret volume)."""
+    problems = []
+    used = {k for v in spec.get("volumes", []) for k in v if k != "name"}
+    for scc in (d for d in docs if d["kind"] == "SecurityContextConstraints"):
+        allowed = set(scc.get("volumes") or [])
+        if "*" not in allowed and used - allowed:
+            problems.append(
+                f"SCC {scc['metadata']['name']} does not allow the pod's "
+                f"{', '.join(sorted(used - allowed))} volume(s)"
+            )
+    return problems
+
+
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET", re.I)
+
+
+def mounted_file(path, launcher, spec):
+    """(mount, volume, key) of the volume file at `path` in the launcher, or None."""
+    mounts = [
+        m for m in launcher.get("volumeMounts", [])
+        if path.startswith(m["mountPath"].rstrip("/") + "/")
+    ]
+    if not mounts:
+        return None
+    mount = max(mounts, key=lambda m: len(m["mountPath"]))
+    volume = next((v for v in spec.get("volumes", []) if v["name"] == mount["name"]), {})
+    rel = path[len(mount["mountPath"].rstrip("/")) + 1:]
+    source = volume.get("secret") or volume.get("configMap") or {}
+    if "items" in source:
+        # Only the listed keys are projected, each at its own path.
+        return mount, volume, {i["path"]: i["key"] for i in source["items"]}.get(rel)
+    return mount, volume, rel
+
+
+def secret_problems(dep, launcher, config, docs, target):
+    """Secrets are never literal settings; MQTT (components/mqtt) reads its password from a
+    read-only Secret volume, has no password in its URL, and reports as the node's name."""
+    problems = []
+    spec = dep["spec"]["template"]["spec"]
+    namespace = dep["metadata"].get("namespace")
+    # Effective settings: env entries override the ConfigMap (envFrom).
+    settings = {k: ("ConfigMap", v) for k, v in config.items()}
+    for e in launcher.get("env", []):
+        settings[e["name"]] = ("env", e.get("value") if "value" in e else e.get("valueFrom"))
+    for name, (where, value) in sorted(settings.items()):
+        if SECRET_NAME.search(name) and not name.endswith("_FILE") and isinstance(value, str):
+            problems.append(f"{name} is a literal value in the {where}: secrets come from a Secret")
+
+    if "FACEREC_MQTT_URL" not in settings:
+        if "mqtt" in target:
+            problems.append("the MQTT component did not set FACEREC_MQTT_URL")
+        return problems
+    where, url = settings["FACEREC_MQTT_URL"]
+    if not isinstance(url, str):
+        return problems + ["FACEREC_MQTT_URL is not a literal setting"]
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        problems.append(f"FACEREC_MQTT_URL {url!r} is not mqtt[s]://user@host[:port]")
+    if parts.password is not None:
+        problems.append("FACEREC_MQTT_URL carries a password: it belongs in the Secret file")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        problems.append(f"FACEREC_MQTT_URL {url!r} has a path, query or fragment (refused at start-up)")
+    if not parts.username:
+        problems.append("FACEREC_MQTT_URL has no user name (the password file needs one)")
+
+    # The password: a file on a read-only Secret volume of a Secret in the manifests.
+    _, password_file = settings.get("FACEREC_MQTT_PASSWORD_FILE", (None, None))
+    mqtt_secret = None
+    if not isinstance(password_file, str):
+        problems.append("FACEREC_MQTT_PASSWORD_FILE is not set to a path")
+    else:
+        found = mounted_file(password_file, launcher, spec)
+        if found is None:
+            problems.append(f"FACEREC_MQTT_PASSWORD_FILE {password_file} is on no volume")
+        else:
+            mount, volume, key = found
+            if "secret" not in volume:
+                problems.append(f"FACEREC_MQTT_PASSWORD_FILE {password_file} is not on a Secret volume")
+            else:
+                mqtt_secret = volume["secret"]["secretName"]
+                secrets = [d for d in docs if d["kind"] == "Secret"
+                           and d["metadata"]["name"] == mqtt_secret]
+                if not secrets:
+                    problems.append(f"the Secret {mqtt_secret} is not part of the manifests")
+                elif secrets[0]["metadata"].get("namespace") != namespace:
+                    problems.append(
+                        f"the Secret {mqtt_secret} is in namespace "
+                        f"{secrets[0]['metadata'].get('namespace')!r}, not the pod's {namespace!r}"
+                    )
+                elif key not in {**secrets[0].get("data", {}), **secrets[0].get("stringData", {})}:
+                    problems.append(f"the Secret {mqtt_secret} has no key {key!r}")
+            if mount.get("readOnly") is not True:
+                problems.append(f"the volume {mount['name']} holding the MQTT password is mounted writable")
+    if mqtt_secret:
+        for e in launcher.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef", {})
+            if ref.get("name") == mqtt_secret:
+                problems.append(f"env {e['name']} exposes the Secret {mqtt_secret}: read it as a file")
+
+    ca = settings.get("FACEREC_MQTT_CA_FILE", (None, None))[1]
+    if ca is not None:
+        found = mounted_file(ca, launcher, spec) if isinstance(ca, str) else None
+        if found is None or not ({"secret", "configMap"} & set(found[1])):
+            problems.append(f"FACEREC_MQTT_CA_FILE {ca} is not on a Secret or ConfigMap volume")
+        elif found[0].get("readOnly") is not True:
+            problems.append(f"the volume {found[0]['name']} holding the MQTT CA is mounted writable")
+        else:
+            mount, volume, key = found
+            kind, ref = ("Secret", volume["secret"]["secretName"]) if "secret" in volume else (
+                "ConfigMap", volume["configMap"]["name"])
+            sources = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == ref]
+            keys = {k for d in sources for field in ("data", "stringData", "binaryData")
+                    for k in d.get(field, {})}
+            if key not in keys:
+                problems.append(f"FACEREC_MQTT_CA_FILE {ca}: {kind} {ref} has no key {key!r}")
+
+    # One id per edge node, stable across pod restarts (the pod's host name is not).
+    where, node_id = settings.get("FACEREC_MQTT_NODE_ID", (None, None))
+    if not (isinstance(node_id, dict) and node_id.get("fieldRef", {}).get("fieldPath") == "spec.nodeName"):
+        problems.append("FACEREC_MQTT_NODE_ID does not come from the node's name (fieldRef spec.nodeName)")
     return problems
 
 
@@ -460,7 +619,8 @@ def cmd_policy():
         print(f"  {target}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
     if failures:
         raise CheckFailed("\n".join(failures))
-    print("every Deployment is unprivileged, probed, limited and wired to its model and camera")
+    print("every Deployment is unprivileged, probed, limited and wired to its model and camera;"
+          " MQTT reads its password from a read-only Secret file")
 
 
 # --- mutations --------------------------------------------------------------------------------
@@ -536,6 +696,85 @@ MUTATIONS = {
 }
 
 
+# --- MQTT component mutations: caught in the targets that use components/mqtt (or, for the SCC,
+# in the one that also uses the CSI camera's SCC).
+
+def mqtt_file(root, name):
+    return os.path.join(root, "components", "mqtt", name)
+
+
+def mqtt_patch(edit):
+    def mutate(root):
+        def on_doc(d):
+            edit(d["spec"]["template"]["spec"])
+        edit_yaml(mqtt_file(root, "deployment-patch.yaml"), on_doc)
+    return mutate
+
+
+def mqtt_url(url):
+    def mutate(root):
+        with open(mqtt_file(root, "mqtt.env")) as f:
+            text = f.read()
+        new = re.sub(r"(?m)^FACEREC_MQTT_URL=.*$", f"FACEREC_MQTT_URL={url}", text)
+        assert new != text
+        with open(mqtt_file(root, "mqtt.env"), "w") as f:
+            f.write(new)
+    return mutate
+
+
+def mqtt_env(spec):
+    return spec["containers"][0]["env"]
+
+
+def password_from_secret_env(spec):
+    env = mqtt_env(spec)
+    env[:] = [e for e in env if e["name"] != "FACEREC_MQTT_PASSWORD_FILE"]
+    env.append({"name": "FACEREC_MQTT_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": "facerec-mqtt", "key": "password"}}})
+    # The file stays mounted and named, so only the env exposure is new.
+    env.append({"name": "FACEREC_MQTT_PASSWORD_FILE", "value": "/etc/facerec/mqtt/password"})
+
+
+def password_on_config_map(spec):
+    volume = spec["volumes"][0]
+    volume["configMap"] = {"name": volume.pop("secret")["secretName"]}
+
+
+def scc_without_secrets(root):
+    def edit(d):
+        d["volumes"].remove("secret")
+    edit_yaml(os.path.join(root, "components", "jetson-csi-camera", "scc.yaml"), edit)
+
+
+def secret_without_namespace(root):
+    edit_yaml(mqtt_file(root, "kustomization.yaml"), lambda d: d["secretGenerator"][0].pop("namespace"))
+
+
+def is_mqtt(target):
+    return "mqtt" in target
+
+
+# label: (mutate, which targets must catch it)
+MQTT_MUTATIONS = {
+    "MQTT password in FACEREC_MQTT_URL": (
+        mqtt_url("mqtt://facerec:hunter2@broker.example.com:1883"), is_mqtt),
+    "MQTT password as a literal env value": (
+        mqtt_patch(lambda spec: mqtt_env(spec).append(
+            {"name": "FACEREC_MQTT_PASSWORD", "value": "hunter2"})), is_mqtt),
+    "MQTT password as an env value from the Secret": (mqtt_patch(password_from_secret_env), is_mqtt),
+    "MQTT password file on a ConfigMap volume": (mqtt_patch(password_on_config_map), is_mqtt),
+    "MQTT Secret volume mounted writable": (
+        mqtt_patch(lambda spec: spec["containers"][0]["volumeMounts"][0].update(readOnly=False)),
+        is_mqtt),
+    "MQTT Secret generated outside the pod's namespace": (secret_without_namespace, is_mqtt),
+    "MQTT node id from the pod, not the node": (
+        mqtt_patch(lambda spec: mqtt_env(spec)[1]["valueFrom"]["fieldRef"].update(
+            fieldPath="metadata.name")), is_mqtt),
+    "CSI camera SCC without Secret volumes": (
+        scc_without_secrets, lambda t: "csi" in t and "mqtt" in t),
+}
+
+
 def cmd_mutations():
     """Each broken copy must be caught: proves the policy check is not vacuous."""
     clean = rendered()
@@ -543,12 +782,18 @@ def cmd_mutations():
         if deployment_problems(docs, target):
             raise CheckFailed(f"the unmodified {target} already fails the policy")
     missed = []
-    for label, mutate in MUTATIONS.items():
+    for label, entry in {**MUTATIONS, **MQTT_MUTATIONS}.items():
+        mutate, which = entry if isinstance(entry, tuple) else (entry, None)
         docs = rendered(mutate)
         caught = {t: deployment_problems(d, t) for t, d in docs.items()}
         hit = [t for t, p in caught.items() if p]
         # Base edits reach every target; the Jetson patch reaches the Jetson targets.
-        expected = [t for t in docs if "jetson" in t or t == "auto-manifests"] if "jetson" in label else list(docs)
+        if which:
+            expected = [t for t in docs if which(t)]
+        elif "jetson" in label:
+            expected = [t for t in docs if "jetson" in t or t == "auto-manifests"]
+        else:
+            expected = list(docs)
         if sorted(hit) != sorted(expected):
             missed.append(f"{label}: caught in {hit}, expected {expected}")
         else:
@@ -573,9 +818,52 @@ def cmd_mutations():
         missed.append("the Tekton Task schema accepted a misspelt steps[0].scripts")
     else:
         print("  caught: misspelt Tekton step `scripts` (Tekton schema, strict)")
+    # mqtts with a private CA, set up as the component's comments say: it renders and passes;
+    # a CA path outside the mounted Secret is caught.
+    def with_ca(ca_path):
+        def mutate(root):
+            for name, line in (("kustomization.yaml", "      # - ca.crt\n"),
+                               ("mqtt.env", "# FACEREC_MQTT_CA_FILE=/etc/facerec/mqtt/ca.crt\n")):
+                with open(mqtt_file(root, name)) as f:
+                    text = f.read()
+                assert line in text, f"{name} no longer has the line {line!r}"
+                text = text.replace(line, line.replace("# ", "", 1).replace("/etc/facerec/mqtt/ca.crt", ca_path))
+                with open(mqtt_file(root, name), "w") as f:
+                    f.write(text)
+            with open(mqtt_file(root, "ca.crt"), "w") as f:
+                f.write("-----BEGIN CERTIFICATE-----\nplaceholder\n-----END CERTIFICATE-----\n")
+        return mutate
+
+    for ca_path, expect in (("/etc/facerec/mqtt/ca.crt", []),
+                            ("/etc/ssl/private-ca.crt", ["is not on a Secret or ConfigMap volume"]),
+                            ("/etc/facerec/mqtt/ca.pem", ["has no key 'ca.pem'"])):
+        docs = rendered(with_ca(ca_path))
+        found = {t: deployment_problems(d, t) for t, d in docs.items() if is_mqtt(t)}
+        wrong = {t: p for t, p in found.items()
+                 if len(p) != len(expect) or not all(e in q for e, q in zip(expect, p))}
+        if wrong:
+            missed.append(f"MQTT CA file at {ca_path}: expected {expect or 'no problem'}, got {wrong}")
+        elif expect:
+            print(f"  caught: MQTT CA file at {ca_path} ({found['x86+mqtt'][0]})")
+        else:
+            print("  ok: mqtts with a private CA, set up as the component's comments say")
+
+    # The MQTT component without its password file: rendering fails, naming the file, rather
+    # than starting a pod with an empty or example password.
+    tmp, targets = with_tree(lambda root: os.remove(mqtt_file(root, "password")))
+    try:
+        kustomize(targets["x86+mqtt"])
+        missed.append("the MQTT component rendered without its password file")
+    except CheckFailed as e:
+        if "components/mqtt/password" not in str(e) or "no such file" not in str(e):
+            missed.append(f"the MQTT component without its password file failed otherwise: {e}")
+        else:
+            print("  caught: MQTT password file not created (kustomize: components/mqtt/password: no such file)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if missed:
         raise CheckFailed("mutations not caught:\n" + "\n".join(missed))
-    print(f"{len(MUTATIONS) + 3} broken copies, all caught")
+    print(f"{len(MUTATIONS) + len(MQTT_MUTATIONS) + 6} broken copies, all caught")
 
 
 def cmd_termination_grace(target):

@@ -1,7 +1,7 @@
 //! One camera: its GStreamer pipeline, the supervisor thread that rebuilds it with exponential
 //! backoff when the source is lost, and what it publishes (JPEG frames, faces, events).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -37,6 +37,32 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const RECENT_EVENTS: usize = 50;
 /// A track not seen for this long has ended (faces come and go between detections).
 const TRACK_GONE: Duration = Duration::from_secs(1);
+
+/// Who a camera has in view, from its current tracks (a track lasts [`TRACK_GONE`] after its
+/// last detection, so this does not flicker with single missed detections).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Presence {
+    /// The names that current tracks have been announced with (no `unknown`).
+    pub people: BTreeSet<String>,
+    /// A current track has been announced as unknown (after --unknown-after).
+    pub unknown: bool,
+    /// Current tracks, announced or not.
+    pub faces: usize,
+}
+
+impl Presence {
+    fn of(tracks: &HashMap<u64, Track>) -> Presence {
+        let announced = || tracks.values().filter_map(|t| t.announced.as_deref());
+        Presence {
+            people: announced()
+                .filter(|n| *n != UNKNOWN)
+                .map(str::to_string)
+                .collect(),
+            unknown: announced().any(|n| n == UNKNOWN),
+            faces: tracks.len(),
+        }
+    }
+}
 
 /// What a camera remembers of a face track, for its history events.
 struct Track {
@@ -157,6 +183,8 @@ pub struct Hub {
     pub recorder: OnceLock<RecorderHandle>,
     /// How long an unknown face is tracked before it is an event.
     pub unknown_after: Duration,
+    /// The MQTT publisher, when MQTT is configured (set once at start-up).
+    pub mqtt: OnceLock<crate::mqtt::Handle>,
 }
 
 impl Hub {
@@ -168,6 +196,7 @@ impl Hub {
             recent: Mutex::new(VecDeque::new()),
             recorder: OnceLock::new(),
             unknown_after,
+            mqtt: OnceLock::new(),
         }
     }
 
@@ -184,8 +213,40 @@ impl Hub {
             recent.pop_front();
         }
         recent.push_back(event.clone());
+        drop(recent);
+        if let Some(mqtt) = self.mqtt.get() {
+            mqtt.event(&event);
+        }
         // No subscriber is fine: the event is still in `recent`.
         let _ = self.events.send(event);
+    }
+
+    /// Tells MQTT who a camera has in view.
+    fn presence(&self, camera: &str, presence: &Presence) {
+        if let Some(mqtt) = self.mqtt.get() {
+            mqtt.presence(camera, presence);
+        }
+    }
+
+    /// A camera was added (at start-up or through the API).
+    pub fn camera_added(&self, camera: &str) {
+        if let Some(mqtt) = self.mqtt.get() {
+            mqtt.camera_added(camera);
+        }
+    }
+
+    /// A camera was removed through the API (not at shutdown: its entities stay).
+    pub fn camera_removed(&self, camera: &str) {
+        if let Some(mqtt) = self.mqtt.get() {
+            mqtt.camera_removed(camera);
+        }
+    }
+
+    /// The gallery the pipelines use now: MQTT announces its people.
+    pub fn gallery_changed(&self, path: Option<&std::path::Path>) {
+        if let Some(mqtt) = self.mqtt.get() {
+            mqtt.people(crate::mqtt::gallery_people(path));
+        }
     }
 }
 
@@ -201,6 +262,8 @@ pub struct Camera {
     pub output_frames: AtomicU64,
     pub fps: Mutex<[f64; 3]>,
     last_frame: Mutex<Instant>,
+    /// What MQTT was last told this camera has in view.
+    presence: Mutex<Presence>,
     stop: AtomicBool,
     wake: Condvar,
     wake_lock: Mutex<()>,
@@ -234,6 +297,7 @@ impl Camera {
             output_frames: AtomicU64::new(0),
             fps: Mutex::new([0.0; 3]),
             last_frame: Mutex::new(Instant::now()),
+            presence: Mutex::new(Presence::default()),
             stop: AtomicBool::new(false),
             wake: Condvar::new(),
             wake_lock: Mutex::new(()),
@@ -653,6 +717,9 @@ impl Camera {
             .filter(|(_, t)| gone.is_zero() || now.duration_since(t.last_seen) > gone)
             .map(|(id, _)| *id)
             .collect();
+        if ended.is_empty() {
+            return;
+        }
         for id in ended {
             let track = tracks.remove(&id).expect("listed above");
             if let Some(name) = &track.announced {
@@ -663,6 +730,7 @@ impl Camera {
                 hub.submit(draft);
             }
         }
+        self.update_presence(tracks, hub);
     }
 
     fn on_faces(&self, s: &gst::StructureRef, tracks: &mut HashMap<u64, Track>, hub: &Hub) {
@@ -751,6 +819,17 @@ impl Camera {
             }
         }
         *lock(&self.faces) = faces;
+        self.update_presence(tracks, hub);
+    }
+
+    /// Tells the hub when who is in view has changed.
+    fn update_presence(&self, tracks: &HashMap<u64, Track>, hub: &Hub) {
+        let presence = Presence::of(tracks);
+        let mut last = lock(&self.presence);
+        if *last != presence {
+            hub.presence(&self.name, &presence);
+            *last = presence;
+        }
     }
 }
 

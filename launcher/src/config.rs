@@ -89,6 +89,8 @@ pub struct Cli {
     /// How long an unknown face must be tracked before it becomes a history event.
     #[arg(long, env = "FACEREC_UNKNOWN_AFTER", default_value = "1s", value_parser = humantime::parse_duration)]
     pub unknown_after: Duration,
+    #[command(flatten)]
+    pub mqtt: crate::mqtt::MqttArgs,
 }
 
 /// How every camera's facerec element and encoder are set up.
@@ -181,6 +183,8 @@ pub struct Config {
     /// The data folder asked for (flag, environment or the default location).
     pub data_dir: PathBuf,
     pub api_token: Option<String>,
+    /// The MQTT broker, checked; `None` when MQTT is off.
+    pub mqtt: Option<crate::mqtt::MqttConfig>,
 }
 
 impl std::ops::Deref for Config {
@@ -327,7 +331,9 @@ impl Config {
         let api_token = std::env::var("FACEREC_API_TOKEN")
             .ok()
             .filter(|t| !t.is_empty());
+        let mqtt = crate::mqtt::MqttConfig::from_args(&cli.mqtt)?;
         Ok(Config {
+            mqtt,
             data_dir: cli.data_dir.clone().unwrap_or_else(default_data_dir),
             cli,
             sources,
@@ -400,7 +406,7 @@ pub const ELEMENT_SETTINGS: [(&str, &str, &str); 7] = [
 ];
 
 /// The launcher's own numeric settings and their inclusive ranges: declared here and nowhere else.
-pub const LAUNCHER_RANGES: [(&str, f64, f64); 8] = [
+pub const LAUNCHER_RANGES: [(&str, f64, f64); 9] = [
     ("processing-fps", 0.0, 1000.0),
     ("max-fps", 1.0, 1000.0),
     ("max-clients", 1.0, 100_000.0),
@@ -409,11 +415,12 @@ pub const LAUNCHER_RANGES: [(&str, f64, f64); 8] = [
     ("header-timeout", 1.0, 3600.0),
     ("retain-days", 0.001, 36_500.0),
     ("retain-mb", 0.01, 10_000_000.0),
+    ("mqtt-buffer", 1.0, 1_000_000.0),
 ];
 
 impl Config {
     /// The value of each of [`LAUNCHER_RANGES`], in its order.
-    fn launcher_values(&self) -> [f64; 8] {
+    fn launcher_values(&self) -> [f64; 9] {
         [
             self.pipeline.processing_fps as f64,
             self.pipeline.max_fps as f64,
@@ -423,6 +430,7 @@ impl Config {
             self.header_timeout as f64,
             self.retain_days,
             self.retain_mb,
+            self.cli.mqtt.mqtt_buffer as f64,
         ]
     }
 }

@@ -182,6 +182,7 @@ impl App {
                 ),
             ));
         }
+        self.hub.camera_added(&name);
         let camera = Camera::start(name.clone(), uri, source, self.hub.clone());
         cameras.insert(name, camera.clone());
         Ok(camera)
@@ -196,6 +197,7 @@ impl App {
             .remove(name)?;
         camera.shutdown();
         self.hub.metrics.forget(name);
+        self.hub.camera_removed(name);
         Some(camera)
     }
 }
@@ -615,6 +617,7 @@ async fn reload_gallery(
             .iter()
             .filter(|c| c.reload_gallery(&path))
             .count();
+        app2.hub.gallery_changed(Some(&path));
         Ok::<_, String>((gallery.people.len(), reloaded))
     })
     .await

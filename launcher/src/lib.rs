@@ -6,6 +6,7 @@ pub mod config;
 pub mod http;
 pub mod library;
 pub mod metrics;
+pub mod mqtt;
 pub mod recorder;
 pub mod store;
 pub mod strangers;

@@ -245,11 +245,25 @@ async fn run(config: Config) -> Result<()> {
         }
         settings.gallery = Some(path);
     }
-    let hub = Arc::new(Hub::new(
-        settings,
-        Arc::new(Metrics::new()),
-        config.unknown_after,
-    ));
+    let mut metrics = Metrics::new();
+    if config.mqtt.is_some() {
+        metrics.register_mqtt();
+    }
+    let metrics = Arc::new(metrics);
+    let gallery = settings.gallery.clone();
+    let hub = Arc::new(Hub::new(settings, metrics.clone(), config.unknown_after));
+    let shutdown = CancellationToken::new();
+    let mqtt_task = match &config.mqtt {
+        Some(mqtt) => {
+            let people = facerec_launcher::mqtt::gallery_people(gallery.as_deref());
+            let (handle, task) =
+                facerec_launcher::mqtt::start(mqtt.clone(), people, metrics, shutdown.clone())?;
+            let _ = hub.mqtt.set(handle);
+            tracing::info!(broker = %mqtt.display_url(), node = %mqtt.node_id, "MQTT on");
+            Some(task)
+        }
+        None => None,
+    };
     let first_stranger = store.max_stranger_number().unwrap_or(0) + 1;
     let strangers = Arc::new(std::sync::Mutex::new(Strangers::new(
         config.stranger_ttl,
@@ -263,7 +277,6 @@ async fn run(config: Config) -> Result<()> {
     }
     .start(hub.clone());
     let _ = hub.recorder.set(recorder);
-    let shutdown = CancellationToken::new();
     let app = Arc::new(App {
         hub: hub.clone(),
         cameras: RwLock::new(BTreeMap::new()),
@@ -315,6 +328,9 @@ async fn run(config: Config) -> Result<()> {
     let finished = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = stop_cameras.await;
         let _ = served.await;
+        if let Some(task) = mqtt_task {
+            let _ = task.await;
+        }
     })
     .await;
     if finished.is_err() {

@@ -26,8 +26,17 @@ fn inference_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 11))
 }
 
+/// The MQTT publisher's health; registered only when MQTT is configured.
+#[derive(Default)]
+pub struct MqttMetrics {
+    pub connected: Gauge,
+    pub published: Counter,
+    pub dropped: Counter,
+}
+
 pub struct Metrics {
     pub registry: Registry,
+    pub mqtt: MqttMetrics,
     pub input_fps: Family<CameraLabel, FloatGauge>,
     pub processed_fps: Family<CameraLabel, FloatGauge>,
     pub output_fps: Family<CameraLabel, FloatGauge>,
@@ -54,6 +63,7 @@ impl Metrics {
             clients: Family::default(),
             reconnects: Family::default(),
             state: Family::default(),
+            mqtt: MqttMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -98,6 +108,25 @@ impl Metrics {
             m.state.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Adds the MQTT series (before the metrics are shared).
+    pub fn register_mqtt(&mut self) {
+        self.registry.register(
+            "mqtt_connected",
+            "1 while connected to the MQTT broker",
+            self.mqtt.connected.clone(),
+        );
+        self.registry.register(
+            "mqtt_published",
+            "MQTT messages the broker acknowledged",
+            self.mqtt.published.clone(),
+        );
+        self.registry.register(
+            "mqtt_dropped",
+            "Events dropped because the MQTT buffer was full (the oldest go first)",
+            self.mqtt.dropped.clone(),
+        );
     }
 
     pub fn encode(&self) -> String {

@@ -233,6 +233,7 @@ fn reload_all(app: &Shared, library: &Library) {
     };
     lock(&app.hub.settings).gallery = Some(path.clone());
     let reloaded = app.all().iter().filter(|c| c.reload_gallery(&path)).count();
+    app.hub.gallery_changed(Some(&path));
     tracing::info!(cameras = reloaded, gallery = %path.display(), "library changed: gallery reloaded");
 }
 

@@ -1,0 +1,1033 @@
+//! MQTT: recognition events, who is in view, and Home Assistant entities, for the systems people
+//! already run (Home Assistant, Node-RED, a site's central broker).
+//!
+//! Cameras and the recorder never wait on the broker: they hand messages to a [`Handle`], which
+//! queues events in a bounded buffer (the oldest dropped and counted) and keeps retained state
+//! as the latest value per topic. One task publishes them with QoS 1, one message in flight at a
+//! time, so that a message is only gone from the queue once the broker has acknowledged it: a
+//! connection lost mid-flight loses nothing. Retained state is published again on every
+//! (re)connect, so a broker restarted without persistence still gets it.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use clap::ArgAction;
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions,
+    Outgoing, Packet, QoS, TlsConfiguration, Transport,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::camera::{Presence, lock};
+use crate::metrics::Metrics;
+use crate::store::{EventKind, StoredEvent};
+
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(15);
+/// How long a clean shutdown waits for the broker to acknowledge `offline`.
+const OFFLINE_ACK_WAIT: Duration = Duration::from_secs(1);
+
+/// The MQTT settings, flattened into the launcher's [`crate::config::Cli`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct MqttArgs {
+    /// MQTT broker: mqtt://[USER[:PASSWORD]@]HOST[:PORT] (port 1883) or mqtts://… (8883, TLS
+    /// with the system's CA store and --mqtt-ca-file). Without it, MQTT is off. See docs/MQTT.md.
+    #[arg(long = "mqtt", env = "FACEREC_MQTT_URL", value_name = "URL")]
+    pub mqtt_url: Option<String>,
+    /// File holding the MQTT password (one trailing newline is ignored), instead of the URL's:
+    /// a mounted Kubernetes Secret. Needs a user name in the URL.
+    #[arg(long, env = "FACEREC_MQTT_PASSWORD_FILE")]
+    pub mqtt_password_file: Option<PathBuf>,
+    /// PEM file of CA certificates trusted for mqtts://, on top of the system's.
+    #[arg(long, env = "FACEREC_MQTT_CA_FILE")]
+    pub mqtt_ca_file: Option<PathBuf>,
+    /// MQTT client id. Default: facerec-NODE_ID.
+    #[arg(long, env = "FACEREC_MQTT_CLIENT_ID")]
+    pub mqtt_client_id: Option<String>,
+    /// This node's id in topics (facerec/NODE_ID/…) and in Home Assistant ids. Characters other
+    /// than letters, digits, '-' and '_' become '_'. Default: the host name.
+    #[arg(long, env = "FACEREC_MQTT_NODE_ID")]
+    pub mqtt_node_id: Option<String>,
+    /// The first level(s) of every topic.
+    #[arg(long, env = "FACEREC_MQTT_PREFIX", default_value = "facerec")]
+    pub mqtt_prefix: String,
+    /// Events held while the broker cannot be reached; past this the oldest are dropped (and
+    /// counted in facerec_mqtt_dropped_total).
+    #[arg(long, env = "FACEREC_MQTT_BUFFER", default_value_t = 1000)]
+    pub mqtt_buffer: usize,
+    /// Home Assistant MQTT discovery: a sensor per known person and two per camera.
+    /// `--mqtt-discovery=false` turns it off.
+    #[arg(long, env = "FACEREC_MQTT_DISCOVERY", default_value_t = true, num_args = 0..=1,
+        default_missing_value = "true", action = ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new())]
+    pub mqtt_discovery: bool,
+    /// Home Assistant's discovery prefix.
+    #[arg(
+        long,
+        env = "FACEREC_MQTT_DISCOVERY_PREFIX",
+        default_value = "homeassistant"
+    )]
+    pub mqtt_discovery_prefix: String,
+}
+
+/// The broker and everything needed to connect to it, checked at start-up.
+#[derive(Clone)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    pub user: Option<String>,
+    password: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub client_id: String,
+    pub node_id: String,
+    pub prefix: String,
+    pub buffer: usize,
+    /// Home Assistant's discovery prefix, when discovery is on.
+    pub discovery: Option<String>,
+}
+
+impl std::fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("broker", &self.display_url())
+            .field("client_id", &self.client_id)
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A single id level: what Home Assistant allows in its discovery topics.
+#[cfg(test)]
+fn is_plain_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A node id as Home Assistant's discovery topics allow it: every character other than ASCII
+/// letters, digits, '-' and '_' becomes '_', so that a Kubernetes node name such as
+/// `cam1.site.lan` (the downward API's spec.nodeName) is `cam1_site_lan`.
+fn node_id_of(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn check_prefix(setting: &str, prefix: &str) -> Result<()> {
+    if prefix.is_empty()
+        || prefix.starts_with('$')
+        || prefix.split('/').any(|level| level.is_empty())
+        || prefix.contains(['+', '#', '\0'])
+    {
+        bail!(
+            "{setting} {prefix:?} is not a valid topic prefix: use levels separated by '/', none empty, without '+', '#' or a leading '$'"
+        );
+    }
+    Ok(())
+}
+
+impl MqttConfig {
+    /// The settings, checked; `None` when MQTT is off.
+    pub fn from_args(args: &MqttArgs) -> Result<Option<MqttConfig>> {
+        let Some(text) = args.mqtt_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        // Never echo the URL itself: it may hold a password.
+        let url = url::Url::parse(text.trim()).map_err(|e| {
+            anyhow::anyhow!(
+                "--mqtt: not a URL ({e}); expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"
+            )
+        })?;
+        let tls = match url.scheme() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => bail!("--mqtt: unsupported scheme {other}://; use mqtt:// or mqtts://"),
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .context("--mqtt: the URL has no host")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+            bail!("--mqtt: the URL must be only mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT]");
+        }
+        let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
+        let decode = |s: &str| {
+            percent_decode(s).context("--mqtt: the user name or password is not valid UTF-8")
+        };
+        let user = Some(decode(url.username())?).filter(|u| !u.is_empty());
+        let mut password = url.password().map(decode).transpose()?;
+        if let Some(path) = &args.mqtt_password_file {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the MQTT password file {}", path.display())
+            })?;
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            password = Some(text.strip_suffix('\r').unwrap_or(text).to_string());
+        }
+        if password.is_some() && user.is_none() {
+            bail!("--mqtt: a password needs a user name: mqtt://USER@HOST");
+        }
+        let node_id = match &args.mqtt_node_id {
+            Some(id) => node_id_of(id),
+            None => node_id_of(&gethostname::gethostname().to_string_lossy()),
+        };
+        if node_id.is_empty() || node_id.len() > 253 {
+            bail!("--mqtt-node-id must be 1 to 253 characters (default: the host name)");
+        }
+        check_prefix("--mqtt-prefix", &args.mqtt_prefix)?;
+        if args.mqtt_discovery {
+            check_prefix("--mqtt-discovery-prefix", &args.mqtt_discovery_prefix)?;
+        }
+        let client_id = args
+            .mqtt_client_id
+            .clone()
+            .unwrap_or_else(|| format!("facerec-{node_id}"));
+        if client_id.is_empty() || client_id.len() > 65_535 {
+            bail!("--mqtt-client-id must not be empty");
+        }
+        let config = MqttConfig {
+            host,
+            port,
+            tls,
+            user,
+            password,
+            ca_file: args.mqtt_ca_file.clone(),
+            client_id,
+            node_id,
+            prefix: args.mqtt_prefix.clone(),
+            buffer: args.mqtt_buffer,
+            discovery: args
+                .mqtt_discovery
+                .then(|| args.mqtt_discovery_prefix.clone()),
+        };
+        if tls {
+            // A bad CA file is a start-up error, not a warning per reconnect.
+            config.tls_config()?;
+        } else if config.ca_file.is_some() {
+            bail!("--mqtt-ca-file is only used with mqtts://");
+        }
+        Ok(Some(config))
+    }
+
+    /// The broker's URL without the password, for logs and errors.
+    pub fn display_url(&self) -> String {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match &self.user {
+            Some(user) => format!("{scheme}://{user}@{host}:{}", self.port),
+            None => format!("{scheme}://{host}:{}", self.port),
+        }
+    }
+
+    fn tls_config(&self) -> Result<rustls::ClientConfig> {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+        if let Some(path) = &self.ca_file {
+            let mut added = 0;
+            let certs = CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("cannot read --mqtt-ca-file {}", path.display()))?;
+            for cert in certs {
+                let cert = cert.with_context(|| {
+                    format!("--mqtt-ca-file {} is not valid PEM", path.display())
+                })?;
+                roots.add(cert).with_context(|| {
+                    format!(
+                        "--mqtt-ca-file {} holds an unusable certificate",
+                        path.display()
+                    )
+                })?;
+                added += 1;
+            }
+            if added == 0 {
+                bail!("--mqtt-ca-file {} holds no PEM certificate", path.display());
+            }
+        }
+        if roots.is_empty() {
+            bail!("mqtts:// needs CA certificates: the system has none; give --mqtt-ca-file");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Ok(rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS setup")?
+            .with_root_certificates(roots)
+            .with_no_client_auth())
+    }
+
+    fn options(&self, status_topic: &str) -> Result<MqttOptions> {
+        let mut options = MqttOptions::new(&self.client_id, &self.host, self.port);
+        options
+            .set_keep_alive(Duration::from_secs(30))
+            .set_clean_session(true)
+            .set_last_will(LastWill::new(
+                status_topic,
+                "offline",
+                QoS::AtLeastOnce,
+                true,
+            ));
+        if let Some(user) = &self.user {
+            options.set_credentials(user, self.password.clone().unwrap_or_default());
+        }
+        if self.tls {
+            let tls = TlsConfiguration::Rustls(Arc::new(self.tls_config()?));
+            options.set_transport(Transport::tls_with_config(tls));
+        }
+        Ok(options)
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(hi << 4 | lo);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    Ok(String::from_utf8(out)?)
+}
+
+/// A name as one topic level. MQTT forbids `+` and `#` in a topic that is published to, `/`
+/// would split the level, and control characters break clients' text handling: those and `%`
+/// itself become `%XX` (their UTF-8 bytes, upper-case hex). Everything else is kept as it is,
+/// spaces and non-ASCII included (MQTT topics are UTF-8), so `person/Lin-Manuel Miranda`.
+pub fn topic_level(name: &str) -> Cow<'_, str> {
+    let escaped = |c: char| matches!(c, '%' | '/' | '+' | '#') || c.is_control();
+    if !name.contains(escaped) {
+        return Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        if escaped(c) {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A Home Assistant object id for a person: an ASCII slug of the name, then 8 hex digits of its
+/// SHA-256, so that "Zoë" and "Zoe" stay two entities.
+pub fn person_object_id(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('_') {
+            slug.push('_');
+        }
+    }
+    let slug = slug.trim_matches('_');
+    let hash = Sha256::digest(name.as_bytes());
+    let hex: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+    if slug.is_empty() {
+        format!("person_{hex}")
+    } else {
+        format!("person_{slug}_{hex}")
+    }
+}
+
+/// Every topic the node publishes to, from its settings.
+struct Topics {
+    base: String,
+    node: String,
+    discovery: Option<String>,
+}
+
+impl Topics {
+    fn status(&self) -> String {
+        format!("{}/status", self.base)
+    }
+    fn events(&self) -> String {
+        format!("{}/events", self.base)
+    }
+    fn camera(&self, camera: &str, what: &str) -> String {
+        format!("{}/{}/{what}", self.base, topic_level(camera))
+    }
+    fn person(&self, name: &str) -> String {
+        format!("{}/person/{}", self.base, topic_level(name))
+    }
+    fn person_config(&self, prefix: &str, name: &str) -> String {
+        format!(
+            "{prefix}/sensor/{}/{}/config",
+            self.node,
+            person_object_id(name)
+        )
+    }
+    fn camera_configs(&self, prefix: &str, camera: &str) -> [String; 2] {
+        // Camera names are already plain ids (`validate_name`); this only guards the pattern.
+        let object: String = camera
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        [
+            format!(
+                "{prefix}/binary_sensor/{}/{object}_unknown/config",
+                self.node
+            ),
+            format!("{prefix}/sensor/{}/{object}_faces/config", self.node),
+        ]
+    }
+
+    fn device(&self) -> serde_json::Value {
+        json!({
+            "identifiers": [format!("facerec_{}", self.node)],
+            "name": format!("facerec {}", self.node),
+            "manufacturer": "facerec",
+            "model": "facerec-launcher",
+            "sw_version": env!("CARGO_PKG_VERSION"),
+        })
+    }
+
+    /// Availability, device and the rest every entity shares, merged into `fields`.
+    fn entity(&self, mut fields: serde_json::Value) -> Bytes {
+        let map = fields.as_object_mut().expect("an object");
+        map.insert("availability_topic".into(), self.status().into());
+        map.insert("payload_available".into(), "online".into());
+        map.insert("payload_not_available".into(), "offline".into());
+        map.insert("device".into(), self.device());
+        Bytes::from(fields.to_string())
+    }
+
+    fn person_entity(&self, name: &str) -> Bytes {
+        let object = person_object_id(name);
+        let state = self.person(name);
+        self.entity(json!({
+            "name": name,
+            "unique_id": format!("facerec_{}_{object}", self.node),
+            "state_topic": state,
+            "value_template": "{{ value_json.camera }}",
+            "json_attributes_topic": state,
+            "icon": "mdi:face-recognition",
+        }))
+    }
+
+    fn camera_entities(&self, camera: &str) -> [Bytes; 2] {
+        let id = format!("facerec_{}_{camera}", self.node);
+        [
+            self.entity(json!({
+                "name": format!("{camera} unknown face"),
+                "unique_id": format!("{id}_unknown"),
+                "state_topic": self.camera(camera, "unknown"),
+                "payload_on": "ON",
+                "payload_off": "OFF",
+                "device_class": "occupancy",
+            })),
+            self.entity(json!({
+                "name": format!("{camera} faces"),
+                "unique_id": format!("{id}_faces"),
+                "state_topic": self.camera(camera, "faces"),
+                "state_class": "measurement",
+                "unit_of_measurement": "faces",
+                "icon": "mdi:account-group",
+            })),
+        ]
+    }
+}
+
+struct Message {
+    topic: String,
+    payload: Bytes,
+    retain: bool,
+}
+
+/// What waits for the broker.
+#[derive(Default)]
+struct Outbox {
+    events: VecDeque<Message>,
+    /// The latest value of every retained topic (empty: cleared).
+    retained: BTreeMap<String, Bytes>,
+    /// Retained topics whose latest value the broker has not acknowledged yet.
+    dirty: BTreeSet<String>,
+    /// The gallery's people, as last told.
+    people: BTreeSet<String>,
+}
+
+impl Outbox {
+    fn set(&mut self, topic: String, payload: Bytes) {
+        if self.retained.get(&topic) != Some(&payload) {
+            self.retained.insert(topic.clone(), payload);
+            self.dirty.insert(topic);
+        }
+    }
+
+    /// The next message to publish: retained state before events, `status` first of all.
+    fn next(&mut self, status: &str) -> Option<Message> {
+        let topic = if self.dirty.contains(status) {
+            Some(status.to_string())
+        } else {
+            self.dirty.pop_first()
+        };
+        if let Some(topic) = topic {
+            self.dirty.remove(&topic);
+            let payload = self.retained.get(&topic).cloned().unwrap_or_default();
+            return Some(Message {
+                topic,
+                payload,
+                retain: true,
+            });
+        }
+        self.events.pop_front()
+    }
+}
+
+struct Inner {
+    topics: Topics,
+    config: MqttConfig,
+    outbox: Mutex<Outbox>,
+    wake: tokio::sync::Notify,
+    metrics: Arc<Metrics>,
+}
+
+/// Where the rest of the launcher hands MQTT its messages; never blocks.
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+impl Handle {
+    fn with(&self, change: impl FnOnce(&mut Outbox, &Topics)) {
+        change(&mut lock(&self.inner.outbox), &self.inner.topics);
+        self.inner.wake.notify_one();
+    }
+
+    /// A history event: on `events`, and as the person's last sighting.
+    pub fn event(&self, event: &StoredEvent) {
+        let payload = match serde_json::to_vec(event) {
+            Ok(p) => Bytes::from(p),
+            Err(_) => return,
+        };
+        let mut dropped = 0;
+        self.with(|outbox, topics| {
+            if outbox.events.len() >= self.inner.config.buffer {
+                outbox.events.pop_front();
+                dropped += 1;
+            }
+            outbox.events.push_back(Message {
+                topic: topics.events(),
+                payload,
+                retain: false,
+            });
+            let sighting = matches!(
+                event.kind,
+                EventKind::Named | EventKind::Renamed | EventKind::Ended
+            ) && event.name != facerec_core::gallery::UNKNOWN;
+            if sighting {
+                let seen = json!({
+                    "name": event.name,
+                    "camera": event.camera,
+                    "last_seen": crate::store::rfc3339_ms(event.last_seen_ms),
+                    "event_id": event.id,
+                });
+                outbox.set(topics.person(&event.name), Bytes::from(seen.to_string()));
+            }
+        });
+        if dropped > 0 {
+            self.inner.metrics.mqtt.dropped.inc_by(dropped);
+        }
+    }
+
+    /// Who a camera has in view now.
+    pub fn presence(&self, camera: &str, presence: &Presence) {
+        self.with(|outbox, topics| {
+            let people = serde_json::to_string(&presence.people).expect("strings");
+            outbox.set(topics.camera(camera, "people"), Bytes::from(people));
+            let unknown = if presence.unknown { "ON" } else { "OFF" };
+            outbox.set(topics.camera(camera, "unknown"), Bytes::from(unknown));
+            outbox.set(
+                topics.camera(camera, "faces"),
+                Bytes::from(presence.faces.to_string()),
+            );
+        });
+    }
+
+    /// A camera was added: its entities, and an empty view until its first frame.
+    pub fn camera_added(&self, camera: &str) {
+        self.presence(camera, &Presence::default());
+        if let Some(prefix) = &self.inner.topics.discovery {
+            self.with(|outbox, topics| {
+                let configs = topics.camera_configs(prefix, camera);
+                for (topic, payload) in configs.into_iter().zip(topics.camera_entities(camera)) {
+                    outbox.set(topic, payload);
+                }
+            });
+        }
+    }
+
+    /// A camera was removed for good: its entities and state are cleared.
+    pub fn camera_removed(&self, camera: &str) {
+        self.with(|outbox, topics| {
+            for what in ["people", "unknown", "faces"] {
+                outbox.set(topics.camera(camera, what), Bytes::new());
+            }
+            if let Some(prefix) = &topics.discovery {
+                for topic in topics.camera_configs(prefix, camera) {
+                    outbox.set(topic, Bytes::new());
+                }
+            }
+        });
+    }
+
+    /// The gallery's people: a sensor each; those no longer in it are cleared.
+    pub fn people(&self, names: BTreeSet<String>) {
+        self.with(|outbox, topics| {
+            let removed: Vec<String> = outbox.people.difference(&names).cloned().collect();
+            for name in &removed {
+                outbox.set(topics.person(name), Bytes::new());
+                if let Some(prefix) = &topics.discovery {
+                    outbox.set(topics.person_config(prefix, name), Bytes::new());
+                }
+            }
+            if let Some(prefix) = &topics.discovery {
+                for name in &names {
+                    outbox.set(
+                        topics.person_config(prefix, name),
+                        topics.person_entity(name),
+                    );
+                }
+            }
+            outbox.people = names;
+        });
+    }
+
+    /// A retained message found on the broker under this node's topics (from an earlier run):
+    /// a person no longer in the gallery is cleared. Only people: a camera added through the
+    /// API comes back when it registers again, and clearing its entities meanwhile would make
+    /// Home Assistant forget them.
+    fn leftover(&self, topic: &str) {
+        let inner = &self.inner;
+        let topics = &inner.topics;
+        let person_config = topics.discovery.as_deref().is_some_and(|prefix| {
+            topic
+                .strip_prefix(&format!("{prefix}/sensor/{}/person_", topics.node))
+                .is_some_and(|rest| rest.ends_with("/config"))
+        });
+        let person_state = topic
+            .strip_prefix(&format!("{}/person/", topics.base))
+            .is_some_and(|rest| !rest.contains('/'));
+        if !person_config && !person_state {
+            return;
+        }
+        let mut outbox = lock(&inner.outbox);
+        let known = outbox.people.iter().any(|name| {
+            topics.person(name) == topic
+                || topics
+                    .discovery
+                    .as_deref()
+                    .is_some_and(|p| topics.person_config(p, name) == topic)
+        });
+        if !known && !outbox.retained.contains_key(topic) {
+            outbox.set(topic.to_string(), Bytes::new());
+            drop(outbox);
+            inner.wake.notify_one();
+        }
+    }
+}
+
+/// The topic filters whose retained messages tell which people an earlier run announced.
+fn leftover_filters(topics: &Topics) -> Vec<String> {
+    let mut filters = vec![format!("{}/person/+", topics.base)];
+    if let Some(prefix) = &topics.discovery {
+        filters.push(format!("{prefix}/sensor/{}/+/config", topics.node));
+    }
+    filters
+}
+
+/// The broker's refusal or the transport's failure, in words an operator can act on.
+fn describe(error: &ConnectionError, url: &str, was_connected: bool) -> String {
+    match error {
+        ConnectionError::ConnectionRefused(code) => {
+            let why = match code {
+                ConnectReturnCode::BadUserNamePassword => {
+                    "bad user name or password (check the user name and password)"
+                }
+                ConnectReturnCode::NotAuthorized => {
+                    "not authorized (check the user name and password)"
+                }
+                ConnectReturnCode::BadClientId => "the client id was rejected (--mqtt-client-id)",
+                ConnectReturnCode::RefusedProtocolVersion => "it does not speak MQTT 3.1.1",
+                ConnectReturnCode::ServiceUnavailable => "the service is unavailable",
+                ConnectReturnCode::Success => "no reason given",
+            };
+            format!("MQTT broker {url} refused the connection: {why}")
+        }
+        ConnectionError::Tls(e) => {
+            let text = e.to_string();
+            let hint = if text.contains("UnknownIssuer") {
+                " (the broker's CA is neither in the system store nor in --mqtt-ca-file)"
+            } else {
+                ""
+            };
+            format!("MQTT TLS with {url} failed: {text}{hint}")
+        }
+        e if was_connected => format!("MQTT connection to {url} lost: {e}"),
+        e => format!("MQTT broker {url} cannot be reached: {e}"),
+    }
+}
+
+/// Starts the publisher task with the gallery's people; it ends (after `offline`) when
+/// `shutdown` is cancelled.
+pub fn start(
+    config: MqttConfig,
+    people: BTreeSet<String>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<(Handle, tokio::task::JoinHandle<()>)> {
+    let topics = Topics {
+        base: format!("{}/{}", config.prefix, config.node_id),
+        node: config.node_id.clone(),
+        discovery: config.discovery.clone(),
+    };
+    let options = config.options(&topics.status())?;
+    let inner = Arc::new(Inner {
+        topics,
+        config,
+        outbox: Mutex::new(Outbox::default()),
+        wake: tokio::sync::Notify::new(),
+        metrics,
+    });
+    let handle = Handle { inner };
+    lock(&handle.inner.outbox).set(handle.inner.topics.status(), Bytes::from("online"));
+    // Before the first connection, so that what an earlier run left is judged against them.
+    handle.people(people);
+    // One request at a time is in flight, plus subscriptions and the final offline.
+    let (client, eventloop) = AsyncClient::new(options, 8);
+    let task = tokio::spawn(run(handle.clone(), client, eventloop, shutdown));
+    Ok((handle, task))
+}
+
+async fn run(
+    handle: Handle,
+    client: AsyncClient,
+    mut eventloop: EventLoop,
+    shutdown: CancellationToken,
+) {
+    let inner = &handle.inner;
+    let url = inner.config.display_url();
+    let status = inner.topics.status();
+    let metrics = &inner.metrics.mqtt;
+    let mut connected = false;
+    let mut in_flight: Option<Message> = None;
+    let mut backoff = BACKOFF_START;
+    let mut last_problem: Option<String> = None;
+    loop {
+        if connected && in_flight.is_none() {
+            let next = lock(&inner.outbox).next(&status);
+            if let Some(message) = next {
+                let qos = QoS::AtLeastOnce;
+                let sent = client.try_publish(
+                    message.topic.clone(),
+                    qos,
+                    message.retain,
+                    message.payload.clone(),
+                );
+                match sent {
+                    Ok(()) => in_flight = Some(message),
+                    // Not taken (the request queue is full): it waits for the next turn.
+                    Err(_) => requeue(&handle, Some(message)),
+                }
+            }
+        }
+        let idle = connected && in_flight.is_none();
+        tokio::select! {
+            polled = eventloop.poll() => match polled {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    connected = true;
+                    backoff = BACKOFF_START;
+                    last_problem = None;
+                    metrics.connected.set(1);
+                    tracing::info!("MQTT connected to {url}");
+                    // A new session: the broker may have lost everything retained.
+                    let mut outbox = lock(&inner.outbox);
+                    let all: Vec<String> = outbox.retained.keys().cloned().collect();
+                    outbox.dirty.extend(all);
+                    drop(outbox);
+                    for filter in leftover_filters(&inner.topics) {
+                        let _ = client.try_subscribe(filter, QoS::AtLeastOnce);
+                    }
+                }
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    if in_flight.take().is_some() {
+                        metrics.published.inc();
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if p.retain && !p.payload.is_empty() {
+                        handle.leftover(&p.topic);
+                    }
+                }
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => {}
+                Ok(_) => {}
+                Err(e) => {
+                    let problem = describe(&e, &url, connected);
+                    if last_problem.as_deref() != Some(problem.as_str()) {
+                        tracing::warn!("{problem}");
+                        last_problem = Some(problem);
+                    } else {
+                        tracing::debug!("{problem}");
+                    }
+                    connected = false;
+                    metrics.connected.set(0);
+                    requeue(&handle, in_flight.take());
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            },
+            _ = inner.wake.notified(), if idle => {}
+            _ = shutdown.cancelled() => {
+                if connected {
+                    go_offline(&client, &mut eventloop, &status, in_flight.is_some()).await;
+                }
+                metrics.connected.set(0);
+                return;
+            }
+        }
+    }
+}
+
+/// A message the broker never acknowledged goes back to the front of its queue.
+fn requeue(handle: &Handle, message: Option<Message>) {
+    let Some(message) = message else { return };
+    let mut outbox = lock(&handle.inner.outbox);
+    if message.retain {
+        // Its latest value is published again (it may have changed since).
+        outbox.dirty.insert(message.topic);
+    } else {
+        if outbox.events.len() >= handle.inner.config.buffer {
+            // The message put back is the oldest: it is the one dropped.
+            handle.inner.metrics.mqtt.dropped.inc();
+            return;
+        }
+        outbox.events.push_front(message);
+    }
+}
+
+/// `offline` on a clean shutdown, acknowledged before the disconnect (the last will only
+/// covers a connection that drops).
+async fn go_offline(
+    client: &AsyncClient,
+    eventloop: &mut EventLoop,
+    status: &str,
+    one_in_flight: bool,
+) {
+    let published = client.try_publish(status, QoS::AtLeastOnce, true, "offline");
+    let _ = tokio::time::timeout(OFFLINE_ACK_WAIT, async {
+        if published.is_err() {
+            return;
+        }
+        // Acknowledgements come in order: the message in flight (if any), then `offline`.
+        let mut acks_left = 1 + usize::from(one_in_flight);
+        while let Ok(event) = eventloop.poll().await {
+            if let Event::Incoming(Packet::PubAck(_)) = event {
+                acks_left -= 1;
+                if acks_left == 0 {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+}
+
+/// The names in a gallery file, for the people's entities.
+pub fn gallery_people(path: Option<&Path>) -> BTreeSet<String> {
+    path.and_then(|p| facerec_core::gallery::Gallery::load(p).ok())
+        .map(|g| g.people.into_iter().map(|p| p.name).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_one_topic_level() {
+        assert_eq!(topic_level("Lin-Manuel Miranda"), "Lin-Manuel Miranda");
+        assert_eq!(topic_level("Zoë"), "Zoë");
+        assert_eq!(topic_level("a/b"), "a%2Fb");
+        assert_eq!(topic_level("C++"), "C%2B%2B");
+        assert_eq!(topic_level("#hash"), "%23hash");
+        assert_eq!(topic_level("100%"), "100%25");
+        assert_eq!(topic_level("tab\there\u{7f}"), "tab%09here%7F");
+        assert!(matches!(topic_level("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn person_ids_are_plain_and_distinct() {
+        let zoe = person_object_id("Zoë");
+        let zoe_ascii = person_object_id("Zoe");
+        assert!(zoe.starts_with("person_zo_"), "{zoe}");
+        assert_ne!(zoe, zoe_ascii);
+        let miranda = person_object_id("Lin-Manuel Miranda");
+        assert!(
+            miranda.starts_with("person_lin_manuel_miranda_"),
+            "{miranda}"
+        );
+        assert_eq!(miranda.len(), "person_lin_manuel_miranda_".len() + 8);
+        for id in [zoe, zoe_ascii, miranda, person_object_id("李小龙")] {
+            assert!(is_plain_id(&id), "{id}");
+        }
+    }
+
+    fn args(url: &str) -> MqttArgs {
+        MqttArgs {
+            mqtt_url: Some(url.into()),
+            mqtt_password_file: None,
+            mqtt_ca_file: None,
+            mqtt_client_id: None,
+            mqtt_node_id: Some("node-1".into()),
+            mqtt_prefix: "facerec".into(),
+            mqtt_buffer: 10,
+            mqtt_discovery: true,
+            mqtt_discovery_prefix: "homeassistant".into(),
+        }
+    }
+
+    fn error(args: &MqttArgs) -> String {
+        format!("{:#}", MqttConfig::from_args(args).unwrap_err())
+    }
+
+    #[test]
+    fn urls_are_parsed_and_the_password_never_shown() {
+        let c = MqttConfig::from_args(&args("mqtt://facerec:s%40cret@broker.lan"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.tls),
+            ("broker.lan", 1883, false)
+        );
+        assert_eq!(c.password.as_deref(), Some("s@cret"));
+        assert_eq!(c.display_url(), "mqtt://facerec@broker.lan:1883");
+        assert!(!format!("{c:?}").contains("cret"));
+        assert_eq!(c.client_id, "facerec-node-1");
+        let c = MqttConfig::from_args(&args("mqtt://[::1]:1999"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.display_url(), "mqtt://[::1]:1999");
+        assert!(MqttConfig::from_args(&args("")).unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_settings_are_one_clear_error() {
+        assert_eq!(
+            error(&args("ftp://host")),
+            "--mqtt: unsupported scheme ftp://; use mqtt:// or mqtts://"
+        );
+        assert_eq!(
+            error(&args("mqtt://host/topic")),
+            "--mqtt: the URL must be only mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT]"
+        );
+        assert_eq!(
+            error(&args("mqtt://:pw@host")),
+            "--mqtt: a password needs a user name: mqtt://USER@HOST"
+        );
+        let mut a = args("mqtt://host");
+        a.mqtt_node_id = Some(String::new());
+        assert_eq!(
+            error(&a),
+            "--mqtt-node-id must be 1 to 253 characters (default: the host name)"
+        );
+        a.mqtt_node_id = Some("cam1.site.lan/+#".into());
+        let c = MqttConfig::from_args(&a).unwrap().unwrap();
+        assert_eq!(c.node_id, "cam1_site_lan___");
+        let mut a = args("mqtt://host");
+        a.mqtt_prefix = "site/+".into();
+        assert!(error(&a).starts_with("--mqtt-prefix \"site/+\" is not a valid topic prefix"));
+        let mut a = args("mqtt://u@host");
+        a.mqtt_password_file = Some("/nonexistent/pw".into());
+        assert!(
+            error(&a).starts_with("cannot read the MQTT password file /nonexistent/pw: "),
+            "{}",
+            error(&a)
+        );
+        let mut a = args("mqtt://host");
+        a.mqtt_ca_file = Some("/etc/hostname".into());
+        assert_eq!(error(&a), "--mqtt-ca-file is only used with mqtts://");
+        let mut a = args("mqtts://host");
+        a.mqtt_ca_file = Some("/etc/hostname".into());
+        assert_eq!(
+            error(&a),
+            "--mqtt-ca-file /etc/hostname holds no PEM certificate"
+        );
+    }
+
+    #[test]
+    fn the_password_file_replaces_the_urls() {
+        let dir = std::env::temp_dir().join(format!("facerec-mqtt-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("password");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let mut a = args("mqtt://facerec:from-url@host");
+        a.mqtt_password_file = Some(file);
+        let c = MqttConfig::from_args(&a).unwrap().unwrap();
+        assert_eq!(c.password.as_deref(), Some("from-file"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn retained_state_is_sent_before_events_and_status_first() {
+        let mut outbox = Outbox::default();
+        outbox.events.push_back(Message {
+            topic: "t/events".into(),
+            payload: Bytes::from("e"),
+            retain: false,
+        });
+        outbox.set("t/a".into(), Bytes::from("1"));
+        outbox.set("t/status".into(), Bytes::from("online"));
+        // The same value again is no new message.
+        let next: Vec<String> = std::iter::from_fn(|| outbox.next("t/status"))
+            .map(|m| m.topic)
+            .collect();
+        assert_eq!(next, ["t/status", "t/a", "t/events"]);
+        outbox.set("t/a".into(), Bytes::from("1"));
+        assert!(outbox.next("t/status").is_none());
+    }
+}
