@@ -785,6 +785,7 @@ fn removed_people_are_cleared_from_the_broker() {
         m.topic == t(&format!("person/{MIRANDA}"))
     });
     configs(expect(&[MIRANDA, ALEX]));
+    let from = sub.messages().len();
     let (status, body) =
         launcher.request("DELETE", "/api/people/Alex%20Lacamoire", Some(TOKEN), "");
     assert_eq!(status, 204, "{body}");
@@ -844,29 +845,56 @@ fn fails(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
 
 #[test]
 fn misconfigured_mqtt_stops_the_launcher_with_one_line() {
+    let secret = temp_dir("misconfigured").join("password");
+    std::fs::write(&secret, "Secr3tPw\n").unwrap();
+    let secret = secret.to_str().unwrap();
     for (args, envs, says) in [
-        (vec!["--mqtt", "ftp://x"], vec![], "ftp"),
+        (
+            vec!["--mqtt", "ftp://x"],
+            vec![],
+            "facerec-launcher: --mqtt: unsupported scheme ftp://; use mqtt:// or mqtts://",
+        ),
         (
             vec!["--mqtt", "mqtt://u:Secr3tPw@broker:1883/facerec"],
             vec![],
-            "mqtt://u@broker:1883",
+            "facerec-launcher: --mqtt: the URL must be only mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT]",
         ),
         (
-            vec!["--mqtt", "mqtt://u@broker", "--mqtt-node-id", "a/b"],
+            vec!["--mqtt", "mqtt://u:Secr3tPw@broker:1883?x=1"],
             vec![],
-            "a/b",
+            "facerec-launcher: --mqtt: the URL must be only mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT]",
+        ),
+        (
+            vec!["--mqtt", "mqtt://u@broker", "--mqtt-node-id", ""],
+            vec![],
+            "facerec-launcher: --mqtt-node-id must be 1 to 253 characters (default: the host name)",
         ),
         (
             vec!["--mqtt", "mqtt://u@broker"],
             vec![("FACEREC_MQTT_PASSWORD_FILE", "/nonexistent/mqtt-password")],
-            "/nonexistent/mqtt-password",
+            "facerec-launcher: cannot read the MQTT password file /nonexistent/mqtt-password: ",
+        ),
+        (
+            vec!["--mqtt", "mqtt://broker"],
+            vec![("FACEREC_MQTT_PASSWORD_FILE", secret)],
+            "facerec-launcher: --mqtt: a password needs a user name: mqtt://USER@HOST",
+        ),
+        (
+            vec!["--mqtt", "mqtt://u:Secr3tPw@broker", "--mqtt-buffer", "0"],
+            vec![],
+            "facerec-launcher: mqtt-buffer 0 is out of range: it must be 1 to 1000000",
+        ),
+        (
+            vec!["--mqtt", "mqtt://u:Secr3tPw@broker", "--mqtt-prefix", "a/+"],
+            vec![],
+            "facerec-launcher: --mqtt-prefix \"a/+\" is not a valid topic prefix: use levels separated by '/', none empty, without '+', '#' or a leading '$'",
         ),
     ] {
         let (code, stderr) = fails(&args, &envs);
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(code, Some(1), "{args:?}: {stderr}");
         assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
-        assert!(lines[0].contains(says), "{args:?}: {stderr}");
+        assert!(lines[0].starts_with(says), "{args:?}: {stderr}");
         assert!(!stderr.contains("Secr3tPw"), "{args:?}: {stderr}");
     }
 }
