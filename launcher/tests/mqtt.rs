@@ -250,11 +250,18 @@ fn mjpeg_frame(url: &str) -> Vec<u8> {
     jpeg
 }
 
-/// Output frames per second over `window`, from the camera's frame counter.
-fn fps(l: &Launcher, window: Duration) -> f64 {
-    let (f0, t0) = (l.frames("clip"), Instant::now());
-    std::thread::sleep(window);
-    (l.frames("clip") - f0) as f64 / t0.elapsed().as_secs_f64()
+/// Output frames per second, from the camera's frame counter: the median of three 3-s windows,
+/// so that a burst of other work on the machine in one window does not decide it.
+fn fps(l: &Launcher) -> f64 {
+    let mut rates: Vec<f64> = (0..3)
+        .map(|_| {
+            let (f0, t0) = (l.frames("clip"), Instant::now());
+            std::thread::sleep(Duration::from_secs(3));
+            (l.frames("clip") - f0) as f64 / t0.elapsed().as_secs_f64()
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates[1]
 }
 
 /// The helpers themselves, against mosquitto alone: a persistent QoS 1 subscriber gets what was
@@ -551,20 +558,25 @@ fn a_broker_outage_delivers_the_newest_events_and_counts_the_rest() {
     let sub = broker.subscribe("outage-sub", &[&t("events")]);
     let launcher = start(&gallery(), &broker.url(), &["--mqtt-buffer", "3"]);
     sub.wait("a first event", Duration::from_secs(60), |_| true);
-    let before = fps(&launcher, Duration::from_secs(5));
+    // Past the pipeline's first seconds.
+    std::thread::sleep(Duration::from_secs(3));
+    let before = fps(&launcher);
 
     broker.stop();
+    let stopped = Instant::now();
     launcher.wait_for("the lost connection", Duration::from_secs(10), |l| {
         metric(l, "facerec_mqtt_connected") == 0.0
     });
-    std::thread::sleep(Duration::from_secs(10));
+    // While the launcher retries.
+    let during = fps(&launcher);
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed()));
     broker.restart();
     launcher.wait_for("the reconnection", Duration::from_secs(30), |l| {
         metric(l, "facerec_mqtt_connected") == 1.0
     });
     // The newest events when it reconnected were in the buffer, or came after it.
     let at_reconnection = history(&launcher);
-    let after = fps(&launcher, Duration::from_secs(5));
+    let after = fps(&launcher);
 
     // The account: every stored event was delivered or counted as dropped. The drops stop once
     // connected, so wait for the rest to arrive.
@@ -589,7 +601,7 @@ fn a_broker_outage_delivers_the_newest_events_and_counts_the_rest() {
         .collect();
     eprintln!(
         "{} events stored, {} received, {dropped} dropped (missing {missing:?}); \
-         fps {before:.1} before, {after:.1} after",
+         fps {before:.1} before, {during:.1} during, {after:.1} after",
         stored.len(),
         received.len()
     );
@@ -612,8 +624,8 @@ fn a_broker_outage_delivers_the_newest_events_and_counts_the_rest() {
     assert!(missing.iter().all(|id| id < newest.last().unwrap()));
     // The pipeline never waited for the broker.
     assert!(
-        (after / before - 1.0).abs() <= 0.10,
-        "fps {before:.1} before the outage, {after:.1} after"
+        (after / before - 1.0).abs() <= 0.10 && during >= 0.9 * before,
+        "fps {before:.1} before the outage, {during:.1} during, {after:.1} after"
     );
 }
 
