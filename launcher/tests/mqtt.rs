@@ -544,6 +544,10 @@ fn a_wrong_password_is_one_log_line_and_nothing_else_stops() {
         "{:?}",
         broker.retained("#")
     );
+    eprintln!(
+        "{refused} attempts refused by the broker, logged once: {}",
+        refusals[0]
+    );
 }
 
 #[test]
