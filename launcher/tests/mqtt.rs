@@ -808,6 +808,10 @@ fn removed_people_are_cleared_from_the_broker() {
     cleared(from, person_config_topic(ALEX));
     cleared(from, t(&format!("person/{ALEX}")));
     configs(expect(&[MIRANDA]));
+    // Not brought back by the end of a track that was still named after him (ended events
+    // repeat a track's last name): looked at once such tracks have ended, checked at the end.
+    std::thread::sleep(Duration::from_secs(3));
+    let after_delete = broker.retained(&t("person/#"));
     launcher.terminate();
 
     // Absent at start-up: Miranda's config and last sighting, retained from the last run.
@@ -830,7 +834,17 @@ fn removed_people_are_cleared_from_the_broker() {
     let (status, body) = launcher.request("POST", "/api/gallery/reload", Some(TOKEN), "");
     assert_eq!(status, 200, "{body}");
     cleared(from, person_config_topic(ALEX));
+    cleared(from, t(&format!("person/{ALEX}")));
     configs(expect(&[MIRANDA]));
+    std::thread::sleep(Duration::from_secs(3));
+    let after_reload = broker.retained(&t("person/#"));
+
+    let alex = t(&format!("person/{ALEX}"));
+    let back: Vec<String> = [("deleted", after_delete), ("reloaded", after_reload)]
+        .into_iter()
+        .filter_map(|(when, people)| Some(format!("after he was {when}: {:?}", people.get(&alex)?)))
+        .collect();
+    assert!(back.is_empty(), "{alex} retained again {back:#?}");
 }
 
 /// Runs the launcher with `args` and `envs`; returns its exit code and stderr.
