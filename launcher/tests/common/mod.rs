@@ -13,6 +13,7 @@ use serde_json::Value;
 use facerec_core::engine::{Engine, EngineConfig, load_rgb};
 use facerec_core::gallery::Gallery;
 use facerec_core::testsupport::{require, require_runtime};
+pub mod broker;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_facerec-launcher");
 pub const TD: &str = "testdata/face_recognition";
