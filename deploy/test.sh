@@ -9,7 +9,7 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 # The dependency guards: licences, banned and duplicate crates, sources (deny.toml), and no
 # unused dependency (cargo-machete). Installed once into .cache/cargo-tools.
 bash deploy/tests/setup-dep-tools.sh
-.cache/cargo-tools/bin/cargo-deny --locked check licenses bans sources
+.cache/cargo-tools/bin/cargo-deny --locked --workspace check licenses bans sources
 .cache/cargo-tools/bin/cargo-machete
 (cd deploy/fuzz && "$repo/.cache/cargo-tools/bin/cargo-machete")
 # moto_server: a real S3 endpoint on loopback for the publish/pull tests.

@@ -554,7 +554,10 @@ impl Handle {
             let sighting = matches!(
                 event.kind,
                 EventKind::Named | EventKind::Renamed | EventKind::Ended
-            ) && event.name != facerec_core::gallery::UNKNOWN;
+            ) && event.name != facerec_core::gallery::UNKNOWN
+                // An `ended` event can follow the person's removal from the gallery: their
+                // cleared topic stays cleared.
+                && outbox.people.contains(&event.name);
             if sighting {
                 let seen = json!({
                     "name": event.name,
