@@ -380,20 +380,10 @@ fn check_metric_values(launcher: &Launcher) {
         Some(1.0)
     );
     if tool("promtool") {
-        let mut child = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(metrics.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = common::pipe_through(
+            Command::new("promtool").args(["check", "metrics"]),
+            metrics.as_bytes(),
+        );
         assert!(
             out.status.success(),
             "promtool check metrics: {}{}\n{metrics}",

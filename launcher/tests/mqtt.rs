@@ -99,19 +99,7 @@ fn person_slug(name: &str) -> String {
             slug.push('_');
         }
     }
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(name.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::pipe_through(&mut Command::new("sha256sum"), name.as_bytes());
     let hex = String::from_utf8(out.stdout).unwrap();
     format!("{}_{}", slug.trim_matches('_'), &hex[..8])
 }

@@ -1,5 +1,7 @@
 //! `facerec-model` as a user runs it, on the real photos in `../shared/testdata`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -7,7 +9,8 @@ use facerec_core::gallery::Gallery;
 use facerec_core::testsupport::{on_ci, require, require_runtime};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_facerec-model");
+use common::{BIN, run, s, stderr, stdout, temp_dir};
+
 const TD: &str = "testdata/face_recognition";
 
 fn ready() -> bool {
@@ -18,32 +21,6 @@ fn ready() -> bool {
 
 fn asset(relative: &str) -> PathBuf {
     require(relative).expect("checked by ready()")
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("facerec-model-test-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("facerec-model runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn knn_model(dir: &Path) -> PathBuf {

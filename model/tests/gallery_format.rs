@@ -3,8 +3,9 @@
 //! `gst-facerec/core/tests/fixtures/README.md`) into format 3 with the same people,
 //! bit-identical embeddings and identical match distances.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use facerec_core::engine::{Engine, EngineConfig, load_rgb};
 use facerec_core::gallery::{DEFAULT_THRESHOLD, Gallery};
@@ -12,39 +13,10 @@ use facerec_core::stills::StillScales;
 use facerec_core::testsupport::{require, require_runtime};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_facerec-model");
+use common::{run, s, stderr, stdout, temp_dir};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../gst-facerec/core/tests/fixtures/gallery-v1.data")
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "facerec-gallery-format-{}-{tag}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("facerec-model runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn version_field(path: &Path) -> u32 {

@@ -282,6 +282,19 @@ pub fn clean_env(mut cmd: Command) -> Command {
     cmd
 }
 
+/// Runs `cmd` with `input` on its stdin and waits for it.
+pub fn pipe_through(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
