@@ -28,8 +28,7 @@ fn emit_moto_cfg() {
                 .unwrap_or_default(),
         )
         .any(|p| p.is_file());
-    let on_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    if !found && !on_ci {
+    if !found && !on_ci() {
         println!("cargo::rustc-cfg=facerec_moto_missing");
     }
 }

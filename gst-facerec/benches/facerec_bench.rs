@@ -36,8 +36,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use facerec_core::engine::{Engine, EngineConfig, load_rgb};
+use facerec_core::engine::{Engine, EngineConfig};
 use facerec_core::gallery::Gallery;
+use facerec_core::stills::load_rgb;
 use facerec_core::testsupport::{require, shared_dir};
 use gst::prelude::*;
 use serde_json::json;

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::*;
-use facerec_core::engine::load_rgb;
 use facerec_core::image::RgbImage;
+use facerec_core::stills::load_rgb;
 use gst::prelude::*;
 use gst_video::prelude::*;
 use gstfacerec::{FaceInfo, FacerecMessage};

@@ -126,7 +126,8 @@ fn largest_face_per_frame(run: &Run) -> Vec<SeenFace> {
 
 /// Distances of `photo`'s largest face to each person of `gallery`, nearest first.
 fn distances(gallery: &std::path::Path, photo: &str) -> Vec<(String, f32)> {
-    use facerec_core::engine::{Engine, EngineConfig, load_rgb};
+    use facerec_core::engine::{Engine, EngineConfig};
+    use facerec_core::stills::load_rgb;
     let mut engine = Engine::new(EngineConfig::default()).unwrap();
     let gallery = engine.load_gallery(gallery).unwrap();
     let faces = engine.analyze(&load_rgb(&asset(photo)).unwrap()).unwrap();
@@ -168,6 +169,7 @@ fn one_person_under_two_names_is_not_named_with_confidence() {
         return;
     }
     let dir = temp_dir("margin");
+    let dir = dir.path();
     let gallery = build_gallery(
         &[
             ("obama", &format!("{TD}/obama.jpg")),
@@ -252,10 +254,11 @@ fn blurred_face_is_not_used_to_name_a_track() {
         return;
     }
     let dir = temp_dir("blur");
+    let dir = dir.path();
     let photo = format!("{TD}/knn_examples/test/obama1.jpg");
     let gallery = build_gallery(&[("obama", &photo)], &dir.join("obama.data"));
     let props = gallery_prop(&gallery);
-    let image = facerec_core::engine::load_rgb(&asset(&photo)).unwrap();
+    let image = facerec_core::stills::load_rgb(&asset(&photo)).unwrap();
     let blurred = dir.join("blurred.png");
     facerec_core::image::imageops::blur(&image, 32.0)
         .save(&blurred)

@@ -349,6 +349,7 @@ fn names_in_any_script_render_as_their_own_glyphs() {
         return;
     }
     let dir = temp_dir("unicode-label");
+    let dir = dir.path();
     let label_of = |name: &str, file: &str| {
         let gallery = build_gallery(
             &[(name, &format!("{TD}/knn_examples/train/obama/obama.jpg"))],
@@ -401,6 +402,7 @@ fn redact_unknown_pixelates_biden_and_leaves_obama() {
         return;
     }
     let dir = temp_dir("redact");
+    let dir = dir.path();
     let gallery = build_gallery(
         &[("obama", &format!("{TD}/knn_examples/train/obama/obama.jpg"))],
         &dir.join("obama.data"),
@@ -667,7 +669,8 @@ fn bad_models_fail_the_start_with_the_path() {
         err.starts_with("detector model not found at /nonexistent/yunet.onnx: set the element property or FACEREC_MODEL_DIR"),
         "{err}"
     );
-    let not_a_model = temp_dir("models").join("garbage.onnx");
+    let not_a_model_dir = temp_dir("models");
+    let not_a_model = not_a_model_dir.path().join("garbage.onnx");
     std::fs::write(&not_a_model, b"this is not an onnx file").unwrap();
     let err = start_error(&format!("recognizer={}", not_a_model.display()));
     assert!(
@@ -695,6 +698,7 @@ fn bad_galleries_fail_the_start_with_the_file_and_the_reason() {
         return;
     }
     let dir = temp_dir("bad-galleries");
+    let dir = dir.path();
     let good = std::fs::read(knn_gallery()).unwrap();
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.join(name);
@@ -767,9 +771,15 @@ fn bad_galleries_fail_the_start_with_the_file_and_the_reason() {
 
 /// The galleries of issue 8 that used to hang the element (reading `/dev/zero` or a FIFO with
 /// no writer forever) or abort the process (a 2^40 string length): (case, path, the refusal
-/// reason that must follow `gallery <path>: `).
-fn hostile_galleries(tag: &str) -> Vec<(&'static str, std::path::PathBuf, String)> {
-    let dir = temp_dir(&format!("hostile-{tag}"));
+/// reason that must follow `gallery <path>: `), and the folder holding them.
+fn hostile_galleries(
+    tag: &str,
+) -> (
+    tempfile::TempDir,
+    Vec<(&'static str, std::path::PathBuf, String)>,
+) {
+    let folder = temp_dir(&format!("hostile-{tag}"));
+    let dir = folder.path();
     let fifo = dir.join("fifo.data");
     if !fifo.exists() {
         let status = std::process::Command::new("mkfifo")
@@ -783,7 +793,7 @@ fn hostile_galleries(tag: &str) -> Vec<(&'static str, std::path::PathBuf, String
     std::fs::write(&crafted, &bytes).unwrap();
     // Magic (8), version (4) and payload length (8) before the payload, a sha256 after it.
     let payload = bytes.len() - 20 - 32;
-    vec![
+    let galleries = vec![
         (
             "dev-zero",
             "/dev/zero".into(),
@@ -795,7 +805,8 @@ fn hostile_galleries(tag: &str) -> Vec<(&'static str, std::path::PathBuf, String
             crafted,
             format!("corrupt: a length field claims more than the {payload}-byte payload can hold"),
         ),
-    ]
+    ];
+    (folder, galleries)
 }
 
 const HOSTILE_CASE: &str = "FACEREC_HOSTILE_CASE";
@@ -806,7 +817,8 @@ const HOSTILE_REASON: &str = "FACEREC_HOSTILE_REASON";
 /// hung, aborted or failed its assertions.
 fn try_hostile_galleries(child: &str) {
     let mut failures = Vec::new();
-    for (case, path, reason) in hostile_galleries(child) {
+    let (_folder, galleries) = hostile_galleries(child);
+    for (case, path, reason) in galleries {
         let outcome = run_child_test(
             child,
             &[
@@ -953,7 +965,8 @@ fn gallery_reload_while_playing_drops_no_frame() {
     );
 
     // A broken file while playing keeps the previous gallery and warns.
-    let broken = temp_dir("reload").join("broken.data");
+    let broken_dir = temp_dir("reload");
+    let broken = broken_dir.path().join("broken.data");
     std::fs::write(&broken, b"nope").unwrap();
     let hamilton = hamilton_gallery();
     let description = decode_pipeline(CLIP, "RGBx", &gallery_prop(&hamilton));
@@ -1076,7 +1089,7 @@ fn harness_attaches_roi_metas() {
     if !assets_ready() {
         return;
     }
-    let image = facerec_core::engine::load_rgb(&asset(&format!("{TD}/two_people.jpg"))).unwrap();
+    let image = facerec_core::stills::load_rgb(&asset(&format!("{TD}/two_people.jpg"))).unwrap();
     let (w, h) = (image.width(), image.height());
     let element = gst::ElementFactory::make("facerec")
         .property("gallery", knn_gallery().display().to_string())

@@ -186,7 +186,7 @@ fn detections_agree_in_every_format() {
 #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn golden_chip_from_rgb_i420_and_nv12_planes() {
     use facerec_core::align::align_face;
-    use facerec_core::engine::load_rgb;
+    use facerec_core::stills::load_rgb;
     if !assets_ready() {
         return;
     }

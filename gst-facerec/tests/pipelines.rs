@@ -28,7 +28,7 @@ fn copy_plugin() -> PathBuf {
         .to_path_buf();
     let built = deps.join("libgstfacerec.so");
     assert!(built.exists(), "{} not built", built.display());
-    let dir = temp_dir("plugin");
+    let dir = fixture_dir("plugin");
     std::fs::copy(&built, dir.join("libgstfacerec.so")).unwrap();
     dir
 }
@@ -90,6 +90,7 @@ fn file_to_jpeg_pipeline_writes_every_frame() {
     }
     let dir = plugin_dir();
     let out_dir = temp_dir("jpeg-out");
+    let out_dir = out_dir.path();
     let output = command("bash", &dir)
         .arg(Path::new(REPO).join("pipelines/file-to-jpeg.sh"))
         .env(
@@ -97,11 +98,11 @@ fn file_to_jpeg_pipeline_writes_every_frame() {
             asset("testdata/face_recognition/short_hamilton_clip.mp4"),
         )
         .env("GALLERY", hamilton_gallery())
-        .env("OUT_DIR", &out_dir)
+        .env("OUT_DIR", out_dir)
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
-    let jpegs = std::fs::read_dir(&out_dir)
+    let jpegs = std::fs::read_dir(out_dir)
         .unwrap()
         .filter(|e| {
             e.as_ref()
@@ -227,6 +228,7 @@ fn demo_script_enrols_and_annotates_the_clip() {
         model_tool.display()
     );
     let bin = temp_dir("demo-bin");
+    let bin = bin.path();
     std::fs::copy(
         plugin_dir().join("libgstfacerec.so"),
         bin.join("libgstfacerec.so"),
@@ -235,11 +237,12 @@ fn demo_script_enrols_and_annotates_the_clip() {
     let _ = std::fs::remove_file(bin.join("facerec-model"));
     std::os::unix::fs::symlink(&model_tool, bin.join("facerec-model")).unwrap();
     let work = temp_dir("demo");
+    let work = work.path();
     let out_dir = work.join("annotated");
     let output = Command::new("bash")
         .arg(Path::new(REPO).join("pipelines/demo.sh"))
         .args(["--no-apt", "--no-build"])
-        .env("BIN_DIR", &bin)
+        .env("BIN_DIR", bin)
         .env("DEMO_DIR", work.join("demo"))
         .env("OUT_DIR", &out_dir)
         .env("GST_REGISTRY", bin.join("registry.bin"))

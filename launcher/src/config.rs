@@ -855,8 +855,8 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_config_file() {
-        let dir = std::env::temp_dir().join(format!("facerec-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         let path = dir.join("launcher.yaml");
         std::fs::write(
             &path,
@@ -894,15 +894,14 @@ mod tests {
             )),
             "{err}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// `mdns: true` in the file used to be impossible to turn off (a plain bool flag could only
     /// add `true`); a file value of the wrong type is the file's error.
     #[test]
     fn a_flag_turns_off_what_the_file_turned_on() {
-        let dir = std::env::temp_dir().join(format!("facerec-mdns-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         let path = dir.join("launcher.yaml");
         std::fs::write(&path, "mdns: true\nretain-days: 7\n").unwrap();
         let file = path.to_str().unwrap();
@@ -928,7 +927,6 @@ mod tests {
                 path.display()
             )
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The camera cap comes from the config file too and counts the file's sources.
@@ -936,8 +934,8 @@ mod tests {
     fn the_config_file_cap_counts_its_sources() {
         gst::init().unwrap();
         ensure_facerec_plugin().unwrap();
-        let dir = std::env::temp_dir().join(format!("facerec-cap-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         let path = dir.join("launcher.yaml");
         std::fs::write(
             &path,
@@ -960,7 +958,6 @@ mod tests {
                 .to_string(),
             "jpeg-quality 101 is out of range: jpegenc's quality accepts 0 to 100"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

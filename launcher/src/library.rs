@@ -14,9 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use facerec_core::engine::{Engine, load_rgb};
-use facerec_core::gallery::{Gallery, check_person_name, write_atomically};
+use facerec_core::engine::Engine;
+use facerec_core::files::write_atomically;
+use facerec_core::gallery::{Gallery, check_person_name};
 use facerec_core::stills::StillScales;
+use facerec_core::stills::load_rgb;
 use serde::Serialize;
 
 use crate::camera::lock;

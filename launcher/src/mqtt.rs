@@ -1004,15 +1004,14 @@ mod tests {
 
     #[test]
     fn the_password_file_replaces_the_urls() {
-        let dir = std::env::temp_dir().join(format!("facerec-mqtt-pw-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         let file = dir.join("password");
         std::fs::write(&file, "from-file\n").unwrap();
         let mut a = args("mqtt://facerec:from-url@host");
         a.mqtt_password_file = Some(file);
         let c = MqttConfig::from_args(&a).unwrap().unwrap();
         assert_eq!(c.password.as_deref(), Some("from-file"));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

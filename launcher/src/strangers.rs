@@ -119,7 +119,8 @@ impl Strangers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use facerec_core::engine::{Engine, EngineConfig, load_rgb};
+    use facerec_core::engine::{Engine, EngineConfig};
+    use facerec_core::stills::load_rgb;
     use facerec_core::testsupport::{knn_train_photos, require, require_runtime};
     use std::collections::{HashMap, HashSet};
 

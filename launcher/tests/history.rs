@@ -640,7 +640,8 @@ fn enrol_from_history_in_chromium() {
     let _serial = serial();
     let data = fresh_data_dir();
     let launcher = start(&data, None, &[]);
-    let screenshot = temp_dir("chromium").join("enrol.png");
+    let screenshot_dir = temp_dir("chromium");
+    let screenshot = screenshot_dir.path().join("enrol.png");
     let out = Command::new("node")
         .arg(repo.join("launcher/tests/browser/enrol.mjs"))
         .args([launcher.base.as_str(), TOKEN, MIRANDA])
@@ -719,10 +720,12 @@ fn uploads_are_checked_like_train_and_memory_stays_bounded() {
     // A JPEG start marker followed by garbage: the decoder's own error, not a panic.
     let mut corrupt = vec![0xff, 0xd8, 0xff, 0xe0];
     corrupt.extend((0..4000u32).map(|i| (i * 7 % 251) as u8));
-    let big = temp_dir("upload").join("12000.png");
+    let big_dir = temp_dir("upload");
+    let big = big_dir.path().join("12000.png");
     zero_png(&big, 12000, 12000);
     let big = std::fs::read(&big).unwrap();
-    let grey = temp_dir("upload").join("grey.png");
+    let grey_dir = temp_dir("upload");
+    let grey = grey_dir.path().join("grey.png");
     zero_png(&grey, 640, 480);
     let grey = std::fs::read(&grey).unwrap();
     let before = peak_mb(pid);

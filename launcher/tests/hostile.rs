@@ -254,6 +254,7 @@ fn bad_redact_and_font_settings_are_one_line_at_start() {
         "facerec-launcher: redact = \"blur\" is not one of none, unknown, all"
     );
     let dir = temp_dir("redact-config");
+    let dir = dir.path();
     let config = dir.join("launcher.yaml");
     std::fs::write(
         &config,
@@ -302,7 +303,8 @@ fn a_device_or_fifo_gallery_fails_at_start() {
         "{err}"
     );
 
-    let fifo = temp_dir("fifo").join("model.data");
+    let fifo_dir = temp_dir("fifo");
+    let fifo = fifo_dir.path().join("model.data");
     let _ = std::fs::remove_file(&fifo);
     assert!(
         Command::new("mkfifo")

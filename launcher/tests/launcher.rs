@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use facerec_core::engine::load_rgb;
+use facerec_core::stills::load_rgb;
 use facerec_core::testsupport::on_ci;
 use serde_json::Value;
 
@@ -475,7 +475,9 @@ fn real_clients_read_the_stream() {
         // A few frames of the clip show no face: try up to three screenshots.
         let mut best = 0;
         for attempt in 0..3 {
-            let shot = temp_dir("chromium").join(format!("page-{attempt}.png"));
+            let shot_dir = temp_dir("chromium");
+            let shot = shot_dir.path().join(format!("page-{attempt}.png"));
+            let profile = temp_dir("chromium-profile");
             let out = Command::new("timeout")
                 .args([
                     "60",
@@ -490,10 +492,7 @@ fn real_clients_read_the_stream() {
                     "--no-first-run",
                     "--window-size=1280,800",
                 ])
-                .arg(format!(
-                    "--user-data-dir={}",
-                    temp_dir("chromium-profile").display()
-                ))
+                .arg(format!("--user-data-dir={}", profile.path().display()))
                 .arg(format!("--screenshot={}", shot.display()))
                 .arg(launcher.url("/"))
                 .output()
@@ -529,6 +528,7 @@ fn real_clients_read_the_stream() {
 
     if tool("cvlc") {
         let dir = temp_dir("vlc");
+        let dir = dir.path();
         let out_file = dir.join("recorded.mjpg");
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .unwrap();
@@ -884,7 +884,8 @@ fn gallery_reload_changes_the_names_and_needs_the_token() {
     // First Miranda's photo under another name; then the demo gallery, under the same path.
     const BEFORE: &str = "Not Yet Reloaded";
     let first = make_gallery("reload-first", &[(BEFORE, "lin-manuel-miranda.png")]);
-    let live = temp_dir("reload-live").join("model.data");
+    let live_dir = temp_dir("reload-live");
+    let live = live_dir.path().join("model.data");
     std::fs::copy(&first, &live).unwrap();
     let launcher = Launcher::start(
         &[
@@ -1033,7 +1034,8 @@ fn settings_come_from_flags_then_the_environment_then_the_file() {
     let _serial = serial();
     // The same setting three ways. A 30 fps test pattern capped at 2, 5 or 10 fps passes every
     // 15th, 6th or 3rd frame, so the served rate says which one won (load only lowers it).
-    let config = temp_dir("precedence").join("facerec.yaml");
+    let config_dir = temp_dir("precedence");
+    let config = config_dir.path().join("facerec.yaml");
     std::fs::write(
         &config,
         "max-fps: 10\nsources:\n  - name: pattern\n    uri: test://\n",
@@ -1090,6 +1092,7 @@ fn demo_environment_variables_and_the_media_folder() {
         .find(|n| !Path::new(&format!("/dev/video{n}")).exists())
         .unwrap();
     let media = temp_dir("media");
+    let media = media.path();
     let clip = asset(&format!("{TD}/short_hamilton_clip.mp4"));
     std::fs::copy(&clip, media.join("clip.mp4")).unwrap();
     let link = media.join("link.mp4");

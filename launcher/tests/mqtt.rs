@@ -658,7 +658,8 @@ fn the_last_will_says_offline_when_the_launcher_is_killed() {
     );
 
     // Again, with the password from a file (a mounted Secret), which has a trailing newline.
-    let secret = temp_dir("will-secret").join("password");
+    let secret_dir = temp_dir("will-secret");
+    let secret = secret_dir.path().join("password");
     std::fs::write(&secret, format!("{PASSWORD}\n")).unwrap();
     let url = format!("mqtt://{USER}@127.0.0.1:{}", broker.port);
     let mut launcher = Launcher::start(
@@ -838,7 +839,8 @@ fn removed_people_are_cleared_from_the_broker() {
 
 /// Runs the launcher with `args` and `envs`; returns its exit code and stderr.
 fn fails(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
-    let stderr = temp_dir("fails").join("stderr");
+    let stderr_dir = temp_dir("fails");
+    let stderr = stderr_dir.path().join("stderr");
     let mut child = launcher_command()
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
@@ -864,7 +866,8 @@ fn fails(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
 
 #[test]
 fn misconfigured_mqtt_stops_the_launcher_with_one_line() {
-    let secret = temp_dir("misconfigured").join("password");
+    let secret_dir = temp_dir("misconfigured");
+    let secret = secret_dir.path().join("password");
     std::fs::write(&secret, "Secr3tPw\n").unwrap();
     let secret = secret.to_str().unwrap();
     for (args, envs, says) in [

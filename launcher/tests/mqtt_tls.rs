@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -152,9 +152,9 @@ fn wait_connected(launcher: &Launcher, value: f64) {
     );
 }
 
-fn tls_dir(tag: &str) -> PathBuf {
+fn tls_dir(tag: &str) -> tempfile::TempDir {
     let dir = temp_dir(&format!("mqtt-tls-{tag}"));
-    make_certificates(&dir);
+    make_certificates(dir.path());
     dir
 }
 
@@ -165,6 +165,7 @@ fn mqtts_with_the_ca_file_connects_and_publishes_online() {
         return;
     }
     let dir = tls_dir("trusted");
+    let dir = dir.path();
     let broker = tls_broker(&dir);
     let (mut launcher, _stderr) = launcher(&[
         "--mqtt".into(),
@@ -195,6 +196,7 @@ fn mqtts_without_the_ca_is_refused_with_one_clear_line() {
         return;
     }
     let dir = tls_dir("untrusted");
+    let dir = dir.path();
     let broker = tls_broker(&dir);
     let (mut launcher, stderr) = launcher(&[
         "--mqtt".into(),

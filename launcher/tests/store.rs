@@ -19,27 +19,12 @@ const CHILD_DIR: &str = "FACEREC_STORE_TEST_CHILD_DIR";
 /// deletes as often as the child inserts once it is full.
 const CHILD_BUDGET: u64 = 450_000;
 
-/// A fresh directory, removed when the test ends.
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(tag: &str) -> TempDir {
-    let dir = std::env::temp_dir().join(format!("facerec-store-test-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    TempDir(dir)
+/// A fresh directory, removed when the test ends, passed or failed.
+fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("facerec-store-test-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn now_ms() -> i64 {
@@ -128,6 +113,7 @@ fn user_version(dir: &Path) -> i64 {
 #[test]
 fn insert_get_filter_page_and_delete() {
     let dir = temp_dir("query");
+    let dir = dir.path();
     let store = Store::open(&dir, Retention::default()).unwrap();
     assert!(store.is_persistent());
     let t = 1_750_000_000_000;
@@ -257,6 +243,7 @@ fn insert_get_filter_page_and_delete() {
 #[test]
 fn limit_is_clamped_to_500() {
     let dir = temp_dir("limit");
+    let dir = dir.path();
     let store = Store::open(&dir, Retention::default()).unwrap();
     for i in 0..502 {
         store.insert(event("door", "Anna", i, None)).unwrap();
@@ -275,6 +262,7 @@ fn limit_is_clamped_to_500() {
 #[test]
 fn events_and_crops_persist_across_reopen_and_ids_are_never_reused() {
     let dir = temp_dir("persist");
+    let dir = dir.path();
     let (first, second) = {
         let store = Store::open(&dir, Retention::default()).unwrap();
         let mut named = event("door", "Anna", 1000, Some(crop(1, 4000)));
@@ -309,6 +297,7 @@ fn events_and_crops_persist_across_reopen_and_ids_are_never_reused() {
 #[test]
 fn migrates_an_empty_file_and_reopens_idempotently() {
     let dir = temp_dir("migrate");
+    let dir = dir.path();
     std::fs::write(dir.join("events.db"), b"").unwrap();
     let store = Store::open(&dir, Retention::default()).unwrap();
     let id = store
@@ -381,6 +370,7 @@ fn migrates_an_empty_file_and_reopens_idempotently() {
 #[test]
 fn retention_by_bytes_removes_the_oldest_rows_and_files() {
     let dir = temp_dir("bytes");
+    let dir = dir.path();
     let per_event = 10_000 + ROW_OVERHEAD_BYTES;
     let retention = Retention {
         max_age: None,
@@ -427,6 +417,7 @@ fn retention_by_bytes_removes_the_oldest_rows_and_files() {
 #[test]
 fn retention_by_age_removes_events_older_than_max_age() {
     let dir = temp_dir("age");
+    let dir = dir.path();
     let now = now_ms();
     let hour = 3_600_000;
     let inserted: Vec<i64> = {
@@ -472,6 +463,7 @@ fn retention_by_age_removes_events_older_than_max_age() {
 #[test]
 fn open_repairs_what_a_crash_left_and_leaves_other_files_alone() {
     let dir = temp_dir("repair");
+    let dir = dir.path();
     let (kept, lost) = {
         let store = Store::open(&dir, Retention::default()).unwrap();
         let kept = store
@@ -510,6 +502,7 @@ fn open_repairs_what_a_crash_left_and_leaves_other_files_alone() {
 #[test]
 fn errors_name_the_path_and_a_second_store_on_one_directory_is_refused() {
     let dir = temp_dir("errors");
+    let dir = dir.path();
     let store = Store::open(&dir, Retention::default()).unwrap();
     let err = Store::open(&dir, Retention::default()).err().unwrap();
     assert!(matches!(err, StoreError::Locked { .. }));
@@ -610,6 +603,7 @@ const SIGKILL: i32 = 9;
 #[test]
 fn survives_sigkill_at_random_moments() {
     let dir = temp_dir("crash");
+    let dir = dir.path();
     let retention = Retention {
         max_age: None,
         max_bytes: Some(CHILD_BUDGET),

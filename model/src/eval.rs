@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use facerec_core::embed::euclidean;
-use facerec_core::engine::{Engine, load_rgb};
+use facerec_core::engine::Engine;
 use facerec_core::gallery::{Gallery, UNKNOWN};
 use facerec_core::stills::StillScales;
+use facerec_core::stills::load_rgb;
 use serde::Serialize;
 
 use crate::photos::{discover, is_image};

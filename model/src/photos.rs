@@ -227,8 +227,8 @@ mod tests {
 
     #[test]
     fn metadata_paths_are_relative_to_the_yaml() {
-        let dir = std::env::temp_dir().join(format!("facerec-photos-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         let yaml = dir.join("metadata.yaml");
         std::fs::write(
             &yaml,
@@ -249,6 +249,5 @@ mod tests {
             err,
             format!("{} is not a valid metadata.yaml", yaml.display())
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Result;
-use facerec_core::engine::{AnalyzedFace, Engine, load_rgb};
+use facerec_core::engine::{AnalyzedFace, Engine};
 use facerec_core::gallery::{ClosePair, Gallery};
 use facerec_core::stills::StillScales;
+use facerec_core::stills::load_rgb;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]

@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use facerec_core::gallery::{Gallery, write_atomically};
+use facerec_core::files::write_atomically;
+use facerec_core::gallery::Gallery;
 use rusty_s3::actions::{GetObject, PutObject};
 use rusty_s3::{Bucket, S3Action, UrlStyle};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};

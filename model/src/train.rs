@@ -4,9 +4,10 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use facerec_core::engine::{AnalyzedFace, Engine, EngineConfig, load_rgb};
+use facerec_core::engine::{AnalyzedFace, Engine, EngineConfig};
 use facerec_core::gallery::{Gallery, check_person_name};
 use facerec_core::stills::StillScales;
+use facerec_core::stills::load_rgb;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::photos::{LabelledPhoto, discover, shown_name};

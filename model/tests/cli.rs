@@ -47,6 +47,7 @@ fn train_and_identify_the_knn_examples() {
         return;
     }
     let dir = temp_dir("knn");
+    let dir = dir.path();
     let model = knn_model(&dir);
     let g = Gallery::load(&model).unwrap();
     assert_eq!(g.people.len(), 5);
@@ -102,6 +103,7 @@ fn bad_photos_are_reported_and_the_old_gallery_survives() {
         return;
     }
     let dir = temp_dir("greg");
+    let dir = dir.path();
     let photos = dir.join("face-images");
     std::fs::create_dir_all(&photos).unwrap();
     std::fs::copy(asset(&format!("{TD}/biden.jpg")), photos.join("Greg.jpg")).unwrap();
@@ -178,6 +180,7 @@ fn metadata_yaml_and_append() {
         return;
     }
     let dir = temp_dir("yaml");
+    let dir = dir.path();
     std::fs::create_dir_all(dir.join("img")).unwrap();
     std::fs::copy(asset(&format!("{TD}/obama.jpg")), dir.join("img/bo.jpg")).unwrap();
     std::fs::copy(
@@ -241,6 +244,7 @@ fn eval_on_sixteen_photos_of_eight_people_makes_no_error() {
         return;
     }
     let dir = temp_dir("eval");
+    let dir = dir.path();
     let model = knn_model(&dir);
     // The testdata README's 16 single-face photos of 8 identities, one folder per person.
     let people: [(&str, &[&str]); 8] = [
@@ -362,6 +366,7 @@ fn every_error_is_one_line_naming_the_file() {
         return;
     }
     let dir = temp_dir("errors");
+    let dir = dir.path();
     let model = knn_model(&dir);
     let bytes = std::fs::read(&model).unwrap();
     let cases: Vec<(&str, Vec<u8>, String)> = vec![
@@ -548,6 +553,7 @@ fn models_fetch_reproduces_both_models() {
         return;
     }
     let dir = temp_dir("fetch");
+    let dir = dir.path();
     let shared_models = asset("models");
     let o = Command::new(BIN)
         .args([
@@ -581,6 +587,7 @@ fn models_fetch_reproduces_both_models() {
     let wrong = dir.join("wrong.onnx");
     std::fs::write(&wrong, b"not yunet").unwrap();
     let other = temp_dir("fetch-wrong");
+    let other = other.path();
     let o = Command::new(BIN)
         .args([
             "models",
@@ -680,6 +687,7 @@ fn run_within(args: &[&str], limit: std::time::Duration) -> Output {
 #[test]
 fn a_crafted_length_prefix_is_one_line_not_an_abort() {
     let dir = temp_dir("crafted");
+    let dir = dir.path();
     for len in [1u64 << 20, 1 << 31, 1 << 40, u64::MAX] {
         let path = dir.join("crafted.data");
         std::fs::write(
@@ -705,6 +713,7 @@ fn a_crafted_length_prefix_is_one_line_not_an_abort() {
 #[test]
 fn special_and_oversized_galleries_are_refused_promptly() {
     let dir = temp_dir("special");
+    let dir = dir.path();
     let fifo = dir.join("fifo.data");
     let c = std::ffi::CString::new(s(&fifo)).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
@@ -723,7 +732,7 @@ fn special_and_oversized_galleries_are_refused_promptly() {
             "not a regular file (a FIFO); a gallery must be a regular file",
         ),
         (
-            dir.clone(),
+            dir.to_path_buf(),
             "not a regular file (a directory); a gallery must be a regular file",
         ),
         (
@@ -791,6 +800,7 @@ fn decompression_bombs_are_refused_from_their_header() {
         return;
     }
     let dir = temp_dir("bombs");
+    let dir = dir.path();
     let photos = dir.join("photos");
     std::fs::create_dir_all(&photos).unwrap();
     let png = photos.join("bomb.png");
@@ -841,6 +851,7 @@ fn train_refused(input: &Path, out: &Path) -> String {
 #[test]
 fn train_refuses_names_that_loading_would_refuse() {
     let dir = temp_dir("names");
+    let dir = dir.path();
     let out = dir.join("model.data");
     let long = "x".repeat(129);
     let long_file = format!("{long}.jpg");
@@ -914,6 +925,7 @@ fn train_refuses_names_that_loading_would_refuse() {
 #[test]
 fn one_photo_under_several_names_is_refused() {
     let dir = temp_dir("dup");
+    let dir = dir.path();
     std::fs::write(dir.join("p.jpg"), b"x").unwrap();
     let yaml = dir.join("metadata.yaml");
     std::fs::write(
@@ -937,6 +949,7 @@ fn one_photo_under_several_names_is_refused() {
 #[test]
 fn hidden_entries_and_symlink_loops_are_reported() {
     let dir = temp_dir("hidden");
+    let dir = dir.path();
     let photos = dir.join("photos");
     std::fs::create_dir_all(photos.join(".git")).unwrap();
     std::fs::create_dir_all(photos.join("Ann/.thumbs")).unwrap();
@@ -990,7 +1003,7 @@ fn metadata_parsing_touches_no_file() {
 /// `obama.jpg` upscaled 4x (3640x4548, a 928 px face), saved as a JPEG in `dir`.
 fn upscaled_obama(dir: &Path, file: &str) -> PathBuf {
     use facerec_core::image::imageops;
-    let native = facerec_core::engine::load_rgb(&asset(&format!("{TD}/obama.jpg"))).unwrap();
+    let native = facerec_core::stills::load_rgb(&asset(&format!("{TD}/obama.jpg"))).unwrap();
     let big = imageops::resize(
         &native,
         native.width() * 4,
@@ -1016,6 +1029,7 @@ fn a_photo_at_camera_size_is_found_by_embed_identify_and_train() {
         return;
     }
     let dir = temp_dir("upscaled");
+    let dir = dir.path();
     let photos = dir.join("photos");
     std::fs::create_dir_all(&photos).unwrap();
     let big = upscaled_obama(&photos, "Obama.jpg");
@@ -1098,6 +1112,7 @@ fn train_and_inspect_warn_of_two_names_for_one_face() {
         return;
     }
     let dir = temp_dir("lint");
+    let dir = dir.path();
     let photos = dir.join("photos");
     std::fs::create_dir_all(&photos).unwrap();
     std::fs::copy(asset(&format!("{TD}/obama.jpg")), photos.join("obama.jpg")).unwrap();
@@ -1150,6 +1165,7 @@ fn train_and_inspect_warn_of_two_names_for_one_face() {
 
     // The knn gallery's people are all farther apart than the threshold: no warning.
     let knn_dir = temp_dir("lint-knn");
+    let knn_dir = knn_dir.path();
     let knn = knn_dir.join("model.data");
     let o = run(&[
         "train",

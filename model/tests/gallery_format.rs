@@ -7,9 +7,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use facerec_core::engine::{Engine, EngineConfig, load_rgb};
+use facerec_core::engine::{Engine, EngineConfig};
 use facerec_core::gallery::{DEFAULT_THRESHOLD, Gallery};
 use facerec_core::stills::StillScales;
+use facerec_core::stills::load_rgb;
 use facerec_core::testsupport::{require, require_runtime};
 use serde_json::Value;
 
@@ -63,6 +64,7 @@ fn embedding_bits(g: &Gallery) -> Vec<(String, String, Vec<u32>)> {
 #[test]
 fn inspect_shows_the_format_and_upgrade_rewrites_the_fixture_in_place() {
     let dir = temp_dir("in-place");
+    let dir = dir.path();
     let path = dir.join("model.data");
     std::fs::copy(fixture(), &path).unwrap();
     let old = Gallery::load(&path).unwrap();
@@ -122,12 +124,12 @@ fn inspect_shows_the_format_and_upgrade_rewrites_the_fixture_in_place() {
         std::fs::metadata(&path).unwrap().modified().unwrap(),
         modified
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn upgrade_to_another_file_leaves_the_input_alone_and_errors_name_the_file() {
     let dir = temp_dir("output");
+    let dir = dir.path();
     let input = dir.join("in.data");
     std::fs::copy(fixture(), &input).unwrap();
     let original = std::fs::read(&input).unwrap();
@@ -212,7 +214,6 @@ fn upgrade_to_another_file_leaves_the_input_alone_and_errors_name_the_file() {
     assert_eq!(std::fs::read(&garbage).unwrap(), b"\x80\x04\x95pickle");
     assert_eq!(std::fs::read(&input).unwrap(), original);
     assert!(!missing.exists() && !nowhere.exists());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The old and the upgraded gallery name every face of the knn test photos alike, at the same
@@ -227,6 +228,7 @@ fn the_upgraded_fixture_names_the_knn_test_photos_at_identical_distances() {
         return;
     };
     let dir = temp_dir("identify");
+    let dir = dir.path();
     let v1 = fixture();
     let v3 = dir.join("model.data");
     let o = run(&["upgrade", s(&v1), "-o", s(&v3)]);
@@ -292,5 +294,4 @@ fn the_upgraded_fixture_names_the_knn_test_photos_at_identical_distances() {
     }
     // Every face of the five photos: 1 + 1 + 2 + 1 + 3.
     assert_eq!(compared, 8);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -362,11 +362,15 @@ fn test_pki(dir: &Path) -> Option<TestPki> {
     })
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("facerec-s3-test-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh folder, removed when the returned guard drops, whether the test passes or fails.
+/// Mode 0755 like a folder made by hand: tools the tests run as another user (mosquitto, VLC)
+/// read files in it (tempfile's default is 0700).
+fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("facerec-s3-test-{tag}-"))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .tempdir()
+        .unwrap()
 }
 
 /// A valid gallery with the given people (one made-up 128-d embedding each).
@@ -428,6 +432,7 @@ fn assert_only(dir: &Path, expected: &[&str]) {
 fn publish_then_pull_round_trip() {
     let Some(moto) = moto() else { return };
     let dir = temp_dir("roundtrip");
+    let dir = dir.path();
     let model = gallery_file(&dir, "model.data", &["Greg", "Lin-Manuel Miranda"]);
 
     let o = moto.run(&[
@@ -487,6 +492,7 @@ fn publish_then_pull_round_trip() {
 fn pull_resolves_latest() {
     let Some(moto) = moto() else { return };
     let dir = temp_dir("latest");
+    let dir = dir.path();
     let old = gallery_file(&dir, "old.data", &["Greg"]);
     let new = gallery_file(&dir, "new.data", &["Greg", "Lin-Manuel Miranda", "Obama"]);
     let to = format!("s3://{BUCKET}/edge/faces");
@@ -546,6 +552,7 @@ fn pull_resolves_latest() {
 fn corrupt_object_is_refused_and_the_output_untouched() {
     let Some(moto) = moto() else { return };
     let dir = temp_dir("corrupt");
+    let dir = dir.path();
     let good = gallery_file(&dir, "model.data", &["Greg"]);
     let before = std::fs::read(&good).unwrap();
 
@@ -590,6 +597,7 @@ fn corrupt_object_is_refused_and_the_output_untouched() {
 fn wrong_credentials_give_a_clear_error() {
     let Some(moto) = moto() else { return };
     let dir = temp_dir("creds");
+    let dir = dir.path();
     let model = gallery_file(&dir, "model.data", &["Greg"]);
     let before = std::fs::read(&model).unwrap();
     let o = moto.run(&[
@@ -664,6 +672,7 @@ fn wrong_credentials_give_a_clear_error() {
 )]
 fn https_endpoint_with_a_private_ca() {
     let dir = temp_dir("tls");
+    let dir = dir.path();
     let Some(pki) = test_pki(&dir) else { return };
     let Some(moto) = moto_with(Some(&pki)) else {
         return;
@@ -726,6 +735,7 @@ fn https_endpoint_with_a_private_ca() {
 #[test]
 fn a_bad_ca_bundle_is_named() {
     let dir = temp_dir("bundle");
+    let dir = dir.path();
     let model = gallery_file(&dir, "model.data", &["Greg"]);
     let not_pem = dir.join("not-a-ca.pem");
     std::fs::write(&not_pem, "hello\n").unwrap();

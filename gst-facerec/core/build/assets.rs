@@ -3,6 +3,8 @@
 // is marked `#[cfg_attr(facerec_assets_missing, ignore = "...")]` and shows as "ignored" in the
 // summary instead of a silent "ok". Under CI the cfg is never set: a missing asset fails.
 
+include!("../src/testsupport/ci.rs");
+
 /// Emits the `facerec_assets_missing` cfg when the shared assets or ONNX Runtime are absent and
 /// `CI` is unset. `workspace_root` is the checkout root, relative to the crate's manifest.
 fn emit_assets_cfg(workspace_root: &str) {
@@ -31,8 +33,7 @@ fn emit_assets_cfg(workspace_root: &str) {
     for path in &needed {
         println!("cargo::rerun-if-changed={}", path.display());
     }
-    let on_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    if !on_ci && needed.iter().any(|p| !p.exists()) {
+    if !on_ci() && needed.iter().any(|p| !p.exists()) {
         println!("cargo::rustc-cfg=facerec_assets_missing");
     }
 }

@@ -43,14 +43,14 @@
 //!
 //! [postcard]: https://docs.rs/postcard/1
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::embed::{Embedding, euclidean};
+use crate::files::write_atomically;
 use crate::models::hex;
 use crate::{Error, Result};
 
@@ -771,33 +771,6 @@ pub fn upgrade(input: &Path, output: &Path) -> Result<Upgrade> {
     })
 }
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "gallery".into());
-    let tmp: PathBuf = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1350,7 +1323,8 @@ mod tests {
     #[test]
     #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
     fn a_rejected_face_is_not_named_but_other_photos_still_are() {
-        use crate::engine::{Engine, EngineConfig, load_rgb};
+        use crate::engine::{Engine, EngineConfig};
+        use crate::stills::load_rgb;
         use crate::testsupport::{require, require_runtime};
         if !require_runtime() || require("models/yunet_s_dynamic.onnx").is_none() {
             return;
@@ -1529,8 +1503,8 @@ mod tests {
 
     #[test]
     fn save_is_atomic_and_load_names_the_file() {
-        let dir = std::env::temp_dir().join(format!("facerec-gallery-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         let path = dir.join("model.data");
         sample().save(&path).unwrap();
         assert_eq!(Gallery::load(&path).unwrap(), sample());
@@ -1550,12 +1524,12 @@ mod tests {
                 path.display()
             )
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn upgrade_rewrites_old_files_atomically_and_leaves_version_3_alone() {
         let dir = temp("upgrade");
+        let dir = dir.path();
         let path = dir.join("model.data");
         let g = sample();
         let v1 = legacy::encode(&g);
@@ -1634,7 +1608,6 @@ mod tests {
             )
         );
         assert_eq!(std::fs::read(&old).unwrap(), v1);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The largest single allocation made on this thread since the last reset: the proof that
@@ -1711,12 +1684,11 @@ mod tests {
         );
     }
 
-    fn temp(tag: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("facerec-gallery-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    fn temp(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("facerec-gallery-{tag}-"))
+            .tempdir()
+            .unwrap()
     }
 
     /// `Gallery::load` on another thread, with a bound on how long it may take: the point of
@@ -1739,6 +1711,7 @@ mod tests {
             "gallery /dev/zero: not a regular file (a character device); a gallery must be a regular file"
         );
         let dir = temp("special");
+        let dir = dir.path();
         let fifo = dir.join("model.data");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
@@ -1762,12 +1735,12 @@ mod tests {
         assert!(load_promptly(&link).ends_with(
             "not a regular file (a character device); a gallery must be a regular file"
         ));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn files_past_the_size_cap_are_refused_unread() {
         let dir = temp("large");
+        let dir = dir.path();
         let path = dir.join("model.data");
         // Sparse: no disk space, and reading it would give 64 MiB of zeros.
         std::fs::File::create(&path)
@@ -1795,6 +1768,5 @@ mod tests {
                 path.display()
             )
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

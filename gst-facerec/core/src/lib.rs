@@ -14,12 +14,15 @@
 //!   (alignment, redaction), and what to draw on them (boxes, anti-aliased labels).
 //! * [`engine`]: all of the above per frame, with names decided per track.
 //! * [`runtime`] and [`models`]: finding and loading ONNX Runtime and the model files.
+//! * [`stills`]: photo files (size-checked, EXIF-upright loading) and face detection in them at any size.
+//! * [`files`]: atomic file writes, shared by the gallery, the model fetch and the launcher.
 
 pub mod align;
 pub mod detect;
 pub mod embed;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod frame;
 pub mod gallery;
 pub mod geometry;
@@ -29,6 +32,7 @@ pub mod overlay;
 pub mod quality;
 pub mod runtime;
 pub mod stills;
+#[cfg(any(test, feature = "testsupport"))]
 pub mod testsupport;
 pub mod tracker;
 

@@ -978,8 +978,8 @@ mod tests {
             "cannot read font file /nonexistent/fonts/Missing.ttf: No such file or directory (os error 2)"
         );
 
-        let dir = std::env::temp_dir().join(format!("facerec-overlay-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         let text = dir.join("not-a-font.ttf");
         std::fs::write(&text, "this is not a font\n".repeat(100)).unwrap();
         let err = Painter::new(Some(&text)).unwrap_err();
@@ -998,7 +998,6 @@ mod tests {
                 dir.display()
             )
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

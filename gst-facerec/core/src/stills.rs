@@ -35,8 +35,81 @@ use std::borrow::Cow;
 
 use image::RgbImage;
 
-use crate::Result;
 use crate::detect::{Detection, Detector, NetworkInput};
+use crate::{Error, Result};
+
+/// The largest photo `load_rgb` decodes, in pixels. Phone cameras write up to about 50 MP
+/// (8160x6120 = 49.9 MP); 64 MP (8192x8192) admits those with margin, while a decompression
+/// bomb (a 1.5 MB PNG of 40000x40000) is refused from its header. A 64 MP photo decodes to
+/// 192 MB of RGB.
+pub const MAX_IMAGE_PIXELS: u64 = 64_000_000;
+
+/// The longest side `load_rgb` accepts: the decoders refuse past it before allocating. Anything
+/// longer than this is over the pixel cap unless it is a sliver, and no face photo is.
+pub const MAX_IMAGE_SIDE: u32 = 32_768;
+
+/// The most the decoder may allocate: the decoded buffer of a `MAX_IMAGE_PIXELS` image in the
+/// widest format the decoders produce (16-bit RGBA, 8 bytes a pixel).
+pub const MAX_IMAGE_ALLOC: u64 = MAX_IMAGE_PIXELS * 8;
+
+/// Loads an image file (JPEG or PNG, any bit depth or alpha) as 8-bit RGB, upright according
+/// to its EXIF orientation. The size comes from the header and is checked against
+/// [`MAX_IMAGE_PIXELS`] before anything is decoded, and the decoder runs under `image`'s
+/// [`Limits`](image::Limits) (sides and allocation), so a decompression bomb costs nothing.
+///
+/// Large JPEGs are not decoded downscaled: `image` 0.25 decodes JPEG with zune-jpeg, which has
+/// no scaled (1/2, 1/4, 1/8) IDCT, and `image` exposes no such option; they are refused past the
+/// cap instead.
+pub fn load_rgb(path: &std::path::Path) -> Result<RgbImage> {
+    use image::ImageDecoder;
+    let image_error = |e: image::ImageError| Error::Image {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    let mut reader = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    // The PNG decoder takes its limits when it is made (its chunk buffers count against
+    // `max_alloc`); the sides are left to our own check below, which gives the clearer line.
+    // The full limits are set before any pixel is decoded.
+    // The other decoders only read the header when they are made.
+    if reader.format() == Some(image::ImageFormat::Png) {
+        let mut header_limits = image::Limits::default();
+        header_limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+        reader.limits(header_limits);
+    } else {
+        reader.no_limits();
+    }
+    let mut decoder = reader.into_decoder().map_err(image_error)?;
+    let (width, height) = decoder.dimensions();
+    check_image_size(path, width, height)?;
+    decoder.set_limits(limits).map_err(image_error)?;
+    let orientation = decoder.orientation().map_err(image_error)?;
+    let mut image = image::DynamicImage::from_decoder(decoder).map_err(image_error)?;
+    image.apply_orientation(orientation);
+    Ok(image.to_rgb8())
+}
+
+/// Refuses an image larger than [`MAX_IMAGE_PIXELS`] (or longer than [`MAX_IMAGE_SIDE`]).
+pub fn check_image_size(path: &std::path::Path, width: u32, height: u32) -> Result<()> {
+    let pixels = width as u64 * height as u64;
+    if pixels > MAX_IMAGE_PIXELS || width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{width}x{height} pixels ({:.1} megapixels) is larger than the limit of {} megapixels and {MAX_IMAGE_SIDE} pixels a side; scale it down",
+                pixels as f64 / 1e6,
+                MAX_IMAGE_PIXELS / 1_000_000
+            ),
+        });
+    }
+    Ok(())
+}
 
 /// The long side of the last level, for a face that fills the photo.
 pub const WHOLE_SIDE: u32 = 256;

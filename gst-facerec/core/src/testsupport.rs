@@ -1,9 +1,15 @@
-//! Locating the shared test data and models for tests and benchmarks.
+//! Locating the shared test data and models for tests and benchmarks. Not part of the
+//! library's API: it is compiled only for the core's own unit tests and under the
+//! `testsupport` feature, which the workspace's crates enable for their tests alone (as a
+//! dev-dependency), so no release build carries it.
 //!
 //! Tests that need `../shared` skip with a loud message only when it is genuinely absent and
 //! `CI` is unset; under `CI=true` a missing asset fails the test.
 
 use std::path::PathBuf;
+
+mod ci;
+pub use ci::on_ci;
 
 /// `../shared` beside the source tree, or `$FACEREC_SHARED_DIR`.
 pub fn shared_dir() -> PathBuf {
@@ -11,14 +17,6 @@ pub fn shared_dir() -> PathBuf {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")),
     }
-}
-
-/// Whether this is a CI run, where a missing asset fails instead of skipping. The one place that
-/// reads `CI`: `true`, `1` or any other non-empty value but `0` and `false` counts.
-pub fn on_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| !v.is_empty() && v != "0" && v != "false")
-        .unwrap_or(false)
 }
 
 /// The path of a file under the shared folder, or `None` (after a loud message) when it is
@@ -92,7 +90,7 @@ pub fn knn_gallery(engine: &mut crate::engine::Engine) -> crate::gallery::Galler
     let recognizer = engine.recognizer();
     let mut gallery = crate::gallery::Gallery::new(recognizer.sha256(), recognizer.dim());
     for (name, photo) in knn_train_photos().unwrap_or_default() {
-        let image = crate::engine::load_rgb(&photo).unwrap();
+        let image = crate::stills::load_rgb(&photo).unwrap();
         let faces = engine.analyze(&image).unwrap();
         assert_eq!(faces.len(), 1, "{}", photo.display());
         let embedding = faces[0].embedding.clone().unwrap();

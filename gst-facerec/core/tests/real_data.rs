@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use facerec_core::align::{Chip, align_face};
-use facerec_core::engine::{Engine, EngineConfig, load_rgb};
+use facerec_core::engine::{Engine, EngineConfig};
+use facerec_core::stills::load_rgb;
 use facerec_core::testsupport::{knn_gallery, require, require_runtime};
 use serde_json::Value;
 
@@ -244,7 +245,12 @@ fn exif_orientation_is_honoured() {
         0x00, // Orientation = 6
         0x00, 0x00, 0x00, 0x00, // no next IFD
     ];
-    let path = std::env::temp_dir().join(format!("facerec-exif-{}.jpg", std::process::id()));
+    let file = tempfile::Builder::new()
+        .prefix("facerec-exif-")
+        .suffix(".jpg")
+        .tempfile()
+        .unwrap();
+    let path = file.path();
     let mut bytes = Vec::new();
     let mut encoder = JpegEncoder::new_with_quality(&mut bytes, 95);
     encoder.set_exif_metadata(exif_orientation_6).unwrap();

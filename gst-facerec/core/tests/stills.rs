@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use facerec_core::engine::{AnalyzedFace, Engine, EngineConfig, load_rgb};
+use facerec_core::engine::{AnalyzedFace, Engine, EngineConfig};
 use facerec_core::image::{RgbImage, imageops};
 use facerec_core::stills::StillScales;
+use facerec_core::stills::load_rgb;
 use facerec_core::testsupport::{knn_gallery, knn_train_photos, require, require_runtime};
 
 const TD: &str = "testdata/face_recognition";

@@ -5,8 +5,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use facerec_core::engine::{Engine, EngineConfig, load_rgb};
+use facerec_core::engine::{Engine, EngineConfig};
 use facerec_core::image::{Rgb, RgbImage, imageops};
+use facerec_core::stills::load_rgb;
 use facerec_core::testsupport::{require, require_runtime};
 
 /// Live bytes allocated through Rust's allocator, and their peak since the last reset.

@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Once, OnceLock};
 
-use facerec_core::engine::{Engine, EngineConfig, load_rgb};
+use facerec_core::engine::{Engine, EngineConfig};
 use facerec_core::gallery::Gallery;
+use facerec_core::stills::load_rgb;
 use facerec_core::testsupport::{require, require_runtime};
 use gst::prelude::*;
 
@@ -39,10 +40,26 @@ pub fn asset(relative: &str) -> PathBuf {
     require(relative).expect("asset checked by assets_ready")
 }
 
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("facerec-test-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh folder, removed when the returned guard drops, whether the test passes or fails.
+/// Mode 0755 like a folder made by hand: tools the tests run as another user (mosquitto, VLC)
+/// read files in it (tempfile's default is 0700).
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("facerec-test-{tag}-"))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .tempdir()
+        .unwrap()
+}
+
+/// A folder for what must outlive one test: a fixture built once per process (a gallery), or a
+/// spawned launcher's data folder. It lives in cargo's scratch folder for integration tests
+/// (`target/tmp`, removed by `cargo clean`) rather than in /tmp, and is not removed by the tests.
+pub fn fixture_dir(tag: &str) -> PathBuf {
+    tempfile::Builder::new()
+        .prefix(&format!("{tag}-"))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep()
 }
 
 /// Enrols one embedding per photo, under the given name.
@@ -93,7 +110,7 @@ pub fn knn_gallery() -> PathBuf {
             .iter()
             .map(|(n, p)| (n.as_str(), p.as_str()))
             .collect();
-        build_gallery(&refs, &temp_dir("knn").join("model.data"))
+        build_gallery(&refs, &fixture_dir("knn").join("model.data"))
     })
     .clone()
 }
@@ -110,7 +127,7 @@ pub fn hamilton_gallery() -> PathBuf {
                 ),
                 ("Alex Lacamoire", &format!("{TD}/alex-lacamoire.png")),
             ],
-            &temp_dir("hamilton").join("model.data"),
+            &fixture_dir("hamilton").join("model.data"),
         )
     })
     .clone()

@@ -75,7 +75,6 @@ pub struct Broker {
 impl Broker {
     pub fn start(tag: &str) -> Broker {
         let dir = std::env::temp_dir().join(format!("facerec-mqtt-{}", unique(tag)));
-        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("db")).unwrap();
         let passwords = dir.join("passwords");
         let made = Command::new("mosquitto_passwd")

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use facerec_core::engine::{Engine, EngineConfig, load_rgb};
+use facerec_core::engine::{Engine, EngineConfig};
 use facerec_core::gallery::Gallery;
+use facerec_core::stills::load_rgb;
 use facerec_core::testsupport::{require, require_runtime};
 pub mod broker;
 
@@ -34,13 +35,26 @@ pub fn asset(relative: &str) -> PathBuf {
     require(relative).expect("checked by ready()")
 }
 
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "facerec-launcher-test-{}-{tag}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh folder, removed when the returned guard drops, whether the test passes or fails.
+/// Mode 0755 like a folder made by hand: tools the tests run as another user (mosquitto, VLC)
+/// read files in it (tempfile's default is 0700).
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("facerec-launcher-test-{tag}-"))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .tempdir()
+        .unwrap()
+}
+
+/// A folder for what must outlive one test: a fixture built once per process (a gallery), or a
+/// spawned launcher's data folder. It lives in cargo's scratch folder for integration tests
+/// (`target/tmp`, removed by `cargo clean`) rather than in /tmp, and is not removed by the tests.
+pub fn fixture_dir(tag: &str) -> PathBuf {
+    tempfile::Builder::new()
+        .prefix(&format!("{tag}-"))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep()
 }
 
 /// A gallery of `(name, photo)` pairs, saved as `model.data` in a folder named after `tag`.
@@ -54,7 +68,7 @@ pub fn make_gallery(tag: &str, people: &[(&str, &str)]) -> PathBuf {
             .remove(0);
         g.add(name, photo, face.embedding.unwrap()).unwrap();
     }
-    let path = temp_dir(tag).join("model.data");
+    let path = fixture_dir(tag).join("model.data");
     g.save(&path).unwrap();
     path
 }
@@ -62,9 +76,7 @@ pub fn make_gallery(tag: &str, people: &[(&str, &str)]) -> PathBuf {
 /// A fresh data folder (history, face library) for one launcher, so that tests never share one
 /// or touch ~/.local/state.
 pub fn fresh_data_dir() -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    temp_dir(&format!("data-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+    fixture_dir("data")
 }
 
 /// The demo's two known faces.

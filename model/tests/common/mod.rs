@@ -1,17 +1,20 @@
 //! Helpers shared by the model tool's integration tests (`cli.rs`, `gallery_format.rs`).
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_facerec-model");
 
-/// A fresh folder for one test (the process id keeps test binaries apart).
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("facerec-model-test-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh folder, removed when the returned guard drops, whether the test passes or fails.
+/// Mode 0755 like a folder made by hand: tools the tests run as another user (mosquitto, VLC)
+/// read files in it (tempfile's default is 0700).
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("facerec-model-test-{tag}-"))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .tempdir()
+        .unwrap()
 }
 
 /// `facerec-model ARGS`, as a user runs it.
