@@ -66,8 +66,11 @@ fetch() {
         reason="sha256 mismatch: expected ${sha256[$f]}, got $got"
         return 1
     fi
-    chmod 644 "$tmp"
-    mv -f "$tmp" "$cache/$f"
+    # (errexit is off in a function called from `if`: each step is checked.)
+    if ! chmod 644 "$tmp" || ! mv -f "$tmp" "$cache/$f"; then
+        reason="cannot write to $cache"
+        return 1
+    fi
     tmp=""
 }
 fetched=()
