@@ -6,9 +6,11 @@
 #   launcher/demo.sh [SETUP_OPTIONS] [-- LAUNCHER_OPTIONS]
 #
 # SETUP_OPTIONS go to deploy/setup.sh (e.g. --no-apt), LAUNCHER_OPTIONS to facerec-launcher
-# (e.g. -- --mdns). LISTEN, INPUT and FACES_DIR (read by pipelines/demo-gallery.sh) may be set. FACEREC_BIN_DIR=DIR runs the
-# facerec-model and facerec-launcher already built in DIR instead of building release ones
-# (the tests run it with their own build).
+# (e.g. -- --mdns). LISTEN, INPUT (the clip) and FACES_DIR (the two faces) may be set; otherwise
+# pipelines/demo-assets.sh finds them in ../shared or .cache/demo, or downloads them. Without them
+# the demo still serves: camera "clip" becomes a test pattern, with no known faces (announced on
+# stderr). FACEREC_BIN_DIR=DIR runs the facerec-model and facerec-launcher already built in DIR
+# instead of building release ones (the tests run it with their own build).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -28,12 +30,39 @@ else
     bin="${CARGO_TARGET_DIR:-$repo/target}/release"
 fi
 
+# The clip and the two faces: INPUT and FACES_DIR win; what they leave open comes from
+# demo-assets.sh. Exit 3 from it means "not available" (it said why): fall back, announced.
+clip="${INPUT:-}"
+faces="${FACES_DIR:-}"
+if [ -z "$clip" ] || [ -z "$faces" ]; then
+    status=0
+    assets="$(pipelines/demo-assets.sh)" || status=$?
+    if [ "$status" = 0 ]; then
+        clip="${clip:-$assets/short_hamilton_clip.mp4}"
+        faces="${faces:-$assets}"
+    elif [ "$status" = 3 ]; then
+        what=""
+        [ -z "$clip" ] && what='camera "clip" shows test://?pattern=ball instead of the sample clip'
+        [ -z "$faces" ] && what="${what:+$what, }no face is known"
+        echo "launcher/demo.sh: serving without them: $what" >&2
+    else
+        exit "$status"
+    fi
+fi
+
 # The demo's two known faces, enrolled by the same script as pipelines/demo.sh uses.
 work="$repo/target/demo"
-DEMO_DIR="$work" FACEREC_MODEL_BIN="$bin/facerec-model" pipelines/demo-gallery.sh
-
-clip="${INPUT:-$repo/../shared/testdata/face_recognition/short_hamilton_clip.mp4}"
+gallery=()
+if [ -n "$faces" ]; then
+    FACES_DIR="$faces" DEMO_DIR="$work" FACEREC_MODEL_BIN="$bin/facerec-model" pipelines/demo-gallery.sh
+    gallery=(--gallery "$work/model.data")
+fi
+if [ -n "$clip" ]; then
+    source="clip=file://$(realpath "$clip")?loop=true"
+else
+    source="clip=test://?pattern=ball"
+fi
 # exec: the launcher takes over this process, so Ctrl-C and SIGTERM reach it directly and no
 # child is left behind.
-exec "$bin/facerec-launcher" --listen "${LISTEN:-127.0.0.1:8080}" --gallery "$work/model.data" \
-    --source "clip=file://$(realpath "$clip")?loop=true" "$@"
+exec "$bin/facerec-launcher" --listen "${LISTEN:-127.0.0.1:8080}" ${gallery[@]+"${gallery[@]}"} \
+    --source "$source" "$@"

@@ -59,6 +59,8 @@ check "argocd: the Application example is valid" \
     env NODE_PATH="$node_modules" node deploy/tests/argocd.mjs deploy/microshift/argocd/application.yaml
 check "tekton: tekton-lint finds no error or warning in the tasks, pipelines and runs" \
     "$node_modules/.bin/tekton-lint" --color=false --max-warnings 0 'model/tekton/**/*.yaml'
+check "demo assets: found in shared, else fetched (sha256 checked), else a test pattern, announced" \
+    bash deploy/tests/demo-assets.sh
 
 if [ "$images" = 1 ]; then
     check "images: build the launcher and model images (debootstrap base, podman build)" \

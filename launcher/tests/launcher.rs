@@ -1309,3 +1309,94 @@ fn the_demo_script_serves_the_clip_and_stops_on_a_signal() {
     assert!(status.success(), "{status:?}");
     drop(stream);
 }
+
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn the_demo_script_without_shared_or_network_serves_a_test_pattern_and_says_why() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo.sh");
+    let bin = Path::new(BIN).parent().unwrap();
+    // A fresh clone: no test data where FACEREC_SHARED_DIR points, an empty cache, and an
+    // upstream that refuses connections. The models stay reachable (deploy/setup.sh would
+    // otherwise fetch them), so only the clip and the faces are missing.
+    let models = asset("models/yunet_s_dynamic.onnx");
+    let hidden = temp_dir("demo-no-shared");
+    let cache = temp_dir("demo-empty-cache");
+    let stderr_path = temp_dir("demo-fallback").join("stderr");
+    let unreachable = "http://127.0.0.1:9";
+    let mut cmd = clean_env(Command::new(&script));
+    cmd.args(["--no-apt"])
+        .env("FACEREC_BIN_DIR", bin)
+        .env("LISTEN", "127.0.0.1:0")
+        .env("FACEREC_SHARED_DIR", &hidden)
+        .env("FACEREC_MODEL_DIR", models.parent().unwrap())
+        .env("FACEREC_DEMO_CACHE", &cache)
+        .env("FACEREC_DEMO_URL", unreachable)
+        .env_remove("INPUT")
+        .env_remove("FACES_DIR")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    struct Group(u32);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            // Quiet: the group is usually gone by then.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.0)])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let child = cmd.spawn().unwrap();
+    let _group = Group(child.id());
+    let mut launcher = Launcher::wait_listening(child);
+
+    // What the script said before the launcher took over: what is missing, where it looked,
+    // the URL and curl's reason (its time masked), then the fallback.
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    let said: Vec<String> = stderr
+        .lines()
+        .take(2)
+        .map(|line| match (line.rfind(" after "), line.rfind(" ms: ")) {
+            (Some(a), Some(b)) if a < b => format!("{} after N{}", &line[..a], &line[b..]),
+            _ => line.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            format!(
+                "demo-assets: no short_hamilton_clip.mp4, lin-manuel-miranda.png, alex-lacamoire.png in {}/testdata/face_recognition or {}, and fetching {unreachable}/short_hamilton_clip.mp4 failed: (7) Failed to connect to 127.0.0.1 port 9 after N ms: Couldn't connect to server",
+                hidden.display(),
+                cache.display()
+            ),
+            "launcher/demo.sh: serving without them: camera \"clip\" shows test://?pattern=ball instead of the sample clip, no face is known".to_string(),
+        ],
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        0,
+        "nothing is left in the cache"
+    );
+
+    // The page and the stream come up, from the test pattern, with no gallery.
+    let (status, page) = launcher.request("GET", "/", None, "");
+    assert_eq!(status, 200);
+    assert!(page.contains("src=\"/cameras/clip/stream.mjpg\""), "{page}");
+    assert_eq!(launcher.camera("clip")["uri"], "test://?pattern=ball");
+    let mut stream = open_stream(&launcher.url("/cameras/clip/stream.mjpg"));
+    let jpeg = stream.next_part().expect("a frame");
+    let image = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg).unwrap();
+    assert_eq!((image.width(), image.height()), (640, 360));
+    assert_eq!(
+        launcher.request("POST", "/api/gallery/reload", None, ""),
+        (409, r#"{"error":"no gallery is configured"}"#.to_string())
+    );
+    let (status, _) = launcher.terminate();
+    assert!(status.success(), "{status:?}");
+    drop(stream);
+}
