@@ -530,8 +530,7 @@ fn real_clients_read_the_stream() {
         let dir = temp_dir("vlc");
         let dir = dir.path();
         let out_file = dir.join("recorded.mjpg");
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
-            .unwrap();
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         // VLC refuses to run as root.
         let status = Command::new("timeout")
             .args([
@@ -1324,16 +1323,19 @@ fn the_demo_script_without_shared_or_network_serves_a_test_pattern_and_says_why(
     // otherwise fetch them), so only the clip and the faces are missing.
     let models = asset("models/yunet_s_dynamic.onnx");
     let hidden = temp_dir("demo-no-shared");
+    let hidden = hidden.path();
     let cache = temp_dir("demo-empty-cache");
-    let stderr_path = temp_dir("demo-fallback").join("stderr");
+    let cache = cache.path();
+    let stderr_dir = temp_dir("demo-fallback");
+    let stderr_path = stderr_dir.path().join("stderr");
     let unreachable = "http://127.0.0.1:9";
     let mut cmd = clean_env(Command::new(&script));
     cmd.args(["--no-apt"])
         .env("FACEREC_BIN_DIR", bin)
         .env("LISTEN", "127.0.0.1:0")
-        .env("FACEREC_SHARED_DIR", &hidden)
+        .env("FACEREC_SHARED_DIR", hidden)
         .env("FACEREC_MODEL_DIR", models.parent().unwrap())
-        .env("FACEREC_DEMO_CACHE", &cache)
+        .env("FACEREC_DEMO_CACHE", cache)
         .env("FACEREC_DEMO_URL", unreachable)
         .env_remove("INPUT")
         .env_remove("FACES_DIR")
@@ -1378,7 +1380,7 @@ fn the_demo_script_without_shared_or_network_serves_a_test_pattern_and_says_why(
         "{stderr}"
     );
     assert_eq!(
-        std::fs::read_dir(&cache).unwrap().count(),
+        std::fs::read_dir(cache).unwrap().count(),
         0,
         "nothing is left in the cache"
     );

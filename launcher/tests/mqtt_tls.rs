@@ -166,7 +166,7 @@ fn mqtts_with_the_ca_file_connects_and_publishes_online() {
     }
     let dir = tls_dir("trusted");
     let dir = dir.path();
-    let broker = tls_broker(&dir);
+    let broker = tls_broker(dir);
     let (mut launcher, _stderr) = launcher(&[
         "--mqtt".into(),
         format!("mqtts://127.0.0.1:{}", broker.port),
@@ -197,7 +197,7 @@ fn mqtts_without_the_ca_is_refused_with_one_clear_line() {
     }
     let dir = tls_dir("untrusted");
     let dir = dir.path();
-    let broker = tls_broker(&dir);
+    let broker = tls_broker(dir);
     let (mut launcher, stderr) = launcher(&[
         "--mqtt".into(),
         format!("mqtts://127.0.0.1:{}", broker.port),

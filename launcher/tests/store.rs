@@ -114,7 +114,7 @@ fn user_version(dir: &Path) -> i64 {
 fn insert_get_filter_page_and_delete() {
     let dir = temp_dir("query");
     let dir = dir.path();
-    let store = Store::open(&dir, Retention::default()).unwrap();
+    let store = Store::open(dir, Retention::default()).unwrap();
     assert!(store.is_persistent());
     let t = 1_750_000_000_000;
     let mut stranger = event("garden", "unknown", t + 4, Some(crop(4, 500)));
@@ -148,9 +148,9 @@ fn insert_get_filter_page_and_delete() {
     assert!(!store.get(b).unwrap().unwrap().has_crop);
     assert_eq!(store.get(e + 100).unwrap(), None);
     assert_eq!(store.crop(c).unwrap(), Some(crop(2, 2000)));
-    assert_eq!(std::fs::read(crop_path(&dir, c)).unwrap(), crop(2, 2000));
+    assert_eq!(std::fs::read(crop_path(dir, c)).unwrap(), crop(2, 2000));
     assert_eq!(store.crop(b).unwrap(), None);
-    assert!(!crop_path(&dir, b).exists());
+    assert!(!crop_path(dir, b).exists());
 
     let q = |f: &dyn Fn(&mut HistoryQuery)| {
         let mut q = HistoryQuery::default();
@@ -228,7 +228,7 @@ fn insert_get_filter_page_and_delete() {
     assert_eq!((page.events.len(), page.next_cursor), (1, Some(e)));
 
     assert!(store.delete(c).unwrap());
-    assert!(!crop_path(&dir, c).exists());
+    assert!(!crop_path(dir, c).exists());
     assert_eq!(store.get(c).unwrap(), None);
     assert_eq!(store.crop(c).unwrap(), None);
     assert!(!store.delete(c).unwrap());
@@ -244,7 +244,7 @@ fn insert_get_filter_page_and_delete() {
 fn limit_is_clamped_to_500() {
     let dir = temp_dir("limit");
     let dir = dir.path();
-    let store = Store::open(&dir, Retention::default()).unwrap();
+    let store = Store::open(dir, Retention::default()).unwrap();
     for i in 0..502 {
         store.insert(event("door", "Anna", i, None)).unwrap();
     }
@@ -264,7 +264,7 @@ fn events_and_crops_persist_across_reopen_and_ids_are_never_reused() {
     let dir = temp_dir("persist");
     let dir = dir.path();
     let (first, second) = {
-        let store = Store::open(&dir, Retention::default()).unwrap();
+        let store = Store::open(dir, Retention::default()).unwrap();
         let mut named = event("door", "Anna", 1000, Some(crop(1, 4000)));
         named.stranger = Some("stranger-41".into());
         let first = store.insert(named).unwrap();
@@ -273,7 +273,7 @@ fn events_and_crops_persist_across_reopen_and_ids_are_never_reused() {
             .unwrap();
         (first, second)
     };
-    let store = Store::open(&dir, Retention::default()).unwrap();
+    let store = Store::open(dir, Retention::default()).unwrap();
     assert_eq!(store.reconciled(), Reconciled::default());
     assert_eq!(store.get(first.id).unwrap(), Some(first.clone()));
     assert_eq!(store.get(second.id).unwrap(), Some(second.clone()));
@@ -282,14 +282,14 @@ fn events_and_crops_persist_across_reopen_and_ids_are_never_reused() {
     // Deleting the newest and inserting again must not hand its id (and URL) to another face.
     assert!(store.delete(second.id).unwrap());
     drop(store);
-    let store = Store::open(&dir, Retention::default()).unwrap();
+    let store = Store::open(dir, Retention::default()).unwrap();
     let third = store.insert(event("door", "Bob", 3000, None)).unwrap();
     assert_eq!(third.id, second.id + 1);
     assert_eq!(store.max_stranger_number().unwrap(), 41);
     // The stranger high-water mark outlives the events that carried it.
     assert!(store.delete(first.id).unwrap());
     drop(store);
-    let store = Store::open(&dir, Retention::default()).unwrap();
+    let store = Store::open(dir, Retention::default()).unwrap();
     assert_eq!(store.max_stranger_number().unwrap(), 41);
     assert_eq!(store.integrity().unwrap(), sound());
 }
@@ -299,18 +299,18 @@ fn migrates_an_empty_file_and_reopens_idempotently() {
     let dir = temp_dir("migrate");
     let dir = dir.path();
     std::fs::write(dir.join("events.db"), b"").unwrap();
-    let store = Store::open(&dir, Retention::default()).unwrap();
+    let store = Store::open(dir, Retention::default()).unwrap();
     let id = store
         .insert(event("door", "Anna", 5, Some(crop(5, 10))))
         .unwrap()
         .id;
     drop(store);
-    assert_eq!(user_version(&dir), 1);
+    assert_eq!(user_version(dir), 1);
     for _ in 0..2 {
-        let store = Store::open(&dir, Retention::default()).unwrap();
+        let store = Store::open(dir, Retention::default()).unwrap();
         assert_eq!(ids(&store, &HistoryQuery::default()), vec![id]);
         drop(store);
-        assert_eq!(user_version(&dir), 1);
+        assert_eq!(user_version(dir), 1);
     }
     let conn = rusqlite::Connection::open(dir.join("events.db")).unwrap();
     let mode: String = conn
@@ -356,7 +356,7 @@ fn migrates_an_empty_file_and_reopens_idempotently() {
     // A database from a newer launcher is refused, not downgraded.
     conn.pragma_update(None, "user_version", 7).unwrap();
     drop(conn);
-    let err = Store::open(&dir, Retention::default()).err().unwrap();
+    let err = Store::open(dir, Retention::default()).err().unwrap();
     assert_eq!(
         err.to_string(),
         format!(
@@ -376,7 +376,7 @@ fn retention_by_bytes_removes_the_oldest_rows_and_files() {
         max_age: None,
         max_bytes: Some(3 * per_event),
     };
-    let store = Store::open(&dir, retention).unwrap();
+    let store = Store::open(dir, retention).unwrap();
     let now = now_ms();
     let inserted: Vec<i64> = (0..7)
         .map(|i| {
@@ -392,7 +392,7 @@ fn retention_by_bytes_removes_the_oldest_rows_and_files() {
         vec![inserted[6], inserted[5], inserted[4]]
     );
     for (i, &id) in inserted.iter().enumerate() {
-        assert_eq!(crop_path(&dir, id).exists(), i >= 4, "event {i}");
+        assert_eq!(crop_path(dir, id).exists(), i >= 4, "event {i}");
     }
     assert_eq!(store.crop(inserted[4]).unwrap(), Some(crop(4, 10_000)));
     assert_eq!(store.usage().unwrap(), (3, 3 * per_event));
@@ -403,7 +403,7 @@ fn retention_by_bytes_removes_the_oldest_rows_and_files() {
 
     // A smaller budget at the next start applies at once.
     let store = Store::open(
-        &dir,
+        dir,
         Retention {
             max_age: None,
             max_bytes: Some(per_event),
@@ -421,7 +421,7 @@ fn retention_by_age_removes_events_older_than_max_age() {
     let now = now_ms();
     let hour = 3_600_000;
     let inserted: Vec<i64> = {
-        let store = Store::open(&dir, Retention::default()).unwrap();
+        let store = Store::open(dir, Retention::default()).unwrap();
         [now - 3 * hour, now - 2 * hour, now - hour / 6, now]
             .into_iter()
             .enumerate()
@@ -438,25 +438,25 @@ fn retention_by_age_removes_events_older_than_max_age() {
         max_bytes: None,
     };
     // Opening applies it: the two events older than an hour go, with their files.
-    let store = Store::open(&dir, retention).unwrap();
+    let store = Store::open(dir, retention).unwrap();
     assert_eq!(
         ids(&store, &HistoryQuery::default()),
         vec![inserted[3], inserted[2]]
     );
-    assert!(!crop_path(&dir, inserted[0]).exists());
-    assert!(!crop_path(&dir, inserted[1]).exists());
-    assert!(crop_path(&dir, inserted[2]).exists());
+    assert!(!crop_path(dir, inserted[0]).exists());
+    assert!(!crop_path(dir, inserted[1]).exists());
+    assert!(crop_path(dir, inserted[2]).exists());
     // Half an hour later the ten-minute-old event is 40 minutes old: kept; an hour later, gone.
     assert_eq!(store.enforce_retention(now + hour / 2).unwrap(), 0);
     assert_eq!(store.enforce_retention(now + hour).unwrap(), 1);
     assert_eq!(ids(&store, &HistoryQuery::default()), vec![inserted[3]]);
-    assert!(!crop_path(&dir, inserted[2]).exists());
+    assert!(!crop_path(dir, inserted[2]).exists());
     // An insert applies it too: an event already older than the limit is not kept.
     let old = store
         .insert(event("door", "Bob", now - 2 * hour, Some(crop(9, 100))))
         .unwrap();
     assert_eq!(store.get(old.id).unwrap(), None);
-    assert!(!crop_path(&dir, old.id).exists());
+    assert!(!crop_path(dir, old.id).exists());
     assert_eq!(store.integrity().unwrap(), sound());
 }
 
@@ -465,7 +465,7 @@ fn open_repairs_what_a_crash_left_and_leaves_other_files_alone() {
     let dir = temp_dir("repair");
     let dir = dir.path();
     let (kept, lost) = {
-        let store = Store::open(&dir, Retention::default()).unwrap();
+        let store = Store::open(dir, Retention::default()).unwrap();
         let kept = store
             .insert(event("door", "Anna", 1, Some(crop(1, 100))))
             .unwrap();
@@ -475,11 +475,11 @@ fn open_repairs_what_a_crash_left_and_leaves_other_files_alone() {
         (kept.id, lost.id)
     };
     let crops = dir.join("crops");
-    std::fs::remove_file(crop_path(&dir, lost)).unwrap();
+    std::fs::remove_file(crop_path(dir, lost)).unwrap();
     std::fs::write(crops.join("77.jpg.tmp"), b"half").unwrap();
     std::fs::write(crops.join("999.jpg"), b"orphan").unwrap();
     std::fs::write(crops.join("notes.txt"), b"not ours").unwrap();
-    let store = Store::open(&dir, Retention::default()).unwrap();
+    let store = Store::open(dir, Retention::default()).unwrap();
     assert_eq!(
         store.reconciled(),
         Reconciled {
@@ -503,8 +503,8 @@ fn open_repairs_what_a_crash_left_and_leaves_other_files_alone() {
 fn errors_name_the_path_and_a_second_store_on_one_directory_is_refused() {
     let dir = temp_dir("errors");
     let dir = dir.path();
-    let store = Store::open(&dir, Retention::default()).unwrap();
-    let err = Store::open(&dir, Retention::default()).err().unwrap();
+    let store = Store::open(dir, Retention::default()).unwrap();
+    let err = Store::open(dir, Retention::default()).err().unwrap();
     assert!(matches!(err, StoreError::Locked { .. }));
     assert_eq!(
         err.to_string(),
@@ -514,7 +514,7 @@ fn errors_name_the_path_and_a_second_store_on_one_directory_is_refused() {
         )
     );
     drop(store);
-    Store::open(&dir, Retention::default()).unwrap();
+    Store::open(dir, Retention::default()).unwrap();
 
     let file = dir.join("a-file");
     std::fs::write(&file, b"x").unwrap();
@@ -633,7 +633,7 @@ fn survives_sigkill_at_random_moments() {
 
         // Before any repair: every committed row already has its file (the ordering's promise);
         // files without rows are what open must clean up.
-        let (rows, files, tmp) = raw_state(&dir);
+        let (rows, files, tmp) = raw_state(dir);
         let rows_without = rows.difference(&files).count();
         let files_without = files.difference(&rows).count();
         assert_eq!(
@@ -641,7 +641,7 @@ fn survives_sigkill_at_random_moments() {
             "round {round}: committed rows lost their files"
         );
 
-        let store = Store::open(&dir, retention).unwrap();
+        let store = Store::open(dir, retention).unwrap();
         let integrity = store.integrity().unwrap();
         let reconciled = store.reconciled();
         let (count, bytes) = store.usage().unwrap();
@@ -677,7 +677,7 @@ fn survives_sigkill_at_random_moments() {
         leftovers += (files_without + tmp) as u64;
         max_id = max_id.max(newest);
     }
-    let store = Store::open(&dir, retention).unwrap();
+    let store = Store::open(dir, retention).unwrap();
     let (count, _) = store.usage().unwrap();
     println!(
         "after 20 kills: {count} rows, {max_id} events written in all, {leftovers} leftover files repaired"

@@ -48,7 +48,7 @@ fn train_and_identify_the_knn_examples() {
     }
     let dir = temp_dir("knn");
     let dir = dir.path();
-    let model = knn_model(&dir);
+    let model = knn_model(dir);
     let g = Gallery::load(&model).unwrap();
     assert_eq!(g.people.len(), 5);
     assert_eq!(g.embedding_count(), 9);
@@ -166,7 +166,7 @@ fn bad_photos_are_reported_and_the_old_gallery_survives() {
         ["Greg", "Pair"],
         "the stem names the person, not 'Gre'"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
@@ -245,7 +245,7 @@ fn eval_on_sixteen_photos_of_eight_people_makes_no_error() {
     }
     let dir = temp_dir("eval");
     let dir = dir.path();
-    let model = knn_model(&dir);
+    let model = knn_model(dir);
     // The testdata README's 16 single-face photos of 8 identities, one folder per person.
     let people: [(&str, &[&str]); 8] = [
         (
@@ -367,7 +367,7 @@ fn every_error_is_one_line_naming_the_file() {
     }
     let dir = temp_dir("errors");
     let dir = dir.path();
-    let model = knn_model(&dir);
+    let model = knn_model(dir);
     let bytes = std::fs::read(&model).unwrap();
     let cases: Vec<(&str, Vec<u8>, String)> = vec![
         (
@@ -560,7 +560,7 @@ fn models_fetch_reproduces_both_models() {
             "models",
             "fetch",
             "--dir",
-            s(&dir),
+            s(dir),
             "--detector-from",
             s(&shared_models),
         ])
@@ -594,7 +594,7 @@ fn models_fetch_reproduces_both_models() {
             "fetch",
             "--detector-only",
             "--dir",
-            s(&other),
+            s(other),
             "--detector-from",
             s(&wrong),
         ])
@@ -608,7 +608,7 @@ fn models_fetch_reproduces_both_models() {
         "{}",
         stderr(&o)
     );
-    assert!(std::fs::read_dir(&other).unwrap().next().is_none());
+    assert!(std::fs::read_dir(other).unwrap().next().is_none());
 }
 
 /// A finished child: exit code (128 + signal when killed), output, and its own peak RSS from
@@ -1086,7 +1086,7 @@ fn a_photo_at_camera_size_is_found_by_embed_identify_and_train() {
     }
 
     // identify names it against the knn gallery (enrolled at native size)...
-    let knn = knn_model(&dir);
+    let knn = knn_model(dir);
     let o = run(&["identify", "--gallery", s(&knn), "--json", s(&big)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let faces = json_lines(&o)[0]["faces"].as_array().unwrap().clone();

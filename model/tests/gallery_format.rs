@@ -103,7 +103,7 @@ fn inspect_shows_the_format_and_upgrade_rewrites_the_fixture_in_place() {
         )
     );
     // No temporary file is left beside it.
-    let names: Vec<_> = std::fs::read_dir(&dir)
+    let names: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();

@@ -433,7 +433,7 @@ fn publish_then_pull_round_trip() {
     let Some(moto) = moto() else { return };
     let dir = temp_dir("roundtrip");
     let dir = dir.path();
-    let model = gallery_file(&dir, "model.data", &["Greg", "Lin-Manuel Miranda"]);
+    let model = gallery_file(dir, "model.data", &["Greg", "Lin-Manuel Miranda"]);
 
     let o = moto.run(&[
         "publish",
@@ -493,8 +493,8 @@ fn pull_resolves_latest() {
     let Some(moto) = moto() else { return };
     let dir = temp_dir("latest");
     let dir = dir.path();
-    let old = gallery_file(&dir, "old.data", &["Greg"]);
-    let new = gallery_file(&dir, "new.data", &["Greg", "Lin-Manuel Miranda", "Obama"]);
+    let old = gallery_file(dir, "old.data", &["Greg"]);
+    let new = gallery_file(dir, "new.data", &["Greg", "Lin-Manuel Miranda", "Obama"]);
     let to = format!("s3://{BUCKET}/edge/faces");
 
     let o = moto.run(&["publish", s(&old), "--to", &to, "--version", "2001010000"]);
@@ -553,7 +553,7 @@ fn corrupt_object_is_refused_and_the_output_untouched() {
     let Some(moto) = moto() else { return };
     let dir = temp_dir("corrupt");
     let dir = dir.path();
-    let good = gallery_file(&dir, "model.data", &["Greg"]);
+    let good = gallery_file(dir, "model.data", &["Greg"]);
     let before = std::fs::read(&good).unwrap();
 
     // A truncated gallery and a foreign file, put there by something other than `publish`.
@@ -573,7 +573,7 @@ fn corrupt_object_is_refused_and_the_output_untouched() {
         let o = moto.run(&["pull", &from, "-o", s(&good)]);
         assert_one_line_error(&o, &["is not a valid gallery", why, "left untouched"]);
         assert_eq!(std::fs::read(&good).unwrap(), before, "output was modified");
-        assert_only(&dir, &["model.data"]);
+        assert_only(dir, &["model.data"]);
     }
 
     // And publish refuses a corrupt local file before uploading anything.
@@ -598,7 +598,7 @@ fn wrong_credentials_give_a_clear_error() {
     let Some(moto) = moto() else { return };
     let dir = temp_dir("creds");
     let dir = dir.path();
-    let model = gallery_file(&dir, "model.data", &["Greg"]);
+    let model = gallery_file(dir, "model.data", &["Greg"]);
     let before = std::fs::read(&model).unwrap();
     let o = moto.run(&[
         "publish",
@@ -635,7 +635,7 @@ fn wrong_credentials_give_a_clear_error() {
     );
     assert_one_line_error(&o, &["SignatureDoesNotMatch", "check AWS_ACCESS_KEY_ID"]);
     assert_eq!(std::fs::read(&model).unwrap(), before);
-    assert_only(&dir, &["model.data"]);
+    assert_only(dir, &["model.data"]);
 
     // No credentials at all: publish says what to set before it sends anything.
     let o = moto.run_as(
@@ -673,7 +673,7 @@ fn wrong_credentials_give_a_clear_error() {
 fn https_endpoint_with_a_private_ca() {
     let dir = temp_dir("tls");
     let dir = dir.path();
-    let Some(pki) = test_pki(&dir) else { return };
+    let Some(pki) = test_pki(dir) else { return };
     let Some(moto) = moto_with(Some(&pki)) else {
         return;
     };
@@ -682,7 +682,7 @@ fn https_endpoint_with_a_private_ca() {
         "{}",
         moto.endpoint
     );
-    let model = gallery_file(&dir, "model.data", &["Greg", "Lin-Manuel Miranda"]);
+    let model = gallery_file(dir, "model.data", &["Greg", "Lin-Manuel Miranda"]);
     let to = format!("s3://{BUCKET}/tls");
     let run = |env_bundle: Option<&Path>, args: &[&str]| {
         let mut cmd = moto.command(&moto.key, &moto.secret, args);
@@ -736,7 +736,7 @@ fn https_endpoint_with_a_private_ca() {
 fn a_bad_ca_bundle_is_named() {
     let dir = temp_dir("bundle");
     let dir = dir.path();
-    let model = gallery_file(&dir, "model.data", &["Greg"]);
+    let model = gallery_file(dir, "model.data", &["Greg"]);
     let not_pem = dir.join("not-a-ca.pem");
     std::fs::write(&not_pem, "hello\n").unwrap();
     let broken = dir.join("broken.pem");
@@ -774,5 +774,5 @@ fn a_bad_ca_bundle_is_named() {
         let o = run(&["pull", &to, "-o", s(&model)], Some(bundle));
         assert_one_line_error(&o, &[&named]);
     }
-    assert_only(&dir, &["broken.pem", "model.data", "not-a-ca.pem"]);
+    assert_only(dir, &["broken.pem", "model.data", "not-a-ca.pem"]);
 }

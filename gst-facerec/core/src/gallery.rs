@@ -1509,7 +1509,7 @@ mod tests {
         sample().save(&path).unwrap();
         assert_eq!(Gallery::load(&path).unwrap(), sample());
         // No temporary file is left behind.
-        let names: Vec<_> = std::fs::read_dir(&dir)
+        let names: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
@@ -1542,7 +1542,7 @@ mod tests {
         assert_eq!(v3, g.to_bytes());
         let back = Gallery::load(&path).unwrap();
         assert_eq!((back.format_version(), &back), (3, &g));
-        let names: Vec<_> = std::fs::read_dir(&dir)
+        let names: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
@@ -1723,7 +1723,7 @@ mod tests {
             )
         );
         assert_eq!(
-            load_promptly(&dir),
+            load_promptly(dir),
             format!(
                 "gallery {}: not a regular file (a directory); a gallery must be a regular file",
                 dir.display()

@@ -990,7 +990,7 @@ mod tests {
                 text.display()
             )
         );
-        let err = Painter::new(Some(&dir)).unwrap_err();
+        let err = Painter::new(Some(dir)).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(

@@ -262,10 +262,10 @@ fn exif_orientation_is_honoured() {
             facerec_core::image::ExtendedColorType::Rgb8,
         )
         .unwrap();
-    std::fs::write(&path, &bytes).unwrap();
+    std::fs::write(path, &bytes).unwrap();
 
-    let loaded = load_rgb(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
+    let loaded = load_rgb(path).unwrap();
+    std::fs::remove_file(path).unwrap();
     assert_eq!(loaded.dimensions(), upright.dimensions(), "turned upright");
     let want = engine.analyze(&upright).unwrap();
     let got = engine.analyze(&loaded).unwrap();
