@@ -38,6 +38,33 @@ fn knn_gallery_names_people_left_to_right() {
     );
 }
 
+/// A format 1 gallery (`core/tests/fixtures/gallery-v1.data`, the knn people written by the code
+/// from before format 3) loads in the element and names the same people as today's knn gallery.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn a_version_1_gallery_names_people() {
+    if !assets_ready() {
+        return;
+    }
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("gst-facerec/core/tests/fixtures/gallery-v1.data");
+    let props = gallery_prop(&fixture);
+    let names = |image: &str| {
+        let run = run_pipeline(
+            &decode_pipeline(&format!("{TD}/{image}"), "RGBx", &props),
+            false,
+        );
+        assert_eq!(run.error, None);
+        assert_eq!(run.frames.len(), 1);
+        run.names_left_to_right()
+    };
+    assert_eq!(names("two_people.jpg"), ["obama", "biden"]);
+    assert_eq!(
+        names("knn_examples/test/kit_with_rose.jpg"),
+        ["rose_leslie", "kit_harington"]
+    );
+}
+
 #[test]
 #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn face_counts() {

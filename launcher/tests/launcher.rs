@@ -873,6 +873,56 @@ fn register_and_the_write_api_token() {
     drop(esp);
 }
 
+/// A format 1 gallery (the fixture written before format 3) loads in the launcher: its five
+/// people are listed, and reloading it is accepted.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn a_version_1_gallery_loads_and_lists_its_people() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../gst-facerec/core/tests/fixtures/gallery-v1.data");
+    let launcher = Launcher::start(
+        &[
+            "--gallery".into(),
+            fixture.display().to_string(),
+            "--source".into(),
+            "clip=test://?pattern=ball".into(),
+        ],
+        &[],
+    );
+    let people = launcher.get_json("/api/people");
+    let names: Vec<&str> = people
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "alex_lacamoire",
+            "biden",
+            "kit_harington",
+            "obama",
+            "rose_leslie"
+        ]
+    );
+    let (status, body) = launcher.request("POST", "/api/gallery/reload", None, "");
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["people"], 5, "{body}");
+    // Loading does not rewrite it: upgrading is facerec-model's job.
+    assert_eq!(
+        facerec_core::gallery::Gallery::load(&fixture)
+            .unwrap()
+            .format_version(),
+        1
+    );
+}
+
 #[test]
 #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn gallery_reload_changes_the_names_and_needs_the_token() {
