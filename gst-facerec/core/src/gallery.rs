@@ -1,45 +1,12 @@
 //! The gallery file `model.data`, format version 3.
 //!
-//! Layout (all fixed-size integers little-endian):
-//!
-//! | bytes | content |
-//! |---|---|
-//! | 8 | magic `FRGALLRY` |
-//! | 4 | format version (`u32`): 3 |
-//! | 8 | payload length `n` (`u64`) |
-//! | n | payload: [postcard] 1.x of the tuple ([`GalleryHeader`], people, rejects) |
-//! | 32 | sha256 of everything before it: magic, version, length and payload |
-//!
-//! postcard's wire format is specified and stable since 1.0
-//! (<https://postcard.jamesmunns.com/wire-format>): integers other than `f32` are LEB128
-//! varints (`u32`, `u64`, lengths, enum variant indices), `f32` is 4 little-endian bytes, a
-//! string or a sequence is its length then its items, a struct or tuple its fields in order.
-//! So the payload is, in order: the header's `recognizer_sha256` (string), `embedding_dim`
-//! (`u32`), `metric` (variant index: 0 is Euclidean), `threshold` (`f32`), `created_unix`
-//! (`u64`); the people, each a `name` (string) and its enrolments, each a `source` (string) and
-//! an `embedding` (sequence of `f32`); then the rejects, laid out like the people (often an
-//! empty sequence, the single byte 0).
-//!
-//! The checksum covers the preamble as well as the payload, so that ANY change to the file,
-//! the version field included, is refused before the payload is decoded: a version 3 file
-//! relabelled 1 or 2 fails the older formats' checksum (payload only) instead of reaching the
-//! bincode decoder.
-//!
-//! Every version shares the preamble, so a reader can tell them apart:
-//!
-//! | version | written by | payload | sha256 covers |
-//! |---|---|---|---|
-//! | 1 | builds before version 3, a gallery without rejects | bincode 2 (serde, standard config): header, people | the payload |
-//! | 2 | builds before version 3, a gallery with rejects | bincode 2: header, people, rejects | the payload |
-//! | 3 | this build, always | postcard 1: header, people, rejects | preamble and payload |
-//!
-//! Versions 1 and 2 are still read, by the separate module `legacy` (the only user of bincode)
-//! that a later release can delete. [`Gallery::format_version`] tells which version a gallery
-//! was read from; [`Gallery::save`] always writes version 3, and [`upgrade`]
-//! (`facerec-model upgrade`) rewrites an old file as version 3.
-//!
-//! The explicit length and checksum turn a truncated or bit-flipped file into a clear error
-//! instead of a gallery with wrong numbers in it.
+//! Layout, in short: the magic `FRGALLRY`, the format version (`u32` LE), the payload length
+//! (`u64` LE), the payload ([postcard] 1.x of ([`GalleryHeader`], people, rejects)) and a sha256
+//! of everything before it. `docs/GALLERY.md` specifies it byte by byte, with the table of the
+//! three versions and the upgrade path. Versions 1 and 2 (bincode) are read by the separate
+//! module `legacy`, the only user of bincode, that a later release can delete;
+//! [`Gallery::format_version`] tells which version a gallery was read from, [`Gallery::save`]
+//! always writes version 3, and [`upgrade`] (`facerec-model upgrade`) rewrites an old file.
 //!
 //! [postcard]: https://docs.rs/postcard/1
 
