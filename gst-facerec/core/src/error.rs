@@ -31,6 +31,15 @@ pub enum Error {
     #[error("unknown execution provider '{0}': expected auto, cpu, cuda or tensorrt")]
     UnknownProvider(String),
 
+    #[error("unknown model variant '{0}': expected fp32, fp16 or int8")]
+    UnknownModelVariant(String),
+
+    #[error("model variant {variant} is not selectable: {reason}")]
+    ModelVariantNotAccepted {
+        variant: crate::models::ModelVariant,
+        reason: &'static str,
+    },
+
     #[error("{what} inference failed: {reason}")]
     Inference { what: &'static str, reason: String },
 

@@ -18,6 +18,81 @@ pub const RECOGNIZER_SHA256: &str =
 pub const DETECTOR_SHA256: &str =
     "daede24002cc8590f457998cc5e6c9e8b82f45f6bd969506a8913cd4ed10a2d3";
 
+/// A precision variant of both models. The reduced ones are made reproducibly from the fp32 files
+/// (`facerec-model models fetch --variant`), and one becomes selectable only once its accuracy on
+/// the project's data is measured within 0.5% of fp32 (the accuracy gate, a test).
+///
+/// Galleries always hold fp32 embeddings: a gallery is checked against [`RECOGNIZER_SHA256`]
+/// whatever the variant, since a variant is only accepted when its embeddings stay that close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum ModelVariant {
+    #[default]
+    Fp32,
+    Fp16,
+    Int8,
+}
+
+impl ModelVariant {
+    pub const ALL: [ModelVariant; 3] = [ModelVariant::Fp32, ModelVariant::Fp16, ModelVariant::Int8];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelVariant::Fp32 => "fp32",
+            ModelVariant::Fp16 => "fp16",
+            ModelVariant::Int8 => "int8",
+        }
+    }
+
+    /// The detector's file name: `yunet_s_dynamic.onnx` for fp32, `yunet_s_dynamic.<variant>.onnx`
+    /// for the others.
+    pub fn detector_file(self) -> String {
+        self.file_name(DETECTOR_FILE)
+    }
+
+    /// The recognizer's file name, named like [`ModelVariant::detector_file`].
+    pub fn recognizer_file(self) -> String {
+        self.file_name(RECOGNIZER_FILE)
+    }
+
+    fn file_name(self, fp32: &str) -> String {
+        match self {
+            ModelVariant::Fp32 => fp32.to_string(),
+            other => {
+                let stem = fp32.strip_suffix(".onnx").unwrap_or(fp32);
+                format!("{stem}.{}.onnx", other.as_str())
+            }
+        }
+    }
+
+    /// `Ok` when the variant passed the accuracy gate, else why not (for the error a user sees).
+    pub fn check_selectable(self) -> Result<()> {
+        let reason = match self {
+            ModelVariant::Fp32 => return Ok(()),
+            ModelVariant::Fp16 | ModelVariant::Int8 => "its accuracy has not been measured yet",
+        };
+        Err(Error::ModelVariantNotAccepted {
+            variant: self,
+            reason,
+        })
+    }
+}
+
+impl std::fmt::Display for ModelVariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ModelVariant {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        ModelVariant::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::UnknownModelVariant(s.to_string()))
+    }
+}
+
 /// The environment variable that names the model directory.
 pub const MODEL_DIR_ENV: &str = "FACEREC_MODEL_DIR";
 
@@ -68,4 +143,30 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_names_and_files() {
+        for v in ModelVariant::ALL {
+            assert_eq!(v.as_str().parse::<ModelVariant>().unwrap(), v);
+        }
+        assert_eq!(ModelVariant::Fp32.detector_file(), DETECTOR_FILE);
+        assert_eq!(
+            ModelVariant::Int8.recognizer_file(),
+            "dlib_face_recognition_resnet_model_v1.int8.onnx"
+        );
+        assert_eq!(
+            ModelVariant::Fp16.detector_file(),
+            "yunet_s_dynamic.fp16.onnx"
+        );
+        assert_eq!(
+            "bf16".parse::<ModelVariant>().unwrap_err().to_string(),
+            "unknown model variant 'bf16': expected fp32, fp16 or int8"
+        );
+        assert!(ModelVariant::Fp32.check_selectable().is_ok());
+    }
 }
