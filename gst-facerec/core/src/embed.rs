@@ -7,7 +7,7 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::align::{CHIP_SIZE, Chip};
-use crate::models::sha256_file;
+use crate::models::{ModelVariant, RECOGNIZER_SHA256, sha256_file};
 use crate::runtime::{ProviderReport, SessionConfig, load_session};
 use crate::{Error, Result};
 
@@ -17,6 +17,7 @@ pub struct Recognizer {
     session: Session,
     path: PathBuf,
     sha256: String,
+    file_sha256: String,
     dim: usize,
     batch: Vec<f32>,
 }
@@ -26,6 +27,7 @@ impl std::fmt::Debug for Recognizer {
         f.debug_struct("Recognizer")
             .field("path", &self.path)
             .field("sha256", &self.sha256)
+            .field("file_sha256", &self.file_sha256)
             .field("dim", &self.dim)
             .finish_non_exhaustive()
     }
@@ -64,17 +66,40 @@ impl Recognizer {
         let recognizer = Recognizer {
             session,
             path: path.to_path_buf(),
-            sha256,
+            sha256: sha256.clone(),
+            file_sha256: sha256,
             dim,
             batch: Vec::new(),
         };
         Ok((recognizer, report))
     }
 
-    /// The sha256 of the model file: galleries record it, so embeddings of different networks
-    /// are never compared.
+    /// Loads a precision variant of the recognizer. Its gallery identity ([`Recognizer::sha256`])
+    /// is the fp32 network's [`RECOGNIZER_SHA256`]: a variant is selectable only once its
+    /// embeddings were measured within 0.5% of fp32's, so galleries stay fp32 and serve every
+    /// variant. `ModelVariant::Fp32` is [`Recognizer::load`].
+    pub fn load_variant(
+        path: &Path,
+        session: &SessionConfig,
+        variant: ModelVariant,
+    ) -> Result<(Self, ProviderReport)> {
+        let (mut recognizer, report) = Recognizer::load(path, session)?;
+        if variant != ModelVariant::Fp32 {
+            recognizer.sha256 = RECOGNIZER_SHA256.to_string();
+        }
+        Ok((recognizer, report))
+    }
+
+    /// The recognizer's identity for galleries: the sha256 of the model file, or of the fp32
+    /// network it is a variant of. Galleries record it, so embeddings of different networks are
+    /// never compared.
     pub fn sha256(&self) -> &str {
         &self.sha256
+    }
+
+    /// The sha256 of the loaded model file itself.
+    pub fn file_sha256(&self) -> &str {
+        &self.file_sha256
     }
 
     pub fn dim(&self) -> usize {
@@ -124,4 +149,61 @@ pub fn euclidean(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y) * (x - y))
         .sum::<f32>()
         .sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gallery::Gallery;
+    use crate::testsupport::{require, require_runtime};
+
+    /// A variant recognizer names the fp32 network to galleries, so an fp32 gallery serves it;
+    /// as fp32, the same file names itself and the gallery refuses it. The "variant" is the
+    /// fp32 file with an unknown protobuf field appended (field 1000, varint 1, which ONNX
+    /// Runtime skips): other bytes, the same network.
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn a_variant_recognizer_keeps_the_fp32_gallery_identity() {
+        if !require_runtime() {
+            return;
+        }
+        let Some(fp32) = require("models/dlib_face_recognition_resnet_model_v1.onnx") else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let variant = dir
+            .path()
+            .join("dlib_face_recognition_resnet_model_v1.int8.onnx");
+        let mut bytes = std::fs::read(&fp32).unwrap();
+        bytes.extend_from_slice(&[0xC0, 0x3E, 0x01]);
+        std::fs::write(&variant, &bytes).unwrap();
+        let file_sha = crate::models::sha256_bytes(&bytes);
+        assert_ne!(file_sha, RECOGNIZER_SHA256);
+        let session = SessionConfig {
+            provider: crate::runtime::Provider::Cpu,
+            ..SessionConfig::default()
+        };
+        let fp32_gallery = Gallery::new(RECOGNIZER_SHA256, 128);
+
+        let (as_int8, _) =
+            Recognizer::load_variant(&variant, &session, ModelVariant::Int8).unwrap();
+        assert_eq!(as_int8.sha256(), RECOGNIZER_SHA256);
+        assert_eq!(as_int8.file_sha256(), file_sha);
+        fp32_gallery
+            .check_recognizer(as_int8.sha256(), as_int8.dim())
+            .unwrap();
+
+        let (as_fp32, _) =
+            Recognizer::load_variant(&variant, &session, ModelVariant::Fp32).unwrap();
+        assert_eq!(as_fp32.sha256(), file_sha);
+        assert_eq!(
+            fp32_gallery
+                .check_recognizer(as_fp32.sha256(), as_fp32.dim())
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "built with a different recognizer (model sha256 {RECOGNIZER_SHA256}, loaded recognizer {file_sha}): re-enrol the faces with this recognizer"
+            )
+        );
+    }
 }
