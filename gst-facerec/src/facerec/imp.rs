@@ -14,7 +14,7 @@ use gst_video::subclass::prelude::*;
 use facerec_core::Error as CoreError;
 use facerec_core::engine::{Engine, EngineConfig, FaceResult, StageTimes, Tuning};
 use facerec_core::gallery::Gallery;
-use facerec_core::models::{DETECTOR_FILE, RECOGNIZER_FILE, default_model_path};
+use facerec_core::models::{ModelVariant, default_model_path};
 use facerec_core::overlay::{FaceMark, Painter};
 use facerec_core::runtime::SessionConfig;
 
@@ -48,8 +48,40 @@ const DEFAULT_LIVE: bool = false;
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_STRICT_PROVIDER: bool = false;
 const DEFAULT_FACE_CROPS: bool = false;
+const DEFAULT_TRT_FP16: bool = true;
+const DEFAULT_CUDA_DEVICE: u32 = 0;
 /// Redacted faces become this many blocks across their longer side.
 const REDACT_CELLS: u32 = 5;
+
+/// The `model-variant` property: the precision of the models ([`ModelVariant`]).
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFaceRecModelVariant")]
+pub enum ModelVariantKind {
+    #[default]
+    #[enum_value(name = "fp32: the models as published", nick = "fp32")]
+    Fp32 = 0,
+    #[enum_value(
+        name = "fp16: half-precision models (only once they pass the accuracy gate)",
+        nick = "fp16"
+    )]
+    Fp16 = 1,
+    #[enum_value(
+        name = "int8: quantized models (only once they pass the accuracy gate)",
+        nick = "int8"
+    )]
+    Int8 = 2,
+}
+
+impl From<ModelVariantKind> for ModelVariant {
+    fn from(kind: ModelVariantKind) -> Self {
+        match kind {
+            ModelVariantKind::Fp32 => ModelVariant::Fp32,
+            ModelVariantKind::Fp16 => ModelVariant::Fp16,
+            ModelVariantKind::Int8 => ModelVariant::Int8,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -73,6 +105,11 @@ struct Settings {
     live: bool,
     threads: u32,
     face_crops: bool,
+    model_variant: ModelVariantKind,
+    trt_engine_cache: Option<PathBuf>,
+    trt_fp16: bool,
+    trt_timing_cache: Option<PathBuf>,
+    cuda_device: u32,
 }
 
 impl Default for Settings {
@@ -98,6 +135,11 @@ impl Default for Settings {
             live: DEFAULT_LIVE,
             threads: DEFAULT_THREADS,
             face_crops: DEFAULT_FACE_CROPS,
+            model_variant: ModelVariantKind::default(),
+            trt_engine_cache: None,
+            trt_fp16: DEFAULT_TRT_FP16,
+            trt_timing_cache: None,
+            cuda_device: DEFAULT_CUDA_DEVICE,
         }
     }
 }
@@ -118,19 +160,26 @@ impl Settings {
     }
 
     fn engine_config(&self) -> EngineConfig {
+        let variant = ModelVariant::from(self.model_variant);
         let mut config = EngineConfig {
+            // The variant's files unless a path is set.
             detector: self
                 .detector
                 .clone()
-                .unwrap_or_else(|| default_model_path(DETECTOR_FILE)),
+                .unwrap_or_else(|| default_model_path(&variant.detector_file())),
             recognizer: self
                 .recognizer
                 .clone()
-                .unwrap_or_else(|| default_model_path(RECOGNIZER_FILE)),
+                .unwrap_or_else(|| default_model_path(&variant.recognizer_file())),
+            variant,
             session: SessionConfig {
                 provider: self.provider.into(),
                 strict: self.strict_provider,
                 threads: self.threads as usize,
+                trt_engine_cache: self.trt_engine_cache.clone(),
+                trt_fp16: self.trt_fp16,
+                trt_timing_cache: self.trt_timing_cache.clone(),
+                cuda_device: self.cuda_device,
             },
             ..EngineConfig::default()
         };
@@ -225,7 +274,9 @@ fn start_error(err: &CoreError) -> gst::ErrorMessage {
         CoreError::ModelMissing { .. } => {
             gst::error_msg!(gst::ResourceError::NotFound, ("{}", err))
         }
-        CoreError::ProviderUnavailable { .. } | CoreError::UnknownProvider(_) => {
+        CoreError::ProviderUnavailable { .. }
+        | CoreError::UnknownProvider(_)
+        | CoreError::ModelVariantNotAccepted { .. } => {
             gst::error_msg!(gst::LibraryError::Settings, ("{}", err))
         }
         CoreError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
@@ -364,6 +415,8 @@ impl ObjectSubclass for FaceRec {
 impl ObjectImpl for FaceRec {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            // The other enums are marked in `register` (mod.rs); this one lives here.
+            ModelVariantKind::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
             vec![
                 glib::ParamSpecString::builder("detector")
                     .nick("Detector model")
@@ -389,6 +442,34 @@ impl ObjectImpl for FaceRec {
                     .nick("Strict provider")
                     .blurb("Fail to start instead of falling back to CPU when the requested GPU provider is not available")
                     .default_value(DEFAULT_STRICT_PROVIDER)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("trt-engine-cache")
+                    .nick("TensorRT engine cache")
+                    .blurb("Folder where TensorRT keeps the engines it builds (ONNX Runtime's trt_engine_cache_enable and trt_engine_cache_path), so that a restart loads them instead of building them again (minutes on a Jetson). Created if missing; a folder that cannot be written fails the start whenever TensorRT may run (provider auto or tensorrt). Empty: engines are rebuilt at every start. Clear it after a change of model, ONNX Runtime, TensorRT or GPU")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("trt-fp16")
+                    .nick("TensorRT fp16")
+                    .blurb("Let TensorRT use fp16 kernels (trt_fp16_enable); ignored where the GPU has no fast fp16")
+                    .default_value(DEFAULT_TRT_FP16)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("trt-timing-cache")
+                    .nick("TensorRT timing cache")
+                    .blurb("Folder for TensorRT's timing cache (trt_timing_cache_enable and trt_timing_cache_path): kernel timings measured once, which shorten later engine builds (after a model or setting change). May be the engine cache's folder. Created if missing like trt-engine-cache. Empty: off")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("cuda-device")
+                    .nick("CUDA device")
+                    .blurb("The GPU that CUDA and TensorRT run on (device_id)")
+                    .maximum(i32::MAX as u32)
+                    .default_value(DEFAULT_CUDA_DEVICE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("model-variant", ModelVariantKind::Fp32)
+                    .nick("Model variant")
+                    .blurb("Precision of the models: fp32, fp16 or int8. Picks the default detector and recognizer files (yunet_s_dynamic.<variant>.onnx, dlib_face_recognition_resnet_model_v1.<variant>.onnx; the 'detector' and 'recognizer' paths win). A variant that has not passed the accuracy gate fails the start. Galleries stay fp32 embeddings and serve every variant")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecFloat::builder("detect-threshold")
@@ -557,6 +638,11 @@ impl ObjectImpl for FaceRec {
             "live" => settings.live = value.get().expect("type checked upstream"),
             "threads" => settings.threads = value.get().expect("type checked upstream"),
             "face-crops" => settings.face_crops = value.get().expect("type checked upstream"),
+            "trt-engine-cache" => settings.trt_engine_cache = path(value),
+            "trt-fp16" => settings.trt_fp16 = value.get().expect("type checked upstream"),
+            "trt-timing-cache" => settings.trt_timing_cache = path(value),
+            "cuda-device" => settings.cuda_device = value.get().expect("type checked upstream"),
+            "model-variant" => settings.model_variant = value.get().expect("type checked upstream"),
             other => unimplemented!("property {other}"),
         }
     }
@@ -585,6 +671,11 @@ impl ObjectImpl for FaceRec {
             "live" => settings.live.to_value(),
             "threads" => settings.threads.to_value(),
             "face-crops" => settings.face_crops.to_value(),
+            "trt-engine-cache" => path(&settings.trt_engine_cache),
+            "trt-fp16" => settings.trt_fp16.to_value(),
+            "trt-timing-cache" => path(&settings.trt_timing_cache),
+            "cuda-device" => settings.cuda_device.to_value(),
+            "model-variant" => settings.model_variant.to_value(),
             "stats" => {
                 drop(settings);
                 let state = lock(&self.state);

@@ -95,6 +95,23 @@
 //! its decided name changes, and when its quality beats the best crop sent for it by 0.05; the
 //! other faces carry none (the fields are absent), nor does any face with `face-crops=false`,
 //! which costs nothing. In `live` mode the crop comes from the frame the worker analysed.
+//!
+//! ## TensorRT, CUDA and the model variant
+//!
+//! `trt-engine-cache`, `trt-fp16`, `trt-timing-cache` and `cuda-device` become ONNX Runtime's
+//! TensorRT options `trt_engine_cache_enable`/`trt_engine_cache_path`, `trt_fp16_enable`,
+//! `trt_timing_cache_enable`/`trt_timing_cache_path` and `device_id` (CUDA gets `device_id`
+//! too, as TensorRT's fallback). Without the provider nothing changes: the fallback to CPU
+//! warns as before. Build the engines once, then every start loads them:
+//!
+//! ```text
+//! gst-launch-1.0 nvarguscamerasrc num-buffers=300 ! nvvidconv ! video/x-raw,format=RGBA ! \
+//!     facerec provider=tensorrt strict-provider=true trt-engine-cache=/var/cache/facerec/trt ! \
+//!     fakesink
+//! ```
+//!
+//! `model-variant` (fp32, fp16, int8) picks the model files; a variant that has not passed the
+//! accuracy gate (`ModelVariant::check_selectable`) fails the start with its reason.
 
 use gst::glib;
 use gst::prelude::*;
