@@ -461,6 +461,22 @@ impl Camera {
             set(&facerec, "recognizer", r.display().to_string())?;
         }
         set_str(&facerec, "provider", &settings.provider)?;
+        // Set only when configured, so that the element's defaults are declared once.
+        if let Some(variant) = &settings.model_variant {
+            set_str(&facerec, "model-variant", variant)?;
+        }
+        if let Some(folder) = &settings.trt_engine_cache {
+            set(&facerec, "trt-engine-cache", folder.display().to_string())?;
+        }
+        if let Some(fp16) = settings.trt_fp16 {
+            set(&facerec, "trt-fp16", fp16)?;
+        }
+        if let Some(folder) = &settings.trt_timing_cache {
+            set(&facerec, "trt-timing-cache", folder.display().to_string())?;
+        }
+        if let Some(device) = settings.cuda_device {
+            set(&facerec, "cuda-device", device)?;
+        }
         set(&facerec, "detect-threshold", settings.detect_threshold)?;
         set(&facerec, "match-threshold", settings.match_threshold)?;
         for (property, value) in settings.element_overrides() {
@@ -967,6 +983,11 @@ mod tests {
             detector: None,
             recognizer: None,
             provider: "auto".into(),
+            model_variant: None,
+            trt_engine_cache: None,
+            trt_fp16: None,
+            trt_timing_cache: None,
+            cuda_device: None,
             detect_threshold: 0.85,
             match_threshold: 0.6,
             match_margin: None,

@@ -1452,3 +1452,46 @@ fn the_demo_script_without_shared_or_network_serves_a_test_pattern_and_says_why(
     assert!(status.success(), "{status:?}");
     drop(stream);
 }
+
+/// The TensorRT/CUDA settings and the model variant, from the environment, reach the cameras'
+/// facerec elements: on this machine without TensorRT the camera runs (on CPU) and the engine
+/// cache folder that only the element creates appears; a variant the accuracy gate refused is
+/// one line at start-up, in check_selectable's words.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn tensorrt_settings_from_the_environment_reach_the_element() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    let out = launcher_command()
+        .env("FACEREC_MODEL_VARIANT", "int8")
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ),
+        (
+            Some(1),
+            "facerec-launcher: model variant int8 is not selectable: its accuracy has not been measured yet"
+        )
+    );
+    let dir = temp_dir("trt-engines");
+    let engines = dir.path().join("engines");
+    let launcher = Launcher::start(
+        &["--source".into(), "pattern=test://".into()],
+        &[
+            ("FACEREC_PROVIDER", "tensorrt"),
+            ("FACEREC_TRT_ENGINE_CACHE", engines.to_str().unwrap()),
+            ("FACEREC_TRT_FP16", "false"),
+            ("FACEREC_CUDA_DEVICE", "0"),
+            ("FACEREC_MODEL_VARIANT", "fp32"),
+        ],
+    );
+    launcher.wait_for("frames", Duration::from_secs(60), |l| {
+        l.frames("pattern") > 3
+    });
+    assert!(engines.is_dir(), "{} was not created", engines.display());
+}
