@@ -429,6 +429,8 @@ mod nvmm {
         undrawn: Vec<usize>,
         /// RGBA only: faces whose top edge pixel on the surface is not the box's colour.
         wrong_colour: Vec<(usize, String, [u8; 4])>,
+        /// RGBA only: faces whose edge colour was checked (those not at the frame's top).
+        edges_checked: usize,
     }
 
     /// Runs the clip in `format` through the element twice, frame by frame in lockstep: from
@@ -555,13 +557,17 @@ mod nvmm {
                     }
                     let at = ((y as usize - 1) * w + x as usize + 1) * 4;
                     let px: [u8; 4] = after[0][at..at + 4].try_into().unwrap();
-                    use facerec_core::overlay::{KNOWN_COLOUR, UNKNOWN_COLOUR};
-                    let want = if face.name == "unknown" {
-                        UNKNOWN_COLOUR
-                    } else {
-                        KNOWN_COLOUR
+                    use facerec_core::overlay::{
+                        KNOWN_COLOUR, UNKNOWN_COLOUR, UNRECOGNISED_COLOUR,
                     };
-                    if px[..3] != want {
+                    // "unknown" is also a face not tried yet (its own colour).
+                    let want: &[[u8; 3]] = if face.name == "unknown" {
+                        &[UNKNOWN_COLOUR, UNRECOGNISED_COLOUR]
+                    } else {
+                        &[KNOWN_COLOUR]
+                    };
+                    out.edges_checked += 1;
+                    if !want.iter().any(|w| px[..3] == *w) {
                         out.wrong_colour.push((index, face.name.clone(), px));
                     }
                 }
@@ -589,6 +595,9 @@ mod nvmm {
         assert_eq!(c.undrawn, Vec::<usize>::new(), "boxes drawn on the surface");
         assert_eq!(c.wrong_colour, Vec::new(), "box edges in the box colour");
         assert!(c.named > 0, "the clip names people: {c:?}");
+        if format == "RGBA" {
+            assert!(c.edges_checked > 0, "some box edges were checked");
+        }
         // Every frame mapped, synced for the CPU and unmapped once; written back when drawn on.
         assert_eq!([maps, unmaps, cpu, failed], [275, 275, 275, 0]);
         assert_eq!(device as usize, c.frames_with_faces);
