@@ -48,13 +48,17 @@ fn jetson_script_pipeline(plugin_offers_nvmm: bool) -> (String, String) {
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
     }
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("pipelines/jetson-csi-to-window.sh");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/jetson-csi-to-window.sh");
     let out = std::process::Command::new("bash")
         .arg(script)
         .env(
             "PATH",
-            format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap()),
+            format!(
+                "{}:{}",
+                dir.path().display(),
+                std::env::var("PATH").unwrap()
+            ),
         )
         .env_remove("GALLERY")
         .output()
@@ -115,7 +119,9 @@ mod nvmm {
             let out = fixture_dir("nvbufsurface-standin").join(LIBRARY_NAME);
             let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
             let result = std::process::Command::new(&cc)
-                .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC"])
+                .args([
+                    "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
+                ])
                 .arg("-o")
                 .arg(&out)
                 .arg(&src)
@@ -251,9 +257,7 @@ mod nvmm {
     impl AsRef<[u8]> for Surface {
         /// The bytes of the `NvBufSurface` struct: what an NVMM buffer's memory maps to.
         fn as_ref(&self) -> &[u8] {
-            unsafe {
-                std::slice::from_raw_parts(self.surf as *const u8, size_of::<NvBufSurface>())
-            }
+            unsafe { std::slice::from_raw_parts(self.surf as *const u8, size_of::<NvBufSurface>()) }
         }
     }
 
@@ -539,9 +543,11 @@ mod nvmm {
             drop(memory);
             // The output buffer holds the surface alive.
             let after = planes_of_surface(surf, &info);
-            let sys_frame =
-                gst_video::VideoFrameRef::from_buffer_ref_readable(system_out.buffer().unwrap(), &info)
-                    .unwrap();
+            let sys_frame = gst_video::VideoFrameRef::from_buffer_ref_readable(
+                system_out.buffer().unwrap(),
+                &info,
+            )
+            .unwrap();
             if planes_of(&sys_frame) != after {
                 out.pixel_mismatches.push(index);
             }
@@ -589,9 +595,17 @@ mod nvmm {
             "{format}: stand-in calls: map {maps}, unmap {unmaps}, sync for CPU {cpu}, sync for device {device}, failed {failed}"
         );
         assert_eq!(c.frames, 275, "every frame comes out");
-        assert_eq!(c.face_mismatches, Vec::<usize>::new(), "same faces and names");
+        assert_eq!(
+            c.face_mismatches,
+            Vec::<usize>::new(),
+            "same faces and names"
+        );
         assert_eq!(c.max_box_px, 0, "same boxes");
-        assert_eq!(c.pixel_mismatches, Vec::<usize>::new(), "same output pixels");
+        assert_eq!(
+            c.pixel_mismatches,
+            Vec::<usize>::new(),
+            "same output pixels"
+        );
         assert_eq!(c.undrawn, Vec::<usize>::new(), "boxes drawn on the surface");
         assert_eq!(c.wrong_colour, Vec::new(), "box edges in the box colour");
         assert!(c.named > 0, "the clip names people: {c:?}");
@@ -680,7 +694,10 @@ mod nvmm {
             "error:\n{error}\nexpected:\n{expected}"
         );
         drop(lane);
-        let run = run_pipeline(&decode_pipeline(&format!("{TD}/obama.jpg"), "NV12", ""), false);
+        let run = run_pipeline(
+            &decode_pipeline(&format!("{TD}/obama.jpg"), "NV12", ""),
+            false,
+        );
         assert_eq!(run.error, None);
         assert_eq!(run.frames.len(), 1);
         assert_eq!(run.frames[0].len(), 1, "one face in system memory");

@@ -101,10 +101,14 @@ pub fn describe(source: &Source, s: &PipelineSettings) -> String {
             return nvargus_description(facerec_takes_nvmm("facerec"), s.jpeg_quality);
         }
         Source::File { .. } => "filesrc name=src ! decodebin".to_string(),
-        Source::Http { .. } => "souphttpsrc name=src is-live=true do-timestamp=true ! multipartdemux ! jpegdec".to_string(),
+        Source::Http { .. } => {
+            "souphttpsrc name=src is-live=true do-timestamp=true ! multipartdemux ! jpegdec"
+                .to_string()
+        }
         Source::Rtsp { .. } => "rtspsrc name=src latency=200 ! decodebin".to_string(),
         Source::Test { .. } => {
-            "videotestsrc name=src is-live=true ! video/x-raw,width=640,height=360,framerate=30/1".to_string()
+            "videotestsrc name=src is-live=true ! video/x-raw,width=640,height=360,framerate=30/1"
+                .to_string()
         }
         Source::Pipeline { description } => description.clone(),
     };
@@ -123,7 +127,8 @@ pub fn describe(source: &Source, s: &PipelineSettings) -> String {
 /// pitch-linear RGBA on the VIC) and only the JPEG encoder's input leaves NVMM; otherwise every
 /// frame is copied to system memory first, as before.
 fn nvargus_description(nvmm: bool, jpeg_quality: u32) -> String {
-    let camera = "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1";
+    let camera =
+        "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1";
     let sink = format!(
         "jpegenc name=encoder quality={jpeg_quality} ! appsink name=sink max-buffers=1 drop=true sync=false"
     );
@@ -146,9 +151,9 @@ fn facerec_takes_nvmm(factory: &str) -> bool {
         .field("format", "RGBA")
         .build();
     gst::ElementFactory::find(factory).is_some_and(|f| {
-        f.static_pad_templates().iter().any(|t| {
-            t.direction() == gst::PadDirection::Sink && t.caps().can_intersect(&nvmm)
-        })
+        f.static_pad_templates()
+            .iter()
+            .any(|t| t.direction() == gst::PadDirection::Sink && t.caps().can_intersect(&nvmm))
     })
 }
 

@@ -209,7 +209,8 @@ pub struct FaceRec {
     state: Mutex<State>,
     /// Which tracks got which crops. Apart from `state` because the live worker posts (and
     /// crops) while the streaming thread holds `state`; taken after `state`, never before.
-    crops: Mutex<CropPolicy>,    /// `libnvbufsurface.so` while the negotiated caps are NVMM (loaded at negotiation).
+    crops: Mutex<CropPolicy>,
+    /// `libnvbufsurface.so` while the negotiated caps are NVMM (loaded at negotiation).
     #[cfg(feature = "nvmm")]
     nvmm: Mutex<Option<Arc<super::nvbufsurface::NvBufSurfaceLib>>>,
 }
@@ -796,14 +797,16 @@ impl BaseTransformImpl for FaceRec {
         // NVMM: the surface's planes mapped for the CPU, unmapped after drawing.
         #[cfg(feature = "nvmm")]
         let mut surface = match lock(&self.nvmm).clone() {
-            Some(lib) => Some(super::nvmm::MappedSurface::map(lib, buf, &info).map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Format,
-                    ("Cannot map the NVMM frame: {}", e)
-                );
-                gst::FlowError::Error
-            })?),
+            Some(lib) => Some(
+                super::nvmm::MappedSurface::map(lib, buf, &info).map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Format,
+                        ("Cannot map the NVMM frame: {}", e)
+                    );
+                    gst::FlowError::Error
+                })?,
+            ),
             None => None,
         };
         #[cfg(feature = "nvmm")]

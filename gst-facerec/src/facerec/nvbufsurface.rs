@@ -148,11 +148,8 @@ pub const LIBRARY_NAME: &str = "libnvbufsurface.so";
 
 type MapFn = unsafe extern "C" fn(*mut NvBufSurface, c_int, c_int, c_int) -> c_int;
 type PlaneFn = unsafe extern "C" fn(*mut NvBufSurface, c_int, c_int) -> c_int;
-type CreateFn = unsafe extern "C" fn(
-    *mut *mut NvBufSurface,
-    u32,
-    *mut NvBufSurfaceCreateParams,
-) -> c_int;
+type CreateFn =
+    unsafe extern "C" fn(*mut *mut NvBufSurface, u32, *mut NvBufSurfaceCreateParams) -> c_int;
 type DestroyFn = unsafe extern "C" fn(*mut NvBufSurface) -> c_int;
 
 /// Why the library could not be used.

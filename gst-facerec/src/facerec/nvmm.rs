@@ -164,8 +164,8 @@ impl MappedSurface {
                 let ptr = params.mapped_addr.addr[plane] as *mut u8;
                 let (pitch, height) = (pp.pitch[plane] as usize, pp.height[plane] as usize);
                 // For RGBA and NV12, plane p starts with component p (NV12's UV: pixel stride 2).
-                let row = info.comp_width(plane as u8) as usize
-                    * info.comp_pstride(plane as u8) as usize;
+                let row =
+                    info.comp_width(plane as u8) as usize * info.comp_pstride(plane as u8) as usize;
                 if ptr.is_null() || pitch < row || height < info.comp_height(plane as u8) as usize {
                     return Err(format!(
                         "plane {plane} of the surface is not mapped as expected (pitch {pitch}, height {height})"
