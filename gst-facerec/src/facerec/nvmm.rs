@@ -6,6 +6,9 @@
 //! `gst::Buffer` with a `VideoMeta` carrying the surface's pitches, so the element's frame path
 //! (network scaling, alignment, redaction, drawing) runs on it unchanged, and it is written
 //! back (`NvBufSurfaceSyncForDevice`) when something was drawn, then unmapped.
+//!
+//! Not done yet: scaling to the network size on the VIC (`NvBufSurfTransform`); the CPU still
+//! reads the whole frame for the detector's input, as in system memory.
 
 use std::sync::Arc;
 
