@@ -146,6 +146,10 @@ fn nvargus_description(nvmm: bool, jpeg_quality: u32) -> String {
 /// Whether the registered element `factory` accepts NVMM RGBA frames on its sink pad: the
 /// launcher cannot know how the plugin it finds on GST_PLUGIN_PATH was built.
 fn facerec_takes_nvmm(factory: &str) -> bool {
+    // Idempotent; describe() may run before the cameras start GStreamer (tests).
+    if gst::init().is_err() {
+        return false;
+    }
     let nvmm = gst::Caps::builder("video/x-raw")
         .features(["memory:NVMM"])
         .field("format", "RGBA")
