@@ -259,6 +259,9 @@ pub struct FaceRec {
     /// Which tracks got which crops. Apart from `state` because the live worker posts (and
     /// crops) while the streaming thread holds `state`; taken after `state`, never before.
     crops: Mutex<CropPolicy>,
+    /// `libnvbufsurface.so` while the negotiated caps are NVMM (loaded at negotiation).
+    #[cfg(feature = "nvmm")]
+    nvmm: Mutex<Option<Arc<super::nvbufsurface::NvBufSurfaceLib>>>,
 }
 
 /// Locks a mutex, recovering the data if another thread panicked while holding it: a panic
@@ -750,6 +753,18 @@ impl ElementImpl for FaceRec {
                     V::Nv12,
                 ])
                 .build();
+            // NVMM after system memory: pipelines that do not ask for NVMM keep what they had.
+            #[cfg(feature = "nvmm")]
+            let caps = {
+                let mut caps = caps;
+                caps.merge(
+                    gst_video::VideoCapsBuilder::new()
+                        .features([super::nvmm::CAPS_FEATURE_NVMM])
+                        .format_list([V::Rgba, V::Nv12])
+                        .build(),
+                );
+                caps
+            };
             vec![
                 gst::PadTemplate::new(
                     "src",
@@ -870,15 +885,36 @@ impl BaseTransformImpl for FaceRec {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        let mut frame =
-            gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Failed,
-                    ("Failed to map the buffer writable")
-                );
-                gst::FlowError::Error
-            })?;
+        // NVMM: the surface's planes mapped for the CPU, unmapped after drawing.
+        #[cfg(feature = "nvmm")]
+        let mut surface = match lock(&self.nvmm).clone() {
+            Some(lib) => Some(
+                super::nvmm::MappedSurface::map(lib, buf, &info).map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Format,
+                        ("Cannot map the NVMM frame: {}", e)
+                    );
+                    gst::FlowError::Error
+                })?,
+            ),
+            None => None,
+        };
+        #[cfg(feature = "nvmm")]
+        let mapped = match surface.as_mut() {
+            Some(surface) => surface.frame(&info),
+            None => gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info),
+        };
+        #[cfg(not(feature = "nvmm"))]
+        let mapped = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info);
+        let mut frame = mapped.map_err(|_| {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Failed,
+                ("Failed to map the buffer writable")
+            );
+            gst::FlowError::Error
+        })?;
         running.passed += 1;
 
         // Frames between detections (sync mode, detect-interval > 1) are not scaled at all.
@@ -1021,6 +1057,14 @@ impl BaseTransformImpl for FaceRec {
         }
         drop(frame);
         drop(state);
+        #[cfg(feature = "nvmm")]
+        if let Some(surface) = surface {
+            let written = (draw || redact != RedactMode::None) && !faces.is_empty();
+            if let Err(e) = surface.finish(written) {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+                return Err(gst::FlowError::Error);
+            }
+        }
 
         for face in faces.iter() {
             let Some(rect) = face.bbox.clip_to(info.width(), info.height()) else {
@@ -1033,6 +1077,32 @@ impl BaseTransformImpl for FaceRec {
             self.post_faces_with(&faces, crops, &times, inference);
         }
         Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+#[cfg(feature = "nvmm")]
+impl FaceRec {
+    /// Loads `libnvbufsurface.so` when `caps` are NVMM (once), forgets it otherwise. A missing
+    /// library is an element error naming it and why `dlopen` failed.
+    fn negotiate_nvmm(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let mut nvmm = lock(&self.nvmm);
+        if !super::nvmm::is_nvmm(caps) {
+            *nvmm = None;
+            return Ok(());
+        }
+        if nvmm.is_none() {
+            match super::nvbufsurface::NvBufSurfaceLib::load_default() {
+                Ok(lib) => {
+                    gst::info!(CAT, imp = self, "NVMM frames through {}", lib.path());
+                    *nvmm = Some(Arc::new(lib));
+                }
+                Err(e) => {
+                    gst::element_imp_error!(self, gst::LibraryError::Init, ("{}", e));
+                    return Err(gst::loggable_error!(CAT, "{}", e));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1057,6 +1127,8 @@ impl VideoFilterImpl for FaceRec {
                 "Interlaced video is not supported: put deinterlace before facerec"
             ));
         }
+        #[cfg(feature = "nvmm")]
+        self.negotiate_nvmm(incaps)?;
         let mut state = lock(&self.state);
         if let Some(running) = state.running.as_mut() {
             let size_changed = running.video.as_ref().is_some_and(|(old, ..)| {

@@ -60,12 +60,19 @@
 //!     facerec gallery=model.data ! videoconvert ! autovideosink
 //! ```
 //!
-//! On a Jetson, behind the CSI camera (system memory through `nvvidconv`):
+//! On a Jetson, behind the CSI camera, with the plugin built with `--features nvmm`: the element
+//! also takes `video/x-raw(memory:NVMM)` in RGBA and NV12 (pitch-linear), maps the surfaces for
+//! the CPU through `libnvbufsurface.so` (opened at negotiation; `FACEREC_NVBUFSURFACE_LIB`
+//! names another path; missing, it is an element error and system memory still works) and
+//! draws on them:
 //!
 //! ```text
-//! gst-launch-1.0 nvarguscamerasrc ! nvvidconv ! video/x-raw,format=RGBA ! \
+//! gst-launch-1.0 nvarguscamerasrc ! 'video/x-raw(memory:NVMM)' ! nvvidconv ! \
+//!     'video/x-raw(memory:NVMM),format=RGBA' ! \
 //!     facerec gallery=model.data provider=tensorrt live=true ! nvvidconv ! nv3dsink
 //! ```
+//!
+//! Without the feature, through system memory: `nvvidconv ! video/x-raw,format=RGBA ! facerec`.
 //!
 //! ## Bus message
 //!
@@ -121,6 +128,10 @@ mod frame;
 mod imp;
 mod live;
 mod message;
+#[cfg(feature = "nvmm")]
+pub mod nvbufsurface;
+#[cfg(feature = "nvmm")]
+mod nvmm;
 
 pub use crops::{CROP_MARGIN, QUALITY_STEP, crop_rect};
 pub use frame::{FrameFormat, NetworkScaler};
