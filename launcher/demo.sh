@@ -30,25 +30,10 @@ else
     bin="${CARGO_TARGET_DIR:-$repo/target}/release"
 fi
 
-# The clip and the two faces: INPUT and FACES_DIR win; what they leave open comes from
-# demo-assets.sh. Exit 3 from it means "not available" (it said why): fall back, announced.
-clip="${INPUT:-}"
-faces="${FACES_DIR:-}"
-if [ -z "$clip" ] || [ -z "$faces" ]; then
-    status=0
-    assets="$(pipelines/demo-assets.sh)" || status=$?
-    if [ "$status" = 0 ]; then
-        clip="${clip:-$assets/short_hamilton_clip.mp4}"
-        faces="${faces:-$assets}"
-    elif [ "$status" = 3 ]; then
-        what=""
-        [ -z "$clip" ] && what='camera "clip" shows test://?pattern=ball instead of the sample clip'
-        [ -z "$faces" ] && what="${what:+$what, }no face is known"
-        echo "launcher/demo.sh: serving without them: $what" >&2
-    else
-        exit "$status"
-    fi
-fi
+# The clip and the two faces (pipelines/demo-inputs.sh says how they are found).
+# shellcheck source=SCRIPTDIR/../pipelines/demo-inputs.sh
+source "$repo/pipelines/demo-inputs.sh"
+demo_inputs launcher/demo.sh serving 'camera "clip" shows test://?pattern=ball instead of the sample clip'
 
 # The demo's two known faces, enrolled by the same script as pipelines/demo.sh uses.
 work="$repo/target/demo"

@@ -24,25 +24,10 @@ if [ "$build" = 1 ]; then
     cargo build --release --locked -p gst-facerec -p facerec-model
 fi
 
-# INPUT and FACES_DIR win; what they leave open comes from demo-assets.sh, whose exit 3 means
-# "not available" (it said why): fall back, announced.
-clip="${INPUT:-}"
-faces="${FACES_DIR:-}"
-if [ -z "$clip" ] || [ -z "$faces" ]; then
-    status=0
-    assets="$(pipelines/demo-assets.sh)" || status=$?
-    if [ "$status" = 0 ]; then
-        clip="${clip:-$assets/short_hamilton_clip.mp4}"
-        faces="${faces:-$assets}"
-    elif [ "$status" = 3 ]; then
-        what=""
-        [ -z "$clip" ] && what="annotating 60 frames of videotestsrc pattern=ball instead of the sample clip"
-        [ -z "$faces" ] && what="${what:+$what, }no face is known"
-        echo "pipelines/demo.sh: running without them: $what" >&2
-    else
-        exit "$status"
-    fi
-fi
+# The clip and the two faces (pipelines/demo-inputs.sh says how they are found).
+# shellcheck source=SCRIPTDIR/demo-inputs.sh
+source "$repo/pipelines/demo-inputs.sh"
+demo_inputs pipelines/demo.sh running "annotating 60 frames of videotestsrc pattern=ball instead of the sample clip"
 
 out="${OUT_DIR:-$repo/target/annotated}"
 demo="${DEMO_DIR:-$repo/target/demo}"
