@@ -1475,7 +1475,10 @@ fn tensorrt_settings_from_the_environment_reach_the_element() {
         ),
         (
             Some(1),
-            "facerec-launcher: model variant int8 is not selectable: its accuracy has not been measured yet"
+            "facerec-launcher: model variant int8 is not selectable: golden chips' embeddings \
+             moved 0.103 from fp32 (bound 0.011) and clip faces 520 against fp32's 500 in the \
+             sample clip (boxes up to 22 px apart); verification accuracy 99.63% against 99.91% \
+             on the knn_examples and dlib pairs"
         )
     );
     let dir = temp_dir("trt-engines");

@@ -343,6 +343,20 @@ fn reduced_precision_variants_are_selectable_only_within_half_a_percent_of_fp32(
     let Some(files) = model_files(scratch.path()) else {
         return;
     };
+    // The measured files, selected as their variant, serve fp32 galleries.
+    for (variant, (_, recognizer)) in ModelVariant::ALL.into_iter().zip(&files) {
+        let (loaded, _) = facerec_core::embed::Recognizer::load_variant(
+            recognizer,
+            &facerec_core::runtime::SessionConfig::default(),
+            variant,
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.sha256(),
+            facerec_core::models::RECOGNIZER_SHA256,
+            "{variant}"
+        );
+    }
     let mut runs: Vec<Variant> = ModelVariant::ALL
         .into_iter()
         .zip(&files)

@@ -74,19 +74,19 @@ impl Recognizer {
         Ok((recognizer, report))
     }
 
-    /// Loads a precision variant of the recognizer. Its gallery identity ([`Recognizer::sha256`])
-    /// is the fp32 network's [`RECOGNIZER_SHA256`]: a variant is selectable only once its
-    /// embeddings were measured within 0.5% of fp32's, so galleries stay fp32 and serve every
-    /// variant. `ModelVariant::Fp32` is [`Recognizer::load`].
+    /// Loads a precision variant of the recognizer. When the file is the one the accuracy gate
+    /// measured ([`ModelVariant::recognizer_sha256`]), its gallery identity
+    /// ([`Recognizer::sha256`]) is the fp32 network's [`RECOGNIZER_SHA256`]: its embeddings were
+    /// measured within 0.5% of fp32's, so galleries stay fp32 and serve every variant. Any other
+    /// file keeps its own identity, so an fp32 gallery refuses it rather than trusting embeddings
+    /// nobody measured. `ModelVariant::Fp32` is [`Recognizer::load`].
     pub fn load_variant(
         path: &Path,
         session: &SessionConfig,
         variant: ModelVariant,
     ) -> Result<(Self, ProviderReport)> {
         let (mut recognizer, report) = Recognizer::load(path, session)?;
-        if variant != ModelVariant::Fp32 {
-            recognizer.sha256 = RECOGNIZER_SHA256.to_string();
-        }
+        recognizer.sha256 = gallery_identity(variant, &recognizer.file_sha256).to_string();
         Ok((recognizer, report))
     }
 
@@ -151,19 +151,53 @@ pub fn euclidean(a: &[f32], b: &[f32]) -> f32 {
         .sqrt()
 }
 
+/// The recognizer sha256 a gallery is checked against: fp32's for the measured variant file,
+/// the file's own otherwise.
+fn gallery_identity(variant: ModelVariant, file_sha256: &str) -> &str {
+    if variant != ModelVariant::Fp32 && file_sha256 == variant.recognizer_sha256() {
+        RECOGNIZER_SHA256
+    } else {
+        file_sha256
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gallery::Gallery;
     use crate::testsupport::{require, require_runtime};
 
-    /// A variant recognizer names the fp32 network to galleries, so an fp32 gallery serves it;
-    /// as fp32, the same file names itself and the gallery refuses it. The "variant" is the
-    /// fp32 file with an unknown protobuf field appended (field 1000, varint 1, which ONNX
-    /// Runtime skips): other bytes, the same network.
+    #[test]
+    fn only_the_measured_variant_files_take_the_fp32_gallery_identity() {
+        use crate::models::{RECOGNIZER_FP16_SHA256, RECOGNIZER_INT8_SHA256};
+        let other = "0".repeat(64);
+        assert_eq!(
+            gallery_identity(ModelVariant::Fp16, RECOGNIZER_FP16_SHA256),
+            RECOGNIZER_SHA256
+        );
+        assert_eq!(
+            gallery_identity(ModelVariant::Int8, RECOGNIZER_INT8_SHA256),
+            RECOGNIZER_SHA256
+        );
+        // The fp16 file selected as int8 was not what the int8 gate measured.
+        assert_eq!(
+            gallery_identity(ModelVariant::Int8, RECOGNIZER_FP16_SHA256),
+            RECOGNIZER_FP16_SHA256
+        );
+        assert_eq!(gallery_identity(ModelVariant::Fp16, &other), other);
+        assert_eq!(
+            gallery_identity(ModelVariant::Fp32, RECOGNIZER_SHA256),
+            RECOGNIZER_SHA256
+        );
+        assert_eq!(gallery_identity(ModelVariant::Fp32, &other), other);
+    }
+
+    /// A file selected as a variant that is not the one the gate measured keeps its own identity,
+    /// so an fp32 gallery refuses it. The file is the fp32 one with an unknown protobuf field
+    /// appended (field 1000, varint 1, which ONNX Runtime skips): other bytes, the same network.
     #[test]
     #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
-    fn a_variant_recognizer_keeps_the_fp32_gallery_identity() {
+    fn an_unmeasured_variant_file_is_refused_by_an_fp32_gallery() {
         if !require_runtime() {
             return;
         }
@@ -173,7 +207,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let variant = dir
             .path()
-            .join("dlib_face_recognition_resnet_model_v1.int8.onnx");
+            .join("dlib_face_recognition_resnet_model_v1.fp16.onnx");
         let mut bytes = std::fs::read(&fp32).unwrap();
         bytes.extend_from_slice(&[0xC0, 0x3E, 0x01]);
         std::fs::write(&variant, &bytes).unwrap();
@@ -185,25 +219,20 @@ mod tests {
         };
         let fp32_gallery = Gallery::new(RECOGNIZER_SHA256, 128);
 
-        let (as_int8, _) =
-            Recognizer::load_variant(&variant, &session, ModelVariant::Int8).unwrap();
-        assert_eq!(as_int8.sha256(), RECOGNIZER_SHA256);
-        assert_eq!(as_int8.file_sha256(), file_sha);
-        fp32_gallery
-            .check_recognizer(as_int8.sha256(), as_int8.dim())
-            .unwrap();
-
-        let (as_fp32, _) =
-            Recognizer::load_variant(&variant, &session, ModelVariant::Fp32).unwrap();
-        assert_eq!(as_fp32.sha256(), file_sha);
-        assert_eq!(
-            fp32_gallery
-                .check_recognizer(as_fp32.sha256(), as_fp32.dim())
-                .unwrap_err()
-                .to_string(),
-            format!(
-                "built with a different recognizer (model sha256 {RECOGNIZER_SHA256}, loaded recognizer {file_sha}): re-enrol the faces with this recognizer"
-            )
-        );
+        for variant_kind in ModelVariant::ALL {
+            let (recognizer, _) =
+                Recognizer::load_variant(&variant, &session, variant_kind).unwrap();
+            assert_eq!(recognizer.sha256(), file_sha, "{variant_kind}");
+            assert_eq!(recognizer.file_sha256(), file_sha);
+            assert_eq!(
+                fp32_gallery
+                    .check_recognizer(recognizer.sha256(), recognizer.dim())
+                    .unwrap_err()
+                    .to_string(),
+                format!(
+                    "built with a different recognizer (model sha256 {RECOGNIZER_SHA256}, loaded recognizer {file_sha}): re-enrol the faces with this recognizer"
+                )
+            );
+        }
     }
 }

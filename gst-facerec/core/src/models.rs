@@ -78,6 +78,16 @@ impl ModelVariant {
         }
     }
 
+    /// The sha256 of this variant's recognizer as `models fetch --variant` makes it: the one file
+    /// the accuracy gate measured, and so the only one granted the fp32 gallery identity.
+    pub fn recognizer_sha256(self) -> &'static str {
+        match self {
+            ModelVariant::Fp32 => RECOGNIZER_SHA256,
+            ModelVariant::Fp16 => RECOGNIZER_FP16_SHA256,
+            ModelVariant::Int8 => RECOGNIZER_INT8_SHA256,
+        }
+    }
+
     /// `Ok` when the variant passed the accuracy gate, else why not (for the error a user sees).
     /// The gate is `model/tests/variants.rs`; its figures are in docs/PERFORMANCE.md.
     pub fn check_selectable(self) -> Result<()> {

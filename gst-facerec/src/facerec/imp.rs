@@ -62,12 +62,12 @@ pub enum ModelVariantKind {
     #[enum_value(name = "fp32: the models as published", nick = "fp32")]
     Fp32 = 0,
     #[enum_value(
-        name = "fp16: half-precision models (only once they pass the accuracy gate)",
+        name = "fp16: half-precision models (passed the accuracy gate)",
         nick = "fp16"
     )]
     Fp16 = 1,
     #[enum_value(
-        name = "int8: quantized models (only once they pass the accuracy gate)",
+        name = "int8: quantized models (refused: outside the accuracy gate)",
         nick = "int8"
     )]
     Int8 = 2,
