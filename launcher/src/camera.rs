@@ -504,6 +504,9 @@ impl Camera {
             set(&facerec, "recognizer", r.display().to_string())?;
         }
         set_str(&facerec, "provider", &settings.provider)?;
+        if let Some(strict) = settings.strict_provider {
+            set(&facerec, "strict-provider", strict)?;
+        }
         // Set only when configured, so that the element's defaults are declared once.
         if let Some(variant) = &settings.model_variant {
             set_str(&facerec, "model-variant", variant)?;
@@ -707,6 +710,19 @@ impl Camera {
                 {
                     played = true;
                     self.set_status("playing", None, hub);
+                    // The provider after any fallback: what an operator checks TensorRT by.
+                    let provider = pipeline
+                        .by_name("facerec")
+                        .and_then(|f| {
+                            f.property::<gst::Structure>("stats")
+                                .get::<String>("provider")
+                                .ok()
+                        })
+                        .filter(|p| !p.is_empty());
+                    if let Some(provider) = provider {
+                        tracing::info!(camera = %self.name, %provider, "inference provider");
+                        hub.metrics.set_provider(&self.name, &provider);
+                    }
                 }
                 gst::MessageView::Warning(w) => {
                     tracing::warn!(camera = %self.name, warning = %w.error(), debug = ?w.debug(), "pipeline warning");
@@ -1023,7 +1039,7 @@ mod tests {
     fn nvargus_uses_nvmm_only_when_facerec_takes_it() {
         gst::init().unwrap();
         crate::config::ensure_facerec_plugin().unwrap();
-        assert!(!facerec_takes_nvmm("facerec"));
+        assert_eq!(facerec_takes_nvmm("facerec"), cfg!(feature = "nvmm"));
         // An element whose template takes any memory (videoconvert: `video/x-raw(ANY)`) counts.
         assert!(facerec_takes_nvmm("videoconvert"));
         assert!(!facerec_takes_nvmm("no-such-element"));
@@ -1031,7 +1047,8 @@ mod tests {
             nvargus_description(true, 80),
             "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw(memory:NVMM),format=RGBA ! facerec name=facerec ! nvvidconv ! video/x-raw,format=I420 ! jpegenc name=encoder quality=80 ! appsink name=sink max-buffers=1 drop=true sync=false"
         );
-        // describe() gives the system-memory variant here: documented_pipelines_are_the_built_ones.
+        // describe() gives the one this build takes; both are in pipelines/README.md
+        // (documented_pipelines_are_the_built_ones).
         assert_eq!(
             nvargus_description(false, 80),
             "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=RGBA ! videoconvert ! facerec name=facerec ! videoconvert ! jpegenc name=encoder quality=80 ! appsink name=sink max-buffers=1 drop=true sync=false"
@@ -1049,6 +1066,7 @@ mod tests {
             provider: "auto".into(),
             model_variant: None,
             trt_engine_cache: None,
+            strict_provider: None,
             trt_fp16: None,
             trt_timing_cache: None,
             cuda_device: None,

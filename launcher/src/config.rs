@@ -108,6 +108,11 @@ pub struct PipelineSettings {
     /// ONNX Runtime execution provider: auto, cpu, cuda, tensorrt.
     #[arg(long, env = "FACEREC_PROVIDER", default_value = "auto")]
     pub provider: String,
+    /// Fail the camera's start when the requested provider cannot be used, instead of falling
+    /// back to CPU with a warning (facerec's strict-provider; default off).
+    #[arg(long, env = "FACEREC_STRICT_PROVIDER", num_args = 0..=1, default_missing_value = "true",
+        action = ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub strict_provider: Option<bool>,
     /// Precision of the models: fp32, fp16 or int8 (facerec's model-variant; default fp32). It
     /// picks the default model files; a variant that has not passed the accuracy gate is
     /// refused at start-up.
@@ -204,6 +209,9 @@ impl PipelineSettings {
         }
         let session = &mut config.session;
         session.provider = self.provider.parse()?;
+        if let Some(strict) = self.strict_provider {
+            session.strict = strict;
+        }
         session.trt_engine_cache = self.trt_engine_cache.clone();
         session.trt_timing_cache = self.trt_timing_cache.clone();
         if let Some(fp16) = self.trt_fp16 {
@@ -1119,6 +1127,11 @@ mod tests {
             ]
         );
         assert_eq!(parse(&["--trt-fp16"]).pipeline.trt_fp16, Some(true));
+        assert_eq!(bare.pipeline.strict_provider, None);
+        let strict = parse(&["--strict-provider"]);
+        assert_eq!(strict.pipeline.strict_provider, Some(true));
+        assert!(strict.pipeline.engine_config().unwrap().session.strict);
+        assert!(!bare.pipeline.engine_config().unwrap().session.strict);
 
         // The config file's keys are the flags' names.
         let dir = tempfile::tempdir().unwrap();

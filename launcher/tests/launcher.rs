@@ -374,6 +374,13 @@ fn check_metric_values(launcher: &Launcher) {
         ),
         Some(0.0)
     );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "facerec_inference_provider{camera=\"clip\",provider=\"cpu\"}"
+        ),
+        Some(1.0)
+    );
     // One stream client is open (the test's), and the exposition is valid Prometheus text.
     assert_eq!(
         metric_value(&metrics, "facerec_clients{camera=\"clip\"}"),
@@ -1481,6 +1488,22 @@ fn tensorrt_settings_from_the_environment_reach_the_element() {
              on the knn_examples and dlib pairs"
         )
     );
+    // Strict: no TensorRT here, so the start fails in one line instead of falling back.
+    let out = output_within(
+        launcher_command()
+            .args(["--source", "pattern=test://"])
+            .env("FACEREC_PROVIDER", "tensorrt")
+            .env("FACEREC_STRICT_PROVIDER", "true"),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        last.starts_with("facerec-launcher: execution provider 'tensorrt' is not available (")
+            && last.ends_with(") and strict provider mode is on"),
+        "{stderr}"
+    );
     let dir = temp_dir("trt-engines");
     let engines = dir.path().join("engines");
     let launcher = Launcher::start(
@@ -1497,4 +1520,22 @@ fn tensorrt_settings_from_the_environment_reach_the_element() {
         l.frames("pattern") > 3
     });
     assert!(engines.is_dir(), "{} was not created", engines.display());
+    // TensorRT was asked for; /metrics tells what runs.
+    let metrics = launcher.metrics();
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "facerec_inference_provider{camera=\"pattern\",provider=\"cpu\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("facerec_inference_provider{"))
+            .count(),
+        1,
+        "{metrics}"
+    );
 }
