@@ -131,6 +131,8 @@ mod message;
 #[cfg(feature = "nvmm")]
 pub mod nvbufsurface;
 #[cfg(feature = "nvmm")]
+pub mod nvbufsurftransform;
+#[cfg(feature = "nvmm")]
 mod nvmm;
 
 pub use crops::{CROP_MARGIN, QUALITY_STEP, crop_rect};
