@@ -30,6 +30,8 @@ pub const FLIP_NONE: u32 = 0;
 /// `NvBufSurfTransform_Inter`.
 pub const INTER_NEAREST: u32 = 0;
 pub const INTER_BILINEAR: u32 = 1;
+/// `NvBufSurfTransformInter_Algo1`: the VIC's 5-tap filter (the GPU's cubic).
+pub const INTER_ALGO1: u32 = 2;
 
 /// `NvBufSurfTransform_Transform_Flag`.
 pub const TRANSFORM_CROP_SRC: u32 = 1;

@@ -8,13 +8,18 @@
  *
  * Supported: buffer 0 of a pitch-linear RGBA or NV12 (BT.601/709/2020, limited or full range,
  * as its colour format says) source, scaled whole into buffer 0 of a pitch-linear RGBA
- * destination, bilinear (nearest with NvBufSurfTransformInter_Nearest), alpha 255. Cropping and
- * flipping are refused (NvBufSurfTransformError_Unsupported): the element asks for neither.
+ * destination, alpha 255. Filters: NvBufSurfTransformInter_Nearest and _Bilinear sample the
+ * source; the others (the VIC's 5- and 10-tap and "smart" filters, the GPU's cubic) are modelled
+ * by a separable Catmull-Rom convolution whose support widens when it shrinks (no aliasing),
+ * each plane scaled in its own format, then NV12 converted to RGB with chroma taken at half
+ * resolution. Cropping and flipping are refused (NvBufSurfTransformError_Unsupported): the
+ * element asks for neither.
  *
  * Built by gst-facerec/tests/nvmm.rs with `cc -shared -fPIC`.
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "nvbufsurface_standin.h"
 
@@ -166,6 +171,72 @@ static uint8_t clamp8(double v) {
   return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
+
+/* Catmull-Rom (a = -0.5). */
+static double catmull_rom(double x) {
+  x = fabs(x);
+  if (x < 1) return (1.5 * x - 2.5) * x * x + 1;
+  if (x < 2) return ((-0.5 * x + 2.5) * x - 4) * x + 2;
+  return 0;
+}
+
+/* Scales one plane (w x h, ch channels of pixel stride ps, rows of `pitch`) to dw x dh tight
+ * rows of ch channels in `out`, Catmull-Rom, separable, rounded to 8 bits after each pass.
+ * Returns 0, or -1 when out of memory. */
+static int convolve(const uint8_t *src, uint32_t pitch, uint32_t w, uint32_t h, int ps, int ch,
+                    uint8_t *out, uint32_t dw, uint32_t dh) {
+  uint8_t *tmp = malloc((size_t)dw * h * ch);
+  if (!tmp) return -1;
+  for (int pass = 0; pass < 2; pass++) {
+    uint32_t n = pass == 0 ? w : h, dn = pass == 0 ? dw : dh;
+    double scale = (double)n / dn, stretch = scale > 1 ? scale : 1, support = 2 * stretch;
+    for (uint32_t d = 0; d < dn; d++) {
+      double centre = (d + 0.5) * scale;
+      long first = (long)floor(centre - support), last = (long)ceil(centre + support);
+      if (first < 0) first = 0;
+      if (last > (long)n - 1) last = (long)n - 1;
+      double weights[256];
+      long count = last - first + 1;
+      if (count > 256) {
+        free(tmp);
+        return -1;
+      }
+      double sum = 0;
+      for (long i = 0; i < count; i++) {
+        weights[i] = catmull_rom((first + i + 0.5 - centre) / stretch);
+        sum += weights[i];
+      }
+      for (long i = 0; i < count; i++) weights[i] /= sum;
+      uint32_t lines = pass == 0 ? h : dw;
+      for (uint32_t l = 0; l < lines; l++) {
+        for (int c = 0; c < ch; c++) {
+          double acc = 0;
+          for (long i = 0; i < count; i++) {
+            uint8_t v = pass == 0 ? src[(size_t)l * pitch + (size_t)(first + i) * ps + c]
+                                  : tmp[((size_t)(first + i) * dw + l) * ch + c];
+            acc += weights[i] * v;
+          }
+          if (pass == 0)
+            tmp[((size_t)l * dw + d) * ch + c] = clamp8(acc);
+          else
+            out[((size_t)d * dw + l) * ch + c] = clamp8(acc);
+        }
+      }
+    }
+  }
+  free(tmp);
+  return 0;
+}
+
+static void yuv_to_rgb(double Y, double U, double V, double kr, double kb, bool full,
+                       uint8_t *px) {
+  double yy = full ? Y / 255 : (Y - 16) / 219;
+  double u = (U - 128) / (full ? 255 : 224), v = (V - 128) / (full ? 255 : 224);
+  double r = yy + 2 * (1 - kr) * v, b = yy + 2 * (1 - kb) * u;
+  double g = (yy - kr * r - kb * b) / (1 - kr - kb);
+  px[0] = clamp8(r * 255), px[1] = clamp8(g * 255), px[2] = clamp8(b * 255);
+}
+
 NvBufSurfTransform_Error NvBufSurfTransform(NvBufSurface *src, NvBufSurface *dst,
                                             NvBufSurfTransformParams *transform_params) {
   if (!src || !dst || !transform_params || !src->surfaceList || !dst->surfaceList ||
@@ -185,13 +256,45 @@ NvBufSurfTransform_Error NvBufSurfTransform(NvBufSurface *src, NvBufSurface *dst
   bool nv12 = yuv_params(s->colorFormat, &kr, &kb, &full);
   if (!nv12 && s->colorFormat != NVBUF_COLOR_FORMAT_RGBA)
     return fail(NvBufSurfTransformError_Unsupported);
-  bool nearest = (flags & NVBUFSURF_TRANSFORM_FILTER) &&
-                 transform_params->transform_filter == NvBufSurfTransformInter_Nearest;
+  NvBufSurfTransform_Inter filter = (flags & NVBUFSURF_TRANSFORM_FILTER)
+                                        ? transform_params->transform_filter
+                                        : NvBufSurfTransformInter_Default;
+  bool nearest = filter == NvBufSurfTransformInter_Nearest ||
+                 filter == NvBufSurfTransformInter_Default;
+  bool sampled = nearest || filter == NvBufSurfTransformInter_Bilinear;
   const NvBufSurfacePlaneParams *sp = &s->planeParams;
   const uint8_t *s0 = (const uint8_t *)s->dataPtr + sp->offset[0];
   const uint8_t *s1 = nv12 ? (const uint8_t *)s->dataPtr + sp->offset[1] : NULL;
   uint8_t *d0 = (uint8_t *)d->dataPtr + d->planeParams.offset[0];
   uint32_t sw = s->width, sh = s->height, dw = d->width, dh = d->height;
+  if (!sampled) {
+    uint32_t cdw = (dw + 1) / 2, cdh = (dh + 1) / 2;
+    uint8_t *luma = malloc((size_t)dw * dh * (nv12 ? 1 : 4));
+    uint8_t *chroma = nv12 ? malloc((size_t)cdw * cdh * 2) : NULL;
+    int rc = !luma || (nv12 && !chroma) ? -1 : 0;
+    if (rc == 0)
+      rc = convolve(s0, sp->pitch[0], sw, sh, nv12 ? 1 : 4, nv12 ? 1 : 4, luma, dw, dh);
+    if (rc == 0 && nv12)
+      rc = convolve(s1, sp->pitch[1], sp->width[1], sp->height[1], 2, 2, chroma, cdw, cdh);
+    for (uint32_t y = 0; rc == 0 && y < dh; y++) {
+      uint8_t *row = d0 + (size_t)y * d->planeParams.pitch[0];
+      for (uint32_t x = 0; x < dw; x++) {
+        uint8_t *px = row + (size_t)x * 4;
+        if (nv12) {
+          const uint8_t *uv = chroma + ((size_t)(y / 2) * cdw + x / 2) * 2;
+          yuv_to_rgb(luma[(size_t)y * dw + x], uv[0], uv[1], kr, kb, full, px);
+        } else {
+          for (int c = 0; c < 3; c++) px[c] = luma[((size_t)y * dw + x) * 4 + c];
+        }
+        px[3] = 255;
+      }
+    }
+    free(luma);
+    free(chroma);
+    if (rc != 0) return fail(NvBufSurfTransformError_Execution_Error);
+    __atomic_fetch_add(&counts[0], 1, __ATOMIC_RELAXED);
+    return NvBufSurfTransformError_Success;
+  }
   double ax = (double)sw / dw, ay = (double)sh / dh;
   for (uint32_t y = 0; y < dh; y++) {
     uint8_t *row = d0 + (size_t)y * d->planeParams.pitch[0];
@@ -209,11 +312,7 @@ NvBufSurfTransform_Error NvBufSurfTransform(NvBufSurface *src, NvBufSurface *dst
         double Y = sample(s0, sp->pitch[0], sw, sh, 1, 0, fx, fy, nearest);
         double U = sample(s1, sp->pitch[1], cw, ch, 2, 0, cx, cy, nearest);
         double V = sample(s1, sp->pitch[1], cw, ch, 2, 1, cx, cy, nearest);
-        double yy = full ? Y / 255 : (Y - 16) / 219;
-        double u = (U - 128) / (full ? 255 : 224), v = (V - 128) / (full ? 255 : 224);
-        double r = yy + 2 * (1 - kr) * v, b = yy + 2 * (1 - kb) * u;
-        double g = (yy - kr * r - kb * b) / (1 - kr - kb);
-        px[0] = clamp8(r * 255), px[1] = clamp8(g * 255), px[2] = clamp8(b * 255);
+        yuv_to_rgb(Y, U, V, kr, kb, full, px);
       }
       px[3] = 255;
     }
