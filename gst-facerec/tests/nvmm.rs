@@ -476,6 +476,9 @@ mod nvmm {
             .collect()
     }
 
+    /// A face one path found and the other did not: frame, name, box.
+    type LoneFace = (usize, String, (u32, u32, u32, u32));
+
     /// What the clip gave through both paths.
     #[derive(Debug, Default)]
     struct Comparison {
@@ -495,8 +498,8 @@ mod nvmm {
         /// Paired faces named differently: (frame, system name, NVMM name).
         name_mismatches: Vec<(usize, String, String)>,
         /// Faces only one path found: (frame, name, box).
-        only_system: Vec<(usize, String, (u32, u32, u32, u32))>,
-        only_nvmm: Vec<(usize, String, (u32, u32, u32, u32))>,
+        only_system: Vec<LoneFace>,
+        only_nvmm: Vec<LoneFace>,
         /// Frames whose output pixels differ between the paths.
         pixel_mismatches: Vec<usize>,
         /// Frames with faces whose NVMM output kept the input's pixels.
