@@ -919,6 +919,56 @@ mod nvmm {
         assert_eq!(output.matches(&line).count(), 1, "{output}");
     }
 
+    /// A failing `NvBufSurfTransform` is an element error naming the function and its code.
+    #[test]
+    #[ignore = "run by its parent test in a child process with FACEREC_NVBUFSURFACE_LIB set"]
+    fn child_transform_failure() {
+        if !assets_ready() {
+            return;
+        }
+        let lib = Arc::new(
+            NvBufSurfaceLib::load(Path::new(&std::env::var(LIBRARY_ENV).unwrap())).unwrap(),
+        );
+        let caps = gst::Caps::builder("video/x-raw")
+            .features(["memory:NVMM"])
+            .field("format", "NV12")
+            .field("width", 64)
+            .field("height", 48)
+            .field("framerate", gst::Fraction::new(30, 1))
+            .build();
+        let lane = Lane::new(&caps, "");
+        let surface = Surface::new(&lib, 64, 48, NVBUF_COLOR_FORMAT_NV12);
+        let error = lane
+            .process(gst::Buffer::from_slice(surface))
+            .expect_err("the transform fails");
+        let expected = "Cannot scale the NVMM frame on the VIC: NvBufSurfTransform failed: -2 (";
+        assert!(
+            error.starts_with(expected),
+            "error:\n{error}\nexpected:\n{expected}"
+        );
+    }
+
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn a_failing_transform_is_an_element_error_naming_it() {
+        if !assets_ready() {
+            return;
+        }
+        let (lib, transform) = (standin(), transform_standin());
+        let outcome = run_child_test(
+            "nvmm::child_transform_failure",
+            &[
+                (LIBRARY_ENV, lib.to_str().unwrap()),
+                (xf::LIBRARY_ENV, transform.to_str().unwrap()),
+                ("FACEREC_STANDIN_TRANSFORM_FAIL", "1"),
+            ],
+            Duration::from_secs(300),
+        );
+        eprintln!("{}", outcome.output);
+        assert!(outcome.succeeded(), "{}", outcome.describe());
+        assert!(outcome.output.contains("1 passed"), "{}", outcome.output);
+    }
+
     /// With the library missing: NVMM caps fail at negotiation with an element error naming
     /// the library and why `dlopen` failed; system memory still works in the same process.
     #[test]

@@ -15,11 +15,14 @@
  * resolution. Cropping and flipping are refused (NvBufSurfTransformError_Unsupported): the
  * element asks for neither.
  *
+ * With FACEREC_STANDIN_TRANSFORM_FAIL=1, every transform fails (Execution_Error, -2).
+ *
  * Built by gst-facerec/tests/nvmm.rs with `cc -shared -fPIC`.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "nvbufsurface_standin.h"
 
@@ -242,6 +245,9 @@ NvBufSurfTransform_Error NvBufSurfTransform(NvBufSurface *src, NvBufSurface *dst
   if (!src || !dst || !transform_params || !src->surfaceList || !dst->surfaceList ||
       src->batchSize == 0 || dst->batchSize == 0)
     return fail(NvBufSurfTransformError_Invalid_Params);
+  /* For the tests: a device that fails every transform. */
+  const char *failing = getenv("FACEREC_STANDIN_TRANSFORM_FAIL");
+  if (failing && strcmp(failing, "1") == 0) return fail(NvBufSurfTransformError_Execution_Error);
   uint32_t flags = transform_params->transform_flag;
   if (flags & (NVBUFSURF_TRANSFORM_CROP_SRC | NVBUFSURF_TRANSFORM_CROP_DST |
                NVBUFSURF_TRANSFORM_FLIP | NVBUFSURF_TRANSFORM_NORMALIZE))
