@@ -211,6 +211,9 @@ struct Running {
     video: Option<(gst_video::VideoInfo, FrameFormat)>,
     /// Made for the current caps and network width on the first frame that needs it.
     scaler: Option<NetworkScaler>,
+    /// NVMM with `libnvbufsurftransform.so`: the VIC makes the detector's input instead.
+    #[cfg(feature = "nvmm")]
+    vic: Option<super::nvmm::VicScaler>,
     painter: Painter,
     blender: OverlayBlender,
     /// Frames through the streaming thread (in live mode, more than the worker processed).
@@ -262,6 +265,10 @@ pub struct FaceRec {
     /// `libnvbufsurface.so` while the negotiated caps are NVMM (loaded at negotiation).
     #[cfg(feature = "nvmm")]
     nvmm: Mutex<Option<Arc<super::nvbufsurface::NvBufSurfaceLib>>>,
+    /// `libnvbufsurftransform.so`: `None` until NVMM caps first ask for it, then whether it
+    /// loaded (asked once per element, so the fallback is announced once).
+    #[cfg(feature = "nvmm")]
+    vic: Mutex<Option<Option<Arc<super::nvbufsurftransform::NvBufSurfTransformLib>>>>,
 }
 
 /// Locks a mutex, recovering the data if another thread panicked while holding it: a panic
@@ -837,6 +844,8 @@ impl BaseTransformImpl for FaceRec {
             active_provider: active.join(","),
             video: None,
             scaler: None,
+            #[cfg(feature = "nvmm")]
+            vic: None,
             painter,
             blender: OverlayBlender::default(),
             passed: 0,
@@ -900,6 +909,12 @@ impl BaseTransformImpl for FaceRec {
             ),
             None => None,
         };
+        // The VIC scales from the surface (device memory) when its library loaded.
+        #[cfg(feature = "nvmm")]
+        let vic_source = match (&surface, lock(&self.vic).clone().flatten()) {
+            (Some(s), Some(t)) => lock(&self.nvmm).clone().map(|l| (s.raw(), l, t)),
+            _ => None,
+        };
         #[cfg(feature = "nvmm")]
         let mapped = match surface.as_mut() {
             Some(surface) => surface.frame(&info),
@@ -925,7 +940,55 @@ impl BaseTransformImpl for FaceRec {
             }
             Processor::Live(_) => true,
         };
-        let input = if needs_frame {
+        #[cfg(feature = "nvmm")]
+        let vic_input = match (needs_frame, vic_source) {
+            (true, Some((src, surfaces, transform))) => {
+                let started = Instant::now();
+                if !running
+                    .vic
+                    .as_ref()
+                    .is_some_and(|v| v.is_for(&info, tuning.network_width))
+                {
+                    // The old surface goes before a new one is made.
+                    running.vic = None;
+                    running.vic = Some(
+                        super::nvmm::VicScaler::new(
+                            surfaces,
+                            transform,
+                            &info,
+                            tuning.network_width,
+                        )
+                        .map_err(|e| {
+                            gst::element_imp_error!(
+                                self,
+                                gst::LibraryError::Failed,
+                                ("Cannot scale NVMM frames on the VIC: {}", e)
+                            );
+                            gst::FlowError::Error
+                        })?,
+                    );
+                }
+                let Some(vic) = running.vic.as_mut() else {
+                    return Err(gst::FlowError::Error);
+                };
+                let input = vic.scale(src).map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::LibraryError::Failed,
+                        ("Cannot scale the NVMM frame on the VIC: {}", e)
+                    );
+                    gst::FlowError::Error
+                })?;
+                running.convert_time += started.elapsed();
+                Some(input)
+            }
+            _ => None,
+        };
+        #[cfg(not(feature = "nvmm"))]
+        let vic_input: Option<facerec_core::detect::NetworkInput<'static>> = None;
+        let input = if let Some(input) = vic_input {
+            Some(input)
+        } else if needs_frame {
             let started = Instant::now();
             if !running
                 .scaler
@@ -1101,6 +1164,33 @@ impl FaceRec {
                     return Err(gst::loggable_error!(CAT, "{}", e));
                 }
             }
+        }
+        drop(nvmm);
+        let mut vic = lock(&self.vic);
+        if vic.is_none() {
+            *vic = Some(
+                match super::nvbufsurftransform::NvBufSurfTransformLib::load_default() {
+                    Ok(lib) => {
+                        gst::info!(
+                            CAT,
+                            imp = self,
+                            "NVMM frames scaled for detection on the VIC through {}",
+                            lib.path()
+                        );
+                        Some(Arc::new(lib))
+                    }
+                    Err(e) => {
+                        gst::warning!(
+                            CAT,
+                            imp = self,
+                            "NVMM frames scaled for detection on the CPU: {} (set {} to its path)",
+                            e,
+                            super::nvbufsurftransform::LIBRARY_ENV
+                        );
+                        None
+                    }
+                },
+            );
         }
         Ok(())
     }

@@ -63,8 +63,10 @@
 //! On a Jetson, behind the CSI camera, with the plugin built with `--features nvmm`: the element
 //! also takes `video/x-raw(memory:NVMM)` in RGBA and NV12 (pitch-linear), maps the surfaces for
 //! the CPU through `libnvbufsurface.so` (opened at negotiation; `FACEREC_NVBUFSURFACE_LIB`
-//! names another path; missing, it is an element error and system memory still works) and
-//! draws on them:
+//! names another path; missing, it is an element error and system memory still works),
+//! scales each detected frame to the network size on the VIC through
+//! `libnvbufsurftransform.so` where it loads (`FACEREC_NVBUFSURFTRANSFORM_LIB`; missing, the CPU
+//! scales, with one warning), and draws on them:
 //!
 //! ```text
 //! gst-launch-1.0 nvarguscamerasrc ! 'video/x-raw(memory:NVMM)' ! nvvidconv ! \
@@ -130,6 +132,8 @@ mod live;
 mod message;
 #[cfg(feature = "nvmm")]
 pub mod nvbufsurface;
+#[cfg(feature = "nvmm")]
+pub mod nvbufsurftransform;
 #[cfg(feature = "nvmm")]
 mod nvmm;
 
