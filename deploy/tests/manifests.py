@@ -476,6 +476,7 @@ def deployment_problems(docs, target):
             problems.append(f"Jetson provider is {provider!r}, not tensorrt or cuda")
         if not any(d["kind"] == "RuntimeClass" and d["metadata"]["name"] == "nvidia" for d in docs):
             problems.append("the nvidia RuntimeClass is missing")
+        problems += tensorrt_problems(launcher, spec, config, docs)
     if target.split("+")[0] == "x86" and provider != "cpu":
         problems.append(f"x86 provider is {provider!r}, not cpu")
     namespaces = [d for d in docs if d["kind"] == "Namespace"]
@@ -483,6 +484,53 @@ def deployment_problems(docs, target):
         problems.append("namespace ai-for-edge is not created")
     problems += scc_volume_problems(docs, spec)
     problems += secret_problems(dep, launcher, config, docs, target)
+    return problems
+
+
+# The first start builds the TensorRT engines before the launcher listens: 6 to 12 minutes on a
+# Jetson (DeepStream users' reports), so the startup probe must allow at least this long.
+TRT_BUILD_BUDGET_S = 15 * 60
+
+
+def tensorrt_problems(launcher, spec, config, docs):
+    """Jetson: the engine cache on a writable PersistentVolumeClaim of the manifests (engines
+    survive restarts), and a startup probe that outlasts a first engine build."""
+    problems = []
+    cache = config.get("FACEREC_TRT_ENGINE_CACHE")
+    if not cache:
+        problems.append("FACEREC_TRT_ENGINE_CACHE is not set: TensorRT rebuilds its engines at every start")
+    else:
+        def under(path, root):
+            return (path.rstrip("/") + "/").startswith(root.rstrip("/") + "/")
+
+        mounts = [m for m in launcher.get("volumeMounts", []) if under(cache, m["mountPath"])]
+        mount = max(mounts, key=lambda m: len(m["mountPath"])) if mounts else None
+        volume = next((v for v in spec.get("volumes", [])
+                       if mount and v["name"] == mount["name"]), {})
+        claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
+        claim = volume.get("persistentVolumeClaim", {}).get("claimName")
+        timing = config.get("FACEREC_TRT_TIMING_CACHE")
+        if mount is None:
+            problems.append(f"no volume is mounted at the TensorRT engine cache {cache}")
+        elif claim not in claims:
+            problems.append(
+                f"the TensorRT engine cache {cache} is not on a PersistentVolumeClaim of the "
+                "manifests: engines would be lost at every restart")
+        elif mount.get("readOnly"):
+            problems.append(f"the TensorRT engine cache {cache} is mounted read-only")
+        elif timing and not under(timing, mount["mountPath"]):
+            problems.append(f"the TensorRT timing cache {timing} is not on the engine cache's volume")
+    probe = launcher.get("startupProbe", {})
+    get = probe.get("httpGet", {})
+    if get.get("path") != "/healthz" or get.get("port") not in ("http", 8080):
+        problems.append("launcher startupProbe is not an HTTP GET of /healthz on port http")
+    # Kubernetes' defaults: every 10 s, 3 failures.
+    budget = probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3) \
+        + probe.get("initialDelaySeconds", 0)
+    if budget < TRT_BUILD_BUDGET_S:
+        problems.append(
+            f"the startup probe allows {budget} s, less than the {TRT_BUILD_BUDGET_S} s a first "
+            "TensorRT engine build may take")
     return problems
 
 
@@ -647,6 +695,33 @@ def _set(d, keys, value):
     d[keys[-1]] = value
 
 
+def jetson_patch(edit):
+    """Edits the Jetson overlay's Deployment patch."""
+    return lambda root: edit_yaml(
+        os.path.join(root, "overlays", "jetson", "deployment-patch.yaml"), edit
+    )
+
+
+def jetson_config(edit):
+    """Edits the Jetson overlay's kustomization as text (its comments stay)."""
+    def mutate(root):
+        path = os.path.join(root, "overlays", "jetson", "kustomization.yaml")
+        with open(path) as f:
+            text = f.read()
+        new = edit(text)
+        assert new != text, "the mutation changed nothing"
+        with open(path, "w") as f:
+            f.write(new)
+    return mutate
+
+
+def trt_cache_on_empty_dir(d):
+    for v in d["spec"]["template"]["spec"]["volumes"]:
+        if v["name"] == "trt-engines":
+            v.pop("persistentVolumeClaim")
+            v["emptyDir"] = {}
+
+
 def data_on_empty_dir(d):
     for v in d["spec"]["template"]["spec"]["volumes"]:
         if v["name"] == "data":
@@ -693,6 +768,16 @@ MUTATIONS = {
     "jetson overlay privileged by patch": lambda root: open(
         os.path.join(root, "overlays", "jetson", "deployment-patch.yaml"), "a"
     ).write("          securityContext:\n            privileged: true\n"),
+    "jetson TensorRT engine cache volume not mounted": jetson_patch(
+        lambda d: launcher_of(d).pop("volumeMounts")
+    ),
+    "jetson TensorRT engine cache on an emptyDir": jetson_patch(trt_cache_on_empty_dir),
+    "jetson TensorRT engine cache not set": jetson_config(
+        lambda text: re.sub(r"(?m)^ *- FACEREC_TRT_ENGINE_CACHE=.*\n", "", text)
+    ),
+    "jetson startup probe too short for a TensorRT build (base's 2 minutes)": jetson_patch(
+        lambda d: launcher_of(d)["startupProbe"].update(periodSeconds=2, failureThreshold=60)
+    ),
 }
 
 

@@ -1,7 +1,7 @@
 //! `cargo bench --bench facerec-bench`: the sample clip through `decode ! facerec ! fakesink`
 //! against `decode ! fakesink`, in synchronous and live modes, and against a Python peer.
 //!
-//! Four groups of cases (`--groups original,matrix,live,peer`; by default the first three, plus
+//! Five groups of cases (`--groups original,matrix,live,peer,variants`; by default the first three, plus
 //! `peer` when its venv exists):
 //!
 //! * `original`: the clip as it is (640x360), converted to RGBx. Prints frames per second, time
@@ -27,6 +27,14 @@
 //!   It needs `.cache/peer-venv` (see the script's docstring for the two commands); without it
 //!   the group prints how to create it and is skipped.
 //!
+//! * `variants`: the reduced-precision model variants (issue 14) against fp32, the clip as in
+//!   `original` at `threads=2`, with the element's `detector`/`recognizer` properties naming
+//!   each variant's files (`facerec-model models fetch --variant all` makes them). Each variant
+//!   has its own gallery of the two known faces enrolled with its own recognizer (the element
+//!   checks a gallery against the recognizer it runs). Rounds interleave the variants, the order
+//!   rotating each round; best of `--runs N`. A variant whose files are missing is skipped with
+//!   a message. Not in the default groups.
+//!
 //! `fps` is frames over the wall time of the whole run (start-up included); `out fps` is the
 //! rate between the first and the last output buffer. The last line is one JSON object with
 //! all of it. Other option: `--clip PATH`.
@@ -38,6 +46,7 @@ use std::time::Instant;
 
 use facerec_core::engine::{Engine, EngineConfig};
 use facerec_core::gallery::Gallery;
+use facerec_core::models::{ModelVariant, default_model_path};
 use facerec_core::stills::load_rgb;
 use facerec_core::testsupport::{require, shared_dir};
 use gst::prelude::*;
@@ -270,8 +279,8 @@ fn main() {
     }
     for group in &groups {
         assert!(
-            ["original", "matrix", "live", "peer"].contains(&group.as_str()),
-            "unknown group {group}: original, matrix, live or peer"
+            ["original", "matrix", "live", "peer", "variants"].contains(&group.as_str()),
+            "unknown group {group}: original, matrix, live, peer or variants"
         );
     }
     assert!(runs > 0 && matrix_runs > 0, "runs must be at least 1");
@@ -321,6 +330,10 @@ fn main() {
     if group("peer") {
         peer = peer_case(&clip, &g, runs);
     }
+    let mut variants = Vec::new();
+    if group("variants") {
+        variant_cases(&clip, runs, &mut variants);
+    }
     let _ = std::fs::remove_file(&gallery_path);
     println!(
         "{}",
@@ -333,8 +346,89 @@ fn main() {
             "added_cost_ratios": ratios(&matrix),
             "live": live_results,
             "peer": peer,
+            "variants": variants,
         })
     );
+}
+
+/// The `variants` group: each model variant whose files exist, interleaved rounds.
+fn variant_cases(clip: &std::path::Path, runs: usize, results: &mut Vec<serde_json::Value>) {
+    let decode = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=RGBx",
+        clip.display()
+    );
+    let mut cases = Vec::new();
+    for variant in ModelVariant::ALL {
+        let detector = default_model_path(&variant.detector_file());
+        let recognizer = default_model_path(&variant.recognizer_file());
+        if !detector.is_file() || !recognizer.is_file() {
+            println!(
+                "variant {variant}: {} or {} is missing (facerec-model models fetch --variant all), skipped",
+                detector.display(),
+                recognizer.display()
+            );
+            continue;
+        }
+        // A gallery enrolled with this variant's own recognizer.
+        let mut engine = Engine::new(EngineConfig {
+            detector: detector.clone(),
+            recognizer: recognizer.clone(),
+            ..EngineConfig::default()
+        })
+        .expect("variant models load");
+        let mut gallery = Gallery::new(engine.recognizer().sha256(), engine.recognizer().dim());
+        for (name, photo) in [
+            (MIRANDA, "lin-manuel-miranda.png"),
+            ("Alex Lacamoire", "alex-lacamoire.png"),
+        ] {
+            let path = shared_dir().join("testdata/face_recognition").join(photo);
+            let face = engine.analyze(&load_rgb(&path).unwrap()).unwrap().remove(0);
+            gallery.add(name, photo, face.embedding.unwrap()).unwrap();
+        }
+        let gallery_path = std::env::temp_dir().join(format!(
+            "facerec-bench-{}-{variant}.data",
+            std::process::id()
+        ));
+        gallery.save(&gallery_path).unwrap();
+        let description = format!(
+            "{decode} ! facerec name=f gallery=\"{}\" detector=\"{}\" recognizer=\"{}\" threads=2 ! fakesink name=sink",
+            gallery_path.display(),
+            detector.display(),
+            recognizer.display()
+        );
+        cases.push((variant, gallery_path, description, None::<Measured>));
+    }
+    println!();
+    println!("model variants: 640x360 RGBx, threads=2, best of {runs}, rounds interleaved");
+    for round in 0..runs {
+        for k in 0..cases.len() {
+            let i = (round + k) % cases.len();
+            let m = run(&cases[i].2);
+            if cases[i].3.as_ref().is_none_or(|best| m.fps() > best.fps()) {
+                cases[i].3 = Some(m);
+            }
+        }
+    }
+    println!(
+        "{:<8} {:>8} {:>9} {:>8} {:>8} {:>8}",
+        "variant", "fps", "ms/frame", "detect", "embed", "Miranda"
+    );
+    for (variant, gallery_path, _, m) in cases {
+        let _ = std::fs::remove_file(&gallery_path);
+        let Some(m) = m else { continue };
+        println!(
+            "{:<8} {:>8.1} {:>9.2} {:>8.2} {:>8.2} {:>8}",
+            variant.as_str(),
+            m.fps(),
+            1000.0 / m.fps(),
+            m.stage_ms("detect-ns"),
+            m.stage_ms("embed-ns"),
+            m.miranda_frames
+        );
+        let mut case = run_json(&m);
+        case["variant"] = json!(variant.as_str());
+        results.push(case);
+    }
 }
 
 /// The original cases: the clip at its own size, in RGBx.

@@ -1176,3 +1176,213 @@ fn detect_interval_carries_faces_between_detections() {
         "Miranda named in {miranda} frames"
     );
 }
+
+/// The TensorRT/CUDA and model-variant properties: defaults, round trips, and values a
+/// launch line may not set.
+#[test]
+fn tensorrt_and_variant_properties_round_trip() {
+    init();
+    let f = gst::ElementFactory::make("facerec").build().unwrap();
+    let variant = |f: &gst::Element| {
+        let value = f.property_value("model-variant");
+        gst::glib::EnumValue::from_value(&value)
+            .unwrap()
+            .1
+            .nick()
+            .to_string()
+    };
+    assert_eq!(f.property::<Option<String>>("trt-engine-cache"), None);
+    assert!(f.property::<bool>("trt-fp16"));
+    assert_eq!(f.property::<Option<String>>("trt-timing-cache"), None);
+    assert_eq!(f.property::<u32>("cuda-device"), 0);
+    assert_eq!(variant(&f), "fp32");
+
+    f.set_property("trt-engine-cache", "/var/cache/facerec/trt");
+    f.set_property("trt-fp16", false);
+    f.set_property("trt-timing-cache", "/var/cache/facerec/timing");
+    f.set_property("cuda-device", 1u32);
+    f.set_property_from_str("model-variant", "int8");
+    assert_eq!(
+        f.property::<Option<String>>("trt-engine-cache").as_deref(),
+        Some("/var/cache/facerec/trt")
+    );
+    assert!(!f.property::<bool>("trt-fp16"));
+    assert_eq!(
+        f.property::<Option<String>>("trt-timing-cache").as_deref(),
+        Some("/var/cache/facerec/timing")
+    );
+    assert_eq!(f.property::<u32>("cuda-device"), 1);
+    assert_eq!(variant(&f), "int8");
+    // An empty folder turns the cache off again.
+    f.set_property("trt-engine-cache", "");
+    assert_eq!(f.property::<Option<String>>("trt-engine-cache"), None);
+
+    let nicks: Vec<String> = f
+        .find_property("model-variant")
+        .unwrap()
+        .downcast::<gst::glib::ParamSpecEnum>()
+        .unwrap()
+        .enum_class()
+        .values()
+        .iter()
+        .map(|v| v.nick().to_string())
+        .collect();
+    assert_eq!(nicks, ["fp32", "fp16", "int8"]);
+    let cuda = f
+        .find_property("cuda-device")
+        .unwrap()
+        .downcast::<gst::glib::ParamSpecUInt>()
+        .unwrap();
+    // ONNX Runtime reads device_id as an int.
+    assert_eq!((cuda.minimum(), cuda.maximum()), (0, i32::MAX as u32));
+
+    for (props, refused) in [
+        ("model-variant=bf16", "model-variant"),
+        // (A negative number is GLib's to refuse: it warns and leaves the property unset.)
+        ("cuda-device=first", "cuda-device"),
+        ("trt-fp16=maybe", "trt-fp16"),
+    ] {
+        let line = format!("videotestsrc num-buffers=1 ! facerec {props} ! fakesink");
+        let err = gst::parse::launch(&line).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "could not set property \"{refused}\" in element \"facerec\" to \"{}\"",
+                props.split_once('=').unwrap().1
+            ),
+            "{props}"
+        );
+    }
+}
+
+/// TensorRT settings change nothing on a machine without TensorRT: the run falls back to CPU
+/// with the same warning as without them, names the same people, and the engine cache folder
+/// is still made (the settings reached the core).
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn tensorrt_settings_keep_the_cpu_fallback_and_its_warning() {
+    if !assets_ready() {
+        return;
+    }
+    let dir = temp_dir("trt-cache");
+    let engines = dir.path().join("engines/trt");
+    let timing = dir.path().join("timing");
+    let run = |extra: &str| {
+        let props = format!("{} provider=tensorrt {extra}", gallery_prop(&knn_gallery()));
+        run_pipeline(
+            &decode_pipeline(&format!("{TD}/two_people.jpg"), "RGBx", &props),
+            false,
+        )
+    };
+    let plain = run("");
+    let tuned = run(&format!(
+        "trt-engine-cache=\"{}\" trt-fp16=false trt-timing-cache=\"{}\" cuda-device=1",
+        engines.display(),
+        timing.display()
+    ));
+    for r in [&plain, &tuned] {
+        assert_eq!(r.error, None);
+        assert_eq!(r.names_left_to_right(), ["obama", "biden"]);
+        assert_eq!(
+            r.stats.as_ref().unwrap().get::<String>("provider").unwrap(),
+            "cpu"
+        );
+    }
+    let fallback = |r: &common::Run| -> Vec<String> {
+        r.warnings
+            .iter()
+            .filter(|w| w.contains("execution provider"))
+            .cloned()
+            .collect()
+    };
+    // The CPU build of ONNX Runtime that deploy/setup.sh installs has neither provider.
+    let expected: Vec<String> = ["detector", "recognizer"]
+        .iter()
+        .map(|what| {
+            format!(
+                "{what}: execution provider 'tensorrt' was requested but is not available (tensorrt: TensorRT execution provider is not enabled in this build.; cuda: CUDA execution provider is not enabled in this build.); running on CPU"
+            )
+        })
+        .collect();
+    assert_eq!(fallback(&plain), expected, "{:?}", plain.warnings);
+    assert_eq!(fallback(&tuned), expected, "{:?}", tuned.warnings);
+    assert!(engines.is_dir(), "the engine cache folder was created");
+    assert!(timing.is_dir(), "the timing cache folder was created");
+}
+
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn an_unwritable_engine_cache_fails_the_start_naming_it() {
+    if !assets_ready() {
+        return;
+    }
+    // sysfs refuses new files even to root, which the tests run as here.
+    let err = start_error("provider=tensorrt trt-engine-cache=/sys");
+    assert!(
+        err.starts_with("/sys: the TensorRT engine cache folder (trt-engine-cache) cannot be written: Permission denied (os error 13)"),
+        "{err}"
+    );
+    let err = start_error("provider=auto trt-timing-cache=/sys");
+    assert!(
+        err.starts_with("/sys: the TensorRT timing cache folder (trt-timing-cache) cannot be written: Permission denied (os error 13)"),
+        "{err}"
+    );
+    // On CPU TensorRT never runs, so its folder is not looked at.
+    let props = format!(
+        "{} provider=cpu trt-engine-cache=/sys",
+        gallery_prop(&knn_gallery())
+    );
+    let run = run_pipeline(
+        &decode_pipeline(&format!("{TD}/two_people.jpg"), "RGBx", &props),
+        false,
+    );
+    assert_eq!(run.error, None);
+    assert_eq!(run.names_left_to_right(), ["obama", "biden"]);
+}
+
+/// A variant that has not passed the accuracy gate (int8) fails the start with the gate's
+/// measured reason; fp32, said or not, runs as before.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn model_variant_int8_is_refused_and_fp32_is_unchanged() {
+    if !assets_ready() {
+        return;
+    }
+    let err = start_error("model-variant=int8");
+    assert!(
+        err.starts_with(
+            "model variant int8 is not selectable: golden chips' embeddings moved 0.103 from \
+             fp32 (bound 0.011) and clip faces 520 against fp32's 500 in the sample clip (boxes \
+             up to 22 px apart); verification accuracy 99.63% against 99.91% on the \
+             knn_examples and dlib pairs ("
+        ),
+        "{err}"
+    );
+    // Explicit paths do not get round the gate.
+    let err = start_error(&format!(
+        "model-variant=int8 detector=\"{}\"",
+        asset("models/yunet_s_dynamic.onnx").display()
+    ));
+    assert!(
+        err.starts_with("model variant int8 is not selectable: "),
+        "{err}"
+    );
+    let run = |extra: &str| {
+        let props = format!("{} provider=cpu {extra}", gallery_prop(&knn_gallery()));
+        run_pipeline(
+            &decode_pipeline(&format!("{TD}/two_people.jpg"), "RGBx", &props),
+            false,
+        )
+    };
+    let default = run("");
+    let fp32 = run("model-variant=fp32");
+    assert_eq!(fp32.error, None);
+    assert_eq!(fp32.names_left_to_right(), ["obama", "biden"]);
+    let rects = |r: &common::Run| -> Vec<(u32, u32, u32, u32)> {
+        r.frames[0].iter().map(|f| f.rect).collect()
+    };
+    assert_eq!(rects(&fp32), rects(&default));
+    let distances =
+        |r: &common::Run| -> Vec<f64> { r.frames[0].iter().map(|f| f.distance).collect() };
+    assert_eq!(distances(&fp32), distances(&default));
+}

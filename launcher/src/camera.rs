@@ -98,13 +98,17 @@ pub fn describe(source: &Source, s: &PipelineSettings) -> String {
     let head = match source {
         Source::V4l2 { .. } => "v4l2src name=src ! decodebin".to_string(),
         Source::Nvargus { .. } => {
-            "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=RGBA".to_string()
+            return nvargus_description(facerec_takes_nvmm("facerec"), s.jpeg_quality);
         }
         Source::File { .. } => "filesrc name=src ! decodebin".to_string(),
-        Source::Http { .. } => "souphttpsrc name=src is-live=true do-timestamp=true ! multipartdemux ! jpegdec".to_string(),
+        Source::Http { .. } => {
+            "souphttpsrc name=src is-live=true do-timestamp=true ! multipartdemux ! jpegdec"
+                .to_string()
+        }
         Source::Rtsp { .. } => "rtspsrc name=src latency=200 ! decodebin".to_string(),
         Source::Test { .. } => {
-            "videotestsrc name=src is-live=true ! video/x-raw,width=640,height=360,framerate=30/1".to_string()
+            "videotestsrc name=src is-live=true ! video/x-raw,width=640,height=360,framerate=30/1"
+                .to_string()
         }
         Source::Pipeline { description } => description.clone(),
     };
@@ -116,6 +120,45 @@ pub fn describe(source: &Source, s: &PipelineSettings) -> String {
         // A file plays at its own pace; a live source as fast as it arrives.
         !source.is_live()
     )
+}
+
+/// The CSI camera's pipeline. When the registered element takes NVMM frames (a plugin built
+/// with `--features nvmm`), facerec reads and draws on the NVMM surfaces (`nvvidconv` makes
+/// pitch-linear RGBA on the VIC) and only the JPEG encoder's input leaves NVMM; otherwise every
+/// frame is copied to system memory first, as before.
+fn nvargus_description(nvmm: bool, jpeg_quality: u32) -> String {
+    let camera =
+        "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1";
+    let sink = format!(
+        "jpegenc name=encoder quality={jpeg_quality} ! appsink name=sink max-buffers=1 drop=true sync=false"
+    );
+    if nvmm {
+        format!(
+            "{camera} ! nvvidconv ! video/x-raw(memory:NVMM),format=RGBA ! facerec name=facerec ! nvvidconv ! video/x-raw,format=I420 ! {sink}"
+        )
+    } else {
+        format!(
+            "{camera} ! nvvidconv ! video/x-raw,format=RGBA ! videoconvert ! facerec name=facerec ! videoconvert ! {sink}"
+        )
+    }
+}
+
+/// Whether the registered element `factory` accepts NVMM RGBA frames on its sink pad: the
+/// launcher cannot know how the plugin it finds on GST_PLUGIN_PATH was built.
+fn facerec_takes_nvmm(factory: &str) -> bool {
+    // Idempotent; describe() may run before the cameras start GStreamer (tests).
+    if gst::init().is_err() {
+        return false;
+    }
+    let nvmm = gst::Caps::builder("video/x-raw")
+        .features(["memory:NVMM"])
+        .field("format", "RGBA")
+        .build();
+    gst::ElementFactory::find(factory).is_some_and(|f| {
+        f.static_pad_templates()
+            .iter()
+            .any(|t| t.direction() == gst::PadDirection::Sink && t.caps().can_intersect(&nvmm))
+    })
 }
 
 /// Drops buffers arriving on `pad` sooner than `1/fps` after the last one let through, by
@@ -461,6 +504,25 @@ impl Camera {
             set(&facerec, "recognizer", r.display().to_string())?;
         }
         set_str(&facerec, "provider", &settings.provider)?;
+        if let Some(strict) = settings.strict_provider {
+            set(&facerec, "strict-provider", strict)?;
+        }
+        // Set only when configured, so that the element's defaults are declared once.
+        if let Some(variant) = &settings.model_variant {
+            set_str(&facerec, "model-variant", variant)?;
+        }
+        if let Some(folder) = &settings.trt_engine_cache {
+            set(&facerec, "trt-engine-cache", folder.display().to_string())?;
+        }
+        if let Some(fp16) = settings.trt_fp16 {
+            set(&facerec, "trt-fp16", fp16)?;
+        }
+        if let Some(folder) = &settings.trt_timing_cache {
+            set(&facerec, "trt-timing-cache", folder.display().to_string())?;
+        }
+        if let Some(device) = settings.cuda_device {
+            set(&facerec, "cuda-device", device)?;
+        }
         set(&facerec, "detect-threshold", settings.detect_threshold)?;
         set(&facerec, "match-threshold", settings.match_threshold)?;
         for (property, value) in settings.element_overrides() {
@@ -648,6 +710,19 @@ impl Camera {
                 {
                     played = true;
                     self.set_status("playing", None, hub);
+                    // The provider after any fallback: what an operator checks TensorRT by.
+                    let provider = pipeline
+                        .by_name("facerec")
+                        .and_then(|f| {
+                            f.property::<gst::Structure>("stats")
+                                .get::<String>("provider")
+                                .ok()
+                        })
+                        .filter(|p| !p.is_empty());
+                    if let Some(provider) = provider {
+                        tracing::info!(camera = %self.name, %provider, "inference provider");
+                        hub.metrics.set_provider(&self.name, &provider);
+                    }
                 }
                 gst::MessageView::Warning(w) => {
                     tracing::warn!(camera = %self.name, warning = %w.error(), debug = ?w.debug(), "pipeline warning");
@@ -958,6 +1033,28 @@ mod tests {
         assert_eq!(facerec.property::<f32>("detect-threshold"), 0.5);
     }
 
+    /// The CSI camera goes through NVMM only when the registered facerec takes it: the
+    /// launcher's own copy (built without `nvmm`) does not, so the copy to system memory stays.
+    #[test]
+    fn nvargus_uses_nvmm_only_when_facerec_takes_it() {
+        gst::init().unwrap();
+        crate::config::ensure_facerec_plugin().unwrap();
+        assert_eq!(facerec_takes_nvmm("facerec"), cfg!(feature = "nvmm"));
+        // An element whose template takes any memory (videoconvert: `video/x-raw(ANY)`) counts.
+        assert!(facerec_takes_nvmm("videoconvert"));
+        assert!(!facerec_takes_nvmm("no-such-element"));
+        assert_eq!(
+            nvargus_description(true, 80),
+            "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw(memory:NVMM),format=RGBA ! facerec name=facerec ! nvvidconv ! video/x-raw,format=I420 ! jpegenc name=encoder quality=80 ! appsink name=sink max-buffers=1 drop=true sync=false"
+        );
+        // describe() gives the one this build takes; both are in pipelines/README.md
+        // (documented_pipelines_are_the_built_ones).
+        assert_eq!(
+            nvargus_description(false, 80),
+            "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=RGBA ! videoconvert ! facerec name=facerec ! videoconvert ! jpegenc name=encoder quality=80 ! appsink name=sink max-buffers=1 drop=true sync=false"
+        );
+    }
+
     /// pipelines/README.md documents the exact pipelines; keep the two in step.
     #[test]
     fn documented_pipelines_are_the_built_ones() {
@@ -967,6 +1064,12 @@ mod tests {
             detector: None,
             recognizer: None,
             provider: "auto".into(),
+            model_variant: None,
+            trt_engine_cache: None,
+            strict_provider: None,
+            trt_fp16: None,
+            trt_timing_cache: None,
+            cuda_device: None,
             detect_threshold: 0.85,
             match_threshold: 0.6,
             match_margin: None,

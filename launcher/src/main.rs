@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use facerec_core::engine::{Engine, EngineConfig};
+use facerec_core::engine::Engine;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -45,14 +45,7 @@ fn preflight(config: &Config) -> Result<Engine> {
     if let Some(path) = &config.pipeline.gallery {
         facerec_core::gallery::Gallery::load(path)?;
     }
-    let mut engine_config = EngineConfig::default();
-    if let Some(d) = &config.pipeline.detector {
-        engine_config.detector = d.clone();
-    }
-    if let Some(r) = &config.pipeline.recognizer {
-        engine_config.recognizer = r.clone();
-    }
-    engine_config.session.provider = config.pipeline.provider.parse()?;
+    let engine_config = config.pipeline.engine_config()?;
     if let Some(font) = &config.pipeline.font {
         facerec_core::overlay::Painter::new(Some(font))?;
     }

@@ -6,6 +6,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -17,6 +19,12 @@ pub struct CameraLabel {
 pub struct StateLabel {
     pub camera: String,
     pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabel {
+    pub camera: String,
+    pub provider: String,
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -46,6 +54,9 @@ pub struct Metrics {
     pub clients: Family<CameraLabel, Gauge>,
     pub reconnects: Family<CameraLabel, Counter>,
     pub state: Family<StateLabel, Gauge>,
+    inference_provider: Family<ProviderLabel, Gauge>,
+    /// Each camera's provider series, so that a changed provider replaces it.
+    providers: Mutex<HashMap<String, String>>,
 }
 
 impl Metrics {
@@ -63,6 +74,8 @@ impl Metrics {
             clients: Family::default(),
             reconnects: Family::default(),
             state: Family::default(),
+            inference_provider: Family::default(),
+            providers: Mutex::default(),
             mqtt: MqttMetrics::default(),
             registry: Registry::default(),
         };
@@ -107,6 +120,11 @@ impl Metrics {
             "1 for the camera's current state",
             m.state.clone(),
         );
+        registry.register(
+            "inference_provider",
+            "1 for the ONNX Runtime execution provider the camera's facerec runs on, after any fallback (cpu when TensorRT or CUDA could not be used; detector's and recognizer's joined by a comma when they differ)",
+            m.inference_provider.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -136,8 +154,36 @@ impl Metrics {
         out
     }
 
+    /// Records the provider a camera's pipeline started on, replacing the one before.
+    pub fn set_provider(&self, camera: &str, provider: &str) {
+        let mut providers = self.providers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = providers.insert(camera.to_string(), provider.to_string()) {
+            self.inference_provider.remove(&ProviderLabel {
+                camera: camera.to_string(),
+                provider: old,
+            });
+        }
+        self.inference_provider
+            .get_or_create(&ProviderLabel {
+                camera: camera.to_string(),
+                provider: provider.to_string(),
+            })
+            .set(1);
+    }
+
     /// Drops every series of a removed camera.
     pub fn forget(&self, camera: &str) {
+        let provider = self
+            .providers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(camera);
+        if let Some(provider) = provider {
+            self.inference_provider.remove(&ProviderLabel {
+                camera: camera.to_string(),
+                provider,
+            });
+        }
         let label = CameraLabel {
             camera: camera.to_string(),
         };
@@ -161,5 +207,43 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider_lines(metrics: &Metrics) -> Vec<String> {
+        metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("facerec_inference_provider{"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// One series per camera: a rebuilt pipeline on another provider replaces it, and a removed
+    /// camera takes it away.
+    #[test]
+    fn a_camera_has_one_provider_series() {
+        let metrics = Metrics::new();
+        metrics.set_provider("cam0", "tensorrt");
+        metrics.set_provider("cam1", "cpu");
+        metrics.set_provider("cam0", "cuda,cpu");
+        let mut lines = provider_lines(&metrics);
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "facerec_inference_provider{camera=\"cam0\",provider=\"cuda,cpu\"} 1",
+                "facerec_inference_provider{camera=\"cam1\",provider=\"cpu\"} 1",
+            ]
+        );
+        metrics.forget("cam0");
+        assert_eq!(
+            provider_lines(&metrics),
+            ["facerec_inference_provider{camera=\"cam1\",provider=\"cpu\"} 1"]
+        );
     }
 }

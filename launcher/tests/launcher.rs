@@ -374,6 +374,13 @@ fn check_metric_values(launcher: &Launcher) {
         ),
         Some(0.0)
     );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "facerec_inference_provider{camera=\"clip\",provider=\"cpu\"}"
+        ),
+        Some(1.0)
+    );
     // One stream client is open (the test's), and the exposition is valid Prometheus text.
     assert_eq!(
         metric_value(&metrics, "facerec_clients{camera=\"clip\"}"),
@@ -1451,4 +1458,84 @@ fn the_demo_script_without_shared_or_network_serves_a_test_pattern_and_says_why(
     let (status, _) = launcher.terminate();
     assert!(status.success(), "{status:?}");
     drop(stream);
+}
+
+/// The TensorRT/CUDA settings and the model variant, from the environment, reach the cameras'
+/// facerec elements: on this machine without TensorRT the camera runs (on CPU) and the engine
+/// cache folder that only the element creates appears; a variant the accuracy gate refused is
+/// one line at start-up, in check_selectable's words.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn tensorrt_settings_from_the_environment_reach_the_element() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    let out = launcher_command()
+        .env("FACEREC_MODEL_VARIANT", "int8")
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ),
+        (
+            Some(1),
+            "facerec-launcher: model variant int8 is not selectable: golden chips' embeddings \
+             moved 0.103 from fp32 (bound 0.011) and clip faces 520 against fp32's 500 in the \
+             sample clip (boxes up to 22 px apart); verification accuracy 99.63% against 99.91% \
+             on the knn_examples and dlib pairs"
+        )
+    );
+    // Strict: no TensorRT here, so the start fails in one line instead of falling back.
+    let out = output_within(
+        launcher_command()
+            .args(["--source", "pattern=test://"])
+            .env("FACEREC_PROVIDER", "tensorrt")
+            .env("FACEREC_STRICT_PROVIDER", "true"),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        last.starts_with("facerec-launcher: execution provider 'tensorrt' is not available (")
+            && last.ends_with(") and strict provider mode is on"),
+        "{stderr}"
+    );
+    let dir = temp_dir("trt-engines");
+    let engines = dir.path().join("engines");
+    let launcher = Launcher::start(
+        &["--source".into(), "pattern=test://".into()],
+        &[
+            ("FACEREC_PROVIDER", "tensorrt"),
+            ("FACEREC_TRT_ENGINE_CACHE", engines.to_str().unwrap()),
+            ("FACEREC_TRT_FP16", "false"),
+            ("FACEREC_CUDA_DEVICE", "0"),
+            ("FACEREC_MODEL_VARIANT", "fp32"),
+        ],
+    );
+    launcher.wait_for("frames", Duration::from_secs(60), |l| {
+        l.frames("pattern") > 3
+    });
+    assert!(engines.is_dir(), "{} was not created", engines.display());
+    // TensorRT was asked for; /metrics tells what runs.
+    let metrics = launcher.metrics();
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "facerec_inference_provider{camera=\"pattern\",provider=\"cpu\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("facerec_inference_provider{"))
+            .count(),
+        1,
+        "{metrics}"
+    );
 }

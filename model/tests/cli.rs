@@ -1189,3 +1189,166 @@ fn train_and_inspect_warn_of_two_names_for_one_face() {
     let summary: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(summary["close_pairs"].as_array().unwrap().len(), 0);
 }
+
+/// The converter venv can make the variants (onnx, onnxruntime, numpy, Pillow); skips loudly
+/// without it outside CI.
+fn quantizer_python() -> Option<PathBuf> {
+    let python = facerec_model::fetch::default_python();
+    let ok = Command::new(&python)
+        .args(["-c", "import onnx, onnxruntime, numpy, PIL"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(python);
+    }
+    if on_ci() {
+        panic!(
+            "{} lacks onnx/onnxruntime/numpy/Pillow under CI: run deploy/setup.sh",
+            python.display()
+        );
+    }
+    eprintln!(
+        "\n!!!! SKIPPED: {} lacks onnx/onnxruntime/numpy/Pillow; run deploy/setup.sh !!!!\n",
+        python.display()
+    );
+    None
+}
+
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn models_fetch_variant_all_makes_the_recorded_variants() {
+    if !ready() || quantizer_python().is_none() {
+        return;
+    }
+    use facerec_core::models::ModelVariant;
+    use facerec_model::fetch::recorded;
+    let dir = temp_dir("fetch-variants");
+    let dir = dir.path();
+    let shared_models = asset("models");
+    let fetch = |extra: &[&str]| {
+        let mut args = vec!["models", "fetch", "--dir", s(dir)];
+        args.extend(["--detector-from", s(&shared_models)]);
+        args.extend(extra);
+        run(&args)
+    };
+    let o = fetch(&["--variant", "all"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for variant in ModelVariant::ALL {
+        for detector in [true, false] {
+            let (file, sha) = recorded(variant, detector);
+            assert_eq!(
+                facerec_core::models::sha256_file(&dir.join(&file)).unwrap(),
+                sha,
+                "{file}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 6, "no stray files");
+    assert!(
+        stderr(&o).contains(&format!(
+            "recognizer int8: {} (made from {}, sha256 verified)",
+            dir.join("dlib_face_recognition_resnet_model_v1.int8.onnx")
+                .display(),
+            dir.join("dlib_face_recognition_resnet_model_v1.onnx")
+                .display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // A second run keeps the verified files; a damaged variant is made again.
+    let int8 = dir.join("yunet_s_dynamic.int8.onnx");
+    std::fs::write(&int8, b"damaged").unwrap();
+    let o = fetch(&["--variant", "all", "--detector-only"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "detector fp16: {} is already verified",
+            dir.join("yunet_s_dynamic.fp16.onnx").display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("detector int8: {} (made from", int8.display())),
+        "{err}"
+    );
+    assert_eq!(
+        facerec_core::models::sha256_file(&int8).unwrap(),
+        recorded(ModelVariant::Int8, true).1
+    );
+}
+
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn models_fetch_variant_refuses_bytes_that_are_not_the_recorded_ones() {
+    if !ready() || quantizer_python().is_none() {
+        return;
+    }
+    // Calibration photos that are not the knn_examples ones (obama.jpg stands in for
+    // obama2.jpg) give other int8 bytes, which must be refused and not written.
+    let fake = temp_dir("fetch-variant-testdata");
+    let testdata = fake.path().join("testdata");
+    std::fs::create_dir_all(&testdata).unwrap();
+    std::os::unix::fs::symlink(asset("testdata/expected"), testdata.join("expected")).unwrap();
+    let train = asset(&format!("{TD}/knn_examples/train"));
+    for person in std::fs::read_dir(&train).unwrap() {
+        let person = person.unwrap().path();
+        let to = testdata
+            .join("face_recognition/knn_examples/train")
+            .join(person.file_name().unwrap());
+        std::fs::create_dir_all(&to).unwrap();
+        for photo in std::fs::read_dir(&person).unwrap() {
+            let photo = photo.unwrap().path();
+            let name = photo.file_name().unwrap();
+            let from = if name == "obama2.jpg" {
+                person.join("obama.jpg")
+            } else {
+                photo.clone()
+            };
+            std::fs::copy(from, to.join(name)).unwrap();
+        }
+    }
+    let dir = temp_dir("fetch-variant-refused");
+    let dir = dir.path();
+    let o = run(&[
+        "models",
+        "fetch",
+        "--dir",
+        s(dir),
+        "--detector-from",
+        s(&asset("models")),
+        "--detector-only",
+        "--variant",
+        "int8",
+        "--testdata",
+        s(&testdata),
+    ]);
+    assert!(!o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            ", expected {}: refusing it (the pinned packages of model/convert/requirements.txt make the recorded bytes)",
+            facerec_core::models::DETECTOR_INT8_SHA256
+        )),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left,
+        ["yunet_s_dynamic.onnx"],
+        "only the verified fp32 file"
+    );
+
+    let o = run(&["models", "fetch", "--dir", s(dir), "--variant", "bf16"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(
+            "invalid value 'bf16' for '--variant <VARIANT>': unknown model variant 'bf16': expected fp32, fp16, int8 or all"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -7,7 +7,7 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::align::{CHIP_SIZE, Chip};
-use crate::models::sha256_file;
+use crate::models::{ModelVariant, RECOGNIZER_SHA256, sha256_file};
 use crate::runtime::{ProviderReport, SessionConfig, load_session};
 use crate::{Error, Result};
 
@@ -17,6 +17,7 @@ pub struct Recognizer {
     session: Session,
     path: PathBuf,
     sha256: String,
+    file_sha256: String,
     dim: usize,
     batch: Vec<f32>,
 }
@@ -26,6 +27,7 @@ impl std::fmt::Debug for Recognizer {
         f.debug_struct("Recognizer")
             .field("path", &self.path)
             .field("sha256", &self.sha256)
+            .field("file_sha256", &self.file_sha256)
             .field("dim", &self.dim)
             .finish_non_exhaustive()
     }
@@ -64,17 +66,40 @@ impl Recognizer {
         let recognizer = Recognizer {
             session,
             path: path.to_path_buf(),
-            sha256,
+            sha256: sha256.clone(),
+            file_sha256: sha256,
             dim,
             batch: Vec::new(),
         };
         Ok((recognizer, report))
     }
 
-    /// The sha256 of the model file: galleries record it, so embeddings of different networks
-    /// are never compared.
+    /// Loads a precision variant of the recognizer. When the file is the one the accuracy gate
+    /// measured ([`ModelVariant::recognizer_sha256`]), its gallery identity
+    /// ([`Recognizer::sha256`]) is the fp32 network's [`RECOGNIZER_SHA256`]: its embeddings were
+    /// measured within 0.5% of fp32's, so galleries stay fp32 and serve every variant. Any other
+    /// file keeps its own identity, so an fp32 gallery refuses it rather than trusting embeddings
+    /// nobody measured. `ModelVariant::Fp32` is [`Recognizer::load`].
+    pub fn load_variant(
+        path: &Path,
+        session: &SessionConfig,
+        variant: ModelVariant,
+    ) -> Result<(Self, ProviderReport)> {
+        let (mut recognizer, report) = Recognizer::load(path, session)?;
+        recognizer.sha256 = gallery_identity(variant, &recognizer.file_sha256).to_string();
+        Ok((recognizer, report))
+    }
+
+    /// The recognizer's identity for galleries: the sha256 of the model file, or of the fp32
+    /// network it is a variant of. Galleries record it, so embeddings of different networks are
+    /// never compared.
     pub fn sha256(&self) -> &str {
         &self.sha256
+    }
+
+    /// The sha256 of the loaded model file itself.
+    pub fn file_sha256(&self) -> &str {
+        &self.file_sha256
     }
 
     pub fn dim(&self) -> usize {
@@ -124,4 +149,90 @@ pub fn euclidean(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y) * (x - y))
         .sum::<f32>()
         .sqrt()
+}
+
+/// The recognizer sha256 a gallery is checked against: fp32's for the measured variant file,
+/// the file's own otherwise.
+fn gallery_identity(variant: ModelVariant, file_sha256: &str) -> &str {
+    if variant != ModelVariant::Fp32 && file_sha256 == variant.recognizer_sha256() {
+        RECOGNIZER_SHA256
+    } else {
+        file_sha256
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gallery::Gallery;
+    use crate::testsupport::{require, require_runtime};
+
+    #[test]
+    fn only_the_measured_variant_files_take_the_fp32_gallery_identity() {
+        use crate::models::{RECOGNIZER_FP16_SHA256, RECOGNIZER_INT8_SHA256};
+        let other = "0".repeat(64);
+        assert_eq!(
+            gallery_identity(ModelVariant::Fp16, RECOGNIZER_FP16_SHA256),
+            RECOGNIZER_SHA256
+        );
+        assert_eq!(
+            gallery_identity(ModelVariant::Int8, RECOGNIZER_INT8_SHA256),
+            RECOGNIZER_SHA256
+        );
+        // The fp16 file selected as int8 was not what the int8 gate measured.
+        assert_eq!(
+            gallery_identity(ModelVariant::Int8, RECOGNIZER_FP16_SHA256),
+            RECOGNIZER_FP16_SHA256
+        );
+        assert_eq!(gallery_identity(ModelVariant::Fp16, &other), other);
+        assert_eq!(
+            gallery_identity(ModelVariant::Fp32, RECOGNIZER_SHA256),
+            RECOGNIZER_SHA256
+        );
+        assert_eq!(gallery_identity(ModelVariant::Fp32, &other), other);
+    }
+
+    /// A file selected as a variant that is not the one the gate measured keeps its own identity,
+    /// so an fp32 gallery refuses it. The file is the fp32 one with an unknown protobuf field
+    /// appended (field 1000, varint 1, which ONNX Runtime skips): other bytes, the same network.
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn an_unmeasured_variant_file_is_refused_by_an_fp32_gallery() {
+        if !require_runtime() {
+            return;
+        }
+        let Some(fp32) = require("models/dlib_face_recognition_resnet_model_v1.onnx") else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let variant = dir
+            .path()
+            .join("dlib_face_recognition_resnet_model_v1.fp16.onnx");
+        let mut bytes = std::fs::read(&fp32).unwrap();
+        bytes.extend_from_slice(&[0xC0, 0x3E, 0x01]);
+        std::fs::write(&variant, &bytes).unwrap();
+        let file_sha = crate::models::sha256_bytes(&bytes);
+        assert_ne!(file_sha, RECOGNIZER_SHA256);
+        let session = SessionConfig {
+            provider: crate::runtime::Provider::Cpu,
+            ..SessionConfig::default()
+        };
+        let fp32_gallery = Gallery::new(RECOGNIZER_SHA256, 128);
+
+        for variant_kind in ModelVariant::ALL {
+            let (recognizer, _) =
+                Recognizer::load_variant(&variant, &session, variant_kind).unwrap();
+            assert_eq!(recognizer.sha256(), file_sha, "{variant_kind}");
+            assert_eq!(recognizer.file_sha256(), file_sha);
+            assert_eq!(
+                fp32_gallery
+                    .check_recognizer(recognizer.sha256(), recognizer.dim())
+                    .unwrap_err()
+                    .to_string(),
+                format!(
+                    "built with a different recognizer (model sha256 {RECOGNIZER_SHA256}, loaded recognizer {file_sha}): re-enrol the faces with this recognizer"
+                )
+            );
+        }
+    }
 }

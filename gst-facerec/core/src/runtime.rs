@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use ort::environment::Environment;
-use ort::ep::ExecutionProvider;
+use ort::ep::{ArbitrarilyConfigurableExecutionProvider, ExecutionProvider};
 use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
@@ -127,6 +127,16 @@ pub struct SessionConfig {
     pub strict: bool,
     /// Intra-op threads per session; 0 picks one per core, at most four.
     pub threads: usize,
+    /// Folder where TensorRT keeps the engines it builds, so that a restart loads them instead
+    /// of building them again (minutes on a Jetson). `None`: rebuilt at every start.
+    pub trt_engine_cache: Option<PathBuf>,
+    /// Let TensorRT pick fp16 kernels (ONNX Runtime ignores it where the GPU has no fast fp16).
+    pub trt_fp16: bool,
+    /// Folder for TensorRT's timing cache (measured kernel timings), which shortens engine
+    /// builds after a model or setting change. `None`: off.
+    pub trt_timing_cache: Option<PathBuf>,
+    /// The GPU that CUDA and TensorRT run on.
+    pub cuda_device: u32,
 }
 
 impl Default for SessionConfig {
@@ -135,8 +145,79 @@ impl Default for SessionConfig {
             provider: Provider::Auto,
             strict: false,
             threads: 0,
+            trt_engine_cache: None,
+            trt_fp16: true,
+            trt_timing_cache: None,
+            cuda_device: 0,
         }
     }
+}
+
+/// The options given to a provider's ONNX Runtime registration, as (key, value) in the order
+/// they are set: the keys are ONNX Runtime's documented provider options (the same that `ort`'s
+/// `with_device_id`, `with_fp16`, `with_engine_cache`, ... set). This is exactly what
+/// `try_provider` applies, and the one place a test can see it: ort cannot read options back
+/// from a session.
+pub fn provider_options(provider: Provider, config: &SessionConfig) -> Vec<(&'static str, String)> {
+    let flag = |on: bool| if on { "1" } else { "0" }.to_string();
+    let folder = |p: &Path| p.display().to_string();
+    let device = ("device_id", config.cuda_device.to_string());
+    match provider {
+        Provider::Cpu | Provider::Auto => Vec::new(),
+        Provider::Cuda => vec![device],
+        Provider::TensorRt => {
+            let mut options = vec![device, ("trt_fp16_enable", flag(config.trt_fp16))];
+            // The enable flags are always set, so that ONNX Runtime's legacy ORT_TENSORRT_*
+            // environment variables cannot turn a cache on behind the settings' back.
+            options.push((
+                "trt_engine_cache_enable",
+                flag(config.trt_engine_cache.is_some()),
+            ));
+            if let Some(path) = &config.trt_engine_cache {
+                options.push(("trt_engine_cache_path", folder(path)));
+            }
+            options.push((
+                "trt_timing_cache_enable",
+                flag(config.trt_timing_cache.is_some()),
+            ));
+            if let Some(path) = &config.trt_timing_cache {
+                options.push(("trt_timing_cache_path", folder(path)));
+            }
+            options
+        }
+    }
+}
+
+fn configure<E: ArbitrarilyConfigurableExecutionProvider>(
+    ep: E,
+    options: &[(&'static str, String)],
+) -> E {
+    options
+        .iter()
+        .fold(ep, |ep, (key, value)| ep.with_arbitrary_config(key, value))
+}
+
+/// Creates a cache folder if it is missing and checks that files can be made in it. A probe file
+/// is the only reliable test: permission bits do not tell about read-only mounts, ACLs or root.
+/// `setting` names the property the folder came from.
+pub fn prepare_cache_folder(what: &str, setting: &str, folder: &Path) -> Result<()> {
+    let refuse = |e: std::io::Error| Error::Io {
+        path: folder.to_path_buf(),
+        error: std::io::Error::new(
+            e.kind(),
+            format!("the {what} folder ({setting}) cannot be written: {e}"),
+        ),
+    };
+    std::fs::create_dir_all(folder).map_err(refuse)?;
+    let probe = folder.join(format!(".facerec-write-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+        .map_err(refuse)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// What a session actually runs on, and why that differs from the request.
@@ -177,17 +258,18 @@ fn base_builder(env: &Environment, threads: usize) -> std::result::Result<Sessio
 fn try_provider(
     env: &Environment,
     model: &Path,
-    threads: usize,
+    config: &SessionConfig,
     provider: Provider,
 ) -> std::result::Result<Session, String> {
-    let mut builder = base_builder(env, threads)?;
+    let mut builder = base_builder(env, config.threads)?;
+    let options = provider_options(provider, config);
     // Registration errors out when the library lacks the provider; commit errors out when the
     // provider is compiled in but no device is present. Both count as "not available".
     match provider {
-        Provider::Cuda => ort::ep::CUDA::default()
+        Provider::Cuda => configure(ort::ep::CUDA::default(), &options)
             .register(&mut builder)
             .map_err(|e| e.to_string())?,
-        Provider::TensorRt => ort::ep::TensorRT::default()
+        Provider::TensorRt => configure(ort::ep::TensorRT::default(), &options)
             .register(&mut builder)
             .map_err(|e| e.to_string())?,
         Provider::Cpu | Provider::Auto => {}
@@ -220,9 +302,29 @@ pub fn load_session(
         Provider::Cuda => &[Provider::Cuda],
         Provider::TensorRt => &[Provider::TensorRt, Provider::Cuda],
     };
+    // Checked whenever TensorRT may run, GPU present or not, so that a bad folder shows on the
+    // machine where the settings are tried and not only on the Jetson.
+    if gpu_order.contains(&Provider::TensorRt) {
+        for (what, setting, folder) in [
+            (
+                "TensorRT engine cache",
+                "trt-engine-cache",
+                &config.trt_engine_cache,
+            ),
+            (
+                "TensorRT timing cache",
+                "trt-timing-cache",
+                &config.trt_timing_cache,
+            ),
+        ] {
+            if let Some(folder) = folder {
+                prepare_cache_folder(what, setting, folder)?;
+            }
+        }
+    }
     let mut failures = Vec::new();
     for &gpu in gpu_order {
-        match try_provider(&env, model, config.threads, gpu) {
+        match try_provider(&env, model, config, gpu) {
             Ok(session) => {
                 let fallback_warning =
                     (gpu != config.provider && config.provider != Provider::Auto).then(|| {
@@ -257,7 +359,7 @@ pub fn load_session(
             failures.join("; ")
         ))
     };
-    let session = try_provider(&env, model, config.threads, Provider::Cpu).map_err(load_error)?;
+    let session = try_provider(&env, model, config, Provider::Cpu).map_err(load_error)?;
     Ok((
         session,
         ProviderReport {
@@ -285,6 +387,136 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown execution provider 'opencl': expected auto, cpu, cuda or tensorrt"
+        );
+    }
+
+    fn pairs(options: &[(&'static str, String)]) -> Vec<String> {
+        options.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+
+    #[test]
+    fn tensorrt_and_cuda_get_the_documented_options() {
+        let config = SessionConfig {
+            provider: Provider::TensorRt,
+            trt_engine_cache: Some(PathBuf::from("/x")),
+            trt_fp16: false,
+            trt_timing_cache: Some(PathBuf::from("/t")),
+            cuda_device: 1,
+            ..SessionConfig::default()
+        };
+        assert_eq!(
+            pairs(&provider_options(Provider::TensorRt, &config)),
+            [
+                "device_id=1",
+                "trt_fp16_enable=0",
+                "trt_engine_cache_enable=1",
+                "trt_engine_cache_path=/x",
+                "trt_timing_cache_enable=1",
+                "trt_timing_cache_path=/t",
+            ]
+        );
+        // TensorRT falls back to CUDA, which must run on the same device.
+        assert_eq!(
+            pairs(&provider_options(Provider::Cuda, &config)),
+            ["device_id=1"]
+        );
+        assert!(provider_options(Provider::Cpu, &config).is_empty());
+        assert!(provider_options(Provider::Auto, &config).is_empty());
+        // The defaults: fp16 on, both caches off (said explicitly), device 0.
+        assert_eq!(
+            pairs(&provider_options(
+                Provider::TensorRt,
+                &SessionConfig::default()
+            )),
+            [
+                "device_id=0",
+                "trt_fp16_enable=1",
+                "trt_engine_cache_enable=0",
+                "trt_timing_cache_enable=0",
+            ]
+        );
+    }
+
+    /// The keys above are the ones ort's own typed builders set, so that they cannot drift from
+    /// ONNX Runtime's names (compared through the providers' Debug: the only view of their
+    /// options, in the order they were set). Only the flags' spelling differs: ort 2.0.0-rc.15
+    /// writes "true"/"false" (its macro's bool arm never matches a `ty` fragment), while these
+    /// are "1"/"0", the form ONNX Runtime documents and every version's parser takes.
+    #[test]
+    fn the_options_are_what_orts_typed_builders_set() {
+        let flags_as_digits = |debug: String| {
+            debug
+                .replace("\"true\"", "\"1\"")
+                .replace("\"false\"", "\"0\"")
+        };
+        let config = SessionConfig {
+            trt_engine_cache: Some(PathBuf::from("/var/cache/facerec/trt")),
+            trt_fp16: false,
+            trt_timing_cache: Some(PathBuf::from("/t")),
+            cuda_device: 3,
+            ..SessionConfig::default()
+        };
+        let ours = configure(
+            ort::ep::TensorRT::default(),
+            &provider_options(Provider::TensorRt, &config),
+        );
+        let typed = ort::ep::TensorRT::default()
+            .with_device_id(3)
+            .with_fp16(false)
+            .with_engine_cache(true)
+            .with_engine_cache_path("/var/cache/facerec/trt")
+            .with_timing_cache(true)
+            .with_timing_cache_path("/t");
+        assert_eq!(format!("{ours:?}"), flags_as_digits(format!("{typed:?}")));
+        let ours = configure(
+            ort::ep::CUDA::default(),
+            &provider_options(Provider::Cuda, &config),
+        );
+        let typed = ort::ep::CUDA::default().with_device_id(3);
+        assert_eq!(format!("{ours:?}"), format!("{typed:?}"));
+        let off = configure(
+            ort::ep::TensorRT::default(),
+            &provider_options(Provider::TensorRt, &SessionConfig::default()),
+        );
+        let typed = ort::ep::TensorRT::default()
+            .with_device_id(0)
+            .with_fp16(true)
+            .with_engine_cache(false)
+            .with_timing_cache(false);
+        assert_eq!(format!("{off:?}"), flags_as_digits(format!("{typed:?}")));
+    }
+
+    #[test]
+    fn a_cache_folder_is_created_and_an_unwritable_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b/trt");
+        prepare_cache_folder("TensorRT engine cache", "trt-engine-cache", &nested).unwrap();
+        assert!(nested.is_dir());
+        // The probe file is gone again.
+        assert_eq!(std::fs::read_dir(&nested).unwrap().count(), 0);
+        // sysfs refuses new files to every user, root included (tests here run as root, which
+        // a chmod 0555 folder would not stop).
+        let err = prepare_cache_folder(
+            "TensorRT engine cache",
+            "trt-engine-cache",
+            Path::new("/sys"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/sys: the TensorRT engine cache folder (trt-engine-cache) cannot be written: Permission denied (os error 13)"
+        );
+        // A file where the folder should be.
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let err =
+            prepare_cache_folder("TensorRT timing cache", "trt-timing-cache", &file).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: the TensorRT timing cache folder (trt-timing-cache) cannot be written: File exists (os error 17)",
+                file.display()
+            )
         );
     }
 }

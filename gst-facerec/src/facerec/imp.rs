@@ -14,7 +14,7 @@ use gst_video::subclass::prelude::*;
 use facerec_core::Error as CoreError;
 use facerec_core::engine::{Engine, EngineConfig, FaceResult, StageTimes, Tuning};
 use facerec_core::gallery::Gallery;
-use facerec_core::models::{DETECTOR_FILE, RECOGNIZER_FILE, default_model_path};
+use facerec_core::models::{ModelVariant, default_model_path};
 use facerec_core::overlay::{FaceMark, Painter};
 use facerec_core::runtime::SessionConfig;
 
@@ -48,8 +48,40 @@ const DEFAULT_LIVE: bool = false;
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_STRICT_PROVIDER: bool = false;
 const DEFAULT_FACE_CROPS: bool = false;
+const DEFAULT_TRT_FP16: bool = true;
+const DEFAULT_CUDA_DEVICE: u32 = 0;
 /// Redacted faces become this many blocks across their longer side.
 const REDACT_CELLS: u32 = 5;
+
+/// The `model-variant` property: the precision of the models ([`ModelVariant`]).
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFaceRecModelVariant")]
+pub enum ModelVariantKind {
+    #[default]
+    #[enum_value(name = "fp32: the models as published", nick = "fp32")]
+    Fp32 = 0,
+    #[enum_value(
+        name = "fp16: half-precision models (passed the accuracy gate)",
+        nick = "fp16"
+    )]
+    Fp16 = 1,
+    #[enum_value(
+        name = "int8: quantized models (refused: outside the accuracy gate)",
+        nick = "int8"
+    )]
+    Int8 = 2,
+}
+
+impl From<ModelVariantKind> for ModelVariant {
+    fn from(kind: ModelVariantKind) -> Self {
+        match kind {
+            ModelVariantKind::Fp32 => ModelVariant::Fp32,
+            ModelVariantKind::Fp16 => ModelVariant::Fp16,
+            ModelVariantKind::Int8 => ModelVariant::Int8,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -73,6 +105,11 @@ struct Settings {
     live: bool,
     threads: u32,
     face_crops: bool,
+    model_variant: ModelVariantKind,
+    trt_engine_cache: Option<PathBuf>,
+    trt_fp16: bool,
+    trt_timing_cache: Option<PathBuf>,
+    cuda_device: u32,
 }
 
 impl Default for Settings {
@@ -98,6 +135,11 @@ impl Default for Settings {
             live: DEFAULT_LIVE,
             threads: DEFAULT_THREADS,
             face_crops: DEFAULT_FACE_CROPS,
+            model_variant: ModelVariantKind::default(),
+            trt_engine_cache: None,
+            trt_fp16: DEFAULT_TRT_FP16,
+            trt_timing_cache: None,
+            cuda_device: DEFAULT_CUDA_DEVICE,
         }
     }
 }
@@ -118,19 +160,26 @@ impl Settings {
     }
 
     fn engine_config(&self) -> EngineConfig {
+        let variant = ModelVariant::from(self.model_variant);
         let mut config = EngineConfig {
+            // The variant's files unless a path is set.
             detector: self
                 .detector
                 .clone()
-                .unwrap_or_else(|| default_model_path(DETECTOR_FILE)),
+                .unwrap_or_else(|| default_model_path(&variant.detector_file())),
             recognizer: self
                 .recognizer
                 .clone()
-                .unwrap_or_else(|| default_model_path(RECOGNIZER_FILE)),
+                .unwrap_or_else(|| default_model_path(&variant.recognizer_file())),
+            variant,
             session: SessionConfig {
                 provider: self.provider.into(),
                 strict: self.strict_provider,
                 threads: self.threads as usize,
+                trt_engine_cache: self.trt_engine_cache.clone(),
+                trt_fp16: self.trt_fp16,
+                trt_timing_cache: self.trt_timing_cache.clone(),
+                cuda_device: self.cuda_device,
             },
             ..EngineConfig::default()
         };
@@ -162,6 +211,9 @@ struct Running {
     video: Option<(gst_video::VideoInfo, FrameFormat)>,
     /// Made for the current caps and network width on the first frame that needs it.
     scaler: Option<NetworkScaler>,
+    /// NVMM with `libnvbufsurftransform.so`: the VIC makes the detector's input instead.
+    #[cfg(feature = "nvmm")]
+    vic: Option<super::nvmm::VicScaler>,
     painter: Painter,
     blender: OverlayBlender,
     /// Frames through the streaming thread (in live mode, more than the worker processed).
@@ -210,6 +262,13 @@ pub struct FaceRec {
     /// Which tracks got which crops. Apart from `state` because the live worker posts (and
     /// crops) while the streaming thread holds `state`; taken after `state`, never before.
     crops: Mutex<CropPolicy>,
+    /// `libnvbufsurface.so` while the negotiated caps are NVMM (loaded at negotiation).
+    #[cfg(feature = "nvmm")]
+    nvmm: Mutex<Option<Arc<super::nvbufsurface::NvBufSurfaceLib>>>,
+    /// `libnvbufsurftransform.so`: `None` until NVMM caps first ask for it, then whether it
+    /// loaded (asked once per element, so the fallback is announced once).
+    #[cfg(feature = "nvmm")]
+    vic: Mutex<Option<Option<Arc<super::nvbufsurftransform::NvBufSurfTransformLib>>>>,
 }
 
 /// Locks a mutex, recovering the data if another thread panicked while holding it: a panic
@@ -225,7 +284,9 @@ fn start_error(err: &CoreError) -> gst::ErrorMessage {
         CoreError::ModelMissing { .. } => {
             gst::error_msg!(gst::ResourceError::NotFound, ("{}", err))
         }
-        CoreError::ProviderUnavailable { .. } | CoreError::UnknownProvider(_) => {
+        CoreError::ProviderUnavailable { .. }
+        | CoreError::UnknownProvider(_)
+        | CoreError::ModelVariantNotAccepted { .. } => {
             gst::error_msg!(gst::LibraryError::Settings, ("{}", err))
         }
         CoreError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
@@ -364,6 +425,8 @@ impl ObjectSubclass for FaceRec {
 impl ObjectImpl for FaceRec {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            // The other enums are marked in `register` (mod.rs); this one lives here.
+            ModelVariantKind::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
             vec![
                 glib::ParamSpecString::builder("detector")
                     .nick("Detector model")
@@ -389,6 +452,34 @@ impl ObjectImpl for FaceRec {
                     .nick("Strict provider")
                     .blurb("Fail to start instead of falling back to CPU when the requested GPU provider is not available")
                     .default_value(DEFAULT_STRICT_PROVIDER)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("trt-engine-cache")
+                    .nick("TensorRT engine cache")
+                    .blurb("Folder where TensorRT keeps the engines it builds (ONNX Runtime's trt_engine_cache_enable and trt_engine_cache_path), so that a restart loads them instead of building them again (minutes on a Jetson). Created if missing; a folder that cannot be written fails the start whenever TensorRT may run (provider auto or tensorrt). Empty: engines are rebuilt at every start. Clear it after a change of model, ONNX Runtime, TensorRT or GPU")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("trt-fp16")
+                    .nick("TensorRT fp16")
+                    .blurb("Let TensorRT use fp16 kernels (trt_fp16_enable); ignored where the GPU has no fast fp16")
+                    .default_value(DEFAULT_TRT_FP16)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("trt-timing-cache")
+                    .nick("TensorRT timing cache")
+                    .blurb("Folder for TensorRT's timing cache (trt_timing_cache_enable and trt_timing_cache_path): kernel timings measured once, which shorten later engine builds (after a model or setting change). May be the engine cache's folder. Created if missing like trt-engine-cache. Empty: off")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("cuda-device")
+                    .nick("CUDA device")
+                    .blurb("The GPU that CUDA and TensorRT run on (device_id)")
+                    .maximum(i32::MAX as u32)
+                    .default_value(DEFAULT_CUDA_DEVICE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("model-variant", ModelVariantKind::Fp32)
+                    .nick("Model variant")
+                    .blurb("Precision of the models: fp32, fp16 or int8. Picks the default detector and recognizer files (yunet_s_dynamic.<variant>.onnx, dlib_face_recognition_resnet_model_v1.<variant>.onnx; the 'detector' and 'recognizer' paths win). A variant that has not passed the accuracy gate fails the start. Galleries stay fp32 embeddings and serve every variant")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecFloat::builder("detect-threshold")
@@ -557,6 +648,11 @@ impl ObjectImpl for FaceRec {
             "live" => settings.live = value.get().expect("type checked upstream"),
             "threads" => settings.threads = value.get().expect("type checked upstream"),
             "face-crops" => settings.face_crops = value.get().expect("type checked upstream"),
+            "trt-engine-cache" => settings.trt_engine_cache = path(value),
+            "trt-fp16" => settings.trt_fp16 = value.get().expect("type checked upstream"),
+            "trt-timing-cache" => settings.trt_timing_cache = path(value),
+            "cuda-device" => settings.cuda_device = value.get().expect("type checked upstream"),
+            "model-variant" => settings.model_variant = value.get().expect("type checked upstream"),
             other => unimplemented!("property {other}"),
         }
     }
@@ -585,6 +681,11 @@ impl ObjectImpl for FaceRec {
             "live" => settings.live.to_value(),
             "threads" => settings.threads.to_value(),
             "face-crops" => settings.face_crops.to_value(),
+            "trt-engine-cache" => path(&settings.trt_engine_cache),
+            "trt-fp16" => settings.trt_fp16.to_value(),
+            "trt-timing-cache" => path(&settings.trt_timing_cache),
+            "cuda-device" => settings.cuda_device.to_value(),
+            "model-variant" => settings.model_variant.to_value(),
             "stats" => {
                 drop(settings);
                 let state = lock(&self.state);
@@ -659,6 +760,18 @@ impl ElementImpl for FaceRec {
                     V::Nv12,
                 ])
                 .build();
+            // NVMM after system memory: pipelines that do not ask for NVMM keep what they had.
+            #[cfg(feature = "nvmm")]
+            let caps = {
+                let mut caps = caps;
+                caps.merge(
+                    gst_video::VideoCapsBuilder::new()
+                        .features([super::nvmm::CAPS_FEATURE_NVMM])
+                        .format_list([V::Rgba, V::Nv12])
+                        .build(),
+                );
+                caps
+            };
             vec![
                 gst::PadTemplate::new(
                     "src",
@@ -731,6 +844,8 @@ impl BaseTransformImpl for FaceRec {
             active_provider: active.join(","),
             video: None,
             scaler: None,
+            #[cfg(feature = "nvmm")]
+            vic: None,
             painter,
             blender: OverlayBlender::default(),
             passed: 0,
@@ -779,15 +894,42 @@ impl BaseTransformImpl for FaceRec {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        let mut frame =
-            gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Failed,
-                    ("Failed to map the buffer writable")
-                );
-                gst::FlowError::Error
-            })?;
+        // NVMM: the surface's planes mapped for the CPU, unmapped after drawing.
+        #[cfg(feature = "nvmm")]
+        let mut surface = match lock(&self.nvmm).clone() {
+            Some(lib) => Some(
+                super::nvmm::MappedSurface::map(lib, buf, &info).map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Format,
+                        ("Cannot map the NVMM frame: {}", e)
+                    );
+                    gst::FlowError::Error
+                })?,
+            ),
+            None => None,
+        };
+        // The VIC scales from the surface (device memory) when its library loaded.
+        #[cfg(feature = "nvmm")]
+        let vic_source = match (&surface, lock(&self.vic).clone().flatten()) {
+            (Some(s), Some(t)) => lock(&self.nvmm).clone().map(|l| (s.raw(), l, t)),
+            _ => None,
+        };
+        #[cfg(feature = "nvmm")]
+        let mapped = match surface.as_mut() {
+            Some(surface) => surface.frame(&info),
+            None => gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info),
+        };
+        #[cfg(not(feature = "nvmm"))]
+        let mapped = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info);
+        let mut frame = mapped.map_err(|_| {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Failed,
+                ("Failed to map the buffer writable")
+            );
+            gst::FlowError::Error
+        })?;
         running.passed += 1;
 
         // Frames between detections (sync mode, detect-interval > 1) are not scaled at all.
@@ -798,7 +940,55 @@ impl BaseTransformImpl for FaceRec {
             }
             Processor::Live(_) => true,
         };
-        let input = if needs_frame {
+        #[cfg(feature = "nvmm")]
+        let vic_input = match (needs_frame, vic_source) {
+            (true, Some((src, surfaces, transform))) => {
+                let started = Instant::now();
+                if !running
+                    .vic
+                    .as_ref()
+                    .is_some_and(|v| v.is_for(&info, tuning.network_width))
+                {
+                    // The old surface goes before a new one is made.
+                    running.vic = None;
+                    running.vic = Some(
+                        super::nvmm::VicScaler::new(
+                            surfaces,
+                            transform,
+                            &info,
+                            tuning.network_width,
+                        )
+                        .map_err(|e| {
+                            gst::element_imp_error!(
+                                self,
+                                gst::LibraryError::Failed,
+                                ("Cannot scale NVMM frames on the VIC: {}", e)
+                            );
+                            gst::FlowError::Error
+                        })?,
+                    );
+                }
+                let Some(vic) = running.vic.as_mut() else {
+                    return Err(gst::FlowError::Error);
+                };
+                let input = vic.scale(src).map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::LibraryError::Failed,
+                        ("Cannot scale the NVMM frame on the VIC: {}", e)
+                    );
+                    gst::FlowError::Error
+                })?;
+                running.convert_time += started.elapsed();
+                Some(input)
+            }
+            _ => None,
+        };
+        #[cfg(not(feature = "nvmm"))]
+        let vic_input: Option<facerec_core::detect::NetworkInput<'static>> = None;
+        let input = if let Some(input) = vic_input {
+            Some(input)
+        } else if needs_frame {
             let started = Instant::now();
             if !running
                 .scaler
@@ -930,6 +1120,14 @@ impl BaseTransformImpl for FaceRec {
         }
         drop(frame);
         drop(state);
+        #[cfg(feature = "nvmm")]
+        if let Some(surface) = surface {
+            let written = (draw || redact != RedactMode::None) && !faces.is_empty();
+            if let Err(e) = surface.finish(written) {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+                return Err(gst::FlowError::Error);
+            }
+        }
 
         for face in faces.iter() {
             let Some(rect) = face.bbox.clip_to(info.width(), info.height()) else {
@@ -942,6 +1140,59 @@ impl BaseTransformImpl for FaceRec {
             self.post_faces_with(&faces, crops, &times, inference);
         }
         Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+#[cfg(feature = "nvmm")]
+impl FaceRec {
+    /// Loads `libnvbufsurface.so` when `caps` are NVMM (once), forgets it otherwise. A missing
+    /// library is an element error naming it and why `dlopen` failed.
+    fn negotiate_nvmm(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let mut nvmm = lock(&self.nvmm);
+        if !super::nvmm::is_nvmm(caps) {
+            *nvmm = None;
+            return Ok(());
+        }
+        if nvmm.is_none() {
+            match super::nvbufsurface::NvBufSurfaceLib::load_default() {
+                Ok(lib) => {
+                    gst::info!(CAT, imp = self, "NVMM frames through {}", lib.path());
+                    *nvmm = Some(Arc::new(lib));
+                }
+                Err(e) => {
+                    gst::element_imp_error!(self, gst::LibraryError::Init, ("{}", e));
+                    return Err(gst::loggable_error!(CAT, "{}", e));
+                }
+            }
+        }
+        drop(nvmm);
+        let mut vic = lock(&self.vic);
+        if vic.is_none() {
+            *vic = Some(
+                match super::nvbufsurftransform::NvBufSurfTransformLib::load_default() {
+                    Ok(lib) => {
+                        gst::info!(
+                            CAT,
+                            imp = self,
+                            "NVMM frames scaled for detection on the VIC through {}",
+                            lib.path()
+                        );
+                        Some(Arc::new(lib))
+                    }
+                    Err(e) => {
+                        gst::warning!(
+                            CAT,
+                            imp = self,
+                            "NVMM frames scaled for detection on the CPU: {} (set {} to its path)",
+                            e,
+                            super::nvbufsurftransform::LIBRARY_ENV
+                        );
+                        None
+                    }
+                },
+            );
+        }
+        Ok(())
     }
 }
 
@@ -966,6 +1217,8 @@ impl VideoFilterImpl for FaceRec {
                 "Interlaced video is not supported: put deinterlace before facerec"
             ));
         }
+        #[cfg(feature = "nvmm")]
+        self.negotiate_nvmm(incaps)?;
         let mut state = lock(&self.state);
         if let Some(running) = state.running.as_mut() {
             let size_changed = running.video.as_ref().is_some_and(|(old, ..)| {

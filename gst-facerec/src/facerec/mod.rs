@@ -60,12 +60,21 @@
 //!     facerec gallery=model.data ! videoconvert ! autovideosink
 //! ```
 //!
-//! On a Jetson, behind the CSI camera (system memory through `nvvidconv`):
+//! On a Jetson, behind the CSI camera, with the plugin built with `--features nvmm`: the element
+//! also takes `video/x-raw(memory:NVMM)` in RGBA and NV12 (pitch-linear), maps the surfaces for
+//! the CPU through `libnvbufsurface.so` (opened at negotiation; `FACEREC_NVBUFSURFACE_LIB`
+//! names another path; missing, it is an element error and system memory still works),
+//! scales each detected frame to the network size on the VIC through
+//! `libnvbufsurftransform.so` where it loads (`FACEREC_NVBUFSURFTRANSFORM_LIB`; missing, the CPU
+//! scales, with one warning), and draws on them:
 //!
 //! ```text
-//! gst-launch-1.0 nvarguscamerasrc ! nvvidconv ! video/x-raw,format=RGBA ! \
+//! gst-launch-1.0 nvarguscamerasrc ! 'video/x-raw(memory:NVMM)' ! nvvidconv ! \
+//!     'video/x-raw(memory:NVMM),format=RGBA' ! \
 //!     facerec gallery=model.data provider=tensorrt live=true ! nvvidconv ! nv3dsink
 //! ```
+//!
+//! Without the feature, through system memory: `nvvidconv ! video/x-raw,format=RGBA ! facerec`.
 //!
 //! ## Bus message
 //!
@@ -95,6 +104,23 @@
 //! its decided name changes, and when its quality beats the best crop sent for it by 0.05; the
 //! other faces carry none (the fields are absent), nor does any face with `face-crops=false`,
 //! which costs nothing. In `live` mode the crop comes from the frame the worker analysed.
+//!
+//! ## TensorRT, CUDA and the model variant
+//!
+//! `trt-engine-cache`, `trt-fp16`, `trt-timing-cache` and `cuda-device` become ONNX Runtime's
+//! TensorRT options `trt_engine_cache_enable`/`trt_engine_cache_path`, `trt_fp16_enable`,
+//! `trt_timing_cache_enable`/`trt_timing_cache_path` and `device_id` (CUDA gets `device_id`
+//! too, as TensorRT's fallback). Without the provider nothing changes: the fallback to CPU
+//! warns as before. Build the engines once, then every start loads them:
+//!
+//! ```text
+//! gst-launch-1.0 nvarguscamerasrc num-buffers=300 ! nvvidconv ! video/x-raw,format=RGBA ! \
+//!     facerec provider=tensorrt strict-provider=true trt-engine-cache=/var/cache/facerec/trt ! \
+//!     fakesink
+//! ```
+//!
+//! `model-variant` (fp32, fp16, int8) picks the model files; a variant that has not passed the
+//! accuracy gate (`ModelVariant::check_selectable`) fails the start with its reason.
 
 use gst::glib;
 use gst::prelude::*;
@@ -104,6 +130,12 @@ mod frame;
 mod imp;
 mod live;
 mod message;
+#[cfg(feature = "nvmm")]
+pub mod nvbufsurface;
+#[cfg(feature = "nvmm")]
+pub mod nvbufsurftransform;
+#[cfg(feature = "nvmm")]
+mod nvmm;
 
 pub use crops::{CROP_MARGIN, QUALITY_STEP, crop_rect};
 pub use frame::{FrameFormat, NetworkScaler};
