@@ -166,55 +166,36 @@ mod nvmm {
             }
         }
 
-        fn layout(&self) -> [usize; 8] {
-            let mut out = [0usize; 8];
+        /// Fills an array through one of the stand-in's `void f(T *out)` probe functions.
+        fn read<T: Copy + Default, const N: usize>(&self, symbol: &[u8]) -> [T; N] {
+            let mut out = [T::default(); N];
             unsafe {
                 let f = self
                     .lib
-                    .get::<unsafe extern "C" fn(*mut usize)>(b"standin_layout\0")
+                    .get::<unsafe extern "C" fn(*mut T)>(symbol)
                     .unwrap();
                 f(out.as_mut_ptr());
             }
             out
+        }
+
+        fn layout(&self) -> [usize; 8] {
+            self.read(b"standin_layout\0")
         }
 
         /// The transform stand-in's counters: transforms done, failed calls, session sets,
         /// the last compute mode set (-1: never).
         fn transform_counts(&self) -> [i32; 4] {
-            let mut out = [0i32; 4];
-            unsafe {
-                let f = self
-                    .lib
-                    .get::<unsafe extern "C" fn(*mut i32)>(b"standin_transform_counts\0")
-                    .unwrap();
-                f(out.as_mut_ptr());
-            }
-            out
+            self.read(b"standin_transform_counts\0")
         }
 
         fn transform_layout(&self) -> [usize; 5] {
-            let mut out = [0usize; 5];
-            unsafe {
-                let f = self
-                    .lib
-                    .get::<unsafe extern "C" fn(*mut usize)>(b"standin_transform_layout\0")
-                    .unwrap();
-                f(out.as_mut_ptr());
-            }
-            out
+            self.read(b"standin_transform_layout\0")
         }
 
         /// Calls so far: map, unmap, sync for CPU, sync for device, failed calls.
         fn counts(&self) -> [i32; 5] {
-            let mut out = [0i32; 5];
-            unsafe {
-                let f = self
-                    .lib
-                    .get::<unsafe extern "C" fn(*mut i32)>(b"standin_counts\0")
-                    .unwrap();
-                f(out.as_mut_ptr());
-            }
-            out
+            self.read(b"standin_counts\0")
         }
     }
 
