@@ -231,6 +231,20 @@ fn stat(m: &Measured, field: &str) -> Option<u64> {
     m.stats.as_ref().and_then(|s| s.get::<u64>(field).ok())
 }
 
+/// The demo's two known faces, enrolled with `engine`'s recognizer.
+fn demo_gallery(engine: &mut Engine) -> Gallery {
+    let mut gallery = Gallery::new(engine.recognizer().sha256(), engine.recognizer().dim());
+    for (name, photo) in [
+        (MIRANDA, "lin-manuel-miranda.png"),
+        ("Alex Lacamoire", "alex-lacamoire.png"),
+    ] {
+        let path = shared_dir().join("testdata/face_recognition").join(photo);
+        let face = engine.analyze(&load_rgb(&path).unwrap()).unwrap().remove(0);
+        gallery.add(name, photo, face.embedding.unwrap()).unwrap();
+    }
+    gallery
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut runs = 3;
@@ -299,15 +313,7 @@ fn main() {
 
     // The demo's two known faces.
     let mut engine = Engine::new(EngineConfig::default()).expect("models and ONNX Runtime load");
-    let mut gallery = Gallery::new(engine.recognizer().sha256(), engine.recognizer().dim());
-    for (name, photo) in [
-        (MIRANDA, "lin-manuel-miranda.png"),
-        ("Alex Lacamoire", "alex-lacamoire.png"),
-    ] {
-        let path = shared_dir().join("testdata/face_recognition").join(photo);
-        let face = engine.analyze(&load_rgb(&path).unwrap()).unwrap().remove(0);
-        gallery.add(name, photo, face.embedding.unwrap()).unwrap();
-    }
+    let gallery = demo_gallery(&mut engine);
     let gallery_path =
         std::env::temp_dir().join(format!("facerec-bench-{}.data", std::process::id()));
     gallery.save(&gallery_path).unwrap();
@@ -376,15 +382,7 @@ fn variant_cases(clip: &std::path::Path, runs: usize, results: &mut Vec<serde_js
             ..EngineConfig::default()
         })
         .expect("variant models load");
-        let mut gallery = Gallery::new(engine.recognizer().sha256(), engine.recognizer().dim());
-        for (name, photo) in [
-            (MIRANDA, "lin-manuel-miranda.png"),
-            ("Alex Lacamoire", "alex-lacamoire.png"),
-        ] {
-            let path = shared_dir().join("testdata/face_recognition").join(photo);
-            let face = engine.analyze(&load_rgb(&path).unwrap()).unwrap().remove(0);
-            gallery.add(name, photo, face.embedding.unwrap()).unwrap();
-        }
+        let gallery = demo_gallery(&mut engine);
         let gallery_path = std::env::temp_dir().join(format!(
             "facerec-bench-{}-{variant}.data",
             std::process::id()
