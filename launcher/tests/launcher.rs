@@ -1482,10 +1482,13 @@ fn tensorrt_settings_from_the_environment_reach_the_element() {
         ),
         (
             Some(1),
-            "facerec-launcher: model variant int8 is not selectable: golden chips' embeddings \
-             moved 0.103 from fp32 (bound 0.011) and clip faces 520 against fp32's 500 in the \
-             sample clip (boxes up to 22 px apart); verification accuracy 99.63% against 99.91% \
-             on the knn_examples and dlib pairs"
+            format!(
+                "facerec-launcher: {}",
+                facerec_core::models::ModelVariant::Int8
+                    .check_selectable()
+                    .unwrap_err()
+            )
+            .as_str()
         )
     );
     // Strict: no TensorRT here, so the start fails in one line instead of falling back.

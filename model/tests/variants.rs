@@ -45,7 +45,9 @@ use facerec_core::embed::euclidean;
 use facerec_core::engine::{AnalyzedFace, Engine, EngineConfig};
 use facerec_core::geometry::BBox;
 use facerec_core::image::RgbImage;
-use facerec_core::models::{ModelVariant, default_model_path, sha256_file};
+use facerec_core::models::{
+    ModelVariant, VARIANT_EMBEDDING_BOUND, default_model_path, sha256_file,
+};
 use facerec_core::stills::{StillScales, load_rgb};
 use facerec_core::testsupport::{on_ci, require, require_runtime};
 use facerec_model::eval::{Verification, verification};
@@ -56,8 +58,9 @@ const THRESHOLD: f32 = 0.6;
 const TOLERANCE: f64 = 0.005;
 /// The largest golden-chip embedding shift a selectable variant may have (see the module doc):
 /// half of fp32's margin to the threshold at the pair below which 0.5% of the pairs lie, which
-/// this test measures at 0.0110 (0.0221 / 2: the 6th closest of 1081 pairs).
-const EMBEDDING_BOUND: f32 = 0.011;
+/// this test measures at 0.0110 (0.0221 / 2: the 6th closest of 1081 pairs). fp32 runs no int8
+/// kernels, so this figure is the same on every x86 CPU; the test rederives it each run.
+const EMBEDDING_BOUND: f32 = VARIANT_EMBEDDING_BOUND;
 
 const FR: &str = "testdata/face_recognition";
 
@@ -579,26 +582,57 @@ fn reduced_precision_variants_are_selectable_only_within_half_a_percent_of_fp32(
                     r.variant
                 );
                 eprintln!(
-                    "{}: refused; measured: {}",
+                    "{}: refused; measured on this CPU ({}): {}",
                     r.variant,
+                    cpu_kind(),
                     shortfalls.join("; ")
                 );
-                // The reason a user reads names every measure that falls short.
+                // The reason's figures are labelled with the CPU kinds that produced them and
+                // are not compared here (int8 results differ between x86 ISAs). Its one claim
+                // for every CPU, that the golden chips move beyond the gate's bound, must hold
+                // on this one too, and the bound it states must be the gate's.
                 let reason = e.to_string();
-                for shortfall in &shortfalls {
-                    let measure: String = shortfall
-                        .split(|c: char| c.is_ascii_digit())
-                        .next()
-                        .unwrap()
-                        .replace(" moved ", "")
-                        .trim()
-                        .to_string();
-                    assert!(
-                        reason.contains(&measure),
-                        "the reason \"{reason}\" does not name the shortfall \"{shortfall}\""
-                    );
-                }
+                assert!(
+                    r.golden.iter().any(|d| *d > EMBEDDING_BOUND),
+                    "the reason \"{reason}\" says the golden chips move beyond \
+                     {EMBEDDING_BOUND}, but on this CPU ({}) they moved {:.4} and {:.4}",
+                    cpu_kind(),
+                    r.golden[0],
+                    r.golden[1]
+                );
+                assert!(
+                    reason.contains("golden chips")
+                        && reason.contains(&EMBEDDING_BOUND.to_string()),
+                    "the reason \"{reason}\" does not name the golden chips and the bound \
+                     {EMBEDDING_BOUND}"
+                );
             }
         }
+    }
+}
+
+/// The x86 features that choose onnxruntime's int8 kernels, for the record the gate prints.
+fn cpu_kind() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let flags = [
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("avx512bw", std::arch::is_x86_feature_detected!("avx512bw")),
+            (
+                "avx512vnni",
+                std::arch::is_x86_feature_detected!("avx512vnni"),
+            ),
+            ("avxvnni", std::arch::is_x86_feature_detected!("avxvnni")),
+        ];
+        let on: Vec<&str> = flags
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(f, _)| *f)
+            .collect();
+        format!("x86-64 with {}", on.join(", "))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH.to_string()
     }
 }
