@@ -437,7 +437,8 @@ fn on_the_clip_crops_come_with_new_tracks_names_and_better_views() {
 }
 
 /// Live mode: the crop comes from the frame the worker analysed, not from a later frame that
-/// passed through the streaming thread while it worked.
+/// passed through the streaming thread while it worked. The worker is held on the photo while
+/// black frames pass, so later frames exist whatever the machine's speed.
 #[test]
 #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn live_crops_come_from_the_analysed_frame() {
@@ -445,37 +446,44 @@ fn live_crops_come_from_the_analysed_frame() {
     if !assets_ready() {
         return;
     }
+    // Deadlines against hanging, not speed figures.
+    const DEADLINE: Duration = Duration::from_secs(30);
     let image = load_rgb(&asset(OBAMA)).unwrap();
     let (caps, buffer) = frame_in(&image, V::Rgbx);
     let (_, black) = frame_in(&RgbImage::new(image.width(), image.height()), V::Rgbx);
     let (mut h, bus) = harness(&[("face-crops", value(true)), ("live", value(true))]);
+    let facerec = h
+        .element()
+        .unwrap()
+        .downcast::<gstfacerec::facerec::FaceRec>()
+        .unwrap();
+    facerec.hold_live_worker(true);
     h.set_src_caps(caps);
     h.push_and_pull(buffer).unwrap();
-    // Time for the worker to wake and take the photo before the next frame replaces it in its
-    // one-frame slot; its analysis takes far longer (13 black frames measured).
-    std::thread::sleep(Duration::from_millis(20));
-    // Black frames pass (and are drawn on) while the worker analyses the photo, until it posts.
-    let mut msg = None;
-    let mut black_frames = 0;
-    while msg.is_none() && black_frames < 1000 {
-        black_frames += 1;
+    let started = Instant::now();
+    while !facerec.live_worker_holds_a_frame() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the worker did not take the photo in {DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Black frames pass while the worker holds the photo: a crop cut when the result is posted,
+    // rather than from the analysed frame, would come from one of them.
+    for i in 1..=3 {
         let mut b = black.copy();
         b.get_mut()
             .unwrap()
-            .set_pts(gst::ClockTime::from_mseconds(33 * black_frames));
+            .set_pts(gst::ClockTime::from_mseconds(33 * i));
         h.push_and_pull(b).unwrap();
-        while let Some(m) = bus.pop() {
-            if let Some(s) = m.structure()
-                && s.name() == "facerec"
-            {
-                msg = Some(FacerecMessage::try_from(s).unwrap());
-            }
-        }
     }
-    eprintln!("{black_frames} black frames passed before the photo's result was posted");
-    // Otherwise no later frame existed to take a crop from, and this proves nothing.
-    assert!(black_frames >= 2, "{black_frames}");
-    let msg = msg.expect("a facerec message");
+    assert!(
+        bus.pop_filtered(&[gst::MessageType::Element]).is_none(),
+        "a result while the worker held the photo"
+    );
+    facerec.hold_live_worker(false);
+    let msg = next_message(&bus, DEADLINE)
+        .unwrap_or_else(|| panic!("no facerec message {DEADLINE:?} after the worker was released"));
     assert_eq!(msg.pts, Some(gst::ClockTime::ZERO));
     assert_eq!(msg.faces.len(), 1);
     let crop = msg.faces[0].crop.clone().expect("a crop in live mode");

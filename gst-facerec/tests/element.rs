@@ -930,14 +930,12 @@ fn hostile_gallery_while_playing() {
             });
         }
     });
+    // A deadline against hanging (a FIFO opened for reading blocks until a writer comes), not a
+    // speed figure: the clip has run to its end by now.
     let took = rx
         .recv_timeout(std::time::Duration::from_secs(10))
         .unwrap_or_else(|_| panic!("{case}: set_property(gallery={path}) has not returned after 10 s (the clip ran to the end without it)"));
     eprintln!("{case}: set_property returned in {took:?}");
-    assert!(
-        took < std::time::Duration::from_secs(3),
-        "{case}: set_property(gallery) took {took:?}"
-    );
     assert_eq!(run.error, None, "{case}");
     assert_eq!(run.frames.len(), 275, "{case}: frames keep flowing");
     let want = format!("Gallery not reloaded, keeping the previous one: gallery {path}: {reason}");
@@ -1023,9 +1021,9 @@ fn live_mode_passes_every_frame_with_the_latest_results() {
     if !assets_ready() {
         return;
     }
-    // Unsynchronised: the clip is decoded as fast as the CPU allows (a few ms a frame), faster
-    // than detection and embedding run, so the worker must skip frames and the streaming
-    // thread must not wait for it.
+    // Unsynchronised: the clip is decoded as fast as the CPU allows, so how many frames the
+    // worker takes depends on the machine's speed. That the streaming thread never waits for
+    // the worker is checked with a held worker (frame_path.rs).
     let props = format!("{} live=true", gallery_prop(&hamilton_gallery()));
     let run = run_pipeline(&decode_pipeline(CLIP, "RGBx", &props), false);
     assert_eq!(run.error, None);
@@ -1038,12 +1036,10 @@ fn live_mode_passes_every_frame_with_the_latest_results() {
         "live mode: {processed} of 275 frames processed ({detections} detections, {} bus messages), Miranda named on {miranda} frames",
         run.messages.len()
     );
-    // Measured 37 of 275 here. A streaming thread that waits for the worker lets it take
-    // every frame, or all but the last one or two.
     assert_eq!(stats.get::<u64>("passed").unwrap(), 275);
-    assert!(
-        detections * 10 <= 275 * 9 && processed == detections,
-        "{processed} frames processed ({detections} detections) of 275: the streaming thread waited for inference"
+    assert_eq!(
+        processed, detections,
+        "detect-interval 1: every frame taken is detected"
     );
     assert!(detections >= 1, "the worker never ran");
     assert!(run.messages.len() as u64 <= detections);
@@ -1349,15 +1345,13 @@ fn model_variant_int8_is_refused_and_fp32_is_unchanged() {
         return;
     }
     let err = start_error("model-variant=int8");
-    assert!(
-        err.starts_with(
-            "model variant int8 is not selectable: golden chips' embeddings moved 0.103 from \
-             fp32 (bound 0.011) and clip faces 520 against fp32's 500 in the sample clip (boxes \
-             up to 22 px apart); verification accuracy 99.63% against 99.91% on the \
-             knn_examples and dlib pairs ("
-        ),
-        "{err}"
-    );
+    // The gate's own words (their text is pinned in core's models.rs), then the element's
+    // context in brackets.
+    let gate = facerec_core::models::ModelVariant::Int8
+        .check_selectable()
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with(&format!("{gate} (")), "{err}");
     // Explicit paths do not get round the gate.
     let err = start_error(&format!(
         "model-variant=int8 detector=\"{}\"",

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -262,6 +263,8 @@ pub struct FaceRec {
     /// Which tracks got which crops. Apart from `state` because the live worker posts (and
     /// crops) while the streaming thread holds `state`; taken after `state`, never before.
     crops: Mutex<CropPolicy>,
+    /// Test hook ([`super::FaceRec::hold_live_worker`]); changed and read under `state`.
+    hold_live: AtomicBool,
     /// `libnvbufsurface.so` while the negotiated caps are NVMM (loaded at negotiation).
     #[cfg(feature = "nvmm")]
     nvmm: Mutex<Option<Arc<super::nvbufsurface::NvBufSurfaceLib>>>,
@@ -411,6 +414,38 @@ impl FaceRec {
             running_time,
             stream_time,
             crop_source: None,
+        }
+    }
+}
+
+/// Test hooks, not API: they let a test stand in for a slow inference without depending on how
+/// fast the machine runs.
+impl super::FaceRec {
+    /// While `hold` is true, the live worker keeps the frame it takes without analysing it
+    /// (now, and in any later start). Releasing it lets it analyse that frame.
+    #[doc(hidden)]
+    pub fn hold_live_worker(&self, hold: bool) {
+        let imp = self.imp();
+        let state = lock(&imp.state);
+        imp.hold_live.store(hold, Ordering::Relaxed);
+        if let Some(Running {
+            processor: Processor::Live(worker),
+            ..
+        }) = state.running.as_ref()
+        {
+            worker.hold(hold);
+        }
+    }
+
+    /// Whether the live worker is holding a frame now (see [`Self::hold_live_worker`]).
+    #[doc(hidden)]
+    pub fn live_worker_holds_a_frame(&self) -> bool {
+        match lock(&self.imp().state).running.as_ref() {
+            Some(Running {
+                processor: Processor::Live(worker),
+                ..
+            }) => worker.holding(),
+            _ => false,
         }
     }
 }
@@ -837,7 +872,11 @@ impl BaseTransformImpl for FaceRec {
             Processor::Sync(Box::new(engine))
         };
         lock(&self.crops).reset();
-        lock(&self.state).running = Some(Running {
+        let mut state = lock(&self.state);
+        if let Processor::Live(worker) = &processor {
+            worker.hold(self.hold_live.load(Ordering::Relaxed));
+        }
+        state.running = Some(Running {
             processor,
             recognizer_sha256: sha256,
             embedding_dim: dim,
@@ -853,6 +892,7 @@ impl BaseTransformImpl for FaceRec {
             redact_time: Duration::ZERO,
             draw_time: Duration::ZERO,
         });
+        drop(state);
         gst::info!(CAT, imp = self, "started (provider {})", active.join(","));
         Ok(())
     }

@@ -34,6 +34,11 @@ struct LiveSlot {
     gallery: Option<Option<Arc<Gallery>>>,
     reset: bool,
     stop: bool,
+    /// Test hook ([`super::FaceRec::hold_live_worker`]): the worker keeps the frame it took
+    /// without analysing it, as a slow inference would.
+    hold: bool,
+    /// The worker is holding a frame now.
+    holding: bool,
 }
 
 #[derive(Default)]
@@ -68,11 +73,20 @@ impl LiveWorker {
                         if slot.stop {
                             return;
                         }
-                        (
+                        let taken = (
                             slot.job.take(),
                             slot.gallery.take(),
                             std::mem::take(&mut slot.reset),
-                        )
+                        );
+                        while slot.hold && !slot.stop {
+                            slot.holding = true;
+                            slot = shared.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
+                        }
+                        slot.holding = false;
+                        if slot.stop {
+                            return;
+                        }
+                        taken
                     };
                     let Some(job) = job else { continue };
                     if let Some(gallery) = gallery {
@@ -131,6 +145,16 @@ impl LiveWorker {
 
     pub(super) fn reset(&self) {
         lock(&self.shared.slot).reset = true;
+    }
+
+    /// See [`super::FaceRec::hold_live_worker`].
+    pub(super) fn hold(&self, hold: bool) {
+        lock(&self.shared.slot).hold = hold;
+        self.shared.wake.notify_all();
+    }
+
+    pub(super) fn holding(&self) -> bool {
+        lock(&self.shared.slot).holding
     }
 
     pub(super) fn latest(&self) -> Arc<Vec<FaceResult>> {
