@@ -1,8 +1,8 @@
 // Issue 11, "Enrol from history, end to end in a real browser": drives Debian's Chromium
 // (/usr/bin/chromium, headless) with puppeteer-core through the launcher's page:
 //   History shows a stranger with a face thumbnail that loaded -> "This is…" -> NAME -> submit
-//   -> the token prompt (TOKEN) -> the live faces or a new event name NAME -> the Library lists
-//   NAME with a photo thumbnail that loaded.
+//   -> the token prompt, which must appear (the server must require TOKEN) -> the live faces or
+//   a new event name NAME -> the Library lists NAME with a photo thumbnail that loaded.
 // Install puppeteer-core with deploy/tests/setup-browser.sh, then:
 //   node launcher/tests/browser/enrol.mjs BASE_URL TOKEN NAME
 // Env: SCREENSHOT=path.png (taken at the end, and on failure), STRANGER=stranger-7 (enrol that
@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 const [base, token, name] = process.argv.slice(2);
-if (!base || token === undefined || !name) {
+if (!base || !token || !name) {
   console.error("usage: node enrol.mjs BASE_URL TOKEN NAME");
   process.exit(2);
 }
@@ -116,19 +116,19 @@ try {
   await page.click(`${item} button.enrol-submit`);
   step(`clicked "This is…", typed ${JSON.stringify(name)}, submitted`);
 
-  // 4. The token prompt, if the server wants one.
+  // 4. The token prompt: the server wants a token and this session has none yet, so the write
+  // must be refused and the page must ask for it before anything else happens.
   const first = await poll(page, 30, (sel) => {
-    if (!document.querySelector("#token-form").hidden) return "token";
-    return document.querySelector(sel)?.dataset.state || null;
+    if (!document.querySelector("#token-form").hidden) return { state: "token", label: document.querySelector("#token-label").textContent };
+    const li = document.querySelector(sel);
+    return li?.dataset.state ? { state: li.dataset.state, text: li.querySelector(".error")?.textContent || li.querySelector(".notice")?.textContent || "" } : null;
   }, item);
   if (!first) fail("neither the token prompt nor a result of the enrolment within 30 s");
-  if (first === "token") {
-    step("the page asked for the API token; entering it");
-    await page.type("#token-input", token);
-    await page.click("#token-submit");
-  } else {
-    step("the page did not ask for a token (the server needs none, or the session had it)");
-  }
+  if (first.state !== "token") fail(`the page did not ask for the API token: the enrolment ended as "${first.state}" (${first.text})`);
+  if (first.label !== "This action needs the API token") fail(`the token prompt says "${first.label}", not "This action needs the API token"`);
+  step(`the page asked for the API token ("${first.label}"); entering it`);
+  await page.type("#token-input", token);
+  await page.click("#token-submit");
   const state = await poll(page, 30, (sel) => {
     const li = document.querySelector(sel);
     if (!document.querySelector("#token-form").hidden) return { state: "token", text: document.querySelector("#token-label").textContent };
@@ -138,8 +138,8 @@ try {
   if (state.state === "token") fail(`the token was not accepted: ${state.text}`);
   if (state.state !== "enrolled") fail(`the enrolment failed; the page says: ${state.text}`);
   const kept = await page.evaluate(() => sessionStorage.getItem("facerec-api-token"));
-  step(`enrolled: the page says "${state.text}"${first === "token" ? `; the token is kept for the session: ${kept === token}` : ""}`);
-  if (first === "token" && kept !== token) fail("the token was not kept in sessionStorage");
+  step(`enrolled: the page says "${state.text}"; the token is kept for the session: ${kept === token}`);
+  if (kept !== token) fail("the token was not kept in sessionStorage");
 
   // 5. The live faces or a new event name them.
   step(`waiting up to 60 s for ${JSON.stringify(name)} in the live faces or a new event`);

@@ -7,8 +7,9 @@
 //   - a new event every second, alternating cameras, and 130 seeded events over the past 3 hours,
 //     some of them named "O'Brien <b>" (a name that must be escaped) for "Not …";
 //   - enrolling an event of face A under a name makes the later events and /api/cameras name it;
-//   - photo uploads: a file that is not a JPEG is "not an image", one whose name contains
+//   - photo uploads: a file that is not a JPEG or PNG is "not an image", one whose name contains
 //     "noface" has "no face found", "twofaces" has 2 faces;
+//   - error statuses and texts as the launcher's (launcher/tests/page.rs compares them);
 //   - write routes need "Authorization: Bearer <token>" when --token is given.
 import http from "node:http";
 import { readFileSync } from "node:fs";
@@ -121,13 +122,26 @@ function personJson(name) {
   return { name, photos, thumbnail: photos[0]?.url ?? null, rejects: p.rejects.length };
 }
 
+// A string as Rust's `{:?}` shows it (the launcher's texts quote names that way).
+const debug = (text) => `"${[...text].map((c) => ({ '"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0" })[c] ??
+  (/\p{Cc}/u.test(c) ? `\\u{${c.codePointAt(0).toString(16)}}` : c)).join("")}"`;
+
+// The launcher's check_folder_name (launcher/src/library.rs) over check_person_name
+// (gst-facerec/core/src/gallery.rs), with its texts; a refusal is a 422.
 function checkName(name) {
-  if (typeof name !== "string" || !name.trim()) return "a person's name must not be empty";
-  if (name.length > 100) return "a person's name must be at most 100 characters";
-  if (/[\/\\\0]/.test(name) || name === "." || name === ".." || /[\x00-\x1f]/.test(name))
-    return `invalid person name ${JSON.stringify(name)}`;
+  const chars = [...name];
+  const bad = (why) => `the name ${debug(chars.slice(0, 40).join(""))} ${why}`;
+  if (!name.trim()) return bad("is empty");
+  const control = chars.find((c) => /\p{Cc}/u.test(c));
+  if (control) return bad(`contains a control character (U+${control.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")})`);
+  if (chars.length > 128) return bad("is longer than 128 characters");
+  if (name !== name.trim()) return bad("starts or ends with white space");
+  if (/[\/\\]/.test(name)) return bad("contains a slash");
+  if (name.startsWith(".")) return bad("starts with a dot");
+  if (Buffer.byteLength(name) > 255) return bad("is longer than 255 bytes");
   return null;
 }
+const NAME_BODY = 'expected a JSON body {"name": "…"}';
 
 function body(req, limit = 16 << 20) {
   return new Promise((resolve, reject) => {
@@ -173,18 +187,23 @@ function queryHistory(q) {
   let list = events.slice().reverse();
   const camera = q.get("camera"), name = q.get("name"), stranger = q.get("stranger");
   const unknown = q.get("unknown"), since = q.get("since"), until = q.get("until");
-  let limit = Number(q.get("limit") || 50);
-  if (!(limit >= 1 && limit <= 500)) return { error: "limit must be 1..=500" };
+  // The launcher's checks, in its order (launcher/src/http/history.rs); its time parser's own
+  // reason is not imitated.
+  if (unknown && !["true", "1", "false", "0"].includes(unknown)) return { error: `unknown=${debug(unknown)}: use true or false` };
+  const limitText = q.get("limit") || "50";
+  const limit = /^[0-9]+$/.test(limitText) ? Number(limitText) : NaN;
+  if (!(limit >= 1 && limit <= 500)) return { error: `limit=${debug(limitText)}: use 1 to 500` };
+  const cursor = q.get("cursor");
+  if (cursor && !/^-?[0-9]+$/.test(cursor)) return { error: `cursor=${debug(cursor)} is not a cursor` };
   for (const [k, v] of [["since", since], ["until", until]])
-    if (v && isNaN(Date.parse(v))) return { error: `${k} is not an RFC 3339 time: ${v}` };
+    if (v && isNaN(Date.parse(v))) return { error: `${k}=${debug(v)} is not an RFC 3339 time` };
   if (camera) list = list.filter((e) => e.camera === camera);
   if (name) list = list.filter((e) => e.name === name);
   if (stranger) list = list.filter((e) => e.stranger === stranger);
-  if (unknown === "true") list = list.filter((e) => e.name === UNKNOWN);
-  if (unknown === "false") list = list.filter((e) => e.name !== UNKNOWN);
+  if (unknown === "true" || unknown === "1") list = list.filter((e) => e.name === UNKNOWN);
+  if (unknown === "false" || unknown === "0") list = list.filter((e) => e.name !== UNKNOWN);
   if (since) list = list.filter((e) => Date.parse(e.time) >= Date.parse(since));
   if (until) list = list.filter((e) => Date.parse(e.time) <= Date.parse(until));
-  const cursor = q.get("cursor");
   if (cursor) list = list.filter((e) => e.id < Number(cursor));
   const page = list.slice(0, limit);
   const more = list.length > limit;
@@ -246,8 +265,9 @@ async function handle(req, res) {
       return r.error ? fail(res, 400, r.error) : send(res, 200, r);
     }
     const id = Number(seg[2]);
-    const event = /^[0-9]+$/.test(seg[2] || "") ? events.find((e) => e.id === id) : undefined;
-    if (!event) return fail(res, 404, `no history event ${seg[2]}`);
+    if (!(/^[0-9]+$/.test(seg[2] || "") && id > 0)) return fail(res, 404, `no history event ${debug(seg[2] ?? "")}`);
+    const event = events.find((e) => e.id === id);
+    if (!event) return fail(res, 404, `no history event ${id}`);
     if (seg.length === 3 && req.method === "GET") return send(res, 200, event);
     if (seg.length === 3 && req.method === "DELETE") {
       events.splice(events.indexOf(event), 1);
@@ -257,8 +277,9 @@ async function handle(req, res) {
     if (seg.length === 4 && seg[3] === "enrol" && req.method === "POST") {
       const b = await json(req);
       const name = b && b.name;
+      if (typeof name !== "string") return fail(res, 422, NAME_BODY);
       const problem = checkName(name);
-      if (problem) return fail(res, 400, problem);
+      if (problem) return fail(res, 422, problem);
       addPhoto(name, FACES[event.face]);
       if (event.face !== "C") enrolledFace.set(event.face, name);
       const p = people.get(name);
@@ -266,8 +287,8 @@ async function handle(req, res) {
       return send(res, 201, personJson(name));
     }
     if (seg.length === 4 && seg[3] === "reject" && req.method === "POST") {
-      if (event.name === UNKNOWN) return fail(res, 409, `history event ${id} has no name to reject`);
-      if (!people.has(event.name)) return fail(res, 404, `no person named ${event.name}`);
+      if (event.name === UNKNOWN) return fail(res, 409, `event ${id} gave no name, so there is none to reject`);
+      if (!people.has(event.name)) people.set(event.name, { photos: [], rejects: [] });
       people.get(event.name).rejects.push({ face: event.face });
       return send(res, 200, { name: event.name, event: id });
     }
@@ -276,44 +297,15 @@ async function handle(req, res) {
   if (seg[0] === "api" && seg[1] === "people") {
     if (seg.length === 2 && req.method === "GET") return send(res, 200, [...people.keys()].sort().map(personJson));
     const name = seg[2];
-    const problem = checkName(name);
-    if (problem) return fail(res, 400, problem);
-    if (seg.length === 4 && seg[3] === "photos" && req.method === "POST") {
-      let buf;
-      try { buf = await body(req); } catch (e) { return fail(res, e.status || 400, "the upload is too large"); }
-      const files = (multipart(buf, req.headers["content-type"]) || []).filter((p) => p.name === "photo");
-      if (!files.length) return fail(res, 400, "no photo in the upload (multipart field \"photo\")");
-      for (const f of files) {
-        const label = f.filename || "photo";
-        if (!(f.data[0] === 0xff && f.data[1] === 0xd8 && f.data[2] === 0xff)) return fail(res, 422, `${label}: not an image`);
-        if (label.includes("noface")) return fail(res, 422, `${label}: no face found`);
-        if (label.includes("twofaces")) return fail(res, 422, `${label}: 2 faces found; a library photo must show one`);
-      }
-      for (const f of files) addPhoto(name, f.data);
-      return send(res, 201, personJson(name));
-    }
-    const person = people.get(name);
-    if (!person) return fail(res, 404, `no person named ${name}`);
-    if (seg.length === 5 && seg[3] === "photos") {
-      const photo = person.photos.find((ph) => ph.id === seg[4]);
-      if (!photo) return fail(res, 404, `${name} has no photo ${seg[4]}`);
-      if (req.method === "GET") return send(res, 200, photo.jpeg, "image/jpeg");
-      if (req.method === "DELETE") {
-        person.photos.splice(person.photos.indexOf(photo), 1);
-        if (!person.photos.length) people.delete(name);
-        res.writeHead(204); return res.end();
-      }
-    }
-    if (seg.length === 3 && req.method === "DELETE") {
-      people.delete(name);
-      for (const [face, n] of enrolledFace) if (n === name) enrolledFace.delete(face);
-      res.writeHead(204); return res.end();
-    }
+    // A rename checks the new name first.
     if (seg.length === 3 && req.method === "PUT") {
       const b = await json(req);
       const to = b && b.name;
-      const bad = checkName(to);
-      if (bad) return fail(res, 400, bad);
+      if (typeof to !== "string") return fail(res, 422, NAME_BODY);
+      const bad = checkName(to) || checkName(name);
+      if (bad) return fail(res, 422, bad);
+      const person = people.get(name);
+      if (!person) return fail(res, 404, `no person named ${debug(name)}`);
       if (to !== name) {
         if (!people.has(to)) people.set(to, { photos: [], rejects: [] });
         const target = people.get(to);
@@ -323,6 +315,43 @@ async function handle(req, res) {
         for (const [face, n] of enrolledFace) if (n === name) enrolledFace.set(face, to);
       }
       return send(res, 200, personJson(to));
+    }
+    const problem = checkName(name);
+    if (problem) return fail(res, 422, problem);
+    if (seg.length === 4 && seg[3] === "photos" && req.method === "POST") {
+      let buf;
+      try { buf = await body(req); } catch (e) { return fail(res, e.status || 400, "the upload is too large"); }
+      const files = (multipart(buf, req.headers["content-type"]) || []).filter((p) => p.name === "photo");
+      if (!files.length) return fail(res, 422, "no photo in the request (multipart field \"photo\")");
+      const jpeg = (d) => d[0] === 0xff && d[1] === 0xd8 && d[2] === 0xff;
+      const png = (d) => d.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+      for (const f of files) {
+        const label = f.filename || "photo";
+        if (!jpeg(f.data) && !png(f.data)) return fail(res, 422, `${label}: not an image (JPEG or PNG)`);
+        if (label.includes("noface")) return fail(res, 422, `${label}: no face found`);
+        if (label.includes("twofaces")) return fail(res, 422, `${label}: 2 faces found; a library photo must show one person`);
+      }
+      for (const f of files) addPhoto(name, f.data);
+      return send(res, 201, personJson(name));
+    }
+    const person = people.get(name);
+    if (seg.length === 5 && seg[3] === "photos") {
+      const id = seg[4];
+      if (!/^[a-z0-9-]{1,64}$/.test(id)) return fail(res, 404, `no photo ${debug(id)}`);
+      const photo = person?.photos.find((ph) => ph.id === id);
+      if (!photo) return fail(res, 404, `no photo ${id} of ${debug(name)}`);
+      if (req.method === "GET") return send(res, 200, photo.jpeg, "image/jpeg");
+      if (req.method === "DELETE") {
+        person.photos.splice(person.photos.indexOf(photo), 1);
+        if (!person.photos.length) people.delete(name);
+        res.writeHead(204); return res.end();
+      }
+    }
+    if (!person) return fail(res, 404, `no person named ${debug(name)}`);
+    if (seg.length === 3 && req.method === "DELETE") {
+      people.delete(name);
+      for (const [face, n] of enrolledFace) if (n === name) enrolledFace.delete(face);
+      res.writeHead(204); return res.end();
     }
     return fail(res, 405, "method not allowed");
   }

@@ -1,12 +1,16 @@
-// Exercises every view and action of launcher/web/index.html at a phone's width (390x844)
-// against a fresh mock-server.mjs (its data is relied on: 130+ events, "O'Brien <b>" in the
-// library, the upload rules; enrol.mjs changes it), and screenshots each view:
-//   node launcher/tests/browser/mock-server.mjs --port 8099 --token sekrit &
-//   node launcher/tests/browser/page.mjs http://127.0.0.1:8099 sekrit /tmp/shots
+// Exercises every view and action of launcher/web/index.html at a phone's width (390x844) and
+// screenshots each view. launcher/tests/page.rs runs it against the real launcher on the sample
+// clip; run-mock.sh runs it against mock-server.mjs (no models or GStreamer):
+//   node launcher/tests/browser/page.mjs BASE_URL TOKEN [SCREENSHOT_DIR]
+// The server must have: cameras "door" and "yard"; more than 50 history events, newest first,
+// among them unknown ones with a stranger id and a face crop, and ones named "O'Brien <b>" (a
+// name that must be escaped); "O'Brien <b>" in the library with one photo and no reject.
+// Env PAGE_PHOTOS: a folder with good.jpg and good2.jpg (one face each) and noface.jpg (none),
+// for a real launcher; without it, the mock's stand-ins from jpegs.mjs.
 // Exits 0 when every check holds, 1 with "FAILED: …" otherwise.
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { FACE_A } from "./jpegs.mjs";
@@ -34,12 +38,25 @@ async function poll(page, seconds, fn, ...args) {
 const u = (hash) => base.replace(/\/+$/, "") + "/" + hash;
 
 // Files to upload.
-const files = path.join(tmpdir(), "facerec-page-files");
+const files = path.join(shots, "upload");
 mkdirSync(files, { recursive: true });
 writeFileSync(path.join(files, "notes.txt"), "not a photo\n");
-writeFileSync(path.join(files, "noface.jpg"), FACE_A);
-writeFileSync(path.join(files, "good.jpg"), FACE_A);
-writeFileSync(path.join(files, "good2.jpg"), FACE_A);
+for (const name of ["noface.jpg", "good.jpg", "good2.jpg"]) {
+  if (process.env.PAGE_PHOTOS) copyFileSync(path.join(process.env.PAGE_PHOTOS, name), path.join(files, name));
+  else writeFileSync(path.join(files, name), FACE_A);
+}
+
+// Every stored event id, newest first, walked through the API's pages.
+async function storedIds() {
+  const ids = [];
+  for (let cursor = ""; ; ) {
+    const r = await fetch(u(`api/history?limit=500${cursor ? "&cursor=" + cursor : ""}`));
+    const body = await r.json();
+    ids.push(...body.events.map((e) => e.id));
+    if (!body.next_cursor) return ids;
+    cursor = body.next_cursor;
+  }
+}
 
 const browser = await puppeteer.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"] });
 const page = await browser.newPage();
@@ -80,15 +97,22 @@ try {
     if (await page.evaluate(() => document.querySelector("#history-status").textContent === "no older events")) break;
     await new Promise((r) => setTimeout(r, 300));
   }
-  const total = await page.evaluate(() => document.querySelectorAll("#history-list li.event").length);
   const ids = await page.evaluate(() => [...document.querySelectorAll("#history-list li.event")].map((li) => Number(li.dataset.id)));
-  check(total >= 130 && ids.every((id, i) => i === 0 || id < ids[i - 1]) && new Set(ids).size === ids.length,
-    `History: infinite scroll reached the end: ${total} events, newest first, no duplicates`);
+  const stored = await storedIds();
+  const known = new Set(stored);
+  // More than one page (so scrolling loaded more), down to the oldest stored event, and only
+  // stored events (live ones join at the top while the page is open).
+  check(ids.length > 50 && ids.every((id, i) => i === 0 || id < ids[i - 1]) && new Set(ids).size === ids.length &&
+    ids.at(-1) === stored.at(-1) && ids.every((id) => known.has(id)),
+    `History: infinite scroll reached the end: ${ids.length} events down to ${ids.at(-1)} (the oldest stored: ${stored.at(-1)}), newest first, no duplicates`);
   const escaped = await page.evaluate(() => {
     const li = [...document.querySelectorAll("#history-list li.event")].find((l) => l.dataset.name === "O'Brien <b>");
     return li && li.querySelector(".who .known").textContent === "O'Brien <b>" && !li.querySelector(".who b") && li.querySelector("button.reject").textContent === "Not O'Brien <b>";
   });
   check(escaped, "History: a name with < and ' shows as text (no <b> element), and in \"Not …\"");
+  // A stranger whose event has a face crop (an enrolment needs one), from the whole history.
+  const strangerId = await page.evaluate(() => [...document.querySelectorAll("#history-list li.event")].find((l) => l.dataset.stranger && l.querySelector("img.face"))?.dataset.stranger);
+  check(strangerId, `History: an unknown face with a stranger id and a crop (${strangerId})`);
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.click("#f-unknown");
   await page.click("#f-apply");
@@ -103,20 +127,28 @@ try {
     const lis = [...document.querySelectorAll("#history-list li.event")];
     return lis.length > 0 && lis.every((l) => l.dataset.camera === "yard");
   }), "History: the camera filter");
-  await page.goto(u("#history?stranger=stranger-2"), { waitUntil: "domcontentloaded" });
-  check(await poll(page, 15, () => {
+  await page.goto(u(`#history?stranger=${encodeURIComponent(strangerId)}`), { waitUntil: "domcontentloaded" });
+  check(await poll(page, 15, (id) => {
     const lis = [...document.querySelectorAll("#history-list li.event")];
-    return lis.length > 0 && lis.every((l) => l.dataset.stranger === "stranger-2") && document.querySelector("#f-stranger").value === "stranger-2";
-  }), "History: #history?stranger=stranger-2 filters by that stranger");
+    return lis.length > 0 && lis.every((l) => l.dataset.stranger === id) && document.querySelector("#f-stranger").value === id;
+  }, strangerId), `History: #history?stranger=${strangerId} filters by that stranger`);
   await page.click("#f-clear");
   await poll(page, 15, () => document.querySelectorAll("#history-list li.event").length >= 50);
 
   // Reject, with the token asked once.
-  const rejectSel = await page.evaluate(() => {
-    const li = [...document.querySelectorAll("#history-list li.event")].find((l) => l.dataset.name === "O'Brien <b>");
-    return li && `#history-list li.event[data-id="${li.dataset.id}"]`;
-  });
-  check(rejectSel, "History: an event named O'Brien <b> to reject");
+  // An event named O'Brien <b> with a face crop (a reject needs one), loading older pages if the
+  // first has none.
+  let rejectSel = null;
+  for (const deadline = Date.now() + 30_000; !rejectSel && Date.now() < deadline; ) {
+    rejectSel = await page.evaluate(() => {
+      const li = [...document.querySelectorAll("#history-list li.event")].find((l) => l.dataset.name === "O'Brien <b>" && l.querySelector("img.face"));
+      return li && `#history-list li.event[data-id="${li.dataset.id}"]`;
+    });
+    if (rejectSel || await page.evaluate(() => document.querySelector("#history-status").textContent === "no older events")) break;
+    await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  check(rejectSel, "History: an event named O'Brien <b> with a face crop to reject");
   await page.click(`${rejectSel} button.reject`);
   await page.waitForSelector("#token-form:not([hidden])", { timeout: 5000 });
   await page.screenshot({ path: path.join(shots, "token.png") });
@@ -127,15 +159,17 @@ try {
   await page.click("#token-submit");
   check(await poll(page, 15, (s) => document.querySelector(s).dataset.state === "rejected" && document.querySelector(s + " .notice").textContent === "marked as not O'Brien <b>", rejectSel), "\"Not O'Brien <b>\" is recorded");
   // A second write needs no prompt.
+  // An unknown face with a crop (the server reads the crop before the name).
   const stranger = await page.evaluate(() => {
-    const li = [...document.querySelectorAll("#history-list li.event")].find((l) => l.dataset.stranger === "stranger-2");
-    return `#history-list li.event[data-id="${li.dataset.id}"]`;
+    const li = [...document.querySelectorAll("#history-list li.event")].find((l) => l.dataset.name === "unknown" && l.querySelector("img.face") && !l.dataset.state);
+    return li && `#history-list li.event[data-id="${li.dataset.id}"]`;
   });
+  check(stranger, "History: an unknown face with a crop to enrol");
   await page.click(`${stranger} button.enrol`);
   await page.type(`${stranger} input.enrol-name`, "a/b");
   await page.click(`${stranger} button.enrol-submit`);
-  check(await poll(page, 15, (s) => document.querySelector(s).dataset.state === "error" && document.querySelector(s + " .error").textContent === 'invalid person name "a/b"', stranger),
-    "an enrolment the server refuses shows its error text, with no second token prompt");
+  check(await poll(page, 15, (s) => document.querySelector(s).dataset.state === "error" && document.querySelector(s + " .error").textContent === 'the name "a/b" contains a slash', stranger),
+    `an enrolment the server refuses shows its error text, with no second token prompt (shown: ${JSON.stringify(await page.$eval(`${stranger} .error`, (e) => e.textContent))})`);
   check(await page.evaluate(() => document.querySelector("#token-form").hidden), "the token was asked once");
   await page.screenshot({ path: path.join(shots, "history.png") });
 
@@ -148,15 +182,18 @@ try {
   check(await poll(page, 15, () => document.querySelectorAll("#people .person").length >= 1), "Library: people listed");
   const ob = await person("O'Brien <b>");
   check(ob && ob.title === "O'Brien <b>" && ob.counts === "1 photo · 1 rejected", `Library: O'Brien <b> with 1 photo and the reject (${JSON.stringify(ob)})`);
+  const libraryErrors = () => page.evaluate(() => [...document.querySelectorAll("#people .person .error")].map((e) => e.textContent).filter(Boolean));
   const card = (name) => page.evaluateHandle((name) => [...document.querySelectorAll("#people .person")].find((p) => p.dataset.name === name), name);
   let c = await card("O'Brien <b>");
   await (await c.$("input.upload-input")).uploadFile(path.join(files, "notes.txt"));
   await (await c.$("button.upload-submit")).click();
-  check(await poll(page, 15, () => [...document.querySelectorAll("#people .person .error")].some((e) => e.textContent === "notes.txt: not an image")), "Library: \"notes.txt: not an image\" is shown");
+  check(await poll(page, 15, () => [...document.querySelectorAll("#people .person .error")].some((e) => e.textContent === "notes.txt: not an image (JPEG or PNG)")),
+    `Library: "notes.txt: not an image (JPEG or PNG)" is shown (shown: ${JSON.stringify(await libraryErrors())})`);
   c = await card("O'Brien <b>");
   await (await c.$("input.upload-input")).uploadFile(path.join(files, "noface.jpg"));
   await (await c.$("button.upload-submit")).click();
-  check(await poll(page, 15, () => [...document.querySelectorAll("#people .person .error")].some((e) => e.textContent === "noface.jpg: no face found")), "Library: \"noface.jpg: no face found\" is shown");
+  check(await poll(page, 15, () => [...document.querySelectorAll("#people .person .error")].some((e) => e.textContent === "noface.jpg: no face found")),
+    `Library: "noface.jpg: no face found" is shown (shown: ${JSON.stringify(await libraryErrors())})`);
   await page.screenshot({ path: path.join(shots, "library-error.png") });
   c = await card("O'Brien <b>");
   await (await c.$("input.upload-input")).uploadFile(path.join(files, "good.jpg"), path.join(files, "good2.jpg"));

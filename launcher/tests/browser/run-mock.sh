@@ -13,6 +13,8 @@ trap stop_mock EXIT
 start_mock() {
     stop_mock
     local log="$shots/mock.log"
+    # Emptied here, not by the background redirection, so the last mock's URL is never read.
+    : > "$log"
     node "$here/mock-server.mjs" --port 0 --token "$token" --quiet > "$log" 2>&1 &
     mock_pid=$!
     for _ in $(seq 50); do
