@@ -1380,3 +1380,59 @@ fn model_variant_int8_is_refused_and_fp32_is_unchanged() {
         |r: &common::Run| -> Vec<f64> { r.frames[0].iter().map(|f| f.distance).collect() };
     assert_eq!(distances(&fp32), distances(&default));
 }
+
+/// A gallery set while the element starts (after it has read its settings, before it runs) is
+/// the gallery it runs with. The launcher enrols a person while a camera is still starting; the
+/// element used to drop that gallery and name nobody for the rest of the run. The window is hit
+/// on purpose: the gallery is set from the bus's sync handler when start() warns that it has
+/// none, which it does inside that window.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn a_gallery_set_while_the_element_starts_is_used() {
+    if !assets_ready() {
+        return;
+    }
+    init();
+    let gallery = knn_gallery();
+    let pipeline = gst::parse::launch(&decode_pipeline(
+        &format!("{TD}/two_people.jpg"),
+        "RGBx",
+        "",
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let facerec = pipeline.by_name("f").unwrap().downgrade();
+    let set_while_starting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = set_while_starting.clone();
+    pipeline.bus().unwrap().set_sync_handler(move |_, message| {
+        if let gst::MessageView::Warning(w) = message.view()
+            && w.error().to_string().contains("No gallery set")
+            && let Some(f) = facerec.upgrade()
+            && !flag.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            f.set_property("gallery", gallery.display().to_string());
+        }
+        gst::BusSyncReply::Pass
+    });
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(60));
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(
+        set_while_starting.load(std::sync::atomic::Ordering::SeqCst),
+        "start() did not warn about the missing gallery"
+    );
+    let mut faces = faces_of(sample.expect("no frame within 60 s").buffer().unwrap());
+    faces.sort_by_key(|f| f.rect.0);
+    let names: Vec<String> = faces.into_iter().map(|f| f.name).collect();
+    assert_eq!(
+        names,
+        ["obama", "biden"],
+        "the gallery set while the element started was lost"
+    );
+}

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -265,6 +265,9 @@ pub struct FaceRec {
     crops: Mutex<CropPolicy>,
     /// Test hook ([`super::FaceRec::hold_live_worker`]); changed and read under `state`.
     hold_live: AtomicBool,
+    /// Counts `gallery` sets; changed under `settings`. start() compares it with the count it
+    /// read with its settings, so a gallery set while it loads the models is not lost.
+    gallery_sets: AtomicU64,
     /// `libnvbufsurface.so` while the negotiated caps are NVMM (loaded at negotiation).
     #[cfg(feature = "nvmm")]
     nvmm: Mutex<Option<Arc<super::nvbufsurface::NvBufSurfaceLib>>>,
@@ -650,6 +653,7 @@ impl ObjectImpl for FaceRec {
                 // application asks for a reload after model.data was replaced.
                 let new = path(value);
                 settings.gallery = new.clone();
+                self.gallery_sets.fetch_add(1, Ordering::SeqCst);
                 drop(settings);
                 gst::info!(CAT, imp = self, "gallery set to {:?}", new);
                 self.reload_gallery(new);
@@ -835,7 +839,10 @@ impl BaseTransformImpl for FaceRec {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = lock(&self.settings).clone();
+        let (settings, gallery_sets) = {
+            let settings = lock(&self.settings);
+            (settings.clone(), self.gallery_sets.load(Ordering::SeqCst))
+        };
         let config = settings.engine_config();
         gst::debug!(CAT, imp = self, "starting with {:?}", config);
         let mut engine = Engine::new(config).map_err(|e| start_error(&e))?;
@@ -893,6 +900,16 @@ impl BaseTransformImpl for FaceRec {
             draw_time: Duration::ZERO,
         });
         drop(state);
+        // A gallery set after the settings were read found nothing running to reload, so it is
+        // loaded now. One set after `running` was installed reloads by itself.
+        let gallery_now = {
+            let settings = lock(&self.settings);
+            (self.gallery_sets.load(Ordering::SeqCst) != gallery_sets)
+                .then(|| settings.gallery.clone())
+        };
+        if let Some(gallery) = gallery_now {
+            self.reload_gallery(gallery);
+        }
         gst::info!(CAT, imp = self, "started (provider {})", active.join(","));
         Ok(())
     }
