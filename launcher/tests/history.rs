@@ -2,7 +2,8 @@
 //! restarts and SIGKILLs, retention, strangers, the face library (upload, enrol from history,
 //! reject) and its security.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -65,6 +66,21 @@ fn wait_history(
             history(l, "")
         );
         std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Calls `check` every half second until it returns `Ok`; panics with `what` and the last
+/// `Err` after `timeout`.
+fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(done) => return done,
+            Err(last) if start.elapsed() >= timeout => {
+                panic!("{what} not within {timeout:?}: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
     }
 }
 
@@ -204,8 +220,15 @@ fn history_survives_a_restart_with_its_face_crops() {
         });
     assert_eq!(sse["name"], MIRANDA);
     // Several events of several kinds before the restart.
-    std::thread::sleep(Duration::from_secs(6));
-    let before = history(&launcher, "");
+    let before = poll("5 events of 2 kinds", Duration::from_secs(30), || {
+        let events = history(&launcher, "");
+        let kinds: HashSet<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+        if events.len() >= 5 && kinds.len() >= 2 {
+            Ok(events.clone())
+        } else {
+            Err(format!("{} events of kinds {kinds:?}", events.len()))
+        }
+    });
     let (status, exit_after) = launcher.terminate();
     assert!(status.success(), "{status:?} after {exit_after:?}");
 
@@ -243,51 +266,164 @@ fn history_survives_a_restart_with_its_face_crops() {
     );
 }
 
+/// The store as a kill left it, read straight from the data folder before any `Store::open`
+/// (which repairs it).
+struct RawStore {
+    /// `PRAGMA integrity_check`.
+    sqlite: String,
+    /// Committed rows that have a crop.
+    rows: HashSet<i64>,
+    newest: i64,
+    /// `<id>.jpg` files.
+    files: HashSet<i64>,
+    tmp: usize,
+}
+
+fn raw_store(data: &Path) -> RawStore {
+    let conn = rusqlite::Connection::open(data.join("events.db")).unwrap();
+    let sqlite = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    let rows = conn
+        .prepare("SELECT id FROM events WHERE has_crop")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let newest = conn
+        .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))
+        .unwrap();
+    let (mut files, mut tmp) = (HashSet::new(), 0);
+    for name in names(&data.join("crops")) {
+        let name = name.to_string_lossy();
+        if name.ends_with(".tmp") {
+            tmp += 1;
+        } else {
+            files.insert(name.strip_suffix(".jpg").unwrap().parse().unwrap());
+        }
+    }
+    RawStore {
+        sqlite,
+        rows,
+        newest,
+        files,
+        tmp,
+    }
+}
+
+/// The names in `dir` (none when it does not exist yet).
+fn names(dir: &Path) -> HashSet<OsString> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().file_name())
+        .collect()
+}
+
+/// A whole JPEG: its start and end markers, and it decodes (the decoder accepts some truncated
+/// files, so the end marker is checked too).
+fn whole_jpeg(bytes: &[u8]) -> Result<(), String> {
+    if !bytes.starts_with(&[0xff, 0xd8]) || !bytes.ends_with(&[0xff, 0xd9]) {
+        return Err(format!(
+            "{} bytes without JPEG start and end markers",
+            bytes.len()
+        ));
+    }
+    image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
+        .map(drop)
+        .map_err(|e| format!("{} bytes that do not decode: {e}", bytes.len()))
+}
+
 #[test]
 #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn twenty_sigkills_leave_a_consistent_store() {
-    use facerec_launcher::store::{Retention, Store};
+    use facerec_launcher::store::{Integrity, Retention, Store};
     if !ready() {
         return;
     }
     let _serial = serial();
     let data = fresh_data_dir();
-    // A small retention so that deletions happen while the kills land too.
-    let extra = ["--retain-mb", "0.2", "--unknown-after", "0.2s"];
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut kills = Vec::new();
-    for _ in 0..20 {
+    let crops = data.join("crops");
+    // A retention of about eight events, so that deletions happen while the kills land too.
+    let extra = ["--retain-mb", "0.03", "--unknown-after", "0.2s"];
+    let (mut newest, mut mid_write, mut repaired) = (0, 0, 0);
+    let mut leftovers = 0;
+    for round in 1..=20 {
         let mut launcher = start(&data, Some(&gallery()), &extra);
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let wait = Duration::from_millis(500 + seed % 3000);
-        std::thread::sleep(wait);
+        // This run records events, so that the kill interrupts a writer.
+        let event = wait_history(&launcher, "limit=1", Duration::from_secs(60), |e| {
+            e["id"].as_i64().unwrap() > newest
+        });
+        // Kill as soon as the next crop file appears: a `.tmp` lives only while its crop is
+        // written and fsynced (under a millisecond), so poll faster than that.
+        let seen = names(&crops);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let writing = loop {
+            if names(&crops).difference(&seen).next().is_some() {
+                break true;
+            }
+            if Instant::now() >= deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        };
         sigkill(&mut launcher);
-        kills.push(wait.as_millis());
+        mid_write += usize::from(writing);
+
+        // Before any repair: every committed row has its whole crop (the store's ordering).
+        let raw = raw_store(&data);
+        assert_eq!(raw.sqlite, "ok", "round {round}");
+        let without: Vec<&i64> = raw.rows.difference(&raw.files).collect();
+        assert!(
+            without.is_empty(),
+            "round {round}: committed rows without their crop files: {without:?}"
+        );
+        for id in &raw.rows {
+            let bytes = std::fs::read(crops.join(format!("{id}.jpg"))).unwrap();
+            if let Err(e) = whole_jpeg(&bytes) {
+                panic!("round {round}: event {id}'s crop is {e}");
+            }
+        }
+        leftovers = raw.files.difference(&raw.rows).count() + raw.tmp;
+        repaired += usize::from(leftovers > 0);
+        eprintln!(
+            "round {round:>2}: killed {}; {} rows with crops, {leftovers} files to repair; \
+             newest id {}",
+            if writing {
+                "as a crop write began"
+            } else {
+                "after 10 s without a crop write"
+            },
+            raw.rows.len(),
+            raw.newest,
+        );
+        newest = raw.newest.max(event["id"].as_i64().unwrap());
     }
-    let store = Store::open(
-        &data,
-        Retention {
-            max_age: None,
-            max_bytes: None,
-        },
-    )
-    .unwrap();
-    let integrity = store.integrity().unwrap();
-    let rows = store
-        .query(&facerec_launcher::store::HistoryQuery {
-            limit: 500,
-            ..Default::default()
-        })
-        .unwrap()
-        .events
-        .len();
-    eprintln!("kills after (ms): {kills:?}; {rows} events; integrity {integrity:?}");
-    assert_eq!(integrity.sqlite, "ok");
-    assert_eq!(integrity.rows_without_files, 0);
-    assert_eq!(integrity.files_without_rows, 0);
-    assert!(rows > 0, "no event was ever stored");
+    // Otherwise no kill interrupted a write and the rounds proved nothing.
+    assert!(
+        repaired > 0,
+        "no run needed a repair ({mid_write} of 20 kills as a crop write began)"
+    );
+    let store = Store::open(&data, Retention::default()).unwrap();
+    let reconciled = store.reconciled();
+    assert_eq!(
+        (
+            reconciled.tmp_files_removed + reconciled.orphan_files_removed,
+            reconciled.rows_without_files_removed
+        ),
+        (leftovers as u64, 0),
+        "what open repaired after the last kill: {reconciled:?}"
+    );
+    assert_eq!(
+        store.integrity().unwrap(),
+        Integrity {
+            sqlite: "ok".into(),
+            rows_without_files: 0,
+            files_without_rows: 0
+        }
+    );
+    eprintln!("{repaired} of 20 runs needed a repair; {mid_write} kills as a crop write began");
 }
 
 #[test]
@@ -304,45 +440,78 @@ fn retention_by_size_drops_the_oldest_events_and_their_files() {
         Some(&gallery()),
         &["--retain-mb", "0.06", "--unknown-after", "0.2s"],
     );
-    let start_time = Instant::now();
-    let mut seen_max = 0;
-    while start_time.elapsed() < Duration::from_secs(90) {
-        seen_max = history(&launcher, "limit=1")
-            .first()
-            .map_or(0, |e| e["id"].as_i64().unwrap());
-        let crops: u64 = files_under(&data.join("crops"))
-            .iter()
-            .map(|f| std::fs::metadata(data.join("crops").join(f)).map_or(0, |m| m.len()))
-            .sum();
-        let oldest = history(&launcher, "")
-            .last()
-            .map_or(0, |e| e["id"].as_i64().unwrap());
-        if oldest > 1 && seen_max > 10 {
-            // The oldest went, the newest stayed, within the limit.
+    // Every recorded event is on the SSE stream with its id, deleted since or not.
+    let events = launcher.events();
+    let started = Instant::now();
+    let mut streamed = 0;
+    loop {
+        streamed = events
+            .try_iter()
+            .filter_map(|e| e["id"].as_i64())
+            .fold(streamed, i64::max);
+        let listed = history(&launcher, "");
+        let ids: Vec<i64> = listed.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+        let (newest, oldest) = (ids.first().copied(), ids.last().copied());
+        if let (Some(newest), Some(oldest)) = (newest, oldest)
+            && oldest > 1
+            && newest > 10
+        {
+            // Only the oldest went: the kept ids are one run that ends at the newest written.
+            assert!(
+                newest >= streamed,
+                "event {streamed} was streamed but the newest kept is {newest}"
+            );
+            assert_eq!(
+                ids,
+                (oldest..=newest).rev().collect::<Vec<_>>(),
+                "the kept ids are not one run ending at the newest"
+            );
+            let on_disk = files_under(&data.join("crops"));
+            let crops: u64 = on_disk
+                .iter()
+                .map(|f| std::fs::metadata(data.join("crops").join(f)).map_or(0, |m| m.len()))
+                .sum();
             assert!(
                 crops <= limit_bytes,
                 "{crops} bytes of crops over a {limit_bytes}-byte limit"
             );
-            let listed = history(&launcher, "");
-            let on_disk = files_under(&data.join("crops")).len();
             assert_eq!(
                 listed.iter().filter(|e| e["face_url"].is_string()).count(),
-                on_disk,
+                on_disk.len(),
                 "every listed crop is a file and every file is listed"
             );
-            assert_eq!(
-                listed[0]["id"].as_i64().unwrap(),
-                seen_max.max(listed[0]["id"].as_i64().unwrap())
-            );
             eprintln!(
-                "ids {oldest}..={} kept of {} written, {crops} bytes of crops (limit {limit_bytes})",
-                listed[0]["id"], listed[0]["id"]
+                "ids {oldest}..={newest} kept of {newest} written, {crops} bytes of crops \
+                 (limit {limit_bytes})"
             );
             return;
         }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "retention never dropped an event: ids {ids:?}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
-    panic!("retention never dropped an event (newest id {seen_max})");
+}
+
+/// Events grouped by where the face is (the audience does not move between loops).
+fn places(events: &[Value]) -> Vec<((f64, f64), Vec<&Value>)> {
+    let centre = |e: &Value| {
+        let b: Vec<f64> = (0..4).map(|i| e["box"][i].as_f64().unwrap()).collect();
+        (b[0] + b[2] / 2.0, b[1] + b[3] / 2.0)
+    };
+    let mut places: Vec<((f64, f64), Vec<&Value>)> = Vec::new();
+    for e in events {
+        let c = centre(e);
+        match places
+            .iter_mut()
+            .find(|(p, _)| (p.0 - c.0).hypot(p.1 - c.1) < 25.0)
+        {
+            Some((_, list)) => list.push(e),
+            None => places.push((c, vec![e])),
+        }
+    }
+    places
 }
 
 /// The strangers of the clip: its last scene shows four audience faces at once, for under two
@@ -356,28 +525,27 @@ fn strangers_keep_their_ids_over_the_loop_and_never_share_one() {
     let _serial = serial();
     let data = fresh_data_dir();
     let launcher = start(&data, Some(&gallery()), &["--unknown-after", "0.5s"]);
-    // Three passes of the 9.2 s clip.
-    std::thread::sleep(Duration::from_secs(30));
-    let unknown: Vec<Value> = history(&launcher, "unknown=true")
-        .into_iter()
-        .filter(|e| e["kind"] == "unknown")
-        .collect();
-    // Group by where the face is (the audience does not move between loops).
-    let centre = |e: &Value| {
-        let b: Vec<f64> = (0..4).map(|i| e["box"][i].as_f64().unwrap()).collect();
-        (b[0] + b[2] / 2.0, b[1] + b[3] / 2.0)
-    };
-    let mut places: Vec<((f64, f64), Vec<&Value>)> = Vec::new();
-    for e in &unknown {
-        let c = centre(e);
-        match places
-            .iter_mut()
-            .find(|(p, _)| (p.0 - c.0).hypot(p.1 - c.1) < 25.0)
-        {
-            Some((_, list)) => list.push(e),
-            None => places.push((c, vec![e])),
-        }
-    }
+    // Three passes of the 9.2 s clip: two faces with an id in each.
+    let unknown = poll(
+        "two strangers seen three times",
+        Duration::from_secs(60),
+        || {
+            let unknown: Vec<Value> = history(&launcher, "unknown=true")
+                .into_iter()
+                .filter(|e| e["kind"] == "unknown")
+                .collect();
+            let thrice = places(&unknown)
+                .iter()
+                .filter(|(_, list)| list.iter().filter(|e| e["stranger"].is_string()).count() >= 3)
+                .count();
+            if thrice >= 2 {
+                Ok(unknown)
+            } else {
+                Err(format!("{thrice} strangers seen three times"))
+            }
+        },
+    );
+    let places = places(&unknown);
     let mut report = Vec::new();
     let mut recurring = 0;
     for (place, list) in &places {
@@ -441,34 +609,41 @@ fn stranger_ids_expire_after_their_ttl() {
         Some(&gallery()),
         &["--unknown-after", "0.5s", "--stranger-ttl", "2s"],
     );
-    std::thread::sleep(Duration::from_secs(21));
-    let mut by_place: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
-    for e in history(&launcher, "unknown=true")
-        .iter()
-        .filter(|e| e["kind"] == "unknown")
-    {
-        let place = (
-            e["box"][0].as_i64().unwrap() / 40,
-            e["box"][1].as_i64().unwrap() / 40,
-        );
-        by_place
-            .entry(place)
-            .or_default()
-            .push(e["stranger"].as_str().unwrap_or("-").to_string());
-    }
-    eprintln!("{by_place:?}");
     // A face back after a loop (9 s, more than the 2 s TTL) is a new stranger.
     // Faces whose crops never show a detectable face (profiles) have no id ("-").
-    let with_ids: Vec<&Vec<String>> = by_place
-        .values()
-        .filter(|ids| ids.len() >= 2 && ids.iter().all(|i| i != "-"))
-        .collect();
-    let renewed = with_ids.iter().filter(|ids| ids[0] != ids[1]).count();
-    let kept = with_ids.iter().filter(|ids| ids[0] == ids[1]).count();
-    assert!(
-        renewed >= 1 && kept == 0,
-        "ids did not expire: {by_place:?}"
+    let (by_place, kept) = poll(
+        "a stranger back after a loop",
+        Duration::from_secs(45),
+        || {
+            let mut by_place: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
+            for e in history(&launcher, "unknown=true")
+                .iter()
+                .filter(|e| e["kind"] == "unknown")
+            {
+                let place = (
+                    e["box"][0].as_i64().unwrap() / 40,
+                    e["box"][1].as_i64().unwrap() / 40,
+                );
+                by_place
+                    .entry(place)
+                    .or_default()
+                    .push(e["stranger"].as_str().unwrap_or("-").to_string());
+            }
+            let with_ids: Vec<&Vec<String>> = by_place
+                .values()
+                .filter(|ids| ids.len() >= 2 && ids.iter().all(|i| i != "-"))
+                .collect();
+            let renewed = with_ids.iter().filter(|ids| ids[0] != ids[1]).count();
+            let kept = with_ids.iter().filter(|ids| ids[0] == ids[1]).count();
+            if renewed >= 1 {
+                Ok((by_place.clone(), kept))
+            } else {
+                Err(format!("{by_place:?}"))
+            }
+        },
     );
+    eprintln!("{by_place:?}");
+    assert_eq!(kept, 0, "ids did not expire: {by_place:?}");
 }
 
 #[test]
@@ -563,14 +738,6 @@ fn reject_stops_a_wrong_name_in_the_next_run() {
     assert_eq!(listed["rejects"], 1);
     launcher.terminate();
 
-    // The next run: a whole loop of the clip and more.
-    let launcher = start(&data, Some(&wrong), &["--unknown-after", "0.2s"]);
-    let first_new = history(&launcher, "limit=1")[0]["id"].as_i64().unwrap();
-    std::thread::sleep(Duration::from_secs(14));
-    let all_new: Vec<Value> = history(&launcher, "")
-        .into_iter()
-        .filter(|e| e["id"].as_i64().unwrap() > first_new && big(e))
-        .collect();
     // "The same face": the rejected event's face, where it shows again in the replayed clip.
     let rejected_box: Vec<f64> = (0..4)
         .map(|i| misnamed["box"][i].as_f64().unwrap())
@@ -583,6 +750,30 @@ fn reject_stops_a_wrong_name_in_the_next_run() {
         );
         dx.hypot(dy) < 30.0 && (b[2] / rejected_box[2] - 1.0).abs() < 0.25
     };
+
+    // The next run, until a track of the same face has ended: every name it was given is
+    // recorded by then.
+    let launcher = start(&data, Some(&wrong), &["--unknown-after", "0.2s"]);
+    let first_new = history(&launcher, "limit=1")[0]["id"].as_i64().unwrap();
+    let all_new = poll(
+        "the same face's track ended",
+        Duration::from_secs(40),
+        || {
+            let new: Vec<Value> = history(&launcher, "")
+                .into_iter()
+                .filter(|e| e["id"].as_i64().unwrap() > first_new)
+                .collect();
+            let ended = new.iter().filter(|e| big(e) && same_face(e)).any(|e| {
+                new.iter()
+                    .any(|x| x["kind"] == "ended" && x["track_id"] == e["track_id"])
+            });
+            if ended {
+                Ok(new.into_iter().filter(|e| big(e)).collect::<Vec<Value>>())
+            } else {
+                Err(format!("{} new events", new.len()))
+            }
+        },
+    );
     let seen_again: Vec<&Value> = all_new.iter().filter(|e| same_face(e)).collect();
     let misnamed_again: Vec<&&Value> = seen_again
         .iter()

@@ -82,6 +82,12 @@ fn crop(seed: u64, len: usize) -> Vec<u8> {
     (0..len).map(|i| (seed as usize * 31 + i) as u8).collect()
 }
 
+/// The crash test's crop length for a track, 5 to 40 KB: known without asking the store, so
+/// that a short or long file shows.
+fn crop_len(track: u64) -> usize {
+    5_000 + (track.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % 35_001
+}
+
 fn crop_path(dir: &Path, id: i64) -> PathBuf {
     dir.join("crops").join(format!("{id}.jpg"))
 }
@@ -542,12 +548,16 @@ fn child_writer() {
         max_bytes: Some(CHILD_BUDGET),
     };
     let store = Store::open(Path::new(&dir), retention).unwrap();
-    let mut rng = Rng::seeded();
-    let mut track = 0u64;
+    // Each run its own tracks, so that a crop served for another run's event shows.
+    let mut track = Rng::seeded().next() >> 24;
     loop {
         track += 1;
-        let len = rng.range(5_000, 40_000) as usize;
-        let mut e = event("door", "unknown", now_ms(), Some(crop(track, len)));
+        let mut e = event(
+            "door",
+            "unknown",
+            now_ms(),
+            Some(crop(track, crop_len(track))),
+        );
         e.stranger = Some(format!("stranger-{}", track % 5));
         e.track_id = track;
         let id = store.insert(e).unwrap().id;
@@ -667,11 +677,20 @@ fn survives_sigkill_at_random_moments() {
             (files_without + tmp) as u64
         );
         assert_eq!(reconciled.rows_without_files_removed, 0);
-        // Every crop the store serves is the one written for its event.
+        // Every crop the store serves is the one written for its event, whole.
         for e in store.query(&HistoryQuery::default()).unwrap().events {
             let jpeg = store.crop(e.id).unwrap().unwrap();
-            assert!((5_000..=40_000).contains(&jpeg.len()));
-            assert_eq!(jpeg[..100], crop(e.track_id, 100)[..], "event {}", e.id);
+            let len = crop_len(e.track_id);
+            assert_eq!(jpeg.len(), len, "round {round}: event {} crop length", e.id);
+            let differs = jpeg
+                .iter()
+                .zip(crop(e.track_id, len))
+                .position(|(a, b)| *a != b);
+            assert_eq!(
+                differs, None,
+                "round {round}: event {} crop differs at this byte",
+                e.id
+            );
         }
         assert!(bytes <= CHILD_BUDGET, "{bytes} bytes after retention");
         leftovers += (files_without + tmp) as u64;
@@ -683,6 +702,11 @@ fn survives_sigkill_at_random_moments() {
         "after 20 kills: {count} rows, {max_id} events written in all, {leftovers} leftover files repaired"
     );
     assert!(count > 0);
+    // Otherwise no kill interrupted an insert or a delete, and the rounds proved nothing.
+    assert!(
+        leftovers > 0,
+        "no kill landed during a write: no round left a .tmp or an orphan crop"
+    );
     assert!(
         max_id > 20,
         "the writer wrote only {max_id} events in 20 runs"
