@@ -590,7 +590,15 @@ impl Camera {
                 })
                 .build(),
         );
-        *lock(&self.facerec) = Some(facerec);
+        *lock(&self.facerec) = Some(facerec.clone());
+        // A library change since `settings` was read found no element here to reload
+        // (reload_gallery): give this one the newer gallery. The element loads it at its start.
+        let gallery_now = lock(&hub.settings).gallery.clone();
+        if gallery_now != settings.gallery
+            && let Some(g) = &gallery_now
+        {
+            set(&facerec, "gallery", g.display().to_string())?;
+        }
         Ok(pipeline)
     }
 
