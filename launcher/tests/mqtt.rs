@@ -238,18 +238,64 @@ fn mjpeg_frame(url: &str) -> Vec<u8> {
     jpeg
 }
 
-/// Output frames per second, from the camera's frame counter: the median of three 3-s windows,
-/// so that a burst of other work on the machine in one window does not decide it.
-fn fps(l: &Launcher) -> f64 {
-    let mut rates: Vec<f64> = (0..3)
-        .map(|_| {
-            let (f0, t0) = (l.frames("clip"), Instant::now());
-            std::thread::sleep(Duration::from_secs(3));
-            (l.frames("clip") - f0) as f64 / t0.elapsed().as_secs_f64()
-        })
+/// Fails unless `m` was published with QoS 1 and with the retain flag `retained` (as seen by a
+/// [`Broker::subscribe_as_published`] subscriber, or in a [`Broker::retained`] snapshot).
+fn assert_published(m: &Message, retained: bool) {
+    assert!(
+        m.qos == 1 && m.retain == retained,
+        "{} {:?} came with QoS {} and retain {}; expected QoS 1 and retain {retained}",
+        m.topic,
+        m.payload,
+        m.qos,
+        m.retain
+    );
+}
+
+/// A camera's state topics at one moment: `faces`, `people` and `unknown`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct View {
+    faces: u64,
+    people: Vec<String>,
+    unknown: String,
+}
+
+/// The views of `camera` that the subscriber saw hold for at least half a second, each with how
+/// often. One change of view is up to three messages published back to back, so a view that
+/// held that long is one the launcher reported, not a mix of an old and a new one.
+fn settled_views(sub: &Subscriber, camera: &str) -> BTreeMap<View, usize> {
+    const HOLD: Duration = Duration::from_millis(500);
+    let [faces_topic, people_topic, unknown_topic] =
+        ["faces", "people", "unknown"].map(|what| t(&format!("{camera}/{what}")));
+    let messages: Vec<Message> = sub
+        .messages()
+        .into_iter()
+        .filter(|m| [&faces_topic, &people_topic, &unknown_topic].contains(&&m.topic))
         .collect();
-    rates.sort_by(f64::total_cmp);
-    rates[1]
+    let (mut faces, mut people, mut unknown) = (None, None, None);
+    let mut views = BTreeMap::new();
+    for (i, m) in messages.iter().enumerate() {
+        if m.topic == faces_topic {
+            faces = Some(m.text().parse::<u64>().unwrap());
+        } else if m.topic == people_topic {
+            people = Some(serde_json::from_value::<Vec<String>>(m.json()).unwrap());
+        } else {
+            unknown = Some(m.text().to_string());
+        }
+        let until = messages
+            .get(i + 1)
+            .map_or_else(Instant::now, |n| n.received);
+        if let (Some(faces), Some(people), Some(unknown)) = (faces, &people, &unknown)
+            && until.duration_since(m.received) >= HOLD
+        {
+            let view = View {
+                faces,
+                people: people.clone(),
+                unknown: unknown.clone(),
+            };
+            *views.entry(view).or_default() += 1;
+        }
+    }
+    views
 }
 
 /// The helpers themselves, against mosquitto alone: a persistent QoS 1 subscriber gets what was
@@ -312,23 +358,27 @@ fn events_state_and_discovery_reach_a_real_broker() {
     }
     let _serial = serial();
     let broker = Broker::start("events");
-    let sub = broker.subscribe("events-sub", &["facerec/#", "homeassistant/#"]);
+    let sub = broker.subscribe_as_published("events-sub", &["facerec/#", "homeassistant/#"]);
     let launcher = start(&gallery(), &broker.url(), &[]);
 
     let named = sub.wait("naming Miranda", Duration::from_secs(60), |m| {
         m.topic == t("events") && m.json()["name"] == MIRANDA
     });
-    assert_eq!(named.qos, 1);
-    assert!(!named.retain);
+    assert_published(&named, false);
     let named = named.json();
     assert_eq!(named["camera"], "clip");
 
-    // A subscriber that connects now gets Miranda's last sighting at once.
+    // Naming him updates his state topic; a subscriber that connects now gets it at once.
     let person = t(&format!("person/{MIRANDA}"));
-    sub.wait("Miranda's last sighting", Duration::from_secs(10), |m| {
-        m.topic == person
+    let sighting = sub.wait("Miranda's last sighting", Duration::from_secs(10), |m| {
+        m.topic == person && m.json()["event_id"].as_i64() >= named["id"].as_i64()
     });
+    assert_published(&sighting, true);
+    assert_eq!(sighting.json()["name"], MIRANDA);
     let snapshot = broker.retained(&format!("facerec/{NODE}/#"));
+    for m in snapshot.values() {
+        assert_published(m, true);
+    }
     let seen = snapshot
         .get(&person)
         .unwrap_or_else(|| panic!("{person} not retained: {:?}", snapshot.keys()))
@@ -350,8 +400,25 @@ fn events_state_and_discovery_reach_a_real_broker() {
                 && m.json().as_array().unwrap().contains(&Value::from(MIRANDA))
         },
     );
-    // A few more loops, for events of every kind and the other person.
-    std::thread::sleep(Duration::from_secs(8));
+    // The clip's known moments (testdata/expected/hamilton_reference.json), as the camera's
+    // state reports them: strangers alone (frames 38-80, unnamed faces only) are `unknown` ON
+    // with nobody named; Miranda alone (frames 119-210) is OFF with one face, his. Polled over
+    // loops of the clip rather than looked at once, so the machine's speed does not matter.
+    let strangers = |v: &View| v.unknown == "ON" && v.people.is_empty() && v.faces >= 1;
+    let miranda_alone = |v: &View| v.unknown == "OFF" && v.people == [MIRANDA] && v.faces == 1;
+    let start = Instant::now();
+    loop {
+        let views = settled_views(&sub, "clip");
+        if views.keys().any(strangers) && views.keys().any(miranda_alone) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no settled view of strangers alone (unknown ON) and of Miranda alone (OFF) in \
+             60 s; the views seen, with how often: {views:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let received_before_metric = sub.messages().len();
     std::thread::sleep(Duration::from_secs(1));
     let published = metric(&launcher, "facerec_mqtt_published_total");
@@ -435,7 +502,13 @@ fn events_state_and_discovery_reach_a_real_broker() {
         expected.keys().collect::<Vec<_>>()
     );
     let topics: BTreeSet<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
+    // Events are QoS 1 and not retained (a new subscriber must not take an old one for new);
+    // state and discovery are QoS 1 and retained.
+    for m in &messages {
+        assert_published(m, m.topic != t("events"));
+    }
     for (topic, message) in &discovery {
+        assert_published(message, true);
         let config = message.json();
         check_discovery(topic, &config);
         assert_eq!(config, expected[topic], "{topic}");
@@ -550,26 +623,57 @@ fn a_broker_outage_delivers_the_newest_events_and_counts_the_rest() {
     let sub = broker.subscribe("outage-sub", &[&t("events")]);
     let launcher = start(&gallery(), &broker.url(), &["--mqtt-buffer", "3"]);
     sub.wait("a first event", Duration::from_secs(60), |_| true);
-    // Past the pipeline's first seconds.
-    std::thread::sleep(Duration::from_secs(3));
-    let before = fps(&launcher);
+    // One loop of the clip (275 frames) at the rate the camera plays it on this machine.
+    let input_fps = || launcher.camera("clip")["input_fps"].as_f64().unwrap();
+    // The median of three one-second rates: the first ones cover the pipeline's start.
+    let mut rates: Vec<f64> = (0..3)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(1100));
+            input_fps()
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    let input_fps = rates[1];
+    assert!(input_fps > 0.0, "input fps {rates:?}");
+    let clip_loop = Duration::from_secs_f64(275.0 / input_fps);
 
     broker.stop();
     let stopped = Instant::now();
     launcher.wait_for("the lost connection", Duration::from_secs(10), |l| {
         metric(l, "facerec_mqtt_connected") == 0.0
     });
-    // While the launcher retries (reported, not asserted: on this shared machine a third
-    // comparison at 10% failed by noise once in four runs, at 0.90).
-    let during = fps(&launcher);
-    std::thread::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed()));
+    // The pipeline never waits for the broker: while it is down, every read of the frame
+    // counter (about one a second) is higher than the one before. A camera's bus thread hands
+    // MQTT its state; had it blocked, the clip would stop at its end, as that thread restarts
+    // it: so the reads go on for more than one loop (and for the 10 s the buffer needs).
+    let outage = (clip_loop + Duration::from_secs(3))
+        .clamp(Duration::from_secs(12), Duration::from_secs(30));
+    let mut frames = vec![launcher.frames("clip")];
+    while stopped.elapsed() < outage {
+        std::thread::sleep(Duration::from_secs(1));
+        let previous = *frames.last().unwrap();
+        let since = Instant::now();
+        loop {
+            let now = launcher.frames("clip");
+            if now > previous {
+                frames.push(now);
+                break;
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(3),
+                "the frame counter stopped while the broker was down: {frames:?}, then {now} \
+                 for 3 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert_eq!(metric(&launcher, "facerec_mqtt_connected"), 0.0);
     broker.restart();
     launcher.wait_for("the reconnection", Duration::from_secs(30), |l| {
         metric(l, "facerec_mqtt_connected") == 1.0
     });
     // The newest events when it reconnected were in the buffer, or came after it.
     let at_reconnection = history(&launcher);
-    let after = fps(&launcher);
 
     // The account: every stored event was delivered or counted as dropped. The drops stop once
     // connected, so wait for the rest to arrive.
@@ -594,7 +698,7 @@ fn a_broker_outage_delivers_the_newest_events_and_counts_the_rest() {
         .collect();
     eprintln!(
         "{} events stored, {} received, {dropped} dropped (missing {missing:?}); \
-         fps {before:.1} before, {during:.1} during, {after:.1} after",
+         frames during the {outage:?} outage {frames:?} (input {input_fps:.1} fps)",
         stored.len(),
         received.len()
     );
@@ -615,11 +719,6 @@ fn a_broker_outage_delivers_the_newest_events_and_counts_the_rest() {
         "newest {newest:?} not all delivered"
     );
     assert!(missing.iter().all(|id| id < newest.last().unwrap()));
-    // The pipeline never waited for the broker.
-    assert!(
-        (after / before - 1.0).abs() <= 0.10,
-        "fps {before:.1} before the outage, {during:.1} during, {after:.1} after"
-    );
 }
 
 #[test]
@@ -630,7 +729,7 @@ fn the_last_will_says_offline_when_the_launcher_is_killed() {
     }
     let _serial = serial();
     let broker = Broker::start("will");
-    let sub = broker.subscribe("will-sub", &[&t("status")]);
+    let sub = broker.subscribe_as_published("will-sub", &[&t("status")]);
     // Waits for `value` after the first `from` status messages; returns how many there are then.
     let status = |from: usize, value: &str| {
         let start = Instant::now();
@@ -652,10 +751,9 @@ fn the_last_will_says_offline_when_the_launcher_is_killed() {
     launcher.child.kill().unwrap();
     launcher.child.wait().unwrap();
     let n = status(n, "offline");
-    assert_eq!(
-        broker.retained(&t("status"))[&t("status")].text(),
-        "offline"
-    );
+    let will = &broker.retained(&t("status"))[&t("status")];
+    assert_eq!(will.text(), "offline");
+    assert_published(will, true);
 
     // Again, with the password from a file (a mounted Secret), which has a trailing newline.
     let secret_dir = temp_dir("will-secret");
@@ -682,6 +780,10 @@ fn the_last_will_says_offline_when_the_launcher_is_killed() {
         .map(|m| m.text().to_string())
         .collect();
     assert_eq!(values, ["online", "offline", "online", "offline"]);
+    // The will, and the status the launcher publishes itself, are QoS 1 and retained.
+    for m in sub.on(&t("status")) {
+        assert_published(&m, true);
+    }
 }
 
 #[test]

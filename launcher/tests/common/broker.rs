@@ -198,8 +198,20 @@ impl Broker {
     /// published while it (or the broker) is away are kept for it. It has subscribed when this
     /// returns.
     pub fn subscribe(&self, client_id: &str, filters: &[&str]) -> Subscriber {
+        self.subscribe_with(client_id, filters, &[])
+    }
+
+    /// [`Broker::subscribe`] over MQTT 5 with "retain as published": each message keeps the
+    /// retain flag its publisher set (MQTT 3.1.1 clears it on messages that were not sent for a
+    /// new subscription), so a test sees how every message was published.
+    pub fn subscribe_as_published(&self, client_id: &str, filters: &[&str]) -> Subscriber {
+        self.subscribe_with(client_id, filters, &["-V", "5", "--retain-as-published"])
+    }
+
+    fn subscribe_with(&self, client_id: &str, filters: &[&str], options: &[&str]) -> Subscriber {
         let probe = format!("facerec-test-probe/{client_id}");
         let mut cmd = self.client("mosquitto_sub");
+        cmd.args(options);
         cmd.args(["-i", client_id, "-c", "-q", "1", "-F", "%j", "-t", &probe]);
         for f in filters {
             cmd.args(["-t", f]);
@@ -277,6 +289,8 @@ pub struct Message {
     pub payload: Option<String>,
     pub retain: bool,
     pub qos: u64,
+    /// When the test read it.
+    pub received: Instant,
 }
 
 impl Message {
@@ -288,6 +302,7 @@ impl Message {
             payload: v["payload"].as_str().map(str::to_string),
             retain: v["retain"].as_u64().unwrap() == 1,
             qos: v["qos"].as_u64().unwrap(),
+            received: Instant::now(),
         }
     }
 
