@@ -391,25 +391,28 @@ mod nvmm {
             }
         }
 
-        /// The first error on the bus, as `error (debug)`.
-        fn error(&self) -> Option<String> {
+        /// The first error on the bus.
+        fn error(&self) -> Option<LaneError> {
             let bus = self.pipeline.bus().unwrap();
             while let Some(msg) = bus.pop() {
                 if let gst::MessageView::Error(e) = msg.view() {
-                    return Some(format!(
-                        "{} ({})",
-                        e.error(),
-                        e.debug().map(|d| d.to_string()).unwrap_or_default()
-                    ));
+                    return Some(LaneError {
+                        message: e.error().to_string(),
+                        debug: e.debug().map(|d| d.to_string()).unwrap_or_default(),
+                    });
                 }
             }
             None
         }
 
         /// Pushes `buffer` and returns what comes out, or the pipeline's error.
-        fn process(&self, buffer: gst::Buffer) -> Result<gst::Sample, String> {
+        fn process(&self, buffer: gst::Buffer) -> Result<gst::Sample, LaneError> {
+            let no_error = |message: &str| LaneError {
+                message: message.into(),
+                debug: String::new(),
+            };
             if self.src.push_buffer(buffer).is_err() {
-                return Err(self.error().unwrap_or_else(|| "push refused".into()));
+                return Err(self.error().unwrap_or_else(|| no_error("push refused")));
             }
             // An error (negotiation) leaves the sink waiting: look at the bus in between.
             for _ in 0..120 {
@@ -420,7 +423,21 @@ mod nvmm {
                     return Err(error);
                 }
             }
-            Err("no output within 120 s".into())
+            Err(no_error("no output within 120 s"))
+        }
+    }
+
+    /// An error message from a lane's bus: the element's text, and GStreamer's debug part
+    /// (source location and element path, not asserted).
+    #[derive(Debug)]
+    struct LaneError {
+        message: String,
+        debug: String,
+    }
+
+    impl std::fmt::Display for LaneError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{} ({})", self.message, self.debug)
         }
     }
 
@@ -491,6 +508,26 @@ mod nvmm {
         edges_checked: usize,
     }
 
+    /// The surface colour format of frames of `info`: for NV12, what the caps' colorimetry
+    /// says (the VIC converts with it).
+    fn surface_color_format(info: &gst_video::VideoInfo) -> u32 {
+        match info.format() {
+            gst_video::VideoFormat::Rgba => NVBUF_COLOR_FORMAT_RGBA,
+            gst_video::VideoFormat::Nv12 => {
+                let c = info.colorimetry();
+                let full = c.range() == gst_video::VideoColorRange::Range0_255;
+                match (c.matrix(), full) {
+                    (gst_video::VideoColorMatrix::Bt709, false) => NVBUF_COLOR_FORMAT_NV12_709,
+                    (gst_video::VideoColorMatrix::Bt709, true) => NVBUF_COLOR_FORMAT_NV12_709_ER,
+                    (gst_video::VideoColorMatrix::Bt2020, _) => NVBUF_COLOR_FORMAT_NV12_2020,
+                    (_, false) => NVBUF_COLOR_FORMAT_NV12,
+                    (_, true) => NVBUF_COLOR_FORMAT_NV12_ER,
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// Runs the clip in `format` through the element twice, frame by frame in lockstep: from
     /// system memory, and from stand-in NVMM surfaces holding the same pixels. The surfaces'
     /// pitches are padded (256 bytes), the system frames' are not.
@@ -502,22 +539,6 @@ mod nvmm {
             ))
             .unwrap(),
         );
-        // The surface's colour format says what the caps' colorimetry says (the VIC reads it).
-        let color_format = |info: &gst_video::VideoInfo| match format {
-            "RGBA" => NVBUF_COLOR_FORMAT_RGBA,
-            "NV12" => {
-                let c = info.colorimetry();
-                let full = c.range() == gst_video::VideoColorRange::Range0_255;
-                match (c.matrix(), full) {
-                    (gst_video::VideoColorMatrix::Bt709, false) => NVBUF_COLOR_FORMAT_NV12_709,
-                    (gst_video::VideoColorMatrix::Bt709, true) => NVBUF_COLOR_FORMAT_NV12_709_ER,
-                    (gst_video::VideoColorMatrix::Bt2020, _) => NVBUF_COLOR_FORMAT_NV12_2020,
-                    (_, false) => NVBUF_COLOR_FORMAT_NV12,
-                    (_, true) => NVBUF_COLOR_FORMAT_NV12_ER,
-                }
-            }
-            other => panic!("{other}"),
-        };
         let decode = gst::parse::launch(&format!(
             "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! video/x-raw,format={format}{size} ! appsink name=raw sync=false",
             asset(CLIP).display()
@@ -551,10 +572,15 @@ mod nvmm {
                 eprintln!(
                     "{format}: {:?}, surface colour format {}",
                     info.colorimetry(),
-                    color_format(&info)
+                    surface_color_format(&info)
                 );
             }
-            let surface = Surface::new(&lib, info.width(), info.height(), color_format(&info));
+            let surface = Surface::new(
+                &lib,
+                info.width(),
+                info.height(),
+                surface_color_format(&info),
+            );
             for (p, rows) in before.iter().enumerate() {
                 let row = rows.len() / info.comp_height(p as u8) as usize;
                 let (pitch, data) = surface.device_plane(p);
@@ -741,18 +767,15 @@ mod nvmm {
                 let [transforms, transform_failed, sessions, mode] =
                     transform_probe.transform_counts();
                 eprintln!(
-                    "{format}: transform stand-in: transforms {transforms}, failed {transform_failed}, sessions set {sessions}, compute mode {mode}; max box difference {} px",
-                    c.max_box_px
+                    "{format}: transform stand-in: transforms {transforms}, failed {transform_failed}, sessions set {sessions}, compute mode {mode}"
                 );
-                // The VIC's scaler is not the CPU's: inputs differ by rounding (RGBA) and by
-                // the colour conversion (NV12: the stand-in converts after scaling, with chroma
-                // at half resolution; the CPU path through VideoConverter), and faces near the
-                // score or naming threshold, and the tracks they start, then differ. These are
-                // the figures measured on this machine (deterministic run to run): (faces
-                // paired by overlap, of which boxes more than 2 px apart, largest difference,
-                // paired faces named differently, faces only the system path found, only the
-                // NVMM path).
-                let figures = (
+                // The VIC's scaler is not the CPU's, so faces near the score or naming
+                // threshold (and the tracks they start) differ between the paths by amounts
+                // that depend on both scalers: printed, not pinned. What the detector is fed
+                // on the VIC path is checked against an independent resample by
+                // `vic_network_input_matches_videoconvert`.
+                eprintln!(
+                    "{format}: VIC against system memory: {} paired, {} boxes over 2 px, largest {} px, {} named differently, {} only in system memory, {} only on NVMM",
                     c.paired,
                     c.boxes_over_2px.len(),
                     c.max_box_px,
@@ -760,11 +783,6 @@ mod nvmm {
                     c.only_system.len(),
                     c.only_nvmm.len(),
                 );
-                let measured = match format {
-                    "RGBA" => (441, 12, 12, 2, 1, 0),
-                    _ => (440, 63, 17, 3, 2, 9),
-                };
-                assert_eq!(figures, measured, "VIC against system memory");
                 // Where names differ, it is a face near the threshold named in one path only.
                 assert!(
                     c.name_mismatches
@@ -869,9 +887,9 @@ mod nvmm {
         assert_eq!(output.matches(CPU_SCALING).count(), 1, "{output}");
     }
 
-    /// With the transform stand-in, the VIC makes the detector's input: the child test pins
-    /// the measured difference from system memory (another scaler, so not within 2 px), one
-    /// transform per detected frame and drawing on the surface; here, the one log line saying
+    /// With the transform stand-in, the VIC makes the detector's input: the child test checks
+    /// one transform per detected frame, drawing on the surface, and that faces seen by one
+    /// path only or named differently are near the threshold; here, the one log line saying
     /// the VIC is used, and none saying the CPU is.
     fn clip_scaled_on_the_vic(child: &str) {
         let transform = transform_standin();
@@ -922,10 +940,9 @@ mod nvmm {
         let error = lane
             .process(gst::Buffer::from_slice(surface))
             .expect_err("the transform fails");
-        let expected = "Cannot scale the NVMM frame on the VIC: NvBufSurfTransform failed: -2 (";
-        assert!(
-            error.starts_with(expected),
-            "error:\n{error}\nexpected:\n{expected}"
+        assert_eq!(
+            error.message, "Cannot scale the NVMM frame on the VIC: NvBufSurfTransform failed: -2",
+            "{error}"
         );
     }
 
@@ -948,6 +965,512 @@ mod nvmm {
         eprintln!("{}", outcome.output);
         assert!(outcome.succeeded(), "{}", outcome.describe());
         assert!(outcome.output.contains("1 passed"), "{}", outcome.output);
+    }
+
+    /// An `NvBufSurface` built here field by field, not by the stand-in's
+    /// `NvBufSurfaceCreate` that the other tests use: one pitch-linear buffer whose "device"
+    /// memory (`dataPtr`) is `data`, rows padded by 64 bytes (the stand-in pads to 256). A
+    /// test sets one field to what the element must refuse before sharing it.
+    struct HandMade {
+        surf: *mut NvBufSurface,
+        params: *mut NvBufSurfaceParams,
+        data: Vec<u8>,
+    }
+
+    // SAFETY: the structs are owned here; the element reads them on one thread at a time.
+    unsafe impl Send for HandMade {}
+    unsafe impl Sync for HandMade {}
+
+    impl HandMade {
+        /// A blank surface holding frames of `info` (RGBA or NV12), as the caps say.
+        fn new(info: &gst_video::VideoInfo) -> HandMade {
+            // SAFETY: plain integers and pointers, for which zero is valid.
+            let mut params: Box<NvBufSurfaceParams> = Box::new(unsafe { std::mem::zeroed() });
+            let pp = &mut params.plane_params;
+            pp.num_planes = info.n_planes();
+            let mut size = 0;
+            for p in 0..info.n_planes() as usize {
+                // Plane p of RGBA and NV12 starts with component p.
+                let (c, pstride) = (p as u8, info.comp_pstride(p as u8) as u32);
+                pp.width[p] = info.comp_width(c);
+                pp.height[p] = info.comp_height(c);
+                pp.bytes_per_pix[p] = pstride;
+                pp.pitch[p] = pp.width[p] * pstride + 64;
+                pp.offset[p] = size;
+                pp.psize[p] = pp.pitch[p] * pp.height[p];
+                size += pp.psize[p];
+            }
+            let mut data = vec![0u8; size as usize];
+            params.width = info.width();
+            params.height = info.height();
+            params.pitch = pp.pitch[0];
+            params.color_format = surface_color_format(info);
+            params.layout = NVBUF_LAYOUT_PITCH;
+            params.data_size = size;
+            params.data_ptr = data.as_mut_ptr().cast();
+            let params = Box::into_raw(params);
+            // SAFETY: as above.
+            let mut surf: Box<NvBufSurface> = Box::new(unsafe { std::mem::zeroed() });
+            surf.batch_size = 1;
+            surf.num_filled = 1;
+            surf.mem_type = NVBUF_MEM_SURFACE_ARRAY;
+            surf.surface_list = params;
+            HandMade {
+                surf: Box::into_raw(surf),
+                params,
+                data,
+            }
+        }
+
+        /// A surface holding `frame`'s pixels.
+        fn from_frame(frame: &gst_video::VideoFrame<gst_video::video_frame::Readable>) -> Self {
+            let mut surface = HandMade::new(frame.info());
+            let pp = surface.params().plane_params;
+            for p in 0..frame.n_planes() {
+                let row = frame.comp_width(p) as usize * frame.comp_pstride(p) as usize;
+                let (stride, pitch) = (
+                    frame.plane_stride()[p as usize] as usize,
+                    pp.pitch[p as usize] as usize,
+                );
+                let src = frame.plane_data(p).unwrap();
+                let dst = &mut surface.data[pp.offset[p as usize] as usize..];
+                for y in 0..frame.comp_height(p) as usize {
+                    dst[y * pitch..y * pitch + row]
+                        .copy_from_slice(&src[y * stride..y * stride + row]);
+                }
+            }
+            surface
+        }
+
+        fn header(&mut self) -> &mut NvBufSurface {
+            // SAFETY: owned, not shared yet (`&mut self`).
+            unsafe { &mut *self.surf }
+        }
+
+        fn params(&mut self) -> &mut NvBufSurfaceParams {
+            // SAFETY: as above.
+            unsafe { &mut *self.params }
+        }
+
+        /// Whether any plane has a CPU mapping (read after the element is done with it).
+        fn is_mapped(&self) -> bool {
+            // SAFETY: owned; the element no longer runs on it.
+            let addr = unsafe { std::ptr::read(&raw const (*self.params).mapped_addr.addr) };
+            addr.iter().any(|a| !a.is_null())
+        }
+
+        /// An NVMM buffer of this surface: its memory is the struct, as DeepStream's is.
+        fn buffer(self: &Arc<Self>) -> gst::Buffer {
+            struct Shared(Arc<HandMade>);
+            impl AsRef<[u8]> for Shared {
+                fn as_ref(&self) -> &[u8] {
+                    // SAFETY: the struct lives as long as the Arc.
+                    unsafe {
+                        std::slice::from_raw_parts(
+                            self.0.surf as *const u8,
+                            size_of::<NvBufSurface>(),
+                        )
+                    }
+                }
+            }
+            gst::Buffer::from_slice(Shared(self.clone()))
+        }
+    }
+
+    impl Drop for HandMade {
+        fn drop(&mut self) {
+            // SAFETY: made by Box::into_raw in `new`, freed once.
+            unsafe {
+                drop(Box::from_raw(self.surf));
+                drop(Box::from_raw(self.params));
+            }
+        }
+    }
+
+    /// Frame `index` of the clip scaled by `videoscale` to `width` x `height` in `format`, and
+    /// the same frame through `videoconvert ! videoscale` to RGB 640x360 (as `frame_path.rs`).
+    fn clip_frame_and_reference(
+        width: u32,
+        height: u32,
+        format: &str,
+        index: usize,
+    ) -> [gst_video::VideoFrame<gst_video::video_frame::Readable>; 2] {
+        let pipeline = gst::parse::launch(&format!(
+            "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! video/x-raw,format={format},width={width},height={height} ! tee name=t t. ! queue ! appsink name=raw sync=false t. ! queue ! videoconvert ! videoscale ! video/x-raw,format=RGB,width=640,height=360 ! appsink name=rgb sync=false",
+            asset(CLIP).display()
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let frames = ["raw", "rgb"].map(|name| {
+            let sink = pipeline
+                .by_name(name)
+                .unwrap()
+                .downcast::<gst_app::AppSink>()
+                .unwrap();
+            let mut sample = None;
+            for _ in 0..=index {
+                sample = Some(sink.pull_sample().expect("frame before EOS"));
+            }
+            let sample = sample.unwrap();
+            let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+            gst_video::VideoFrame::from_buffer_readable(sample.buffer_owned().unwrap(), &info)
+                .unwrap()
+        });
+        pipeline.set_state(gst::State::Null).unwrap();
+        frames
+    }
+
+    /// Frame 10 of the clip at 1080p and 720p in RGBA and NV12, in a surface
+    /// built here: the network input the element's VIC scaler makes from it (what the detector
+    /// is fed on the VIC path) matches `videoconvert ! videoscale` to RGB 640x360 of the same
+    /// frame. Bounds: RGBA, only the filters differ (the stand-in's Catmull-Rom, widened when
+    /// shrinking, against videoscale's default), a fraction of a level on average, as
+    /// `frame_path.rs` allows 1.5 for the CPU scaler. NV12 adds GStreamer's own 8-bit YUV to RGB
+    /// (`videoconvert`, and the element's CPU path alike), which reads BT.709 limited range
+    /// about 2.4 levels darker than the standard equations the stand-in uses (mid-grey Y=128
+    /// gives 128, not 130.4): nearly all of NV12's difference is that offset (R +2.9,
+    /// G +3.4, B +0.8 on frame 100). R and B swapped is 8.6 levels off (RGBA, 1080p).
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn vic_network_input_matches_videoconvert() {
+        if !assets_ready() {
+            return;
+        }
+        let surfaces = Arc::new(NvBufSurfaceLib::load(&standin()).unwrap());
+        let transform = Arc::new(xf::NvBufSurfTransformLib::load(&transform_standin()).unwrap());
+        for (w, h) in [(1920, 1080), (1280, 720)] {
+            for format in ["RGBA", "NV12"] {
+                let [frame, reference] = clip_frame_and_reference(w, h, format, 10);
+                let surface = HandMade::from_frame(&frame);
+                // SAFETY: a valid surface holding the frame, alive until the end of the loop.
+                let input = unsafe {
+                    vic_network_input(
+                        surfaces.clone(),
+                        transform.clone(),
+                        frame.info(),
+                        640,
+                        surface.surf,
+                    )
+                }
+                .unwrap();
+                assert_eq!(
+                    (input.image.width(), input.image.height()),
+                    (640, 360),
+                    "{format} {w}x{h}"
+                );
+                assert_eq!((input.frame_width, input.frame_height), (w, h));
+                // Tight rows of RGB.
+                let reference: Vec<u8> = (0..360)
+                    .flat_map(|y| {
+                        let stride = reference.plane_stride()[0] as usize;
+                        reference.plane_data(0).unwrap()[y * stride..y * stride + 640 * 3].to_vec()
+                    })
+                    .collect();
+                let input = input.image.as_raw();
+                assert_eq!(input.len(), reference.len());
+                let mad = input
+                    .iter()
+                    .zip(&reference)
+                    .map(|(a, b)| a.abs_diff(*b) as f64)
+                    .sum::<f64>()
+                    / input.len() as f64;
+                eprintln!("{format} {w}x{h}: mean abs diff {mad:.3}");
+                // Mean abs diff measured here: RGBA 0.19 (1080p), 0.18 (720p); NV12 2.20 and 2.06.
+                let bound = match format {
+                    "RGBA" => 1.0,
+                    _ => 4.0,
+                };
+                assert!(mad < bound, "{format} {w}x{h}: mean abs diff {mad:.3}");
+            }
+        }
+    }
+
+    /// The VIC's output is what the detector reads: `obama.jpg` (one face in system memory) as
+    /// an NVMM surface, with a transform stand-in that makes every network input black, gives
+    /// no face, after one transform.
+    #[test]
+    #[ignore = "run by its parent test in a child process with FACEREC_NVBUFSURFACE_LIB set"]
+    fn child_blank_vic() {
+        if !assets_ready() {
+            return;
+        }
+        let transform = StandinProbe::open(Path::new(&std::env::var(xf::LIBRARY_ENV).unwrap()));
+        let decode = gst::parse::launch(&format!(
+            "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=RGBA ! appsink name=raw sync=false",
+            asset(&format!("{TD}/obama.jpg")).display()
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        decode.set_state(gst::State::Playing).unwrap();
+        let sample = decode
+            .by_name("raw")
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap()
+            .pull_sample()
+            .unwrap();
+        decode.set_state(gst::State::Null).unwrap();
+        let caps = sample.caps().unwrap().to_owned();
+        let info = gst_video::VideoInfo::from_caps(&caps).unwrap();
+        let input = sample.buffer_owned().unwrap();
+        let system = Lane::new(&caps, "")
+            .process(input.copy_deep().unwrap())
+            .unwrap();
+        assert_eq!(
+            faces_of(system.buffer().unwrap()).len(),
+            1,
+            "in system memory"
+        );
+        let surface = Arc::new(HandMade::from_frame(
+            &gst_video::VideoFrame::from_buffer_readable(input, &info).unwrap(),
+        ));
+        let mut nvmm_caps = caps;
+        nvmm_caps
+            .make_mut()
+            .set_features(0, Some(gst::CapsFeatures::new(["memory:NVMM"])));
+        let nvmm = Lane::new(&nvmm_caps, "").process(surface.buffer()).unwrap();
+        assert_eq!(
+            faces_of(nvmm.buffer().unwrap()).len(),
+            0,
+            "from a black VIC output"
+        );
+        assert_eq!(
+            transform.transform_counts()[..2],
+            [1, 0],
+            "one transform, none failed"
+        );
+    }
+
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn the_detector_reads_the_vic_output() {
+        if !assets_ready() {
+            return;
+        }
+        let (lib, transform) = (standin(), transform_standin());
+        let outcome = run_child_test(
+            "nvmm::child_blank_vic",
+            &[
+                (LIBRARY_ENV, lib.to_str().unwrap()),
+                (xf::LIBRARY_ENV, transform.to_str().unwrap()),
+                ("FACEREC_STANDIN_TRANSFORM_BLANK", "1"),
+            ],
+            Duration::from_secs(300),
+        );
+        eprintln!("{}", outcome.output);
+        assert!(outcome.succeeded(), "{}", outcome.describe());
+        assert!(outcome.output.contains("1 passed"), "{}", outcome.output);
+    }
+
+    /// Set for `child_refusal`: which refusal it runs.
+    const REFUSAL_ENV: &str = "FACEREC_TEST_REFUSAL";
+
+    /// NV12 64x48 NVMM frames, a well-formed hand-made surface first (it must go through: the
+    /// one field changed afterwards is what is refused), then the buffers of the refusal named
+    /// by `FACEREC_TEST_REFUSAL`, each in a new pipeline: the exact element error, and no
+    /// mapping left behind.
+    #[test]
+    #[ignore = "run by its parent test in a child process with FACEREC_NVBUFSURFACE_LIB set"]
+    fn child_refusal() {
+        if !assets_ready() {
+            return;
+        }
+        let case = std::env::var(REFUSAL_ENV).expect("set by the parent");
+        let lib = NvBufSurfaceLib::load(Path::new(&std::env::var(LIBRARY_ENV).unwrap())).unwrap();
+        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Nv12, 64, 48)
+            .fps(gst::Fraction::new(30, 1))
+            .build()
+            .unwrap();
+        let mut caps = info.to_caps().unwrap();
+        caps.make_mut()
+            .set_features(0, Some(gst::CapsFeatures::new(["memory:NVMM"])));
+        let surface = |change: fn(&mut HandMade)| {
+            let mut surface = HandMade::new(&info);
+            change(&mut surface);
+            Arc::new(surface)
+        };
+        // (the buffer, its surface when it has one, the reason the element must give)
+        type Refused = (gst::Buffer, Option<Arc<HandMade>>, String);
+        let with = |change: fn(&mut HandMade), reason: &str| -> Refused {
+            let surface = surface(change);
+            (surface.buffer(), Some(surface), reason.to_string())
+        };
+        let refused: Vec<Refused> = match case.as_str() {
+            "no-memory" => vec![(
+                gst::Buffer::new(),
+                None,
+                "the NVMM buffer has no memory".into(),
+            )],
+            "too-small" => vec![(
+                gst::Buffer::from_slice([0u8; 16]),
+                None,
+                "the NVMM buffer holds 16 bytes, not an NvBufSurface (64 bytes)".into(),
+            )],
+            "no-buffers" => vec![
+                with(
+                    |s| s.header().batch_size = 0,
+                    "the NvBufSurface has no buffers",
+                ),
+                with(
+                    |s| s.header().surface_list = std::ptr::null_mut(),
+                    "the NvBufSurface has no buffers",
+                ),
+            ],
+            "size" => vec![
+                with(
+                    |s| s.params().width = 80,
+                    "the surface is 80x48, the caps say 64x48",
+                ),
+                with(
+                    |s| s.params().height = 40,
+                    "the surface is 64x40, the caps say 64x48",
+                ),
+            ],
+            "colour" => vec![with(
+                |s| s.params().color_format = NVBUF_COLOR_FORMAT_RGBA,
+                "the surface's colour format is NVBUF_COLOR_FORMAT_RGBA (19), the caps say NV12",
+            )],
+            "block-linear" => vec![with(
+                |s| s.params().layout = NVBUF_LAYOUT_BLOCK_LINEAR,
+                "the surface is block-linear, which the CPU cannot read: put nvvidconv (pitch-linear output) before facerec",
+            )],
+            "planes" => vec![
+                with(
+                    |s| s.params().plane_params.num_planes = 1,
+                    "the surface has 1 planes, Nv12 has 2",
+                ),
+                with(
+                    |s| s.params().plane_params.num_planes = 3,
+                    "the surface has 3 planes, Nv12 has 2",
+                ),
+            ],
+            // The UV plane's rows are 64 bytes, 24 of them.
+            "plane-mapping" => vec![
+                with(
+                    |s| s.params().plane_params.pitch[1] = 32,
+                    "plane 1 of the surface is not mapped as expected (pitch 32, height 24)",
+                ),
+                with(
+                    |s| s.params().plane_params.height[1] = 23,
+                    "plane 1 of the surface is not mapped as expected (pitch 128, height 23)",
+                ),
+            ],
+            "map-fails" => {
+                let surface = surface(|_| ());
+                // Mapped already: the library refuses a second map, as the device does.
+                assert_eq!(unsafe { lib.map(surface.surf, 0, NVBUF_MAP_READ) }, 0);
+                vec![(
+                    surface.buffer(),
+                    Some(surface),
+                    "NvBufSurfaceMap failed".into(),
+                )]
+            }
+            other => panic!("no refusal {other:?}"),
+        };
+        let control = Lane::new(&caps, "");
+        let accepted = Arc::new(HandMade::new(&info));
+        control
+            .process(accepted.buffer())
+            .expect("a well-formed hand-made surface goes through");
+        assert!(!accepted.is_mapped(), "unmapped after the frame");
+        drop(control);
+        for (buffer, surface, reason) in refused {
+            let lane = Lane::new(&caps, "");
+            let error = lane.process(buffer).expect_err("refused");
+            assert_eq!(
+                error.message,
+                format!("Cannot map the NVMM frame: {reason}"),
+                "{error}"
+            );
+            drop(lane);
+            let Some(surface) = surface else { continue };
+            if case == "map-fails" {
+                assert_eq!(
+                    unsafe { lib.unmap(surface.surf, 0) },
+                    0,
+                    "still the test's map"
+                );
+            } else {
+                assert!(!surface.is_mapped(), "{reason}: the element left a mapping");
+            }
+        }
+    }
+
+    /// Runs `child_refusal` for `case` with the stand-in library and no transform library.
+    fn refusal(case: &str) {
+        if !assets_ready() {
+            return;
+        }
+        let lib = standin();
+        let outcome = run_child_test(
+            "nvmm::child_refusal",
+            &[
+                (LIBRARY_ENV, lib.to_str().unwrap()),
+                (xf::LIBRARY_ENV, NO_TRANSFORM_LIB),
+                (REFUSAL_ENV, case),
+            ],
+            Duration::from_secs(300),
+        );
+        eprintln!("{}", outcome.output);
+        assert!(outcome.succeeded(), "{case}: {}", outcome.describe());
+        assert!(outcome.output.contains("1 passed"), "{}", outcome.output);
+    }
+
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn a_buffer_without_memory_is_refused() {
+        refusal("no-memory");
+    }
+
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn a_buffer_smaller_than_a_surface_is_refused() {
+        refusal("too-small");
+    }
+
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn a_surface_without_buffers_is_refused() {
+        refusal("no-buffers");
+    }
+
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn a_surface_of_another_size_than_the_caps_is_refused() {
+        refusal("size");
+    }
+
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn a_surface_of_another_colour_format_than_the_caps_is_refused() {
+        refusal("colour");
+    }
+
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn a_block_linear_surface_is_refused_naming_nvvidconv() {
+        refusal("block-linear");
+    }
+
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn a_surface_with_another_plane_count_is_refused() {
+        refusal("planes");
+    }
+
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn a_plane_mapped_short_of_the_frame_is_refused_and_unmapped() {
+        refusal("plane-mapping");
+    }
+
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn a_surface_that_fails_to_map_is_refused() {
+        refusal("map-fails");
     }
 
     /// With the library missing: NVMM caps fail at negotiation with an element error naming
@@ -976,10 +1499,7 @@ mod nvmm {
         let expected = format!(
             "Cannot load {name} (needed for video/x-raw(memory:NVMM) frames; set FACEREC_NVBUFSURFACE_LIB to its path, or convert to system memory with nvvidconv): {name}: cannot open shared object file: No such file or directory"
         );
-        assert!(
-            error.starts_with(&format!("{expected} (")),
-            "error:\n{error}\nexpected:\n{expected}"
-        );
+        assert_eq!(error.message, expected, "{error}");
         drop(lane);
         let run = run_pipeline(
             &decode_pipeline(&format!("{TD}/obama.jpg"), "NV12", ""),

@@ -85,6 +85,20 @@ fn format_matches(format: gst_video::VideoFormat, color: u32) -> bool {
     }
 }
 
+/// A surface colour format as `nvbufsurface.h` names it, for errors a user reads.
+fn color_format_name(color: u32) -> String {
+    let name = match color {
+        NVBUF_COLOR_FORMAT_RGBA => "NVBUF_COLOR_FORMAT_RGBA",
+        NVBUF_COLOR_FORMAT_NV12 => "NVBUF_COLOR_FORMAT_NV12",
+        NVBUF_COLOR_FORMAT_NV12_ER => "NVBUF_COLOR_FORMAT_NV12_ER",
+        NVBUF_COLOR_FORMAT_NV12_709 => "NVBUF_COLOR_FORMAT_NV12_709",
+        NVBUF_COLOR_FORMAT_NV12_709_ER => "NVBUF_COLOR_FORMAT_NV12_709_ER",
+        NVBUF_COLOR_FORMAT_NV12_2020 => "NVBUF_COLOR_FORMAT_NV12_2020",
+        _ => return format!("NvBufSurfaceColorFormat {color}"),
+    };
+    format!("{name} ({color})")
+}
+
 /// A surface mapped for the CPU, with its planes wrapped as a video buffer.
 pub struct MappedSurface {
     lib: Arc<NvBufSurfaceLib>,
@@ -135,9 +149,9 @@ impl MappedSurface {
         }
         if !format_matches(info.format(), params.color_format) {
             return Err(format!(
-                "the surface's colour format {} is not {:?}",
-                params.color_format,
-                info.format()
+                "the surface's colour format is {}, the caps say {}",
+                color_format_name(params.color_format),
+                info.format().to_str()
             ));
         }
         if params.layout != NVBUF_LAYOUT_PITCH {

@@ -15,7 +15,9 @@
  * resolution. Cropping and flipping are refused (NvBufSurfTransformError_Unsupported): the
  * element asks for neither.
  *
- * With FACEREC_STANDIN_TRANSFORM_FAIL=1, every transform fails (Execution_Error, -2).
+ * With FACEREC_STANDIN_TRANSFORM_FAIL=1, every transform fails (Execution_Error, -2). With
+ * FACEREC_STANDIN_TRANSFORM_BLANK=1, every transform succeeds with a black destination (so a
+ * test sees whether the detector reads the VIC's output).
  *
  * Built by gst-facerec/tests/nvmm.rs with `cc -shared -fPIC`.
  */
@@ -273,6 +275,14 @@ NvBufSurfTransform_Error NvBufSurfTransform(NvBufSurface *src, NvBufSurface *dst
   const uint8_t *s1 = nv12 ? (const uint8_t *)s->dataPtr + sp->offset[1] : NULL;
   uint8_t *d0 = (uint8_t *)d->dataPtr + d->planeParams.offset[0];
   uint32_t sw = s->width, sh = s->height, dw = d->width, dh = d->height;
+  const char *blank = getenv("FACEREC_STANDIN_TRANSFORM_BLANK");
+  if (blank && strcmp(blank, "1") == 0) {
+    for (uint32_t y = 0; y < dh; y++)
+      for (uint32_t x = 0; x < dw; x++)
+        memcpy(d0 + (size_t)y * d->planeParams.pitch[0] + (size_t)x * 4, "\0\0\0\xff", 4);
+    __atomic_fetch_add(&counts[0], 1, __ATOMIC_RELAXED);
+    return NvBufSurfTransformError_Success;
+  }
   if (!sampled) {
     uint32_t cdw = (dw + 1) / 2, cdh = (dh + 1) / 2;
     uint8_t *luma = malloc((size_t)dw * dh * (nv12 ? 1 : 4));
