@@ -29,15 +29,12 @@ pub struct Cli {
     /// Address to listen on.
     #[arg(long, env = "FACEREC_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-    /// A camera, as NAME=URI (repeatable; FACEREC_SOURCES takes a comma-separated list, and
-    /// either replaces the config file's `sources`). Schemes: v4l2:///dev/video0, nvargus://0,
-    /// file:///clip.mp4?loop=true, http://host/stream, rtsp://host/path, test://, pipeline:DESC.
-    #[arg(
-        long = "source",
-        value_name = "NAME=URI",
-        env = "FACEREC_SOURCES",
-        value_delimiter = ','
-    )]
+    /// A camera, as NAME=URI (repeatable: one camera per flag, commas included, so a
+    /// pipeline: description keeps its caps; FACEREC_SOURCES takes a list separated by the
+    /// commas that start another NAME=SCHEME:, and either replaces the config file's
+    /// `sources`). Schemes: v4l2:///dev/video0, nvargus://0, file:///clip.mp4?loop=true,
+    /// http://host/stream, rtsp://host/path, test://, pipeline:DESC.
+    #[arg(long = "source", value_name = "NAME=URI", env = "FACEREC_SOURCES")]
     pub sources: Vec<String>,
     /// YAML config file: the same settings, keyed by flag name (flags and environment win),
     /// plus `sources: [{name, uri, redact}]`.
@@ -343,8 +340,16 @@ impl Config {
         }
         let matches = cmd.try_get_matches_from(&args).unwrap_or_else(|e| e.exit());
         let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let sources_from = matches.value_source("sources");
+        if sources_from == Some(clap::parser::ValueSource::EnvVariable) {
+            cli.sources = cli
+                .sources
+                .iter()
+                .flat_map(|l| split_source_list(l))
+                .collect();
+        }
         let from_command_line = matches!(
-            matches.value_source("sources"),
+            sources_from,
             Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
         );
         let mut specs: Vec<(String, String)> = Vec::new();
@@ -735,6 +740,33 @@ pub enum Source {
 
 const SCHEMES: &str = "v4l2, nvargus, file, http, https, rtsp, test, pipeline";
 
+/// Splits `FACEREC_SOURCES` into its `NAME=URI` entries. A comma separates two entries only
+/// where a `NAME=` and one of [`SCHEMES`] follow it, so the caps in a `pipeline:` description
+/// (`video/x-raw,format=NV12`) stay in that description.
+pub fn split_source_list(list: &str) -> Vec<String> {
+    let starts_an_entry = |rest: &str| {
+        rest.trim_start()
+            .split_once('=')
+            .is_some_and(|(name, uri)| {
+                !name.is_empty()
+                    && !name.contains(|c: char| c.is_whitespace() || c == '!')
+                    && SCHEMES
+                        .split(", ")
+                        .any(|scheme| uri.starts_with(&format!("{scheme}:")))
+            })
+    };
+    let mut entries = Vec::new();
+    let mut start = 0;
+    for (i, _) in list.match_indices(',') {
+        if starts_an_entry(&list[i + 1..]) {
+            entries.push(list[start..i].to_string());
+            start = i + 1;
+        }
+    }
+    entries.push(list[start..].to_string());
+    entries
+}
+
 impl Source {
     pub fn is_live(&self) -> bool {
         !matches!(self, Source::File { .. })
@@ -927,6 +959,49 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("is outside the media folder"), "{err}");
+    }
+
+    /// A flag's value is one source, commas and all: caps in a `pipeline:` description always
+    /// hold commas (this exact command line used to fail with `source format: "NV12 ! identity
+    /// sync=true" is not a URI`).
+    #[test]
+    fn a_pipeline_source_keeps_the_commas_of_its_caps() {
+        let description = "filesrc location=a.mp4 ! decodebin ! videoconvert ! \
+                           video/x-raw,format=NV12 ! identity sync=true";
+        let config = Config::from_args([
+            "facerec-launcher",
+            "--source",
+            &format!("cam1=pipeline:{description}"),
+        ])
+        .unwrap();
+        assert_eq!(config.sources.len(), 1);
+        assert_eq!(config.sources[0].0, "cam1");
+        assert_eq!(
+            config.sources[0].2,
+            Source::Pipeline {
+                description: description.into()
+            }
+        );
+        // FACEREC_SOURCES: the commas that start another NAME=SCHEME: separate; the caps' do not.
+        assert_eq!(
+            split_source_list(&format!(
+                "cam1=pipeline:{description},cam2=test://?pattern=ball, cam3=v4l2:///dev/video1"
+            )),
+            [
+                format!("cam1=pipeline:{description}"),
+                "cam2=test://?pattern=ball".to_string(),
+                " cam3=v4l2:///dev/video1".to_string(),
+            ]
+        );
+        assert_eq!(
+            split_source_list("a=file:///x.mp4?loop=true,b=rtsp://h/p"),
+            ["a=file:///x.mp4?loop=true", "b=rtsp://h/p"]
+        );
+        // A comma before something that is not NAME=SCHEME: stays where it is.
+        assert_eq!(
+            split_source_list("a=pipeline:videotestsrc ! video/x-raw,width=(int)640 ! fakesink"),
+            ["a=pipeline:videotestsrc ! video/x-raw,width=(int)640 ! fakesink"]
+        );
     }
 
     #[test]
