@@ -480,5 +480,5 @@ pub fn embed_crop(engine: &Mutex<Engine>, image: &image::RgbImage) -> Option<Vec
     let faces = lock(engine)
         .analyze_at(image, StillScales::Single(320))
         .ok()?;
-    facerec_model::train::enrolment_face(faces).and_then(|f| f.embedding)
+    facerec_core::engine::enrolment_face(faces).and_then(|f| f.embedding)
 }

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use facerec_core::engine::{AnalyzedFace, Engine, EngineConfig};
+use facerec_core::engine::{Engine, EngineConfig};
 use facerec_core::gallery::{Gallery, check_person_name};
 use facerec_core::stills::StillScales;
 use facerec_core::stills::load_rgb;
@@ -81,13 +81,7 @@ impl Progress {
     }
 }
 
-/// The face to enrol from a photo's detections: the largest one that could be embedded.
-pub fn enrolment_face(faces: Vec<AnalyzedFace>) -> Option<AnalyzedFace> {
-    faces
-        .into_iter()
-        .filter(|f| f.embedding.is_some())
-        .max_by(|a, b| a.detection.bbox.area().total_cmp(&b.detection.bbox.area()))
-}
+pub use facerec_core::engine::enrolment_face;
 
 fn enrol_one(
     engine: &mut Engine,

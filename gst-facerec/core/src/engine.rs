@@ -151,6 +151,16 @@ pub struct AnalyzedFace {
     pub identity: Option<Match>,
 }
 
+/// The face to enrol from a photo's detections: the largest one that could be embedded. The
+/// model tool's `train` and `eval` and the launcher's face library all enrol through it. It
+/// lives here beside [`AnalyzedFace`] rather than in `stills`, which `engine` imports.
+pub fn enrolment_face(faces: Vec<AnalyzedFace>) -> Option<AnalyzedFace> {
+    faces
+        .into_iter()
+        .filter(|f| f.embedding.is_some())
+        .max_by(|a, b| a.detection.bbox.area().total_cmp(&b.detection.bbox.area()))
+}
+
 /// Accumulated wall time per stage, for the benchmark and the element's statistics.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StageTimes {
