@@ -103,6 +103,7 @@ mod nvmm {
     use gst_video::prelude::*;
     use gstfacerec::facerec::nvbufsurface::*;
     use gstfacerec::facerec::nvbufsurftransform as xf;
+    use gstfacerec::facerec::vic_network_input;
 
     #[test]
     fn nvmm_caps_are_offered_after_system_memory() {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -23,8 +23,9 @@ use super::crops::CropPolicy;
 use super::frame::{
     FrameFormat, FrameTimes, NetworkScaler, OverlayBlender, core_frame, core_frame_mut,
 };
-use super::live::{LiveJob, LiveWorker};
+use super::live::{LiveJob, LiveSink, LiveWorker};
 use super::message::{FaceCrop, FaceInfo, FacerecMessage};
+use super::sync::lock;
 use super::{ProviderKind, RedactMode};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -277,10 +278,29 @@ pub struct FaceRec {
     vic: Mutex<Option<Option<Arc<super::nvbufsurftransform::NvBufSurfTransformLib>>>>,
 }
 
-/// Locks a mutex, recovering the data if another thread panicked while holding it: a panic
-/// elsewhere must not take the streaming thread down too.
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
+/// Where the live worker's results go: this element, while it exists.
+struct ElementSink(glib::WeakRef<super::FaceRec>);
+
+impl LiveSink for ElementSink {
+    fn is_gone(&self) -> bool {
+        self.0.upgrade().is_none()
+    }
+
+    fn post(&self, faces: &[FaceResult], times: &FrameTimes, inference: Duration) {
+        if let Some(element) = self.0.upgrade() {
+            element.imp().post_faces(faces, times, inference);
+        }
+    }
+
+    fn fail(&self, err: &CoreError) {
+        if let Some(element) = self.0.upgrade() {
+            gst::element_error!(
+                element,
+                gst::StreamError::Failed,
+                ("Inference failed: {}", err)
+            );
+        }
+    }
 }
 
 /// Maps a core error at start-up to the GStreamer error domain that fits it.
@@ -874,7 +894,10 @@ impl BaseTransformImpl for FaceRec {
             .set_gallery(gallery)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)))?;
         let processor = if settings.live {
-            Processor::Live(LiveWorker::spawn(engine, self.obj().downgrade()))
+            Processor::Live(LiveWorker::spawn(
+                engine,
+                ElementSink(self.obj().downgrade()),
+            ))
         } else {
             Processor::Sync(Box::new(engine))
         };

@@ -5,16 +5,24 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use gst::glib;
-use gst::subclass::prelude::*;
-
 use facerec_core::detect::NetworkInput;
 use facerec_core::engine::{Engine, FaceResult, StageTimes, Tuning};
 use facerec_core::frame::Frame;
 use facerec_core::gallery::Gallery;
 
 use super::frame::FrameTimes;
-use super::imp::lock;
+use super::sync::lock;
+
+/// Where the worker's results go (the element). A trait, so that the worker needs nothing of
+/// `imp` and `imp` alone knows the element.
+pub(super) trait LiveSink: Send + 'static {
+    /// The element is gone: the worker stops.
+    fn is_gone(&self) -> bool;
+    /// A detected frame's faces, with the frame's times and the inference time.
+    fn post(&self, faces: &[FaceResult], times: &FrameTimes, inference: std::time::Duration);
+    /// Inference failed; the worker stops after this.
+    fn fail(&self, err: &facerec_core::Error);
+}
 
 /// A frame handed to the live worker: the detector's network-size input, and a copy of the
 /// frame's planes to align faces from at full resolution (the streaming thread draws on the
@@ -57,7 +65,7 @@ pub(super) struct LiveWorker {
 }
 
 impl LiveWorker {
-    pub(super) fn spawn(mut engine: Engine, element: glib::WeakRef<super::FaceRec>) -> LiveWorker {
+    pub(super) fn spawn(mut engine: Engine, sink: impl LiveSink) -> LiveWorker {
         let shared = Arc::new(LiveShared::default());
         let worker_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -103,25 +111,19 @@ impl LiveWorker {
                         .map(|faces| faces.to_vec());
                     let detected = engine.times.detect_runs > runs_before;
                     *lock(&shared.times) = engine.times.clone();
-                    let Some(element) = element.upgrade() else {
+                    if sink.is_gone() {
                         return;
-                    };
+                    }
                     match result {
                         Ok(faces) => {
                             let faces = Arc::new(faces);
                             *lock(&shared.latest) = faces.clone();
                             if detected {
-                                element
-                                    .imp()
-                                    .post_faces(&faces, &job.times, engine.last_inference);
+                                sink.post(&faces, &job.times, engine.last_inference);
                             }
                         }
                         Err(err) => {
-                            gst::element_error!(
-                                element,
-                                gst::StreamError::Failed,
-                                ("Inference failed: {}", err)
-                            );
+                            sink.fail(&err);
                             return;
                         }
                     }

@@ -136,6 +136,7 @@ pub mod nvbufsurface;
 pub mod nvbufsurftransform;
 #[cfg(feature = "nvmm")]
 mod nvmm;
+mod sync;
 
 pub use crops::{CROP_MARGIN, QUALITY_STEP, crop_rect};
 pub use frame::{FrameFormat, NetworkScaler};
@@ -219,4 +220,22 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
         gst::Rank::NONE,
         FaceRec::static_type(),
     )
+}
+
+/// For the tests (the `nvmm` module is private): the detector's input that the element's VIC
+/// scaler makes from buffer 0 of `src`, frames of `info`, as `frame_path.rs` reads
+/// `NetworkScaler`'s.
+///
+/// # Safety
+/// `src` must point to a valid surface of `surfaces`' kind holding a frame of `info`.
+#[cfg(feature = "nvmm")]
+#[doc(hidden)]
+pub unsafe fn vic_network_input(
+    surfaces: std::sync::Arc<nvbufsurface::NvBufSurfaceLib>,
+    transform: std::sync::Arc<nvbufsurftransform::NvBufSurfTransformLib>,
+    info: &gst_video::VideoInfo,
+    network_width: u32,
+    src: *mut nvbufsurface::NvBufSurface,
+) -> Result<facerec_core::detect::NetworkInput<'static>, String> {
+    nvmm::VicScaler::new(surfaces, transform, info, network_width)?.scale(src)
 }

@@ -321,20 +321,3 @@ impl NvBufSurfaceLib {
         self.destroy.map(|destroy| unsafe { destroy(surf) })
     }
 }
-
-/// For the tests (the `nvmm` module is private): the detector's input that the element's VIC
-/// scaler makes from buffer 0 of `src`, frames of `info`, as `frame_path.rs` reads
-/// `NetworkScaler`'s.
-///
-/// # Safety
-/// `src` must point to a valid surface of `surfaces`' kind holding a frame of `info`.
-#[doc(hidden)]
-pub unsafe fn vic_network_input(
-    surfaces: std::sync::Arc<NvBufSurfaceLib>,
-    transform: std::sync::Arc<super::nvbufsurftransform::NvBufSurfTransformLib>,
-    info: &gst_video::VideoInfo,
-    network_width: u32,
-    src: *mut NvBufSurface,
-) -> Result<facerec_core::detect::NetworkInput<'static>, String> {
-    super::nvmm::VicScaler::new(surfaces, transform, info, network_width)?.scale(src)
-}
