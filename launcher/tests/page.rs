@@ -52,65 +52,14 @@ fn segment(name: &str) -> String {
         .replace('+', "%20")
 }
 
-/// A multipart/form-data body with one `field` part per file.
-fn multipart(field: &str, files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "facerec-page-boundary-41c2";
-    let mut body = Vec::new();
-    for (name, bytes) in files {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-/// Sends a request to `base`; returns the status and the body.
-fn send(
-    base: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    content_type: &str,
-    body: &[u8],
-) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut request = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"));
-    if !content_type.is_empty() {
-        request = request.header("Content-Type", content_type);
-    }
-    if let Some(t) = token {
-        request = request.header("Authorization", format!("Bearer {t}"));
-    }
-    let mut response = if body.is_empty() {
-        agent.run(request.body(()).unwrap())
-    } else {
-        agent.run(request.body(body.to_vec()).unwrap())
-    }
-    .unwrap();
-    let status = response.status().as_u16();
-    (status, response.body_mut().read_to_string().unwrap())
-}
-
 /// Every stored event, newest first.
 fn all_events(base: &str) -> Vec<Value> {
     let mut events = Vec::new();
     let mut cursor = String::new();
     loop {
         let (status, body) = send(
-            base,
+            &format!("{base}/api/history?limit=500{cursor}"),
             "GET",
-            &format!("/api/history?limit=500{cursor}"),
             None,
             "",
             b"",
@@ -215,9 +164,8 @@ impl Case {
     fn answer(&self, base: &str, unknown: i64) -> (u16, String) {
         let path = self.path.replace("{unknown}", &unknown.to_string());
         let (status, body) = send(
-            base,
+            &format!("{base}{path}"),
             self.method,
-            &path,
             self.token,
             &self.content_type,
             &self.body,
@@ -348,9 +296,8 @@ fn page_checks_pass_on_the_real_launcher() {
         &[("miranda.png", &shared("lin-manuel-miranda.png"))],
     );
     let (status, text) = send(
-        &launcher.base,
+        &launcher.url(&format!("/api/people/{}/photos", segment(OBRIEN))),
         "POST",
-        &format!("/api/people/{}/photos", segment(OBRIEN)),
         Some(TOKEN),
         &content_type,
         &body,

@@ -219,7 +219,7 @@ impl Launcher {
         rx
     }
 
-    /// Sends a request with an optional bearer token; returns the status and the body.
+    /// Sends a JSON request with an optional bearer token; returns the status and the body.
     pub fn request(
         &self,
         method: &str,
@@ -227,24 +227,13 @@ impl Launcher {
         token: Option<&str>,
         body: &str,
     ) -> (u16, String) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut req = ureq::http::Request::builder()
-            .method(method)
-            .uri(self.url(path))
-            .header("Content-Type", "application/json");
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        let mut r = if body.is_empty() {
-            agent.run(req.body(()).unwrap())
-        } else {
-            agent.run(req.body(body.to_string()).unwrap())
-        }
-        .unwrap();
-        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+        send(
+            &self.url(path),
+            method,
+            token,
+            "application/json",
+            body.as_bytes(),
+        )
     }
 
     pub fn frames(&self, camera: &str) -> u64 {
@@ -360,4 +349,55 @@ impl Drop for Launcher {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends a request with an optional bearer token and content type (empty: none) and an
+/// optional body (empty: none); returns the status and the body as text.
+pub fn send(
+    url: &str,
+    method: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    if !content_type.is_empty() {
+        request = request.header("Content-Type", content_type);
+    }
+    if let Some(t) = token {
+        request = request.header("Authorization", format!("Bearer {t}"));
+    }
+    let mut response = if body.is_empty() {
+        agent.run(request.body(()).unwrap())
+    } else {
+        agent.run(request.body(body.to_vec()).unwrap())
+    }
+    .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+/// A multipart/form-data body with one `field` part per file, and its content type.
+pub fn multipart(field: &str, files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "facerec-test-boundary-7f3a";
+    let mut body = Vec::new();
+    for (name, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
