@@ -1,66 +1,53 @@
 //! One camera: its GStreamer pipeline, the supervisor thread that rebuilds it with exponential
 //! backoff when the source is lost, and what it publishes (JPEG frames, faces, events).
+//!
+//! Camera layer: imports the domain and the services' interfaces (the event sink, the
+//! metrics). A camera's events go to the [`EventSink`] of its [`Context`]; the [`registry`]
+//! holds the cameras.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+pub mod element;
+pub mod registry;
+pub mod settings;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use gst::prelude::*;
 use serde::Serialize;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
-pub use crate::config::PipelineSettings;
-use crate::config::Source;
-use crate::metrics::{CameraLabel, Metrics, StateLabel};
-use crate::recorder::{Crop, Draft, RecorderHandle};
-use crate::store::{EventKind, NewEvent, StoredEvent};
+use crate::domain::event::Crop;
+use crate::domain::source::Source;
+use crate::domain::{CameraState, Draft, EventKind, NewEvent, Presence, lock};
+use crate::metrics::{CameraLabel, Metrics};
+use crate::sink::EventSink;
+use element::{set, set_str};
 use facerec_core::gallery::UNKNOWN;
-
-pub const STATES: [&str; 6] = [
-    "starting",
-    "playing",
-    "reconnecting",
-    "failed",
-    "ended",
-    "stopped",
-];
+pub use settings::PipelineSettings;
 
 /// A live source that delivers no frame for this long is rebuilt.
 const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-const RECENT_EVENTS: usize = 50;
 /// A track not seen for this long has ended (faces come and go between detections).
 const TRACK_GONE: Duration = Duration::from_secs(1);
 
 /// Who a camera has in view, from its current tracks (a track lasts [`TRACK_GONE`] after its
 /// last detection, so this does not flicker with single missed detections).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Presence {
-    /// The names that current tracks have been announced with (no `unknown`).
-    pub people: BTreeSet<String>,
-    /// A current track has been announced as unknown (after --unknown-after).
-    pub unknown: bool,
-    /// Current tracks, announced or not.
-    pub faces: usize,
-}
-
-impl Presence {
-    fn of(tracks: &HashMap<u64, Track>) -> Presence {
-        let announced = || tracks.values().filter_map(|t| t.announced.as_deref());
-        Presence {
-            people: announced()
-                .filter(|n| *n != UNKNOWN)
-                .map(str::to_string)
-                .collect(),
-            unknown: announced().any(|n| n == UNKNOWN),
-            faces: tracks.len(),
-        }
+fn presence_of(tracks: &HashMap<u64, Track>) -> Presence {
+    let announced = || tracks.values().filter_map(|t| t.announced.as_deref());
+    Presence {
+        people: announced()
+            .filter(|n| *n != UNKNOWN)
+            .map(str::to_string)
+            .collect(),
+        unknown: announced().any(|n| n == UNKNOWN),
+        faces: tracks.len(),
     }
 }
 
@@ -82,10 +69,6 @@ fn unix_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn now_rfc3339() -> String {
@@ -209,88 +192,21 @@ pub struct Frame {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
-    pub state: &'static str,
+    pub state: CameraState,
     pub reason: Option<String>,
     pub since: String,
     #[serde(skip)]
     pub ever_played: bool,
 }
 
-/// Shared by all cameras: settings, metrics, the history recorder and the event stream.
-pub struct Hub {
+/// What every camera shares: the pipeline settings (the gallery changes with the library),
+/// where its events go, and the metrics it records its measurements on.
+pub struct Context {
     pub settings: Mutex<PipelineSettings>,
+    pub sink: Arc<dyn EventSink>,
     pub metrics: Arc<Metrics>,
-    pub events: broadcast::Sender<StoredEvent>,
-    pub recent: Mutex<VecDeque<StoredEvent>>,
-    /// Where the cameras send their event drafts (set once at start-up).
-    pub recorder: OnceLock<RecorderHandle>,
     /// How long an unknown face is tracked before it is an event.
     pub unknown_after: Duration,
-    /// The MQTT publisher, when MQTT is configured (set once at start-up).
-    pub mqtt: OnceLock<crate::mqtt::Handle>,
-}
-
-impl Hub {
-    pub fn new(settings: PipelineSettings, metrics: Arc<Metrics>, unknown_after: Duration) -> Hub {
-        Hub {
-            settings: Mutex::new(settings),
-            metrics,
-            events: broadcast::channel(256).0,
-            recent: Mutex::new(VecDeque::new()),
-            recorder: OnceLock::new(),
-            unknown_after,
-            mqtt: OnceLock::new(),
-        }
-    }
-
-    fn submit(&self, draft: Draft) {
-        if let Some(recorder) = self.recorder.get() {
-            recorder.submit(draft);
-        }
-    }
-
-    /// Announces a stored event on the SSE stream (and keeps it for late subscribers).
-    pub fn emit(&self, event: StoredEvent) {
-        let mut recent = lock(&self.recent);
-        if recent.len() == RECENT_EVENTS {
-            recent.pop_front();
-        }
-        recent.push_back(event.clone());
-        drop(recent);
-        if let Some(mqtt) = self.mqtt.get() {
-            mqtt.event(&event);
-        }
-        // No subscriber is fine: the event is still in `recent`.
-        let _ = self.events.send(event);
-    }
-
-    /// Tells MQTT who a camera has in view.
-    fn presence(&self, camera: &str, presence: &Presence) {
-        if let Some(mqtt) = self.mqtt.get() {
-            mqtt.presence(camera, presence);
-        }
-    }
-
-    /// A camera was added (at start-up or through the API).
-    pub fn camera_added(&self, camera: &str) {
-        if let Some(mqtt) = self.mqtt.get() {
-            mqtt.camera_added(camera);
-        }
-    }
-
-    /// A camera was removed through the API (not at shutdown: its entities stay).
-    pub fn camera_removed(&self, camera: &str) {
-        if let Some(mqtt) = self.mqtt.get() {
-            mqtt.camera_removed(camera);
-        }
-    }
-
-    /// The gallery the pipelines use now: MQTT announces its people.
-    pub fn gallery_changed(&self, path: Option<&std::path::Path>) {
-        if let Some(mqtt) = self.mqtt.get() {
-            mqtt.people(crate::mqtt::gallery_people(path));
-        }
-    }
 }
 
 pub struct Camera {
@@ -322,13 +238,13 @@ enum Outcome {
 }
 
 impl Camera {
-    pub fn start(name: String, uri: String, source: Source, hub: Arc<Hub>) -> Arc<Camera> {
+    pub fn start(name: String, uri: String, source: Source, context: Arc<Context>) -> Arc<Camera> {
         let camera = Arc::new(Camera {
             name,
             uri,
             source,
             status: Mutex::new(Status {
-                state: "starting",
+                state: CameraState::Starting,
                 reason: None,
                 since: now_rfc3339(),
                 ever_played: false,
@@ -347,11 +263,11 @@ impl Camera {
             facerec: Mutex::new(None),
             thread: Mutex::new(None),
         });
-        camera.set_status("starting", None, &hub);
-        let (cam, h) = (camera.clone(), hub);
+        camera.set_status(CameraState::Starting, None, &context);
+        let (cam, c) = (camera.clone(), context);
         let thread = std::thread::Builder::new()
             .name(format!("camera-{}", camera.name))
-            .spawn(move || cam.supervise(&h))
+            .spawn(move || cam.supervise(&c))
             .expect("spawning a thread");
         *lock(&camera.thread) = Some(thread);
         camera
@@ -399,27 +315,22 @@ impl Camera {
         }
     }
 
-    fn set_status(&self, state: &'static str, reason: Option<String>, hub: &Hub) {
+    fn set_status(&self, state: CameraState, reason: Option<String>, context: &Context) {
         let mut status = lock(&self.status);
         if status.state != state || status.reason != reason {
             match &reason {
-                Some(r) => tracing::warn!(camera = %self.name, state, reason = %r, "camera state"),
-                None => tracing::info!(camera = %self.name, state, "camera state"),
+                Some(r) => {
+                    tracing::warn!(camera = %self.name, state = state.as_str(), reason = %r, "camera state")
+                }
+                None => tracing::info!(camera = %self.name, state = state.as_str(), "camera state"),
             }
         }
         status.state = state;
         status.reason = reason;
         status.since = now_rfc3339();
-        status.ever_played |= state == "playing";
-        for s in STATES {
-            hub.metrics
-                .state
-                .get_or_create(&StateLabel {
-                    camera: self.name.clone(),
-                    state: s.to_string(),
-                })
-                .set((s == state) as i64);
-        }
+        status.ever_played |= state == CameraState::Playing;
+        drop(status);
+        context.sink.camera_state(&self.name, state);
     }
 
     fn stopped(&self) -> bool {
@@ -435,34 +346,34 @@ impl Camera {
         self.stopped()
     }
 
-    fn supervise(self: &Arc<Self>, hub: &Arc<Hub>) {
+    fn supervise(self: &Arc<Self>, context: &Arc<Context>) {
         let label = CameraLabel {
             camera: self.name.clone(),
         };
         let mut backoff = BACKOFF_START;
         loop {
-            match self.run_once(hub) {
+            match self.run_once(context) {
                 Outcome::Stopped => break,
                 Outcome::Ended => {
-                    self.set_status("ended", None, hub);
+                    self.set_status(CameraState::Ended, None, context);
                     return;
                 }
                 Outcome::Fatal(reason) => {
-                    self.set_status("failed", Some(reason), hub);
+                    self.set_status(CameraState::Failed, Some(reason), context);
                     return;
                 }
                 Outcome::Lost { reason, played } => {
                     if played {
                         backoff = BACKOFF_START;
                     }
-                    hub.metrics.reconnects.get_or_create(&label).inc();
+                    context.metrics.reconnects.get_or_create(&label).inc();
                     self.set_status(
-                        "reconnecting",
+                        CameraState::Reconnecting,
                         Some(format!(
                             "{reason}; retrying in {:.1} s",
                             backoff.as_secs_f64()
                         )),
-                        hub,
+                        context,
                     );
                     if self.pause(backoff) {
                         break;
@@ -471,11 +382,11 @@ impl Camera {
                 }
             }
         }
-        self.set_status("stopped", None, hub);
+        self.set_status(CameraState::Stopped, None, context);
     }
 
-    fn build(self: &Arc<Self>, hub: &Arc<Hub>) -> Result<gst::Pipeline> {
-        let settings = lock(&hub.settings).clone();
+    fn build(self: &Arc<Self>, context: &Arc<Context>) -> Result<gst::Pipeline> {
+        let settings = lock(&context.settings).clone();
         let description = describe(&self.source, &settings);
         let pipeline = gst::parse::launch(&description)
             .with_context(|| format!("cannot build the pipeline `{description}`"))?
@@ -503,13 +414,13 @@ impl Camera {
         if let Some(r) = &settings.recognizer {
             set(&facerec, "recognizer", r.display().to_string())?;
         }
-        set_str(&facerec, "provider", &settings.provider)?;
+        set_str(&facerec, "provider", settings.provider.as_str())?;
         if let Some(strict) = settings.strict_provider {
             set(&facerec, "strict-provider", strict)?;
         }
         // Set only when configured, so that the element's defaults are declared once.
-        if let Some(variant) = &settings.model_variant {
-            set_str(&facerec, "model-variant", variant)?;
+        if let Some(variant) = settings.model_variant {
+            set_str(&facerec, "model-variant", variant.as_str())?;
         }
         if let Some(folder) = &settings.trt_engine_cache {
             set(&facerec, "trt-engine-cache", folder.display().to_string())?;
@@ -529,11 +440,8 @@ impl Camera {
             set(&facerec, property, value)?;
         }
         set(&facerec, "detect-interval", settings.detect_interval)?;
-        let redact = settings
-            .camera_redact
-            .get(&self.name)
-            .unwrap_or(&settings.redact);
-        set_str(&facerec, "redact", redact)?;
+        let redact = settings.redact_of(&self.name);
+        set_str(&facerec, "redact", settings::redact_nick(redact))?;
         if let Some(font) = &settings.font {
             set(&facerec, "font", font.display().to_string())?;
         }
@@ -593,7 +501,7 @@ impl Camera {
         *lock(&self.facerec) = Some(facerec.clone());
         // A library change since `settings` was read found no element here to reload
         // (reload_gallery): give this one the newer gallery. The element loads it at its start.
-        let gallery_now = lock(&hub.settings).gallery.clone();
+        let gallery_now = lock(&context.settings).gallery.clone();
         if gallery_now != settings.gallery
             && let Some(g) = &gallery_now
         {
@@ -610,15 +518,15 @@ impl Camera {
             .send_replace(Some(Arc::new(Frame { jpeg, seq })));
     }
 
-    fn run_once(self: &Arc<Self>, hub: &Arc<Hub>) -> Outcome {
-        self.set_status("starting", None, hub);
-        let pipeline = match self.build(hub) {
+    fn run_once(self: &Arc<Self>, context: &Arc<Context>) -> Outcome {
+        self.set_status(CameraState::Starting, None, context);
+        let pipeline = match self.build(context) {
             Ok(p) => p,
             // A missing element or a bad description will not fix itself by retrying.
             Err(e) => return Outcome::Fatal(format!("{e:#}")),
         };
         let bus = pipeline.bus().expect("a pipeline has a bus");
-        let outcome = self.watch(&pipeline, &bus, hub);
+        let outcome = self.watch(&pipeline, &bus, context);
         let _ = pipeline.set_state(gst::State::Null);
         *lock(&self.facerec) = None;
         *lock(&self.faces) = Vec::new();
@@ -629,7 +537,7 @@ impl Camera {
         self: &Arc<Self>,
         pipeline: &gst::Pipeline,
         bus: &gst::Bus,
-        hub: &Arc<Hub>,
+        context: &Arc<Context>,
     ) -> Outcome {
         let mut tracks: HashMap<u64, Track> = HashMap::new();
         let played = false;
@@ -657,8 +565,8 @@ impl Camera {
             };
         }
         *lock(&self.last_frame) = Instant::now();
-        let outcome = self.watch_bus(pipeline, bus, hub, &mut tracks, played, http_status);
-        self.end_tracks(&mut tracks, hub, Duration::ZERO);
+        let outcome = self.watch_bus(pipeline, bus, context, &mut tracks, played, http_status);
+        self.end_tracks(&mut tracks, context, Duration::ZERO);
         outcome
     }
 
@@ -666,7 +574,7 @@ impl Camera {
         self: &Arc<Self>,
         pipeline: &gst::Pipeline,
         bus: &gst::Bus,
-        hub: &Arc<Hub>,
+        context: &Arc<Context>,
         tracks: &mut HashMap<u64, Track>,
         mut played: bool,
         mut http_status: Option<u32>,
@@ -675,7 +583,7 @@ impl Camera {
             if self.stopped() {
                 return Outcome::Stopped;
             }
-            self.end_tracks(tracks, hub, TRACK_GONE);
+            self.end_tracks(tracks, context, TRACK_GONE);
             if played && self.source.is_live() && lock(&self.last_frame).elapsed() > STALL_TIMEOUT {
                 return Outcome::Lost {
                     reason: format!("no frame for {} s", STALL_TIMEOUT.as_secs()),
@@ -701,7 +609,7 @@ impl Camera {
                             gst::ClockTime::ZERO,
                         );
                         // The clip starts again: its tracks end here.
-                        self.end_tracks(tracks, hub, Duration::ZERO);
+                        self.end_tracks(tracks, context, Duration::ZERO);
                     }
                     Source::File { .. } => return Outcome::Ended,
                     _ => {
@@ -717,7 +625,7 @@ impl Camera {
                         && !played =>
                 {
                     played = true;
-                    self.set_status("playing", None, hub);
+                    self.set_status(CameraState::Playing, None, context);
                     // The provider after any fallback: what an operator checks TensorRT by.
                     let provider = pipeline
                         .by_name("facerec")
@@ -729,7 +637,7 @@ impl Camera {
                         .filter(|p| !p.is_empty());
                     if let Some(provider) = provider {
                         tracing::info!(camera = %self.name, %provider, "inference provider");
-                        hub.metrics.set_provider(&self.name, &provider);
+                        context.metrics.set_provider(&self.name, &provider);
                     }
                 }
                 gst::MessageView::Warning(w) => {
@@ -737,7 +645,7 @@ impl Camera {
                 }
                 gst::MessageView::Element(e) => match e.structure() {
                     Some(s) if s.name() == gstfacerec::facerec::MESSAGE_NAME => {
-                        self.on_faces(s, tracks, hub)
+                        self.on_faces(s, tracks, context)
                     }
                     Some(s) if s.name() == "http-headers" => {
                         http_status = s.get::<u32>("http-status-code").ok();
@@ -793,7 +701,7 @@ impl Camera {
 
     /// Ends the tracks not seen for `gone` (all of them for zero): one `ended` event each for
     /// those that were events at all (a passing blur never was).
-    fn end_tracks(&self, tracks: &mut HashMap<u64, Track>, hub: &Hub, gone: Duration) {
+    fn end_tracks(&self, tracks: &mut HashMap<u64, Track>, context: &Context, gone: Duration) {
         let now = Instant::now();
         let ended: Vec<u64> = tracks
             .iter()
@@ -810,13 +718,13 @@ impl Camera {
                 let mut draft = self.draft(EventKind::Ended, &track, crop, unix_ms());
                 // The name the track was last announced with, not its very last frame's.
                 draft.event.name = name.clone();
-                hub.submit(draft);
+                context.sink.track(&draft);
             }
         }
-        self.update_presence(tracks, hub);
+        self.update_presence(tracks, context);
     }
 
-    fn on_faces(&self, s: &gst::StructureRef, tracks: &mut HashMap<u64, Track>, hub: &Hub) {
+    fn on_faces(&self, s: &gst::StructureRef, tracks: &mut HashMap<u64, Track>, context: &Context) {
         let label = CameraLabel {
             camera: self.name.clone(),
         };
@@ -827,7 +735,8 @@ impl Camera {
                 return;
             }
         };
-        hub.metrics
+        context
+            .metrics
             .inference_seconds
             .get_or_create(&label)
             .observe(message.inference_ns as f64 / 1e9);
@@ -849,11 +758,13 @@ impl Camera {
             })
             .collect();
         let named = faces.iter().filter(|f| f.name != UNKNOWN).count();
-        hub.metrics
+        context
+            .metrics
             .faces
             .get_or_create(&label)
             .set(faces.len() as i64);
-        hub.metrics
+        context
+            .metrics
             .named_faces
             .get_or_create(&label)
             .set(named as i64);
@@ -887,7 +798,7 @@ impl Camera {
                     None => Some(EventKind::Named),
                 }
             } else if track.announced.is_none()
-                && now.duration_since(track.first_seen) >= hub.unknown_after
+                && now.duration_since(track.first_seen) >= context.unknown_after
             {
                 Some(EventKind::Unknown)
             } else {
@@ -898,62 +809,22 @@ impl Camera {
                 // The crop taken on this very frame when there is one (the element attaches one
                 // when the decided name changes), else the track's best.
                 let crop = fresh_crop.or_else(|| track.best_crop.as_ref().map(|(_, c)| c.clone()));
-                hub.submit(self.draft(kind, track, crop, now_ms));
+                context.sink.track(&self.draft(kind, track, crop, now_ms));
             }
         }
         *lock(&self.faces) = faces;
-        self.update_presence(tracks, hub);
+        self.update_presence(tracks, context);
     }
 
-    /// Tells the hub when who is in view has changed.
-    fn update_presence(&self, tracks: &HashMap<u64, Track>, hub: &Hub) {
-        let presence = Presence::of(tracks);
+    /// Tells the sink when who is in view has changed.
+    fn update_presence(&self, tracks: &HashMap<u64, Track>, context: &Context) {
+        let presence = presence_of(tracks);
         let mut last = lock(&self.presence);
         if *last != presence {
-            hub.presence(&self.name, &presence);
+            context.sink.presence(&self.name, &presence);
             *last = presence;
         }
     }
-}
-
-/// `set_property` without the panic: an unknown property, a mistyped or out-of-range value is
-/// an error for this camera, not a panic in its thread.
-fn set(element: &gst::Element, name: &str, value: impl Into<gst::glib::Value>) -> Result<()> {
-    set_value(element, name, value.into())
-}
-
-/// `set_property_from_str` without the panic (enums such as `provider` and `pattern`).
-fn set_str(element: &gst::Element, name: &str, text: &str) -> Result<()> {
-    use gst::prelude::*;
-    let pspec = element
-        .find_property(name)
-        .with_context(|| format!("{} has no property {name}", element.name()))?;
-    let value = gst::glib::Value::deserialize_with_pspec(text, &pspec)
-        .map_err(|_| anyhow::anyhow!("{} refuses {name} = {text:?}", element.name()))?;
-    set_value(element, name, value)
-}
-
-fn set_value(element: &gst::Element, name: &str, value: gst::glib::Value) -> Result<()> {
-    let pspec = element
-        .find_property(name)
-        .with_context(|| format!("{} has no property {name}", element.name()))?;
-    let numeric = value
-        .get::<f32>()
-        .map(f64::from)
-        .or_else(|_| value.get::<f64>())
-        .or_else(|_| value.get::<u32>().map(f64::from))
-        .or_else(|_| value.get::<i32>().map(f64::from))
-        .ok();
-    let in_range = match (crate::config::pspec_range(&pspec), numeric) {
-        // NaN is refused too.
-        (Some((min, max)), Some(v)) => (min..=max).contains(&v),
-        _ => true,
-    };
-    if !value.type_().is_a(pspec.value_type()) || !in_range {
-        bail!("{} refuses {name} = {value:?}", element.name());
-    }
-    element.set_property_from_value(name, &value);
-    Ok(())
 }
 
 /// souphttpsrc's debug text carries the status as "Not Found (404), URL: …".
@@ -1001,52 +872,12 @@ fn error_text(e: &gst::message::Error) -> String {
 mod tests {
     use super::*;
 
-    /// A refused value is an error naming the element and the value, never a panic in the
-    /// camera thread (issue 8: `--detect-threshold=-5` used to panic here).
-    #[test]
-    fn property_sets_refuse_instead_of_panicking() {
-        gst::init().unwrap();
-        crate::config::ensure_facerec_plugin().unwrap();
-        let facerec = gst::ElementFactory::make("facerec")
-            .name("facerec")
-            .build()
-            .unwrap();
-        let err = |r: Result<()>| format!("{:#}", r.unwrap_err());
-        assert_eq!(
-            err(set(&facerec, "detect-threshold", -5f32)),
-            "facerec refuses detect-threshold = (gfloat) -5.000000"
-        );
-        assert_eq!(
-            err(set(&facerec, "match-threshold", f32::NAN)),
-            "facerec refuses match-threshold = (gfloat) nan"
-        );
-        assert_eq!(
-            err(set(&facerec, "detect-interval", 100_000u32)),
-            "facerec refuses detect-interval = (guint) 100000"
-        );
-        assert_eq!(
-            err(set(&facerec, "detect-interval", "5")),
-            "facerec refuses detect-interval = (gchararray) \"5\""
-        );
-        assert_eq!(
-            err(set(&facerec, "no-such", 1u32)),
-            "facerec has no property no-such"
-        );
-        assert_eq!(
-            err(set_str(&facerec, "provider", "gpu")),
-            "facerec refuses provider = \"gpu\""
-        );
-        set(&facerec, "detect-threshold", 0.5f32).unwrap();
-        set_str(&facerec, "provider", "cpu").unwrap();
-        assert_eq!(facerec.property::<f32>("detect-threshold"), 0.5);
-    }
-
     /// The CSI camera goes through NVMM only when the registered facerec takes it: the
     /// launcher's own copy (built without `nvmm`) does not, so the copy to system memory stays.
     #[test]
     fn nvargus_uses_nvmm_only_when_facerec_takes_it() {
         gst::init().unwrap();
-        crate::config::ensure_facerec_plugin().unwrap();
+        element::ensure_facerec_plugin().unwrap();
         assert_eq!(facerec_takes_nvmm("facerec"), cfg!(feature = "nvmm"));
         // An element whose template takes any memory (videoconvert: `video/x-raw(ANY)`) counts.
         assert!(facerec_takes_nvmm("videoconvert"));
@@ -1071,7 +902,7 @@ mod tests {
             gallery: None,
             detector: None,
             recognizer: None,
-            provider: "auto".into(),
+            provider: facerec_core::runtime::Provider::Auto,
             model_variant: None,
             trt_engine_cache: None,
             strict_provider: None,
@@ -1084,7 +915,7 @@ mod tests {
             min_quality: None,
             confidence_bar: None,
             detect_interval: 1,
-            redact: "none".into(),
+            redact: gstfacerec::RedactMode::None,
             camera_redact: Default::default(),
             font: None,
             processing_fps: 0,
@@ -1098,7 +929,7 @@ mod tests {
             "rtsp://camera/path",
             "test://?pattern=ball",
         ] {
-            let source = Source::parse(uri, crate::config::Trust::Operator).unwrap();
+            let source = Source::parse(uri, crate::domain::source::Trust::Operator).unwrap();
             let description = describe(&source, &settings);
             assert!(
                 doc.contains(&description),

@@ -1,15 +1,19 @@
 //! Settings from flags, environment variables (the demo's names too) and a YAML config file,
 //! in that order of precedence, and the camera sources they name.
 //!
-//! Each setting is declared once, as a field of [`Cli`] or [`PipelineSettings`]: its flag is the
+//! Each setting is declared once, as a field of [`Cli`] or [`PipelineArgs`]: its flag is the
 //! field name in kebab-case, its environment variable is in `env = …`, its default in
 //! `default_value…`, and its key in the config file is the flag's name. The file's values become
 //! the arguments' defaults, so that clap's own order applies everywhere: flag, then environment,
 //! then file, then the built-in default.
+//!
+//! Read by `main.rs` only: the other modules get plain values (the typed [`PipelineSettings`],
+//! `mqtt`'s `MqttConfig`, numbers). It imports the layers below for what the command line
+//! flattens or checks (sources, the camera settings, the element's properties, MQTT's flags).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,7 +21,10 @@ use anyhow::{Context, Result, bail};
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 use gst::prelude::*;
 use serde::Deserialize;
-use url::Url;
+
+use crate::camera::element::pspec_range;
+use crate::camera::settings::{PipelineSettings, element_overrides, parse_redact};
+use crate::domain::source::{Source, Trust, split_source_list, validate_name};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -41,7 +48,7 @@ pub struct Cli {
     #[arg(long, env = "FACEREC_CONFIG")]
     pub config: Option<PathBuf>,
     #[command(flatten)]
-    pub pipeline: PipelineSettings,
+    pub pipeline: PipelineArgs,
     /// Most concurrent stream clients over all cameras.
     #[arg(long, env = "FACEREC_MAX_CLIENTS", default_value_t = 32)]
     pub max_clients: usize,
@@ -90,9 +97,10 @@ pub struct Cli {
     pub mqtt: crate::mqtt::MqttArgs,
 }
 
-/// How every camera's facerec element and encoder are set up.
+/// How every camera's facerec element and encoder are set up, as given (checked by
+/// [`Config::validate`], made [`PipelineSettings`] by [`Config::pipeline_settings`]).
 #[derive(Debug, Clone, clap::Args)]
-pub struct PipelineSettings {
+pub struct PipelineArgs {
     /// The gallery (model.data). The demo's MODEL_FILENAME is honoured too (below
     /// FACEREC_GALLERY). Once the face library has been changed, its gallery in the data
     /// folder is used instead (see the README).
@@ -173,18 +181,11 @@ pub struct PipelineSettings {
     pub jpeg_quality: u32,
 }
 
-impl PipelineSettings {
+impl PipelineArgs {
     /// facerec properties set only when configured, so that the element's default stays their
     /// one declaration: (property, value).
     pub fn element_overrides(&self) -> Vec<(&'static str, f32)> {
-        [
-            ("match-margin", self.match_margin),
-            ("min-quality", self.min_quality),
-            ("confidence-bar", self.confidence_bar),
-        ]
-        .into_iter()
-        .filter_map(|(property, value)| Some((property, value?)))
-        .collect()
+        element_overrides(self.match_margin, self.min_quality, self.confidence_bar)
     }
 
     /// The engine the launcher checks the models with at start-up (and the face library embeds
@@ -500,26 +501,6 @@ impl Config {
     }
 }
 
-/// The bounds of a numeric `ParamSpec`, whatever its numeric type.
-pub fn pspec_range(pspec: &gst::glib::ParamSpec) -> Option<(f64, f64)> {
-    use gst::glib;
-    if let Some(p) = pspec.downcast_ref::<glib::ParamSpecFloat>() {
-        Some((p.minimum() as f64, p.maximum() as f64))
-    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecDouble>() {
-        Some((p.minimum(), p.maximum()))
-    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecUInt>() {
-        Some((p.minimum() as f64, p.maximum() as f64))
-    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecInt>() {
-        Some((p.minimum() as f64, p.maximum() as f64))
-    } else if let Some(p) = pspec.downcast_ref::<glib::ParamSpecUInt64>() {
-        Some((p.minimum() as f64, p.maximum() as f64))
-    } else {
-        pspec
-            .downcast_ref::<glib::ParamSpecInt64>()
-            .map(|p| (p.minimum() as f64, p.maximum() as f64))
-    }
-}
-
 /// The `ParamSpec` bounds of `factory`'s `property`.
 pub fn element_range(factory: &str, property: &str) -> Result<(f64, f64)> {
     let element = gst::ElementFactory::make(factory)
@@ -556,8 +537,8 @@ pub fn element_nicks(factory: &str, property: &str) -> Result<Vec<String>> {
 /// [`LAUNCHER_RANGES`]. Without GStreamer the help simply lacks the element ranges.
 pub fn command() -> clap::Command {
     let (client, overall) = (
-        crate::http::RateLimiter::REGISTER_PER_CLIENT,
-        crate::http::RateLimiter::REGISTER_OVERALL,
+        crate::domain::rate_limit::RateLimiter::REGISTER_PER_CLIENT,
+        crate::domain::rate_limit::RateLimiter::REGISTER_OVERALL,
     );
     let mut cmd = Cli::command().after_help(format!(
         "FACEREC_API_TOKEN (environment only): when set, every write route (POST/PUT/DELETE under \
@@ -690,223 +671,51 @@ impl Config {
     }
 }
 
-/// Registers the facerec element if GST_PLUGIN_PATH did not provide it: from then on the copy
-/// linked into this binary is used.
-pub fn ensure_facerec_plugin() -> Result<()> {
-    if gst::ElementFactory::find("facerec").is_none() {
-        gstfacerec::plugin_register_static().context("cannot register the facerec plugin")?;
-    }
-    Ok(())
-}
-
-/// Camera names appear in URLs and metric labels: keep them to a safe alphabet.
-pub fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 48
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !ok {
-        bail!(
-            "invalid camera name {name:?}: use 1-48 letters, digits, '-' or '_', starting with a letter or digit"
-        );
-    }
-    Ok(())
-}
-
-/// Who asked for a source: the operator (flags, config file) may use any scheme; the HTTP API
-/// only network cameras, test patterns, video devices and files under the media folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trust<'a> {
-    Operator,
-    Api { media_dir: Option<&'a Path> },
-}
-
-/// A camera source.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Source {
-    V4l2 { device: PathBuf },
-    Nvargus { sensor: u32 },
-    File { path: PathBuf, looped: bool },
-    Http { url: String },
-    Rtsp { url: String },
-    Test { pattern: String },
-    Pipeline { description: String },
-}
-
-const SCHEMES: &str = "v4l2, nvargus, file, http, https, rtsp, test, pipeline";
-
-/// Splits `FACEREC_SOURCES` into its `NAME=URI` entries. A comma separates two entries only
-/// where a `NAME=` and one of [`SCHEMES`] follow it, so the caps in a `pipeline:` description
-/// (`video/x-raw,format=NV12`) stay in that description.
-pub fn split_source_list(list: &str) -> Vec<String> {
-    let starts_an_entry = |rest: &str| {
-        rest.trim_start()
-            .split_once('=')
-            .is_some_and(|(name, uri)| {
-                !name.is_empty()
-                    && !name.contains(|c: char| c.is_whitespace() || c == '!')
-                    && SCHEMES
-                        .split(", ")
-                        .any(|scheme| uri.starts_with(&format!("{scheme}:")))
-            })
-    };
-    let mut entries = Vec::new();
-    let mut start = 0;
-    for (i, _) in list.match_indices(',') {
-        if starts_an_entry(&list[i + 1..]) {
-            entries.push(list[start..i].to_string());
-            start = i + 1;
-        }
-    }
-    entries.push(list[start..].to_string());
-    entries
-}
-
-impl Source {
-    pub fn is_live(&self) -> bool {
-        !matches!(self, Source::File { .. })
-    }
-
-    pub fn parse(uri: &str, trust: Trust<'_>) -> Result<Source> {
-        if let Some(description) = uri.strip_prefix("pipeline:") {
-            if trust != Trust::Operator {
-                bail!("pipeline: sources can only be set by the operator, not through the API");
-            }
-            if description.trim().is_empty() {
-                bail!("pipeline: needs a gst-launch description");
-            }
-            return Ok(Source::Pipeline {
-                description: description.trim().to_string(),
-            });
-        }
-        let url = Url::parse(uri)
-            .with_context(|| format!("{uri:?} is not a URI (expected one of {SCHEMES})"))?;
-        let query = |key: &str| {
-            url.query_pairs()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.into_owned())
+impl Config {
+    /// The cameras' settings, typed. Values [`Config::validate`] refuses (with the element's
+    /// nicks in its message) are refused here too.
+    pub fn pipeline_settings(&self) -> Result<PipelineSettings> {
+        let p = &self.pipeline;
+        let redact = |what: &str, nick: &str| {
+            parse_redact(nick).with_context(|| format!("{what} = {nick:?} is not a redact mode"))
         };
-        let source = match url.scheme() {
-            "v4l2" => {
-                let device = PathBuf::from(url.path());
-                let is_video_device = device
-                    .to_str()
-                    .and_then(|d| d.strip_prefix("/dev/video"))
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-                if !is_video_device {
-                    bail!("v4l2 source {uri}: expected v4l2:///dev/videoN");
-                }
-                Source::V4l2 { device }
-            }
-            "nvargus" => {
-                let sensor = url.host_str().unwrap_or("0");
-                let sensor = sensor.parse().with_context(|| {
-                    format!("nvargus source {uri}: expected nvargus://SENSOR_ID")
-                })?;
-                Source::Nvargus { sensor }
-            }
-            "file" => {
-                let path = url
-                    .to_file_path()
-                    .map_err(|_| anyhow::anyhow!("file source {uri}: not a local absolute path"))?;
-                if let Trust::Api { media_dir } = trust {
-                    check_media_path(&path, media_dir)?;
-                }
-                if !path.is_file() {
-                    bail!("file source {}: no such file", path.display());
-                }
-                let looped = matches!(
-                    query("loop").as_deref(),
-                    Some("true") | Some("1") | Some("yes")
-                );
-                Source::File { path, looped }
-            }
-            "http" | "https" => {
-                if url.host_str().is_none() {
-                    bail!("http source {uri}: no host");
-                }
-                Source::Http {
-                    url: url.to_string(),
-                }
-            }
-            "rtsp" | "rtsps" => Source::Rtsp {
-                url: url.to_string(),
-            },
-            "test" => {
-                let pattern = query("pattern").unwrap_or_else(|| "ball".into());
-                if !pattern
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                {
-                    bail!("test source {uri}: invalid pattern");
-                }
-                Source::Test { pattern }
-            }
-            other => bail!("unknown source scheme '{other}' in {uri} (expected one of {SCHEMES})"),
-        };
-        Ok(source)
-    }
-}
-
-/// Files named through the API must resolve, links and all, inside the media folder.
-fn check_media_path(path: &Path, media_dir: Option<&Path>) -> Result<()> {
-    let Some(media_dir) = media_dir else {
-        bail!("file sources through the API are disabled (start the launcher with --media-dir)");
-    };
-    let root = media_dir
-        .canonicalize()
-        .with_context(|| format!("media folder {}", media_dir.display()))?;
-    let resolved = path
-        .canonicalize()
-        .with_context(|| format!("file source {}", path.display()))?;
-    if !resolved.starts_with(&root) {
-        bail!(
-            "file source {} is outside the media folder {}",
-            path.display(),
-            root.display()
-        );
-    }
-    Ok(())
-}
-
-/// The old ESP32 registration: `ip` must be an IP address (optionally with a port), and the
-/// token a plain word, so that the URI built from them cannot point anywhere else.
-pub fn esp32_camera(ip: &str, token: &str) -> Result<(String, Source)> {
-    let host = if let Ok(addr) = ip.parse::<IpAddr>() {
-        match addr {
-            IpAddr::V4(a) => a.to_string(),
-            IpAddr::V6(a) => format!("[{a}]"),
+        let mut camera_redact = BTreeMap::new();
+        for (camera, nick) in &p.camera_redact {
+            let mode = redact(&format!("redact of camera {camera}"), nick)?;
+            camera_redact.insert(camera.clone(), mode);
         }
-    } else if let Ok(addr) = ip.parse::<SocketAddr>() {
-        addr.to_string()
-    } else {
-        bail!("ip {ip:?} is not an IP address");
-    };
-    if token.len() > 128
-        || !token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
-    {
-        bail!("token must be at most 128 letters, digits or -_.~");
+        Ok(PipelineSettings {
+            gallery: p.gallery.clone(),
+            detector: p.detector.clone(),
+            recognizer: p.recognizer.clone(),
+            provider: p.provider.parse()?,
+            strict_provider: p.strict_provider,
+            model_variant: p.model_variant.as_deref().map(str::parse).transpose()?,
+            trt_engine_cache: p.trt_engine_cache.clone(),
+            trt_fp16: p.trt_fp16,
+            trt_timing_cache: p.trt_timing_cache.clone(),
+            cuda_device: p.cuda_device,
+            detect_threshold: p.detect_threshold,
+            match_threshold: p.match_threshold,
+            match_margin: p.match_margin,
+            min_quality: p.min_quality,
+            confidence_bar: p.confidence_bar,
+            detect_interval: p.detect_interval,
+            redact: redact("redact", &p.redact)?,
+            camera_redact,
+            font: p.font.clone(),
+            processing_fps: p.processing_fps,
+            max_fps: p.max_fps,
+            jpeg_quality: p.jpeg_quality,
+        })
     }
-    let name: String = format!("esp32-{host}")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_string();
-    let url = format!("http://{host}/stream?token={token}");
-    Ok((name, Source::Http { url }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::camera::element::ensure_facerec_plugin;
+    use crate::domain::source::{SCHEMES, esp32_camera};
 
     #[test]
     fn sources_parse_and_refuse_what_they_must() {
@@ -1266,5 +1075,44 @@ mod tests {
             )),
             "{err}"
         );
+    }
+
+    /// The launcher sets provider, model-variant and redact by nick from its typed settings:
+    /// every nick of the element's properties has a value, and converts back to itself.
+    #[test]
+    fn typed_settings_are_the_elements_nicks() {
+        gst::init().unwrap();
+        ensure_facerec_plugin().unwrap();
+        for nick in element_nicks("facerec", "provider").unwrap() {
+            let provider: facerec_core::runtime::Provider = nick.parse().unwrap();
+            assert_eq!(provider.as_str(), nick);
+        }
+        for nick in element_nicks("facerec", "model-variant").unwrap() {
+            let variant: facerec_core::models::ModelVariant = nick.parse().unwrap();
+            assert_eq!(variant.as_str(), nick);
+        }
+        let redact = element_nicks("facerec", "redact").unwrap();
+        assert_eq!(redact.len(), 3);
+        for nick in redact {
+            let mode = parse_redact(&nick).unwrap();
+            assert_eq!(crate::camera::settings::redact_nick(mode), nick);
+        }
+        let config = Config::from_args([
+            "facerec-launcher",
+            "--provider",
+            "tensorrt",
+            "--model-variant",
+            "fp16",
+            "--redact",
+            "unknown",
+        ])
+        .unwrap();
+        let settings = config.pipeline_settings().unwrap();
+        assert_eq!(settings.provider, facerec_core::runtime::Provider::TensorRt);
+        assert_eq!(
+            settings.model_variant,
+            Some(facerec_core::models::ModelVariant::Fp16)
+        );
+        assert_eq!(settings.redact_of("any"), gstfacerec::RedactMode::Unknown);
     }
 }

@@ -1,11 +1,15 @@
 //! The HTTP API: the page, MJPEG streams and snapshots, the camera and gallery API, SSE events,
-//! health and metrics.
+//! health and metrics; the history and library routes are in `history`, the token check in
+//! `auth`.
+//!
+//! HTTP layer, the top one: imports the domain, the services and the camera registry; nothing
+//! imports it but `main.rs`.
 
-use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -21,203 +25,75 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::camera::{Camera, Face, Hub, Status, lock};
-use crate::config::{Source, Trust, esp32_camera, validate_name};
-use crate::metrics::CameraLabel;
+use crate::camera::registry::{AddError, Registry};
+use crate::camera::{Camera, Face, Status};
+use crate::domain::rate_limit::RateLimiter;
+use crate::domain::source::{Source, Trust, esp32_camera, validate_name};
+use crate::domain::{CameraState, lock};
+use crate::feed::Feed;
+use crate::library::Library;
+use crate::metrics::{CameraLabel, Metrics};
+use crate::store::Store;
+use crate::strangers::Strangers;
 
+mod auth;
 mod history;
 
 const BOUNDARY: &str = "frame";
 const PAGE: &str = include_str!("../web/index.html");
 
+/// What the handlers share.
 pub struct App {
-    pub hub: Arc<Hub>,
-    pub cameras: RwLock<BTreeMap<String, Arc<Camera>>>,
+    pub cameras: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    /// The live event stream (`/api/events`).
+    pub feed: Arc<Feed>,
     pub clients: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     pub api_token: Option<String>,
-    pub media_dir: Option<std::path::PathBuf>,
-    /// Applies to every way of adding a camera (start-up sources, the API, `/register`).
-    pub max_cameras: usize,
+    pub media_dir: Option<PathBuf>,
     pub register_limiter: RateLimiter,
     /// The recognition history (in memory when no data folder is writable).
-    pub store: Arc<crate::store::Store>,
+    pub store: Arc<Store>,
     /// The face library; `None` without a writable data folder.
-    pub library: Option<Arc<crate::library::Library>>,
-    pub strangers: Arc<Mutex<crate::strangers::Strangers>>,
-}
-
-/// Token buckets for `/register`, the only unauthenticated way to start a pipeline when no API
-/// token is set: one per client address, so that one noisy host cannot starve the cameras, and
-/// one overall, so that many hosts together cannot either.
-pub struct RateLimiter {
-    per_client: Limit,
-    overall: Limit,
-    state: Mutex<Buckets>,
-}
-
-/// A bucket of `burst` tokens, refilled by one every `refill`.
-#[derive(Debug, Clone, Copy)]
-pub struct Limit {
-    pub burst: u32,
-    pub refill: Duration,
-}
-
-struct Buckets {
-    overall: (f64, Instant),
-    clients: HashMap<IpAddr, (f64, Instant)>,
-}
-
-impl Limit {
-    fn tokens(&self, (tokens, at): (f64, Instant), now: Instant) -> f64 {
-        (tokens + now.duration_since(at).as_secs_f64() / self.refill.as_secs_f64())
-            .min(self.burst as f64)
-    }
-
-    /// Whole seconds until `tokens` reaches one.
-    fn wait(&self, tokens: f64) -> u64 {
-        ((1.0 - tokens) * self.refill.as_secs_f64()).ceil().max(1.0) as u64
-    }
-}
-
-impl RateLimiter {
-    /// A rack of ESP32s booting together fits in the overall burst; one camera retrying at boot
-    /// in its own.
-    pub const REGISTER_PER_CLIENT: Limit = Limit {
-        burst: 10,
-        refill: Duration::from_secs(5),
-    };
-    pub const REGISTER_OVERALL: Limit = Limit {
-        burst: 20,
-        refill: Duration::from_secs(1),
-    };
-    /// Client addresses remembered before the idle (full) ones are forgotten.
-    const MAX_CLIENTS: usize = 1024;
-
-    pub fn new(per_client: Limit, overall: Limit) -> RateLimiter {
-        let now = Instant::now();
-        RateLimiter {
-            per_client,
-            overall,
-            state: Mutex::new(Buckets {
-                overall: (overall.burst as f64, now),
-                clients: HashMap::new(),
-            }),
-        }
-    }
-
-    pub fn register() -> RateLimiter {
-        RateLimiter::new(Self::REGISTER_PER_CLIENT, Self::REGISTER_OVERALL)
-    }
-
-    /// Takes a token from the client's bucket and the overall one, or says how many whole
-    /// seconds to wait. A refused request takes nothing, so it does not drain the overall
-    /// bucket on behalf of a client that is already limited.
-    pub fn take(&self, client: Option<IpAddr>) -> Result<(), u64> {
-        let mut state = lock(&self.state);
-        let now = Instant::now();
-        let full = (self.per_client.burst as f64, now);
-        let mine = client.map(|ip| {
-            let bucket = state.clients.get(&ip).copied().unwrap_or(full);
-            (ip, self.per_client.tokens(bucket, now))
-        });
-        if let Some((_, tokens)) = mine
-            && tokens < 1.0
-        {
-            return Err(self.per_client.wait(tokens));
-        }
-        let overall = self.overall.tokens(state.overall, now);
-        if overall < 1.0 {
-            return Err(self.overall.wait(overall));
-        }
-        state.overall = (overall - 1.0, now);
-        if let Some((ip, tokens)) = mine {
-            if state.clients.len() >= Self::MAX_CLIENTS {
-                let limit = self.per_client;
-                state
-                    .clients
-                    .retain(|_, b| limit.tokens(*b, now) < limit.burst as f64);
-            }
-            state.clients.insert(ip, (tokens - 1.0, now));
-        }
-        Ok(())
-    }
+    pub library: Option<Arc<Library>>,
+    pub strangers: Arc<Mutex<Strangers>>,
 }
 
 type Shared = Arc<App>;
 
-impl App {
-    pub fn camera(&self, name: &str) -> Option<Arc<Camera>> {
-        self.cameras
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
-    }
-
-    pub fn all(&self) -> Vec<Arc<Camera>> {
-        self.cameras
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    /// Adds and starts a camera; fails if the name is taken.
-    pub fn add(&self, name: String, uri: String, source: Source) -> Result<Arc<Camera>, ApiError> {
-        let mut cameras = self.cameras.write().unwrap_or_else(|e| e.into_inner());
-        if cameras.contains_key(&name) {
-            return Err(ApiError(
-                StatusCode::CONFLICT,
-                format!("camera {name} already exists"),
-            ));
-        }
-        if cameras.len() >= self.max_cameras {
-            return Err(ApiError(
-                StatusCode::CONFLICT,
-                format!(
-                    "camera limit reached: {} cameras (max-cameras); remove one first",
-                    self.max_cameras
-                ),
-            ));
-        }
-        self.hub.camera_added(&name);
-        let camera = Camera::start(name.clone(), uri, source, self.hub.clone());
-        cameras.insert(name, camera.clone());
-        Ok(camera)
-    }
-
-    /// Removes a camera and stops its pipeline (blocking).
-    pub fn remove(&self, name: &str) -> Option<Arc<Camera>> {
-        let camera = self
-            .cameras
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name)?;
-        camera.shutdown();
-        self.hub.metrics.forget(name);
-        self.hub.camera_removed(name);
-        Some(camera)
+impl From<AddError> for ApiError {
+    fn from(e: AddError) -> ApiError {
+        ApiError(StatusCode::CONFLICT, e.to_string())
     }
 }
 
+/// Every route. The write routes (POST, PUT, DELETE) sit behind the one token layer; a new
+/// write route is protected by being added there. `/register` checks the token itself: it also
+/// takes it as `key=`, and only after its rate limit.
 pub fn router(app: Shared) -> Router {
-    Router::new()
+    let reads = Router::new()
         .route("/", get(page))
         .route("/cameras/{name}/stream.mjpg", get(stream))
         .route("/cameras/{name}/snapshot.jpg", get(snapshot))
         .route("/video_feed", get(video_feed))
-        .route("/api/cameras", get(list_cameras).post(add_camera))
-        .route("/api/cameras/{name}", axum::routing::delete(delete_camera))
+        .route("/api/cameras", get(list_cameras))
         .route("/register", get(register))
         .route("/api/events", get(events))
-        .route("/api/gallery/reload", post(reload_gallery))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(history::routes())
-        .with_state(app)
+        .merge(history::reads());
+    let writes = Router::new()
+        .route("/api/cameras", post(add_camera))
+        .route("/api/cameras/{name}", axum::routing::delete(delete_camera))
+        .route("/api/gallery/reload", post(reload_gallery))
+        .merge(history::writes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::require_token,
+        ));
+    reads.merge(writes).with_state(app)
 }
 
 /// An error answered as `{"error": "..."}` with its status code.
@@ -234,40 +110,6 @@ fn not_found(name: &str) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, format!("no camera named {name}"))
 }
 
-/// The bearer token from `Authorization: Bearer …`, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-}
-
-/// Whether `given` is the configured API token (always true when none is configured).
-fn token_ok(app: &App, given: Option<&str>) -> bool {
-    let Some(token) = &app.api_token else {
-        return true;
-    };
-    // Compare without an early exit, so the time taken does not reveal the token.
-    given.is_some_and(|g| {
-        g.len() == token.len()
-            && g.bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    })
-}
-
-fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    if token_ok(app, bearer(headers)) {
-        Ok(())
-    } else {
-        Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "a valid bearer token is required".into(),
-        ))
-    }
-}
-
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -277,6 +119,7 @@ fn escape(text: &str) -> String {
 
 async fn page(State(app): State<Shared>) -> Html<String> {
     let cards: String = app
+        .cameras
         .all()
         .iter()
         .map(|c| {
@@ -291,15 +134,14 @@ async fn page(State(app): State<Shared>) -> Html<String> {
 
 /// Decrements the client gauge when a stream ends, however it ends.
 struct ClientGuard {
-    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
     camera: String,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.hub
-            .metrics
+        self.metrics
             .clients
             .get_or_create(&CameraLabel {
                 camera: self.camera.clone(),
@@ -329,15 +171,14 @@ fn mjpeg_response(app: &Shared, camera: Arc<Camera>) -> Result<Response, ApiErro
             "too many stream clients".into(),
         )
     })?;
-    app.hub
-        .metrics
+    app.metrics
         .clients
         .get_or_create(&CameraLabel {
             camera: camera.name.clone(),
         })
         .inc();
     let guard = ClientGuard {
-        hub: app.hub.clone(),
+        metrics: app.metrics.clone(),
         camera: camera.name.clone(),
         _permit: permit,
     };
@@ -383,13 +224,14 @@ fn mjpeg_response(app: &Shared, camera: Arc<Camera>) -> Result<Response, ApiErro
 }
 
 async fn stream(State(app): State<Shared>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    let camera = app.camera(&name).ok_or_else(|| not_found(&name))?;
+    let camera = app.cameras.camera(&name).ok_or_else(|| not_found(&name))?;
     mjpeg_response(&app, camera)
 }
 
 /// The old demo's single stream: the first camera.
 async fn video_feed(State(app): State<Shared>) -> Result<Response, ApiError> {
     let camera = app
+        .cameras
         .all()
         .into_iter()
         .next()
@@ -401,7 +243,7 @@ async fn snapshot(
     State(app): State<Shared>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let camera = app.camera(&name).ok_or_else(|| not_found(&name))?;
+    let camera = app.cameras.camera(&name).ok_or_else(|| not_found(&name))?;
     let frame = camera.latest_frame().ok_or_else(|| {
         ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -448,7 +290,7 @@ fn view(camera: &Camera) -> CameraView {
 }
 
 async fn list_cameras(State(app): State<Shared>) -> Json<Vec<CameraView>> {
-    Json(app.all().iter().map(|c| view(c)).collect())
+    Json(app.cameras.all().iter().map(|c| view(c)).collect())
 }
 
 #[derive(Deserialize)]
@@ -459,10 +301,8 @@ struct NewCamera {
 
 async fn add_camera(
     State(app): State<Shared>,
-    headers: HeaderMap,
     Json(new): Json<NewCamera>,
 ) -> Result<Response, ApiError> {
-    authorize(&app, &headers)?;
     validate_name(&new.name).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     let source = Source::parse(
         &new.uri,
@@ -471,20 +311,19 @@ async fn add_camera(
         },
     )
     .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
-    let camera = app.add(new.name, new.uri, source)?;
+    let camera = app.cameras.add(new.name, new.uri, source)?;
     Ok((StatusCode::CREATED, Json(view(&camera))).into_response())
 }
 
 async fn delete_camera(
     State(app): State<Shared>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&app, &headers)?;
-    let app2 = app.clone();
-    let removed = tokio::task::spawn_blocking(move || app2.remove(&name).map(|_| ()).ok_or(name))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let cameras = app.cameras.clone();
+    let removed =
+        tokio::task::spawn_blocking(move || cameras.remove(&name).map(|_| ()).ok_or(name))
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     removed
         .map(|()| StatusCode::NO_CONTENT)
         .map_err(|name| not_found(&name))
@@ -526,7 +365,10 @@ async fn register(
             .insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return Err(response);
     }
-    if !token_ok(&app, r.key.as_deref().or(bearer(&headers))) {
+    if !auth::token_ok(
+        app.api_token.as_deref(),
+        r.key.as_deref().or(auth::bearer(&headers)),
+    ) {
         tracing::warn!(peer = ?peer, ip = %r.ip, "registration without a valid API token refused");
         return Err(ApiError(
             StatusCode::UNAUTHORIZED,
@@ -539,7 +381,7 @@ async fn register(
     let Source::Http { url } = &source else {
         unreachable!("esp32 cameras are http")
     };
-    if let Some(existing) = app.camera(&name) {
+    if let Some(existing) = app.cameras.camera(&name) {
         if &existing.uri == url {
             return Ok(format!("{name} already registered\n"));
         }
@@ -555,11 +397,12 @@ async fn register(
         }
         // Authorised above: the same camera, a new token.
         tracing::warn!(camera = %name, peer = ?peer, "re-registration: replacing the camera's token");
-        let (app2, n) = (app.clone(), name.clone());
-        let _ = tokio::task::spawn_blocking(move || app2.remove(&n)).await;
+        let (cameras, n) = (app.cameras.clone(), name.clone());
+        let _ = tokio::task::spawn_blocking(move || cameras.remove(&n)).await;
     }
-    app.add(name.clone(), url.clone(), source)
-        .map_err(IntoResponse::into_response)?;
+    app.cameras
+        .add(name.clone(), url.clone(), source)
+        .map_err(|e| ApiError::from(e).into_response())?;
     tracing::info!(camera = %name, peer = ?peer, "registered an ESP32 camera");
     Ok(format!("{name} registered\n"))
 }
@@ -568,8 +411,7 @@ async fn events(
     State(app): State<Shared>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     // New subscribers first get the recent events, so a page opened late is not empty.
-    let recent: Vec<_> = lock(&app.hub.recent).iter().cloned().collect();
-    let receiver = app.hub.events.subscribe();
+    let (recent, receiver) = app.feed.subscribe();
     let shutdown = app.shutdown.clone();
     let backlog = futures_util::stream::iter(recent);
     let live =
@@ -596,28 +438,19 @@ async fn events(
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-async fn reload_gallery(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&app, &headers)?;
-    let Some(path) = lock(&app.hub.settings).gallery.clone() else {
+async fn reload_gallery(State(app): State<Shared>) -> Result<Json<serde_json::Value>, ApiError> {
+    let Some(path) = app.cameras.gallery() else {
         return Err(ApiError(
             StatusCode::CONFLICT,
             "no gallery is configured".into(),
         ));
     };
-    let app2 = app.clone();
+    let cameras = app.cameras.clone();
     let result = tokio::task::spawn_blocking(move || {
         // Checked here first, so the caller hears about a bad file; the pipelines would only
         // warn and keep the previous gallery.
         let gallery = facerec_core::gallery::Gallery::load(&path).map_err(|e| e.to_string())?;
-        let reloaded = app2
-            .all()
-            .iter()
-            .filter(|c| c.reload_gallery(&path))
-            .count();
-        app2.hub.gallery_changed(Some(&path));
+        let reloaded = cameras.reload_gallery(&path);
         Ok::<_, String>((gallery.people.len(), reloaded))
     })
     .await
@@ -632,11 +465,12 @@ async fn reload_gallery(
 /// Ready once every camera has played at least once (or finished its file).
 async fn readyz(State(app): State<Shared>) -> Response {
     let waiting: Vec<String> = app
+        .cameras
         .all()
         .iter()
         .filter(|c| {
             let s = c.status();
-            !s.ever_played && s.state != "ended"
+            !s.ever_played && s.state != CameraState::Ended
         })
         .map(|c| c.name.clone())
         .collect();
@@ -657,55 +491,7 @@ async fn metrics(State(app): State<Shared>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.hub.metrics.encode(),
+        app.metrics.encode(),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn register_limits_each_client_and_everyone_together() {
-        let limiter = RateLimiter::register();
-        let ip = |n: u8| Some(IpAddr::from([10, 0, 0, n]));
-        // One client: its burst of 10, then a wait of one refill (5 s).
-        for _ in 0..10 {
-            assert_eq!(limiter.take(ip(1)), Ok(()));
-        }
-        assert_eq!(limiter.take(ip(1)), Err(5));
-        assert_eq!(
-            limiter.take(ip(1)),
-            Err(5),
-            "a refused request takes nothing"
-        );
-        // Others are not held back by it, until the overall burst of 20 is spent.
-        for n in 2..12 {
-            assert_eq!(limiter.take(ip(n)), Ok(()), "client {n}");
-        }
-        assert_eq!(limiter.take(ip(12)), Err(1));
-        assert_eq!(limiter.take(None), Err(1));
-    }
-
-    #[test]
-    fn idle_clients_are_forgotten_when_the_table_is_full() {
-        let limiter = RateLimiter::new(
-            Limit {
-                burst: 1,
-                refill: Duration::from_millis(1),
-            },
-            Limit {
-                burst: 10_000,
-                refill: Duration::from_millis(1),
-            },
-        );
-        for n in 0..RateLimiter::MAX_CLIENTS as u32 + 10 {
-            assert_eq!(limiter.take(Some(IpAddr::from(n.to_be_bytes()))), Ok(()));
-            if n as usize == RateLimiter::MAX_CLIENTS - 1 {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-        assert!(lock(&limiter.state).clients.len() <= 11);
-    }
 }

@@ -8,6 +8,8 @@
 //! Until the library is first changed, the pipelines use `--gallery` (the init container's
 //! `model.data`); that gallery is the starting point of the first change, and from then on
 //! `<data>/model.data` is the one in use (see the README, "The face library").
+//!
+//! Services layer: imports the domain only.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +23,7 @@ use facerec_core::stills::StillScales;
 use facerec_core::stills::load_rgb;
 use serde::Serialize;
 
-use crate::camera::lock;
+use crate::domain::lock;
 
 /// The largest photo file accepted (the decoder's own limits cap the pixels, 64 MP).
 pub const MAX_PHOTO_BYTES: u64 = 40 * 1024 * 1024;

@@ -1,10 +1,13 @@
 //! `facerec-launcher`: hosts one facerec pipeline per camera and serves the annotated streams
 //! (MJPEG, encoded once per frame in the pipeline), a JSON/SSE API, health and metrics.
+//!
+//! The only reader of `config`: it builds the services, the event sinks, the camera registry
+//! and the router from it, and hands each plain values (see the layers in `lib.rs`).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -12,12 +15,17 @@ use facerec_core::engine::Engine;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use facerec_launcher::camera::{Hub, lock};
-use facerec_launcher::config::{Config, ensure_facerec_plugin};
+use facerec_launcher::camera::element::ensure_facerec_plugin;
+use facerec_launcher::camera::registry::Registry;
+use facerec_launcher::config::Config;
+use facerec_launcher::domain::lock;
+use facerec_launcher::domain::rate_limit::RateLimiter;
+use facerec_launcher::feed::Feed;
 use facerec_launcher::http::App;
 use facerec_launcher::library::Library;
 use facerec_launcher::metrics::{CameraLabel, Metrics};
 use facerec_launcher::recorder::Recorder;
+use facerec_launcher::sink::Sinks;
 use facerec_launcher::store::{Retention, Store};
 use facerec_launcher::strangers::Strangers;
 
@@ -60,10 +68,7 @@ fn preflight(config: &Config) -> Result<Engine> {
 
 /// The history store and the face library in the data folder; history in memory only (and no
 /// library) when the folder cannot be written, with one warning.
-fn open_data(
-    config: &Config,
-    engine: Arc<std::sync::Mutex<Engine>>,
-) -> (Arc<Store>, Option<Arc<Library>>) {
+fn open_data(config: &Config, engine: Arc<Mutex<Engine>>) -> (Arc<Store>, Option<Arc<Library>>) {
     let retention = Retention {
         max_age: Some(Duration::from_secs_f64(config.retain_days * 86_400.0)),
         max_bytes: Some((config.retain_mb * 1024.0 * 1024.0) as u64),
@@ -92,12 +97,12 @@ fn open_data(
 }
 
 /// Updates the per-camera rates once a second.
-async fn rates(app: Arc<App>) {
+async fn rates(cameras: Arc<Registry>, metrics: Arc<Metrics>) {
     let mut last: BTreeMap<String, ([u64; 3], Instant)> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        for cam in app.all() {
+        for cam in cameras.all() {
             let now = Instant::now();
             let counts = [
                 cam.input_frames.load(Ordering::Relaxed),
@@ -111,7 +116,7 @@ async fn rates(app: Arc<App>) {
                 let label = CameraLabel {
                     camera: cam.name.clone(),
                 };
-                let m = &app.hub.metrics;
+                let m = &metrics;
                 m.input_fps.get_or_create(&label).set(fps[0]);
                 m.processed_fps.get_or_create(&label).set(fps[1]);
                 m.output_fps.get_or_create(&label).set(fps[2]);
@@ -225,9 +230,9 @@ async fn run(config: Config) -> Result<()> {
         );
     }
 
-    let engine = Arc::new(std::sync::Mutex::new(engine));
+    let engine = Arc::new(Mutex::new(engine));
     let (store, library) = open_data(&config, engine.clone());
-    let mut settings = config.pipeline.clone();
+    let mut settings = config.pipeline_settings()?;
     if let Some(path) = library.as_ref().and_then(|l| l.gallery_path()) {
         if let Some(given) = &settings.gallery {
             tracing::info!(
@@ -243,50 +248,69 @@ async fn run(config: Config) -> Result<()> {
         metrics.register_mqtt();
     }
     let metrics = Arc::new(metrics);
-    let gallery = settings.gallery.clone();
-    let hub = Arc::new(Hub::new(settings, metrics.clone(), config.unknown_after));
     let shutdown = CancellationToken::new();
+
+    // The consumers of events, one line each (a webhook would be one more `sinks.add`).
+    let feed = Arc::new(Feed::new());
+    let mut sinks = Sinks::new();
+    sinks.add(feed.clone()).add(metrics.clone());
     let mqtt_task = match &config.mqtt {
         Some(mqtt) => {
-            let people = facerec_launcher::mqtt::gallery_people(gallery.as_deref());
-            let (handle, task) =
-                facerec_launcher::mqtt::start(mqtt.clone(), people, metrics, shutdown.clone())?;
-            let _ = hub.mqtt.set(handle);
+            let people = facerec_launcher::mqtt::gallery_people(settings.gallery.as_deref());
+            let (handle, task) = facerec_launcher::mqtt::start(
+                mqtt.clone(),
+                people,
+                metrics.clone(),
+                shutdown.clone(),
+            )?;
+            sinks.add(Arc::new(handle));
             tracing::info!(broker = %mqtt.display_url(), node = %mqtt.node_id, "MQTT on");
             Some(task)
         }
         None => None,
     };
+    let sinks = Arc::new(sinks);
     let first_stranger = store.max_stranger_number().unwrap_or(0) + 1;
-    let strangers = Arc::new(std::sync::Mutex::new(Strangers::new(
+    let strangers = Arc::new(Mutex::new(Strangers::new(
         config.stranger_ttl,
         facerec_launcher::strangers::DEFAULT_THRESHOLD,
         first_stranger,
     )));
+    // The cameras' track events go to the recorder, which stores them (history) and then hands
+    // them on to `sinks`; their other events go to `sinks` directly.
     let recorder = Recorder {
         store: store.clone(),
         engine,
         strangers: strangers.clone(),
     }
-    .start(hub.clone());
-    let _ = hub.recorder.set(recorder);
+    .start(sinks.clone());
+    let mut camera_sink = Sinks::new();
+    camera_sink.add(Arc::new(recorder)).add(sinks);
+    let context = facerec_launcher::camera::Context {
+        settings: Mutex::new(settings),
+        sink: Arc::new(camera_sink),
+        metrics: metrics.clone(),
+        unknown_after: config.unknown_after,
+    };
+    let cameras = Arc::new(Registry::new(Arc::new(context), config.max_cameras));
     let app = Arc::new(App {
-        hub: hub.clone(),
-        cameras: RwLock::new(BTreeMap::new()),
+        cameras: cameras.clone(),
+        metrics: metrics.clone(),
+        feed,
         clients: Arc::new(Semaphore::new(config.max_clients)),
         shutdown: shutdown.clone(),
         api_token: config.api_token.clone(),
         media_dir: config.media_dir.clone(),
-        max_cameras: config.max_cameras,
-        register_limiter: facerec_launcher::http::RateLimiter::register(),
+        register_limiter: RateLimiter::register(),
         store,
         library,
         strangers,
     });
     for (name, uri, source) in &config.sources {
         // The same cap as the API (already checked in `validate`, so this cannot fail).
-        app.add(name.clone(), uri.clone(), source.clone())
-            .map_err(|e| anyhow::anyhow!("camera {name}: {}", e.1))?;
+        cameras
+            .add(name.clone(), uri.clone(), source.clone())
+            .map_err(|e| anyhow::anyhow!("camera {name}: {e}"))?;
     }
     let _mdns = if config.mdns {
         Some(announce_mdns(address.port())?)
@@ -294,7 +318,7 @@ async fn run(config: Config) -> Result<()> {
         None
     };
 
-    tokio::spawn(rates(app.clone()));
+    tokio::spawn(rates(cameras.clone(), metrics));
     tokio::spawn(shutdown_signal(shutdown.clone()));
     // A plain line on stdout that scripts and tests can wait for.
     println!("facerec-launcher listening on http://{address}");
@@ -306,18 +330,14 @@ async fn run(config: Config) -> Result<()> {
     };
     let served = tokio::spawn(serve(
         listener,
-        facerec_launcher::http::router(app.clone()),
+        facerec_launcher::http::router(app),
         limits,
         shutdown.clone(),
     ));
     shutdown.cancelled().await;
 
     // Streams end on the cancelled token; pipelines go to NULL; both within the grace period.
-    let stop_cameras = tokio::task::spawn_blocking(move || {
-        for camera in app.all() {
-            camera.shutdown();
-        }
-    });
+    let stop_cameras = tokio::task::spawn_blocking(move || cameras.shutdown());
     let finished = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = stop_cameras.await;
         let _ = served.await;

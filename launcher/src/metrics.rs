@@ -1,4 +1,7 @@
-//! Prometheus metrics, per camera.
+//! Prometheus metrics, per camera. [`Metrics`] is an [`EventSink`] for the cameras' states and
+//! removals; the cameras and the HTTP layer record their measurements on it directly.
+//!
+//! Services layer: imports the domain and the sink interface.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -9,6 +12,9 @@ use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+
+use crate::domain::CameraState;
+use crate::sink::EventSink;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CameraLabel {
@@ -195,12 +201,30 @@ impl Metrics {
         self.named_faces.remove(&label);
         self.clients.remove(&label);
         self.reconnects.remove(&label);
-        for state in crate::camera::STATES {
+        for state in CameraState::ALL {
             self.state.remove(&StateLabel {
                 camera: camera.to_string(),
                 state: state.to_string(),
             });
         }
+    }
+}
+
+impl EventSink for Metrics {
+    /// 1 for the camera's state, 0 for the others.
+    fn camera_state(&self, camera: &str, state: CameraState) {
+        for s in CameraState::ALL {
+            self.state
+                .get_or_create(&StateLabel {
+                    camera: camera.to_string(),
+                    state: s.to_string(),
+                })
+                .set((s == state) as i64);
+        }
+    }
+
+    fn camera_removed(&self, camera: &str) {
+        self.forget(camera);
     }
 }
 

@@ -7,6 +7,9 @@
 //! time, so that a message is only gone from the queue once the broker has acknowledged it: a
 //! connection lost mid-flight loses nothing. Retained state is published again on every
 //! (re)connect, so a broker restarted without persistence still gets it.
+//!
+//! The [`Handle`] is an [`EventSink`]. Services layer: imports the domain, the sink interface
+//! and the metrics.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -25,16 +28,17 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::camera::{Presence, lock};
+use crate::domain::event::rfc3339_ms;
+use crate::domain::{EventKind, Presence, StoredEvent, lock};
 use crate::metrics::Metrics;
-use crate::store::{EventKind, StoredEvent};
+use crate::sink::EventSink;
 
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
 /// How long a clean shutdown waits for the broker to acknowledge `offline`.
 const OFFLINE_ACK_WAIT: Duration = Duration::from_secs(1);
 
-/// The MQTT settings, flattened into the launcher's [`crate::config::Cli`].
+/// The MQTT settings, flattened into the launcher's command line (`config::Cli`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct MqttArgs {
     /// MQTT broker: mqtt://[USER[:PASSWORD]@]HOST[:PORT] (port 1883) or mqtts://… (8883, TLS
@@ -562,7 +566,7 @@ impl Handle {
                 let seen = json!({
                     "name": event.name,
                     "camera": event.camera,
-                    "last_seen": crate::store::rfc3339_ms(event.last_seen_ms),
+                    "last_seen": rfc3339_ms(event.last_seen_ms),
                     "event_id": event.id,
                 });
                 outbox.set(topics.person(&event.name), Bytes::from(seen.to_string()));
@@ -671,6 +675,29 @@ impl Handle {
 }
 
 /// The topic filters whose retained messages tell which people an earlier run announced.
+impl EventSink for Handle {
+    fn recognition(&self, event: &StoredEvent) {
+        self.event(event);
+    }
+
+    fn presence(&self, camera: &str, presence: &Presence) {
+        Handle::presence(self, camera, presence);
+    }
+
+    fn camera_added(&self, camera: &str) {
+        Handle::camera_added(self, camera);
+    }
+
+    fn camera_removed(&self, camera: &str) {
+        Handle::camera_removed(self, camera);
+    }
+
+    /// MQTT announces the gallery's people.
+    fn gallery_changed(&self, path: &Path) {
+        self.people(gallery_people(Some(path)));
+    }
+}
+
 fn leftover_filters(topics: &Topics) -> Vec<String> {
     let mut filters = vec![format!("{}/person/+", topics.base)];
     if let Some(prefix) = &topics.discovery {

@@ -3,31 +3,25 @@
 //! and its crop, and only then announces it on the SSE stream, with its history id.
 //!
 //! A thread of its own, so that JPEG encoding, an embedding and a disk write never hold up a
-//! camera's bus.
+//! camera's bus. The cameras reach it as an [`EventSink`] (its `track` events); it passes the
+//! stored events on to the sink it was started with.
+//!
+//! Services layer: imports the domain, the sink interface and the store, library and
+//! strangers services.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
-use crate::camera::Hub;
-use crate::store::{EventKind, NewEvent, Store};
+use crate::domain::{Draft, EventKind, lock};
+use crate::sink::EventSink;
+use crate::store::Store;
 use crate::strangers::Strangers;
 
 /// Drafts waiting for the recorder; past this, new ones are dropped with a warning rather than
 /// letting a stuck disk grow memory without bound.
 const QUEUE: usize = 256;
-
-/// A crop of the face from the full-resolution frame, as the element attached it.
-pub type Crop = Arc<gstfacerec::FaceCrop>;
-
-/// An event as a camera sees it: the stored event before its stranger id and JPEG, which the
-/// recorder adds, with the raw crop they come from.
-#[derive(Debug, Clone)]
-pub struct Draft {
-    pub event: NewEvent,
-    pub crop: Option<Crop>,
-}
 
 #[derive(Clone)]
 pub struct RecorderHandle {
@@ -43,6 +37,12 @@ impl RecorderHandle {
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
+    }
+}
+
+impl EventSink for RecorderHandle {
+    fn track(&self, draft: &Draft) {
+        self.submit(draft.clone());
     }
 }
 
@@ -68,16 +68,17 @@ pub fn crop_jpeg(crop: &gstfacerec::FaceCrop) -> Option<Vec<u8>> {
 }
 
 impl Recorder {
-    pub fn start(self, hub: Arc<Hub>) -> RecorderHandle {
+    /// Starts the recorder thread; `stored` gets each event once it is in the history.
+    pub fn start(self, stored: Arc<dyn EventSink>) -> RecorderHandle {
         let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || self.run(receiver, &hub))
+            .spawn(move || self.run(receiver, stored.as_ref()))
             .expect("spawning a thread");
         RecorderHandle { sender }
     }
 
-    fn run(self, receiver: Receiver<Draft>, hub: &Hub) {
+    fn run(self, receiver: Receiver<Draft>, stored: &dyn EventSink) {
         // (camera, track) -> stranger id, for the later events of the same track.
         let mut track_strangers: HashMap<(String, u64), String> = HashMap::new();
         let mut last_cleanup = Instant::now();
@@ -85,13 +86,13 @@ impl Recorder {
             let draft = match receiver.recv_timeout(Duration::from_secs(60)) {
                 Ok(d) => d,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    crate::camera::lock(&self.strangers).expire(Instant::now());
+                    lock(&self.strangers).expire(Instant::now());
                     continue;
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
             };
             if last_cleanup.elapsed() > Duration::from_secs(60) {
-                crate::camera::lock(&self.strangers).expire(Instant::now());
+                lock(&self.strangers).expire(Instant::now());
                 last_cleanup = Instant::now();
             }
             let Draft { mut event, crop } = draft;
@@ -107,8 +108,7 @@ impl Recorder {
                             crate::library::embed_crop(&self.engine, &image)
                         });
                         embedding.map(|e| {
-                            let id =
-                                crate::camera::lock(&self.strangers).assign(&e, Instant::now());
+                            let id = lock(&self.strangers).assign(&e, Instant::now());
                             track_strangers.insert(key.clone(), id.clone());
                             id
                         })
@@ -122,7 +122,7 @@ impl Recorder {
                 track_strangers.clear();
             }
             match self.store.insert(event) {
-                Ok(stored) => hub.emit(stored),
+                Ok(event) => stored.recognition(&event),
                 Err(e) => tracing::warn!(error = %e, "history event not stored"),
             }
         }

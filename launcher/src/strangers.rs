@@ -1,6 +1,8 @@
 //! Temporary ids for unknown faces (`stranger-7`), by clustering their embeddings, so that the
 //! same unknown visitor seen again on any camera keeps one id. In memory only: nothing here is
 //! ever written anywhere, and a cluster is forgotten `ttl` after it was last seen.
+//!
+//! Services layer: std only.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use facerec_launcher::config::{Source, Trust, esp32_camera};
+use facerec_launcher::domain::source::{Source, Trust, esp32_camera};
 use libfuzzer_sys::fuzz_target;
 
 const MEDIA_DIR: &str = "/nonexistent-facerec-fuzz-media";

@@ -1,4 +1,6 @@
 //! The history and face-library routes: `/api/history…`, `/api/people…`, `/api/library/export`.
+//!
+//! HTTP layer: imports its parent's state and error type, the domain and the services.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,27 +9,36 @@ use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::{ApiError, Shared, authorize};
-use crate::camera::lock;
+use super::{ApiError, Shared};
+use crate::domain::lock;
 use crate::library::{Library, LibraryError, MAX_PHOTO_BYTES, PersonView, Upload};
 use crate::store::{HistoryQuery, StoredEvent};
 
 /// Most photos in one upload request.
 const MAX_PHOTOS_PER_UPLOAD: usize = 20;
 
-pub fn routes() -> Router<Shared> {
+/// The routes that only read.
+pub fn reads() -> Router<Shared> {
     Router::new()
         .route("/api/history", get(list))
-        .route("/api/history/{id}", get(one).delete(delete))
+        .route("/api/history/{id}", get(one))
         .route("/api/history/{id}/face.jpg", get(face))
+        .route("/api/people", get(people))
+        .route("/api/people/{name}/photos/{id}", get(photo))
+        .route("/api/library/export", get(export))
+}
+
+/// The routes that change the history or the library (behind the token layer).
+pub fn writes() -> Router<Shared> {
+    Router::new()
+        .route("/api/history/{id}", axum::routing::delete(delete))
         .route("/api/history/{id}/enrol", post(enrol))
         .route("/api/history/{id}/reject", post(reject))
-        .route("/api/people", get(people))
         .route(
             "/api/people/{name}",
             axum::routing::put(rename).delete(delete_person),
@@ -40,9 +51,8 @@ pub fn routes() -> Router<Shared> {
         )
         .route(
             "/api/people/{name}/photos/{id}",
-            get(photo).delete(delete_photo),
+            axum::routing::delete(delete_photo),
         )
-        .route("/api/library/export", get(export))
 }
 
 fn store_error(e: impl std::fmt::Display) -> ApiError {
@@ -211,12 +221,7 @@ async fn face(State(app): State<Shared>, Path(id): Path<String>) -> Result<Respo
     Ok(jpeg(bytes))
 }
 
-async fn delete(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    authorize(&app, &headers)?;
+async fn delete(State(app): State<Shared>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = event_id(&id)?;
     let store = app.store.clone();
     blocking(move || match store.delete(id).map_err(store_error)? {
@@ -231,9 +236,7 @@ fn reload_all(app: &Shared, library: &Library) {
     let Some(path) = library.gallery_path() else {
         return;
     };
-    lock(&app.hub.settings).gallery = Some(path.clone());
-    let reloaded = app.all().iter().filter(|c| c.reload_gallery(&path)).count();
-    app.hub.gallery_changed(Some(&path));
+    let reloaded = app.cameras.switch_gallery(&path);
     tracing::info!(cameras = reloaded, gallery = %path.display(), "library changed: gallery reloaded");
 }
 
@@ -281,7 +284,7 @@ pub struct NameBody {
     name: String,
 }
 
-/// `{"name": …}`, parsed only after the token was checked, so that a request without the
+/// `{"name": …}`, parsed in the handler, after the token layer, so that a request without the
 /// token is refused as such whatever its body.
 fn name_body(body: &[u8]) -> Result<String, ApiError> {
     serde_json::from_slice::<NameBody>(body)
@@ -296,11 +299,9 @@ fn name_body(body: &[u8]) -> Result<String, ApiError> {
 
 async fn enrol(
     State(app): State<Shared>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<PersonView>), ApiError> {
-    authorize(&app, &headers)?;
     let name = name_body(&body)?;
     let id = event_id(&id)?;
     let library = library(&app)?;
@@ -324,10 +325,8 @@ async fn enrol(
 
 async fn reject(
     State(app): State<Shared>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&app, &headers)?;
     let id = event_id(&id)?;
     let library = library(&app)?;
     let app2 = app.clone();
@@ -377,13 +376,11 @@ async fn photo(
 
 async fn upload(
     State(app): State<Shared>,
-    headers: HeaderMap,
     Path(name): Path<String>,
     request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<PersonView>), ApiError> {
     use axum::extract::FromRequest;
     use tokio::io::AsyncWriteExt;
-    authorize(&app, &headers)?;
     let mut multipart = Multipart::from_request(request, &())
         .await
         .map_err(|e| ApiError(e.status(), e.body_text()))?;
@@ -450,10 +447,8 @@ async fn upload(
 
 async fn delete_photo(
     State(app): State<Shared>,
-    headers: HeaderMap,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&app, &headers)?;
     let library = library(&app)?;
     let app2 = app.clone();
     blocking(move || {
@@ -466,10 +461,8 @@ async fn delete_photo(
 
 async fn delete_person(
     State(app): State<Shared>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&app, &headers)?;
     let library = library(&app)?;
     let app2 = app.clone();
     blocking(move || {
@@ -482,11 +475,9 @@ async fn delete_person(
 
 async fn rename(
     State(app): State<Shared>,
-    headers: HeaderMap,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<PersonView>, ApiError> {
-    authorize(&app, &headers)?;
     let to = name_body(&body)?;
     let library = library(&app)?;
     let app2 = app.clone();
