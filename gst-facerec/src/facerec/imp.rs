@@ -1,40 +1,35 @@
 // SPDX-License-Identifier: MPL-2.0
 
+//! The GObject side of the element: properties, caps, start and stop, and a `transform_ip`
+//! that hands each frame to the frame source, the processor, the annotator and the bus, in
+//! that order.
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
 use facerec_core::Error as CoreError;
-use facerec_core::engine::{Engine, EngineConfig, FaceResult, StageTimes, Tuning};
+use facerec_core::engine::{Engine, EngineConfig, StageTimes, Tuning};
 use facerec_core::gallery::Gallery;
 use facerec_core::models::{ModelVariant, default_model_path};
-use facerec_core::overlay::{FaceMark, Painter};
+use facerec_core::overlay::Painter;
 use facerec_core::runtime::SessionConfig;
 
+use super::annotate::{self, Annotator};
+use super::bus::{self, ElementSink};
 use super::crops::CropPolicy;
-use super::frame::{
-    FrameFormat, FrameTimes, NetworkScaler, OverlayBlender, core_frame, core_frame_mut,
-};
-use super::live::{LiveJob, LiveSink, LiveWorker};
-use super::message::{FaceCrop, FaceInfo, FacerecMessage};
+use super::frame::{FrameFormat, core_frame};
+use super::processor::Processor;
+use super::source::{MappedBuffer, NetworkScalers, NvmmLibraries};
 use super::sync::lock;
-use super::{ProviderKind, RedactMode};
-
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "facerec",
-        gst::DebugColorFlags::empty(),
-        Some("Face detection and recognition"),
-    )
-});
+use super::{CAT, ProviderKind, RedactMode};
 
 const DEFAULT_DETECT_THRESHOLD: f32 = 0.85;
 const DEFAULT_MATCH_THRESHOLD: f32 = facerec_core::gallery::DEFAULT_THRESHOLD;
@@ -52,8 +47,6 @@ const DEFAULT_STRICT_PROVIDER: bool = false;
 const DEFAULT_FACE_CROPS: bool = false;
 const DEFAULT_TRT_FP16: bool = true;
 const DEFAULT_CUDA_DEVICE: u32 = 0;
-/// Redacted faces become this many blocks across their longer side.
-const REDACT_CELLS: u32 = 5;
 
 /// The `model-variant` property: the precision of the models ([`ModelVariant`]).
 #[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, Default, glib::Enum)]
@@ -199,11 +192,6 @@ impl Settings {
     }
 }
 
-enum Processor {
-    Sync(Box<Engine>),
-    Live(LiveWorker),
-}
-
 /// Everything that exists between `start` and `stop`.
 struct Running {
     processor: Processor,
@@ -211,45 +199,10 @@ struct Running {
     embedding_dim: usize,
     active_provider: String,
     video: Option<(gst_video::VideoInfo, FrameFormat)>,
-    /// Made for the current caps and network width on the first frame that needs it.
-    scaler: Option<NetworkScaler>,
-    /// NVMM with `libnvbufsurftransform.so`: the VIC makes the detector's input instead.
-    #[cfg(feature = "nvmm")]
-    vic: Option<super::nvmm::VicScaler>,
-    painter: Painter,
-    blender: OverlayBlender,
+    scalers: NetworkScalers,
+    annotator: Annotator,
     /// Frames through the streaming thread (in live mode, more than the worker processed).
     passed: u64,
-    convert_time: Duration,
-    redact_time: Duration,
-    draw_time: Duration,
-}
-
-impl Running {
-    fn set_gallery(&mut self, gallery: Option<Arc<Gallery>>) {
-        match &mut self.processor {
-            Processor::Sync(engine) => {
-                // The gallery was checked against this recognizer when it was loaded.
-                let _ = engine.set_gallery(gallery);
-            }
-            Processor::Live(worker) => worker.set_gallery(gallery),
-        }
-    }
-
-    /// Forgets all tracks, after a seek or a change of frame size.
-    fn reset_tracks(&mut self) {
-        match &mut self.processor {
-            Processor::Sync(engine) => engine.reset(),
-            Processor::Live(worker) => worker.reset(),
-        }
-    }
-
-    fn stage_times(&self) -> StageTimes {
-        match &self.processor {
-            Processor::Sync(engine) => engine.times.clone(),
-            Processor::Live(worker) => worker.times(),
-        }
-    }
 }
 
 #[derive(Default)]
@@ -263,44 +216,14 @@ pub struct FaceRec {
     state: Mutex<State>,
     /// Which tracks got which crops. Apart from `state` because the live worker posts (and
     /// crops) while the streaming thread holds `state`; taken after `state`, never before.
-    crops: Mutex<CropPolicy>,
+    crops: Arc<Mutex<CropPolicy>>,
     /// Test hook ([`super::FaceRec::hold_live_worker`]); changed and read under `state`.
     hold_live: AtomicBool,
     /// Counts `gallery` sets; changed under `settings`. start() compares it with the count it
     /// read with its settings, so a gallery set while it loads the models is not lost.
     gallery_sets: AtomicU64,
-    /// `libnvbufsurface.so` while the negotiated caps are NVMM (loaded at negotiation).
-    #[cfg(feature = "nvmm")]
-    nvmm: Mutex<Option<Arc<super::nvbufsurface::NvBufSurfaceLib>>>,
-    /// `libnvbufsurftransform.so`: `None` until NVMM caps first ask for it, then whether it
-    /// loaded (asked once per element, so the fallback is announced once).
-    #[cfg(feature = "nvmm")]
-    vic: Mutex<Option<Option<Arc<super::nvbufsurftransform::NvBufSurfTransformLib>>>>,
-}
-
-/// Where the live worker's results go: this element, while it exists.
-struct ElementSink(glib::WeakRef<super::FaceRec>);
-
-impl LiveSink for ElementSink {
-    fn is_gone(&self) -> bool {
-        self.0.upgrade().is_none()
-    }
-
-    fn post(&self, faces: &[FaceResult], times: &FrameTimes, inference: Duration) {
-        if let Some(element) = self.0.upgrade() {
-            element.imp().post_faces(faces, times, inference);
-        }
-    }
-
-    fn fail(&self, err: &CoreError) {
-        if let Some(element) = self.0.upgrade() {
-            gst::element_error!(
-                element,
-                gst::StreamError::Failed,
-                ("Inference failed: {}", err)
-            );
-        }
-    }
+    /// What NVMM caps need, loaded at negotiation.
+    nvmm: Mutex<NvmmLibraries>,
 }
 
 /// Maps a core error at start-up to the GStreamer error domain that fits it.
@@ -366,7 +289,7 @@ impl FaceRec {
         match self.load_gallery(path.as_ref(), &sha256, dim) {
             Ok(gallery) => {
                 if let Some(running) = lock(&self.state).running.as_mut() {
-                    running.set_gallery(gallery);
+                    running.processor.set_gallery(gallery);
                 }
             }
             Err(err) => {
@@ -376,67 +299,6 @@ impl FaceRec {
                     ("Gallery not reloaded, keeping the previous one: {}", err)
                 );
             }
-        }
-    }
-
-    /// Posts the faces of a frame (the live worker's way in): with crops when the frame's
-    /// pixels came along with its times (`face-crops` on at the time).
-    pub(super) fn post_faces(&self, faces: &[FaceResult], times: &FrameTimes, inference: Duration) {
-        if faces.is_empty() {
-            return;
-        }
-        let crops = match &times.crop_source {
-            Some(source) => lock(&self.crops).crops(faces, source.as_ref()),
-            None => Vec::new(),
-        };
-        self.post_faces_with(faces, crops, times, inference);
-    }
-
-    /// Posts the faces of a frame; `crops` is empty or has one entry per face.
-    fn post_faces_with(
-        &self,
-        faces: &[FaceResult],
-        crops: Vec<Option<FaceCrop>>,
-        times: &FrameTimes,
-        inference: Duration,
-    ) {
-        if faces.is_empty() {
-            return;
-        }
-        let mut crops = crops.into_iter();
-        let message = FacerecMessage {
-            pts: times.pts,
-            stream_time: times.stream_time,
-            running_time: times.running_time,
-            duration: times.duration,
-            inference_ns: inference.as_nanos() as u64,
-            faces: faces
-                .iter()
-                .map(|face| FaceInfo {
-                    crop: crops.next().flatten(),
-                    ..FaceInfo::from(face)
-                })
-                .collect(),
-        };
-        let s = gst::Structure::from(&message);
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-    }
-
-    fn frame_times(&self, buf: &gst::BufferRef) -> FrameTimes {
-        let pts = buf.pts();
-        let segment = self.obj().segment();
-        let (running_time, stream_time) = match segment.downcast_ref::<gst::ClockTime>() {
-            Some(seg) => (seg.to_running_time(pts), seg.to_stream_time(pts)),
-            None => (None, None),
-        };
-        FrameTimes {
-            pts,
-            duration: buf.duration(),
-            running_time,
-            stream_time,
-            crop_source: None,
         }
     }
 }
@@ -451,25 +313,18 @@ impl super::FaceRec {
         let imp = self.imp();
         let state = lock(&imp.state);
         imp.hold_live.store(hold, Ordering::Relaxed);
-        if let Some(Running {
-            processor: Processor::Live(worker),
-            ..
-        }) = state.running.as_ref()
-        {
-            worker.hold(hold);
+        if let Some(running) = state.running.as_ref() {
+            running.processor.hold(hold);
         }
     }
 
     /// Whether the live worker is holding a frame now (see [`Self::hold_live_worker`]).
     #[doc(hidden)]
     pub fn live_worker_holds_a_frame(&self) -> bool {
-        match lock(&self.imp().state).running.as_ref() {
-            Some(Running {
-                processor: Processor::Live(worker),
-                ..
-            }) => worker.holding(),
-            _ => false,
-        }
+        lock(&self.imp().state)
+            .running
+            .as_ref()
+            .is_some_and(|running| running.processor.holding())
     }
 }
 
@@ -751,11 +606,11 @@ impl ObjectImpl for FaceRec {
                 let (times, passed, convert, redact, draw, provider) = match state.running.as_ref()
                 {
                     Some(r) => (
-                        r.stage_times(),
+                        r.processor.stage_times(),
                         r.passed,
-                        r.convert_time,
-                        r.redact_time,
-                        r.draw_time,
+                        r.scalers.time + r.processor.copy_time,
+                        r.annotator.redact_time,
+                        r.annotator.draw_time,
                         r.active_provider.clone(),
                     ),
                     None => (
@@ -894,33 +749,22 @@ impl BaseTransformImpl for FaceRec {
             .set_gallery(gallery)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)))?;
         let processor = if settings.live {
-            Processor::Live(LiveWorker::spawn(
-                engine,
-                ElementSink(self.obj().downgrade()),
-            ))
+            Processor::live(engine, ElementSink::new(&self.obj(), self.crops.clone()))
         } else {
-            Processor::Sync(Box::new(engine))
+            Processor::sync(engine)
         };
         lock(&self.crops).reset();
         let mut state = lock(&self.state);
-        if let Processor::Live(worker) = &processor {
-            worker.hold(self.hold_live.load(Ordering::Relaxed));
-        }
+        processor.hold(self.hold_live.load(Ordering::Relaxed));
         state.running = Some(Running {
             processor,
             recognizer_sha256: sha256,
             embedding_dim: dim,
             active_provider: active.join(","),
             video: None,
-            scaler: None,
-            #[cfg(feature = "nvmm")]
-            vic: None,
-            painter,
-            blender: OverlayBlender::default(),
+            scalers: NetworkScalers::default(),
+            annotator: Annotator::new(painter),
             passed: 0,
-            convert_time: Duration::ZERO,
-            redact_time: Duration::ZERO,
-            draw_time: Duration::ZERO,
         });
         drop(state);
         // A gallery set after the settings were read found nothing running to reload, so it is
@@ -949,24 +793,35 @@ impl BaseTransformImpl for FaceRec {
         if let gst::EventView::FlushStop(_) = event.view()
             && let Some(running) = lock(&self.state).running.as_mut()
         {
-            running.reset_tracks();
+            running.processor.reset_tracks();
             lock(&self.crops).reset();
         }
         self.parent_sink_event(event)
     }
 
+    /// Maps the frame, has the processor analyse it (with the detector's input on the frames
+    /// that need it), redacts and draws, then attaches the metas and posts the message.
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let (tuning, draw, redact, face_crops) = {
             let s = lock(&self.settings);
             (s.tuning(), s.draw, s.redact, s.face_crops)
         };
-        let times = self.frame_times(buf);
+        let element = self.obj();
+        let times = bus::frame_times(&element, buf);
         let mut state = lock(&self.state);
         let Some(running) = state.running.as_mut() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Not started"));
             return Err(gst::FlowError::Error);
         };
-        let Some((info, format)) = running.video.clone() else {
+        let Running {
+            processor,
+            video,
+            scalers,
+            annotator,
+            passed,
+            ..
+        } = running;
+        let Some((info, format)) = video.clone() else {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
@@ -974,305 +829,30 @@ impl BaseTransformImpl for FaceRec {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        // NVMM: the surface's planes mapped for the CPU, unmapped after drawing.
-        #[cfg(feature = "nvmm")]
-        let mut surface = match lock(&self.nvmm).clone() {
-            Some(lib) => Some(
-                super::nvmm::MappedSurface::map(lib, buf, &info).map_err(|e| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Format,
-                        ("Cannot map the NVMM frame: {}", e)
-                    );
-                    gst::FlowError::Error
-                })?,
-            ),
-            None => None,
-        };
-        // The VIC scales from the surface (device memory) when its library loaded.
-        #[cfg(feature = "nvmm")]
-        let vic_source = match (&surface, lock(&self.vic).clone().flatten()) {
-            (Some(s), Some(t)) => lock(&self.nvmm).clone().map(|l| (s.raw(), l, t)),
-            _ => None,
-        };
-        #[cfg(feature = "nvmm")]
-        let mapped = match surface.as_mut() {
-            Some(surface) => surface.frame(&info),
-            None => gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info),
-        };
-        #[cfg(not(feature = "nvmm"))]
-        let mapped = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info);
-        let mut frame = mapped.map_err(|_| {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Failed,
-                ("Failed to map the buffer writable")
-            );
-            gst::FlowError::Error
-        })?;
-        running.passed += 1;
+        let mut mapped = MappedBuffer::map(&element, &lock(&self.nvmm), buf, &info)?;
+        let mut frame = mapped.frame(&element, &info)?;
+        *passed += 1;
 
-        // Frames between detections (sync mode, detect-interval > 1) are not scaled at all.
-        let needs_frame = match &mut running.processor {
-            Processor::Sync(engine) => {
-                engine.tune(&tuning);
-                engine.needs_frame()
-            }
-            Processor::Live(_) => true,
-        };
-        #[cfg(feature = "nvmm")]
-        let vic_input = match (needs_frame, vic_source) {
-            (true, Some((src, surfaces, transform))) => {
-                let started = Instant::now();
-                if !running
-                    .vic
-                    .as_ref()
-                    .is_some_and(|v| v.is_for(&info, tuning.network_width))
-                {
-                    // The old surface goes before a new one is made.
-                    running.vic = None;
-                    running.vic = Some(
-                        super::nvmm::VicScaler::new(
-                            surfaces,
-                            transform,
-                            &info,
-                            tuning.network_width,
-                        )
-                        .map_err(|e| {
-                            gst::element_imp_error!(
-                                self,
-                                gst::LibraryError::Failed,
-                                ("Cannot scale NVMM frames on the VIC: {}", e)
-                            );
-                            gst::FlowError::Error
-                        })?,
-                    );
-                }
-                let Some(vic) = running.vic.as_mut() else {
-                    return Err(gst::FlowError::Error);
-                };
-                let input = vic.scale(src).map_err(|e| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::LibraryError::Failed,
-                        ("Cannot scale the NVMM frame on the VIC: {}", e)
-                    );
-                    gst::FlowError::Error
-                })?;
-                running.convert_time += started.elapsed();
-                Some(input)
-            }
-            _ => None,
-        };
-        #[cfg(not(feature = "nvmm"))]
-        let vic_input: Option<facerec_core::detect::NetworkInput<'static>> = None;
-        let input = if let Some(input) = vic_input {
-            Some(input)
-        } else if needs_frame {
-            let started = Instant::now();
-            if !running
-                .scaler
-                .as_ref()
-                .is_some_and(|s| s.is_for(&info, tuning.network_width))
-            {
-                running.scaler = Some(NetworkScaler::new(&info, tuning.network_width).map_err(
-                    |e| {
-                        gst::element_imp_error!(
-                            self,
-                            gst::CoreError::Negotiation,
-                            (
-                                "Cannot scale {}x{} {:?} frames for detection: {}",
-                                info.width(),
-                                info.height(),
-                                info.format(),
-                                e
-                            )
-                        );
-                        gst::FlowError::NotNegotiated
-                    },
-                )?);
-            }
-            let scaler = running.scaler.as_mut().expect("made above");
-            let input = scaler.scale(&frame).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
-                gst::FlowError::Error
-            })?;
-            running.convert_time += started.elapsed();
-            Some(input)
+        let input = if processor.needs_input(&tuning) {
+            Some(scalers.network_input(&element, &frame, &info, tuning.network_width)?)
         } else {
             None
         };
-
-        // Crops are cut here, before redaction and drawing touch the frame; with `face-crops`
-        // off nothing of it runs.
-        let mut crops = Vec::new();
-        let (faces, post, inference): (Arc<Vec<FaceResult>>, bool, Duration) =
-            match (&mut running.processor, input) {
-                (Processor::Sync(engine), Some(input)) => {
-                    let source = core_frame(&frame, &format);
-                    let faces = engine.process(&input, &source).map_err(|e| {
-                        gst::element_imp_error!(
-                            self,
-                            gst::StreamError::Failed,
-                            ("Inference failed: {}", e)
-                        );
-                        gst::FlowError::Error
-                    })?;
-                    if face_crops && !faces.is_empty() {
-                        crops = lock(&self.crops).crops(faces, &source);
-                    }
-                    (Arc::new(faces.to_vec()), true, engine.last_inference)
-                }
-                (Processor::Sync(engine), None) => (
-                    Arc::new(engine.carry_over().to_vec()),
-                    false,
-                    Duration::ZERO,
-                ),
-                (Processor::Live(worker), input) => {
-                    if let Some(input) = input {
-                        let started = Instant::now();
-                        let source = core_frame(&frame, &format).to_owned_frame().map_err(|e| {
-                            gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
-                            gst::FlowError::Error
-                        })?;
-                        // The worker posts later, when this frame may be drawn on: its crops
-                        // need their own copy of the pixels, which the worker's copy cannot
-                        // lend (LiveJob owns it).
-                        let mut job_times = times.clone();
-                        if face_crops {
-                            job_times.crop_source = Some(Arc::new(
-                                core_frame(&frame, &format).to_owned_frame().map_err(|e| {
-                                    gst::element_imp_error!(
-                                        self,
-                                        gst::StreamError::Format,
-                                        ("{}", e)
-                                    );
-                                    gst::FlowError::Error
-                                })?,
-                            ));
-                        }
-                        running.convert_time += started.elapsed();
-                        worker.submit(LiveJob {
-                            input,
-                            source,
-                            times: job_times,
-                            tuning,
-                        });
-                    }
-                    (worker.latest(), false, Duration::ZERO)
-                }
-            };
-
-        if redact != RedactMode::None && !faces.is_empty() {
-            let started = Instant::now();
-            let mut canvas = core_frame_mut(&mut frame, &format);
-            for face in faces.iter().filter(|f| redact.hides(f.name())) {
-                let b = face.bbox;
-                if !(b.x.is_finite() && b.y.is_finite() && b.w.is_finite() && b.h.is_finite()) {
-                    continue;
-                }
-                let (x0, y0) = (b.x.floor() as i64, b.y.floor() as i64);
-                let (x1, y1) = ((b.x + b.w).ceil() as i64, (b.y + b.h).ceil() as i64);
-                if let Err(e) = canvas.pixelate(x0, y0, x1 - x0, y1 - y0, REDACT_CELLS) {
-                    gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
-                    return Err(gst::FlowError::Error);
-                }
-            }
-            running.redact_time += started.elapsed();
-        }
-
-        if draw && !faces.is_empty() {
-            let started = Instant::now();
-            let marks: Vec<FaceMark<'_>> = faces
-                .iter()
-                .map(|face| FaceMark {
-                    bbox: face.bbox,
-                    label: face.label(),
-                    known: face.name().is_some(),
-                })
-                .collect();
-            let shapes = running.painter.layout(&marks, info.width(), info.height());
-            if let Err(e) = running.blender.blend(&mut frame, &shapes) {
-                // A frame without boxes is better than no frame: warn and pass it on.
-                gst::warning!(CAT, imp = self, "drawing failed: {}", e);
-            }
-            running.draw_time += started.elapsed();
-        }
+        let crops = face_crops.then_some(&*self.crops);
+        let source = core_frame(&frame.video, &format);
+        let analysis = processor.analyse(&element, input, &source, &times, tuning, crops)?;
+        let faces = &analysis.faces;
+        let written =
+            annotator.annotate(&element, &mut frame.video, &format, faces, redact, draw)?;
         drop(frame);
         drop(state);
-        #[cfg(feature = "nvmm")]
-        if let Some(surface) = surface {
-            let written = (draw || redact != RedactMode::None) && !faces.is_empty();
-            if let Err(e) = surface.finish(written) {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
-                return Err(gst::FlowError::Error);
-            }
-        }
+        mapped.finish(&element, written)?;
 
-        for face in faces.iter() {
-            let Some(rect) = face.bbox.clip_to(info.width(), info.height()) else {
-                continue;
-            };
-            let mut meta = gst_video::VideoRegionOfInterestMeta::add(buf, "face", rect);
-            meta.add_param(FaceInfo::from(face).meta_params());
-        }
-        if post {
-            self.post_faces_with(&faces, crops, &times, inference);
+        annotate::attach_metas(buf, faces, &info);
+        if let Some(post) = analysis.post {
+            bus::post_faces(&element, faces, post.crops, &times, post.inference);
         }
         Ok(gst::FlowSuccess::Ok)
-    }
-}
-
-#[cfg(feature = "nvmm")]
-impl FaceRec {
-    /// Loads `libnvbufsurface.so` when `caps` are NVMM (once), forgets it otherwise. A missing
-    /// library is an element error naming it and why `dlopen` failed.
-    fn negotiate_nvmm(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let mut nvmm = lock(&self.nvmm);
-        if !super::nvmm::is_nvmm(caps) {
-            *nvmm = None;
-            return Ok(());
-        }
-        if nvmm.is_none() {
-            match super::nvbufsurface::NvBufSurfaceLib::load_default() {
-                Ok(lib) => {
-                    gst::info!(CAT, imp = self, "NVMM frames through {}", lib.path());
-                    *nvmm = Some(Arc::new(lib));
-                }
-                Err(e) => {
-                    gst::element_imp_error!(self, gst::LibraryError::Init, ("{}", e));
-                    return Err(gst::loggable_error!(CAT, "{}", e));
-                }
-            }
-        }
-        drop(nvmm);
-        let mut vic = lock(&self.vic);
-        if vic.is_none() {
-            *vic = Some(
-                match super::nvbufsurftransform::NvBufSurfTransformLib::load_default() {
-                    Ok(lib) => {
-                        gst::info!(
-                            CAT,
-                            imp = self,
-                            "NVMM frames scaled for detection on the VIC through {}",
-                            lib.path()
-                        );
-                        Some(Arc::new(lib))
-                    }
-                    Err(e) => {
-                        gst::warning!(
-                            CAT,
-                            imp = self,
-                            "NVMM frames scaled for detection on the CPU: {} (set {} to its path)",
-                            e,
-                            super::nvbufsurftransform::LIBRARY_ENV
-                        );
-                        None
-                    }
-                },
-            );
-        }
-        Ok(())
     }
 }
 
@@ -1297,15 +877,14 @@ impl VideoFilterImpl for FaceRec {
                 "Interlaced video is not supported: put deinterlace before facerec"
             ));
         }
-        #[cfg(feature = "nvmm")]
-        self.negotiate_nvmm(incaps)?;
+        lock(&self.nvmm).negotiate(&self.obj(), incaps)?;
         let mut state = lock(&self.state);
         if let Some(running) = state.running.as_mut() {
             let size_changed = running.video.as_ref().is_some_and(|(old, ..)| {
                 old.width() != in_info.width() || old.height() != in_info.height()
             });
             if size_changed {
-                running.reset_tracks();
+                running.processor.reset_tracks();
                 lock(&self.crops).reset();
             }
             running.video = Some((in_info.clone(), format));

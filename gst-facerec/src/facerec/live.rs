@@ -13,8 +13,9 @@ use facerec_core::gallery::Gallery;
 use super::frame::FrameTimes;
 use super::sync::lock;
 
-/// Where the worker's results go (the element). A trait, so that the worker needs nothing of
-/// `imp` and `imp` alone knows the element.
+/// Where the worker's results go (the element, through `bus::ElementSink`). A trait, so that
+/// the worker needs nothing of the element and the element's modules need the worker only to
+/// start it.
 pub(super) trait LiveSink: Send + 'static {
     /// The element is gone: the worker stops.
     fn is_gone(&self) -> bool;

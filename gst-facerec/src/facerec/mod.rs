@@ -121,10 +121,32 @@
 //!
 //! `model-variant` (fp32, fp16, int8) picks the model files; a variant that has not passed the
 //! accuracy gate (`ModelVariant::check_selectable`) fails the start with its reason.
+//!
+//! ## Code layout
+//!
+//! As in gst-plugins-rs: `mod.rs` holds the GObject wrapper, the public enums, the debug
+//! category and `register`; `imp.rs` is the GObject glue (settings and per-run state behind
+//! mutexes, properties, pad templates, start and stop, caps in `set_info`) and a short
+//! `transform_ip` that passes each frame through four stages beside it: `source` maps the
+//! buffer for the CPU (system memory or an NVMM surface) and makes the detector's input in
+//! one function (`NetworkScalers::network_input`, on the VIC or the CPU); `processor` runs the
+//! engine on the streaming thread or hands the frame to the `live` worker; `annotate`
+//! redacts, draws and attaches the ROI metas; `bus` posts the `facerec` message, and its
+//! `ElementSink` is how the live worker posts (the worker knows only the `LiveSink` trait).
+//! Beneath the stages: `frame` (formats, CPU scaler, overlay blender, frame times), `crops`,
+//! `message`, `live`, `sync` and, with the `nvmm` feature, `nvmm` and its FFI modules. Imports
+//! go one way, down: `imp` names the stages and the modules beneath them, a stage names only
+//! modules beneath it (never another stage), and nothing names `imp`; any module may name the
+//! parent's items (`super::FaceRec`, `super::CAT`), which is not an import of a sibling.
+//! `deploy/tests/module-circles.py` keeps it free of circles.
+
+use std::sync::LazyLock;
 
 use gst::glib;
 use gst::prelude::*;
 
+mod annotate;
+mod bus;
 mod crops;
 mod frame;
 mod imp;
@@ -136,11 +158,22 @@ pub mod nvbufsurface;
 pub mod nvbufsurftransform;
 #[cfg(feature = "nvmm")]
 mod nvmm;
+mod processor;
+mod source;
 mod sync;
 
 pub use crops::{CROP_MARGIN, QUALITY_STEP, crop_rect};
 pub use frame::{FrameFormat, NetworkScaler};
 pub use message::{FACE_NAME, FaceCrop, FaceInfo, FacerecMessage, MESSAGE_NAME, MessageError};
+
+/// The element's debug category, here so that every module of the element logs in it.
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "facerec",
+        gst::DebugColorFlags::empty(),
+        Some("Face detection and recognition"),
+    )
+});
 
 glib::wrapper! {
     pub struct FaceRec(ObjectSubclass<imp::FaceRec>)

@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! The per-run processor: the engine on the streaming thread, every frame in order, or behind
+//! the live worker, which analyses the newest frame while frames pass with the latest results.
+//! Either way one call turns a frame into the faces to redact, draw and attach, and in sync
+//! mode into the message to post (the live worker posts its own).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use facerec_core::detect::NetworkInput;
+use facerec_core::engine::{Engine, FaceResult, StageTimes, Tuning};
+use facerec_core::frame::Frame;
+use facerec_core::gallery::Gallery;
+
+use super::crops::CropPolicy;
+use super::frame::FrameTimes;
+use super::live::{LiveJob, LiveSink, LiveWorker};
+use super::message::FaceCrop;
+use super::sync::lock;
+
+enum Mode {
+    Sync(Box<Engine>),
+    Live(LiveWorker),
+}
+
+/// The engine of one run (`start` to `stop`), in the mode the `live` property chose.
+pub(super) struct Processor {
+    mode: Mode,
+    /// Copying frames for the live worker (`stats`' convert-ns, with the scaling).
+    pub(super) copy_time: Duration,
+}
+
+/// What the processor made of one frame.
+pub(super) struct Analysis {
+    /// The faces to show on the frame: its own, or the latest known.
+    pub(super) faces: Arc<Vec<FaceResult>>,
+    /// Sync mode, a frame that was detected on: the message to post now.
+    pub(super) post: Option<Post>,
+}
+
+/// The rest of a frame's message, beside its faces and times.
+pub(super) struct Post {
+    /// Empty, or one per face.
+    pub(super) crops: Vec<Option<FaceCrop>>,
+    pub(super) inference: Duration,
+}
+
+impl Processor {
+    /// Every frame in order on the streaming thread.
+    pub(super) fn sync(engine: Engine) -> Processor {
+        Processor {
+            mode: Mode::Sync(Box::new(engine)),
+            copy_time: Duration::ZERO,
+        }
+    }
+
+    /// The newest frame on the live worker's thread, which posts its results to `sink`.
+    pub(super) fn live(engine: Engine, sink: impl LiveSink) -> Processor {
+        Processor {
+            mode: Mode::Live(LiveWorker::spawn(engine, sink)),
+            copy_time: Duration::ZERO,
+        }
+    }
+
+    pub(super) fn set_gallery(&mut self, gallery: Option<Arc<Gallery>>) {
+        match &mut self.mode {
+            Mode::Sync(engine) => {
+                // The gallery was checked against this recognizer when it was loaded.
+                let _ = engine.set_gallery(gallery);
+            }
+            Mode::Live(worker) => worker.set_gallery(gallery),
+        }
+    }
+
+    /// Forgets all tracks, after a seek or a change of frame size.
+    pub(super) fn reset_tracks(&mut self) {
+        match &mut self.mode {
+            Mode::Sync(engine) => engine.reset(),
+            Mode::Live(worker) => worker.reset(),
+        }
+    }
+
+    pub(super) fn stage_times(&self) -> StageTimes {
+        match &self.mode {
+            Mode::Sync(engine) => engine.times.clone(),
+            Mode::Live(worker) => worker.times(),
+        }
+    }
+
+    /// Test hook: see `FaceRec::hold_live_worker`. Nothing to hold in sync mode.
+    pub(super) fn hold(&self, hold: bool) {
+        if let Mode::Live(worker) = &self.mode {
+            worker.hold(hold);
+        }
+    }
+
+    /// Whether the live worker is holding a frame now.
+    pub(super) fn holding(&self) -> bool {
+        match &self.mode {
+            Mode::Live(worker) => worker.holding(),
+            Mode::Sync(_) => false,
+        }
+    }
+
+    /// Applies `tuning` and says whether the next frame needs the detector's input: in sync
+    /// mode, frames between detections (detect-interval > 1) are not scaled at all.
+    pub(super) fn needs_input(&mut self, tuning: &Tuning) -> bool {
+        match &mut self.mode {
+            Mode::Sync(engine) => {
+                engine.tune(tuning);
+                engine.needs_frame()
+            }
+            Mode::Live(_) => true,
+        }
+    }
+
+    /// Analyses one frame: `source` is its planes at full resolution, `input` the detector's
+    /// input when [`Self::needs_input`] asked for it. With `crops` (`face-crops` on) they are
+    /// cut here, before redaction and drawing touch the frame.
+    pub(super) fn analyse(
+        &mut self,
+        element: &super::FaceRec,
+        input: Option<NetworkInput<'static>>,
+        source: &Frame<&[u8]>,
+        times: &FrameTimes,
+        tuning: Tuning,
+        crops: Option<&Mutex<CropPolicy>>,
+    ) -> Result<Analysis, gst::FlowError> {
+        match (&mut self.mode, input) {
+            (Mode::Sync(engine), Some(input)) => {
+                let faces = engine.process(&input, source).map_err(|e| {
+                    gst::element_error!(
+                        element,
+                        gst::StreamError::Failed,
+                        ("Inference failed: {}", e)
+                    );
+                    gst::FlowError::Error
+                })?;
+                let crops = match crops {
+                    Some(policy) if !faces.is_empty() => lock(policy).crops(faces, source),
+                    _ => Vec::new(),
+                };
+                Ok(Analysis {
+                    faces: Arc::new(faces.to_vec()),
+                    post: Some(Post {
+                        crops,
+                        inference: engine.last_inference,
+                    }),
+                })
+            }
+            (Mode::Sync(engine), None) => Ok(Analysis {
+                faces: Arc::new(engine.carry_over().to_vec()),
+                post: None,
+            }),
+            (Mode::Live(worker), input) => {
+                if let Some(input) = input {
+                    let started = Instant::now();
+                    let owned = || {
+                        source.to_owned_frame().map_err(|e| {
+                            gst::element_error!(element, gst::StreamError::Format, ("{}", e));
+                            gst::FlowError::Error
+                        })
+                    };
+                    let job_source = owned()?;
+                    // The worker posts later, when this frame may be drawn on: its crops need
+                    // their own copy of the pixels, which the worker's copy cannot lend (LiveJob
+                    // owns it).
+                    let mut job_times = times.clone();
+                    if crops.is_some() {
+                        job_times.crop_source = Some(Arc::new(owned()?));
+                    }
+                    self.copy_time += started.elapsed();
+                    worker.submit(LiveJob {
+                        input,
+                        source: job_source,
+                        times: job_times,
+                        tuning,
+                    });
+                }
+                Ok(Analysis {
+                    faces: worker.latest(),
+                    post: None,
+                })
+            }
+        }
+    }
+}
