@@ -37,7 +37,9 @@ apt_packages=(
 # The real clients the launcher's tests use: a browser (driven by puppeteer-core from npm), ffprobe
 # and VLC.
 # promtool (Debian's prometheus package) checks the metrics exposition format.
-[ "$test_tools" = 1 ] && apt_packages+=(chromium ffmpeg vlc-bin vlc-plugin-base prometheus mosquitto mosquitto-clients)
+# podman and debootstrap build and run the container images (deploy/tests/build-images.sh).
+[ "$test_tools" = 1 ] && apt_packages+=(chromium ffmpeg vlc-bin vlc-plugin-base prometheus mosquitto mosquitto-clients
+    podman debootstrap)
 if [ "$with_apt" = 1 ]; then
     missing=()
     for p in "${apt_packages[@]}"; do
@@ -131,7 +133,8 @@ if [ "$test_tools" = 1 ]; then
         say "cargo-fuzz already installed"
     else
         say "installing cargo-fuzz 0.13.2"
-        cargo install --quiet --locked cargo-fuzz --version 0.13.2
+        source "$repo/deploy/tests/tool-profile.sh"
+        tool_profile cargo install --quiet --locked cargo-fuzz --version 0.13.2
     fi
 fi
 say "setup done"

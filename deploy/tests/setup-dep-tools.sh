@@ -2,6 +2,11 @@
 # Installs the dependency guards, cargo-deny and cargo-machete, from crates.io into
 # .cache/cargo-tools (pinned, --locked). Idempotent: the stamp, written last, names the pinned
 # versions, so an interrupted install is redone and a finished one costs nothing.
+#
+# No registry this machine kind reaches ships a build of either (PyPI's cargo-deny is 0.14), so
+# they are compiled, but without their release profile (cargo-deny's is fat LTO with one codegen
+# unit: 6 of this phase's 8 minutes on 2 cores). Unoptimised, both check this workspace in under
+# 3 s; see tool_profile in deploy/tests/tool-profile.sh.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 root="$repo/.cache/cargo-tools"
@@ -12,10 +17,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" = "${tools[*]}" ] \
     echo "==> ${tools[*]} already installed in $root"
     exit 0
 fi
-for tool in "${tools[@]}"; do
-    echo "==> installing $tool into $root"
-    # A separate target folder, so that the workspace's own build is not invalidated.
-    CARGO_TARGET_DIR="$root/build" cargo install --quiet --locked --root "$root" "$tool"
-done
+source "$repo/deploy/tests/tool-profile.sh"
+echo "==> installing ${tools[*]} into $root"
+# One target folder for both (they share most dependencies), apart from the workspace's build.
+CARGO_TARGET_DIR="$root/build" tool_profile cargo install --quiet --locked --root "$root" "${tools[@]}"
+
 rm -rf "$root/build"
 echo "${tools[*]}" > "$stamp"
