@@ -73,7 +73,8 @@ dep_guards() {
 }
 phase dep-guards dep_guards
 await test-tools
-phase cargo-test cargo test --locked --workspace --no-fail-fast
+# Every test of the workspace, in two lanes at once (deploy/tests/cargo-test-lanes.sh says which).
+phase cargo-test bash deploy/tests/cargo-test-lanes.sh
 # The NVMM path (Jetson builds), on the stand-in libnvbufsurface.so; the launcher with it.
 nvmm() {
     cargo clippy --locked -p gst-facerec -p facerec-launcher --all-targets --features gst-facerec/nvmm,facerec-launcher/nvmm -- -D warnings
