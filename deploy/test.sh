@@ -76,10 +76,14 @@ await test-tools
 # Every test of the workspace, in two lanes at once (deploy/tests/cargo-test-lanes.sh says which).
 phase cargo-test bash deploy/tests/cargo-test-lanes.sh
 # The NVMM path (Jetson builds), on the stand-in libnvbufsurface.so; the launcher with it.
+# Always the whole workspace with the two features added: a narrower package selection (-p)
+# resolves the dependencies' features differently and rebuilt most of them (this phase took
+# 14 minutes that way); like this only the element and the launcher are compiled again.
 nvmm() {
-    cargo clippy --locked -p gst-facerec -p facerec-launcher --all-targets --features gst-facerec/nvmm,facerec-launcher/nvmm -- -D warnings
-    cargo test --locked -p gst-facerec --features nvmm --test nvmm
-    cargo test --locked -p facerec-launcher --features nvmm --lib camera
+    local features=(--features gst-facerec/nvmm,facerec-launcher/nvmm)
+    cargo clippy --locked --workspace --all-targets "${features[@]}" -- -D warnings
+    cargo test --locked --workspace "${features[@]}" --test nvmm
+    cargo test --locked --workspace "${features[@]}" --lib camera
 }
 phase nvmm nvmm
 # Fuzz smoke: 30 s on each untrusted-input parser, from the committed corpora (deploy/fuzz).
