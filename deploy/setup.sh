@@ -5,6 +5,7 @@
 #   deploy/setup.sh            # system packages (needs root or sudo) + ONNX Runtime + models
 #   deploy/setup.sh --no-apt   # skip the system packages
 #   deploy/setup.sh --test-tools  # also the test clients: chromium, ffmpeg, VLC, promtool
+#   deploy/setup.sh --test-tools-only  # only those (deploy/test.sh fetches them in the background)
 #
 # ONNX Runtime is not packaged by Debian, and ort's download-binaries cannot work offline, so the
 # shared library is taken from the PyPI `onnxruntime` wheel into .cache/onnxruntime/ in this
@@ -16,11 +17,13 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="$repo/.cache"
 with_apt=1
 test_tools=0
+base=1
 for arg in "$@"; do
     case "$arg" in
         --no-apt) with_apt=0 ;;
         --test-tools) test_tools=1 ;;
-        -h|--help) sed -n "2,11p" "$0"; exit 0 ;;
+        --test-tools-only) test_tools=1; base=0 ;;
+        -h|--help) sed -n "2,12p" "$0"; exit 0 ;;
         *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -38,6 +41,7 @@ apt_packages=(
 # and VLC.
 # promtool (Debian's prometheus package) checks the metrics exposition format.
 # podman and debootstrap build and run the container images (deploy/tests/build-images.sh).
+[ "$base" = 1 ] || apt_packages=()
 [ "$test_tools" = 1 ] && apt_packages+=(chromium ffmpeg vlc-bin vlc-plugin-base prometheus mosquitto mosquitto-clients
     podman debootstrap)
 if [ "$with_apt" = 1 ]; then
@@ -50,12 +54,15 @@ if [ "$with_apt" = 1 ]; then
         sudo_cmd=""
         [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
         $sudo_cmd apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
+            -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
     else
         say "system packages already installed"
     fi
 fi
 
+# Sections 2 to 4 are the base setup, which --test-tools-only skips.
+if [ "$base" = 1 ]; then
 # --- 2. ONNX Runtime from the PyPI wheel --------------------------------------------------------
 ort_dir="$cache/onnxruntime"
 ort_lib="$ort_dir/libonnxruntime.so.$ORT_VERSION"
@@ -120,6 +127,7 @@ else
     say "models not found: running facerec-model models fetch into $cache/models"
     (cd "$repo" && cargo run --quiet --release --locked -p facerec-model -- models fetch --dir "$cache/models" \
         --python "$venv/bin/python")
+fi
 fi
 # --- 5. Fuzzing (test tools only) ---------------------------------------------------------------
 # cargo-fuzz drives libFuzzer (built from the libfuzzer-sys crate) on the nightly toolchain that

@@ -53,12 +53,16 @@ phase() {
     echo "==> phase $name: $took s"
     return "$rc"
 }
-phase setup deploy/setup.sh --test-tools "$@"
-# moto_server (a real S3 endpoint on loopback for the publish/pull tests) and puppeteer-core for
-# the launcher's browser tests (the system Chromium, no download); the deployment tests'
-# validators and the images' Debian base. Awaited by the phases that need them.
-background test-tools bash -c 'bash deploy/tests/setup-moto.sh && bash deploy/tests/setup-browser.sh'
-background deploy-tools bash -c 'bash deploy/tests/setup-tools.sh && bash deploy/tests/base-image.sh'
+# What building needs (the system packages, ONNX Runtime, the converter's venv, the models).
+phase setup deploy/setup.sh "$@"
+# The test clients (Chromium, ffmpeg, VLC, promtool, mosquitto, podman, debootstrap from apt,
+# and cargo-fuzz), moto_server (a real S3 endpoint on loopback for the publish/pull tests) and
+# puppeteer-core for the launcher's browser tests (the system Chromium, no download); the
+# deployment tests' validators and the images' Debian base. Awaited by the phases that need them.
+# The base image comes last in its job: it needs the podman and debootstrap that apt installs.
+background test-tools bash -c 'deploy/setup.sh --test-tools-only "$@" && bash deploy/tests/setup-moto.sh &&
+    bash deploy/tests/setup-browser.sh && bash deploy/tests/base-image.sh' _ "$@"
+background deploy-tools bash deploy/tests/setup-tools.sh
 phase fmt cargo fmt --all -- --check
 # No import circle among the element's or the launcher's modules.
 phase structure bash -c 'python3 deploy/tests/module-circles.py --self-test && python3 deploy/tests/module-circles.py'
