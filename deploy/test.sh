@@ -64,8 +64,8 @@ background test-tools bash -c 'deploy/setup.sh --test-tools-only "$@" && bash de
     bash deploy/tests/setup-browser.sh && bash deploy/tests/base-image.sh' _ "$@"
 background deploy-tools bash deploy/tests/setup-tools.sh
 phase fmt cargo fmt --all -- --check
-# No import circle among the element's or the launcher's modules.
-phase structure bash -c 'python3 deploy/tests/module-circles.py --self-test && python3 deploy/tests/module-circles.py'
+# No import circle among the element's or the launcher's modules; every test file compiled.
+phase structure bash -c 'python3 deploy/tests/module-circles.py --self-test && python3 deploy/tests/module-circles.py && python3 deploy/tests/tests-listed.py'
 phase clippy cargo clippy --locked --workspace --all-targets -- -D warnings
 # The dependency guards: licences, banned and duplicate crates, sources (deny.toml), and no
 # unused dependency (cargo-machete). Installed once into .cache/cargo-tools.

@@ -11,7 +11,7 @@ use gst::glib;
 pub mod facerec;
 
 pub use facerec::{
-    FaceCrop, FaceInfo, FacerecMessage, FrameFormat, MessageError, NetworkScaler, ProviderKind,
+    Face, FaceCrop, FaceRecMessage, FrameFormat, MessageError, NetworkScaler, ProviderKind,
     RedactMode,
 };
 

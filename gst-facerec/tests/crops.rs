@@ -12,7 +12,7 @@ use facerec_core::image::RgbImage;
 use facerec_core::stills::load_rgb;
 use gst::prelude::*;
 use gst_video::prelude::*;
-use gstfacerec::{FaceInfo, FacerecMessage};
+use gstfacerec::{Face, FaceRecMessage};
 
 const OBAMA: &str = "testdata/face_recognition/obama.jpg";
 
@@ -74,7 +74,7 @@ fn value<T: gst::glib::value::ToValue>(v: T) -> gst::glib::Value {
 }
 
 /// The next `facerec` message on the bus, waiting up to `timeout` (live mode posts later).
-fn next_message(bus: &gst::Bus, timeout: Duration) -> Option<FacerecMessage> {
+fn next_message(bus: &gst::Bus, timeout: Duration) -> Option<FaceRecMessage> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         let Some(msg) = bus.timed_pop_filtered(
@@ -86,7 +86,7 @@ fn next_message(bus: &gst::Bus, timeout: Duration) -> Option<FacerecMessage> {
         if let Some(s) = msg.structure()
             && s.name() == "facerec"
         {
-            return Some(FacerecMessage::try_from(s).unwrap());
+            return Some(FaceRecMessage::try_from(s).unwrap());
         }
     }
     None
@@ -96,7 +96,7 @@ fn next_message(bus: &gst::Bus, timeout: Duration) -> Option<FacerecMessage> {
 fn obama_face(
     format: gst_video::VideoFormat,
     props: &[(&str, gst::glib::Value)],
-) -> (FaceInfo, gst::Buffer, gst::Caps) {
+) -> (Face, gst::Buffer, gst::Caps) {
     let image = load_rgb(&asset(OBAMA)).unwrap();
     let (caps, buffer) = frame_in(&image, format);
     let (mut h, bus) = harness(props);
@@ -129,7 +129,7 @@ fn differences(a: &[u8], b: &[u8]) -> Vec<u8> {
 /// The crop's rectangle is the box grown by 25% on every side and clipped to the frame, within
 /// the rounding: the message rounds the box's x and width to integers (0.5 px each, 0.125 more
 /// through the margin) and the crop grows outward to whole pixels (up to 1 px): 2.125 px.
-fn assert_geometry(face: &FaceInfo, width: u32, height: u32) {
+fn assert_geometry(face: &Face, width: u32, height: u32) {
     let crop = face.crop.as_ref().expect("a crop");
     let (mx, my) = (face.width as f64 * 0.25, face.height as f64 * 0.25);
     let want = [
@@ -359,7 +359,7 @@ fn clip_entries(props: &str) -> (Vec<Entry>, usize) {
     assert_eq!(run.error, None);
     let mut entries = Vec::new();
     for (i, s) in run.messages.iter().enumerate() {
-        let msg = FacerecMessage::try_from(s.as_ref()).unwrap();
+        let msg = FaceRecMessage::try_from(s.as_ref()).unwrap();
         for face in &msg.faces {
             if let Some(crop) = &face.crop {
                 assert_geometry(face, 640, 360);

@@ -502,7 +502,7 @@ fn live_mode_passes_frames_while_the_worker_is_busy() {
             continue;
         };
         if let Some(s) = msg.structure().filter(|s| s.name() == "facerec") {
-            break gstfacerec::FacerecMessage::try_from(s).unwrap();
+            break gstfacerec::FaceRecMessage::try_from(s).unwrap();
         }
     };
     assert_eq!(

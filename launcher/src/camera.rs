@@ -28,6 +28,7 @@ use crate::metrics::{CameraLabel, Metrics};
 use crate::sink::EventSink;
 use element::{set, set_str};
 use facerec_core::gallery::UNKNOWN;
+use gstfacerec::Face;
 pub use settings::PipelineSettings;
 
 /// A live source that delivers no frame for this long is rebuilt.
@@ -171,21 +172,9 @@ fn limit_rate(pad: &gst::Pad, fps: u32) {
     });
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Face {
-    pub track_id: u64,
-    pub name: String,
-    pub distance: Option<f64>,
-    /// The latest attempt's quality (0-1: size, sharpness, pose); null before the first.
-    pub quality: Option<f64>,
-    /// How sure the track's vote is of `name` (0-1).
-    pub confidence: f64,
-    #[serde(rename = "box")]
-    pub bbox: [i32; 4],
-    pub score: f64,
-}
-
-pub struct Frame {
+/// A served frame: the annotated picture as JPEG, numbered so that a stream client sees each
+/// once (the element's planes are `facerec_core::frame::Frame`).
+pub struct JpegFrame {
     pub jpeg: Bytes,
     pub seq: u64,
 }
@@ -214,7 +203,7 @@ pub struct Camera {
     pub uri: String,
     pub source: Source,
     status: Mutex<Status>,
-    frames: watch::Sender<Option<Arc<Frame>>>,
+    frames: watch::Sender<Option<Arc<JpegFrame>>>,
     faces: Mutex<Vec<Face>>,
     pub input_frames: AtomicU64,
     pub processed_frames: AtomicU64,
@@ -285,11 +274,11 @@ impl Camera {
         }
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Frame>>> {
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<JpegFrame>>> {
         self.frames.subscribe()
     }
 
-    pub fn latest_frame(&self) -> Option<Arc<Frame>> {
+    pub fn latest_frame(&self) -> Option<Arc<JpegFrame>> {
         self.frames.borrow().clone()
     }
 
@@ -434,12 +423,9 @@ impl Camera {
         if let Some(device) = settings.cuda_device {
             set(&facerec, "cuda-device", device)?;
         }
-        set(&facerec, "detect-threshold", settings.detect_threshold)?;
-        set(&facerec, "match-threshold", settings.match_threshold)?;
-        for (property, value) in settings.element_overrides() {
+        for (property, value) in settings.tunable_properties() {
             set(&facerec, property, value)?;
         }
-        set(&facerec, "detect-interval", settings.detect_interval)?;
         let redact = settings.redact_of(&self.name);
         set_str(&facerec, "redact", settings::redact_nick(redact))?;
         if let Some(font) = &settings.font {
@@ -515,7 +501,7 @@ impl Camera {
         *lock(&self.last_frame) = Instant::now();
         // Receivers only ever see the newest frame: a slow client skips what it missed.
         self.frames
-            .send_replace(Some(Arc::new(Frame { jpeg, seq })));
+            .send_replace(Some(Arc::new(JpegFrame { jpeg, seq })));
     }
 
     fn run_once(self: &Arc<Self>, context: &Arc<Context>) -> Outcome {
@@ -689,7 +675,7 @@ impl Camera {
                 confidence: Some(face.confidence),
                 quality: face.quality,
                 track_id: face.track_id,
-                bbox: face.bbox,
+                bbox: [face.x, face.y, face.width, face.height],
                 first_seen_ms: track.first_seen_ms,
                 last_seen_ms: track.last_seen_ms,
                 time_ms: now_ms,
@@ -728,7 +714,7 @@ impl Camera {
         let label = CameraLabel {
             camera: self.name.clone(),
         };
-        let message = match gstfacerec::FacerecMessage::try_from(s) {
+        let message = match gstfacerec::FaceRecMessage::try_from(s) {
             Ok(message) => message,
             Err(e) => {
                 tracing::warn!(camera = %self.name, error = %e, "malformed facerec message");
@@ -744,17 +730,10 @@ impl Camera {
         let faces: Vec<Face> = message
             .faces
             .into_iter()
-            .map(|mut f| {
-                crops.push(f.crop.take());
-                Face {
-                    track_id: f.track_id,
-                    name: f.name,
-                    distance: f.distance,
-                    quality: f.quality,
-                    confidence: f.confidence,
-                    bbox: [f.x, f.y, f.width, f.height],
-                    score: f.score,
-                }
+            .map(|mut face| {
+                // The crops go to the tracks' events; the faces are kept and served without them.
+                crops.push(face.crop.take());
+                face
             })
             .collect();
         let named = faces.iter().filter(|f| f.name != UNKNOWN).count();
@@ -909,12 +888,7 @@ mod tests {
             trt_fp16: None,
             trt_timing_cache: None,
             cuda_device: None,
-            detect_threshold: 0.85,
-            match_threshold: 0.6,
-            match_margin: None,
-            min_quality: None,
-            confidence_bar: None,
-            detect_interval: 1,
+            tunables: Default::default(),
             redact: gstfacerec::RedactMode::None,
             camera_redact: Default::default(),
             font: None,

@@ -3,9 +3,11 @@
 //!
 //! Each setting is declared once, as a field of [`Cli`] or [`PipelineArgs`]: its flag is the
 //! field name in kebab-case, its environment variable is in `env = …`, its default in
-//! `default_value…`, and its key in the config file is the flag's name. The file's values become
-//! the arguments' defaults, so that clap's own order applies everywhere: flag, then environment,
-//! then file, then the built-in default.
+//! `default_value…`, and its key in the config file is the flag's name. The engine's tunables
+//! (`--detect-threshold`, `--min-face-size`, …) are declared in `facerec_core::tunables`
+//! instead, and added as flags at run time (`cli_command`) with the same conventions. The
+//! file's values become the arguments' defaults, so that clap's own order applies everywhere:
+//! flag, then environment, then file, then the built-in default.
 //!
 //! Read by `main.rs` only: the other modules get plain values (the typed [`PipelineSettings`],
 //! `mqtt`'s `MqttConfig`, numbers). It imports the layers below for what the command line
@@ -19,11 +21,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
+use facerec_core::tunables::{Domain, TUNABLES, Tunable, TunableError, TunableValue, Tunables};
 use gst::prelude::*;
 use serde::Deserialize;
 
 use crate::camera::element::pspec_range;
-use crate::camera::settings::{PipelineSettings, element_overrides, parse_redact};
+use crate::camera::settings::{PipelineSettings, parse_redact};
 use crate::domain::source::{Source, Trust, split_source_list, validate_name};
 
 #[derive(Debug, Clone, Parser)]
@@ -139,27 +142,10 @@ pub struct PipelineArgs {
     /// The GPU that CUDA and TensorRT run on (facerec's cuda-device; default 0).
     #[arg(long, env = "FACEREC_CUDA_DEVICE")]
     pub cuda_device: Option<u32>,
-    /// Face detection score threshold.
-    #[arg(long, env = "FACEREC_DETECT_THRESHOLD", default_value_t = 0.85)]
-    pub detect_threshold: f32,
-    /// Largest embedding distance that still counts as a match.
-    #[arg(long, env = "FACEREC_MATCH_THRESHOLD", default_value_t = 0.6)]
-    pub match_threshold: f32,
-    /// How much closer the nearest person must be than the second-nearest for a name
-    /// (default: the facerec element's).
-    #[arg(long, env = "FACEREC_MATCH_MARGIN")]
-    pub match_margin: Option<f32>,
-    /// Quality (0-1: size, sharpness, pose) below which a face is not used for naming
-    /// (default: the facerec element's).
-    #[arg(long, env = "FACEREC_MIN_QUALITY")]
-    pub min_quality: Option<f32>,
-    /// Evidence a track's vote must gather for a person (quality x match strength, summed over
-    /// its attempts) before their name is shown (default: the facerec element's).
-    #[arg(long, env = "FACEREC_CONFIDENCE_BAR")]
-    pub confidence_bar: Option<f32>,
-    /// Run detection on every Nth frame (tracking carries faces in between).
-    #[arg(long, env = "FACEREC_DETECT_INTERVAL", default_value_t = 1)]
-    pub detect_interval: u32,
+    /// The engine's tunables as given (flag, environment, file or default), in the order of
+    /// `TUNABLES`: unchecked until [`PipelineArgs::tunables`].
+    #[arg(skip)]
+    pub tunable_values: Vec<(&'static Tunable, TunableValue)>,
     /// Pixelate faces in the served streams: none, unknown (every face not named from the
     /// gallery) or all. The default for every camera; a camera in the config file may set its own.
     #[arg(long, env = "FACEREC_REDACT", default_value = "none")]
@@ -182,15 +168,32 @@ pub struct PipelineArgs {
 }
 
 impl PipelineArgs {
-    /// facerec properties set only when configured, so that the element's default stays their
-    /// one declaration: (property, value).
-    pub fn element_overrides(&self) -> Vec<(&'static str, f32)> {
-        element_overrides(self.match_margin, self.min_quality, self.confidence_bar)
+    /// The tunables, each checked against its declared range (NaN is out of every range).
+    pub fn tunables(&self) -> Result<Tunables> {
+        let mut tunables = Tunables::default();
+        for (tunable, value) in &self.tunable_values {
+            tunables
+                .set(tunable.name, *value)
+                .map_err(|err| match err {
+                    TunableError::OutOfRange {
+                        name,
+                        value,
+                        min,
+                        max,
+                    } => out_of_range(
+                        name,
+                        value,
+                        &format!("facerec's {name} accepts {min} to {max}"),
+                    ),
+                    other => other.into(),
+                })?;
+        }
+        Ok(tunables)
     }
 
     /// The engine the launcher checks the models with at start-up (and the face library embeds
     /// photos with): the cameras' models, variant and execution provider options, so that it
-    /// uses (and fills) the same TensorRT engine cache.
+    /// uses (and fills) the same TensorRT engine cache, and the cameras' tunables.
     pub fn engine_config(&self) -> Result<facerec_core::engine::EngineConfig> {
         let variant = self
             .model_variant
@@ -199,6 +202,7 @@ impl PipelineArgs {
             .transpose()?
             .unwrap_or_default();
         let mut config = facerec_core::engine::EngineConfig::for_variant(variant);
+        config.tunables = self.tunables()?;
         if let Some(d) = &self.detector {
             config.detector = d.clone();
         }
@@ -273,6 +277,62 @@ fn default_data_dir() -> PathBuf {
     }
 }
 
+/// The flag of a tunable: `--NAME`, `FACEREC_NAME`, the declared default, the blurb as help.
+fn tunable_arg(tunable: &Tunable) -> clap::Arg {
+    let id = tunable.name.replace('-', "_");
+    let arg = clap::Arg::new(id.clone())
+        .long(tunable.name)
+        .env(tunable.env())
+        .value_name(id.to_uppercase())
+        .help(tunable.blurb)
+        .default_value(tunable.default_value().to_string())
+        .action(ArgAction::Set);
+    match tunable.domain {
+        Domain::Float { .. } => arg.value_parser(clap::value_parser!(f32)),
+        Domain::UInt { .. } => arg.value_parser(clap::value_parser!(u32)),
+    }
+}
+
+/// [`Cli`]'s arguments and a flag per tunable, listed after `--cuda-device` with the element's
+/// other settings.
+fn cli_command() -> clap::Command {
+    let (mut next, mut tunables_at) = (0, 0);
+    let cmd = Cli::command().mut_args(|arg| {
+        let order = next;
+        next += 1;
+        if arg.get_id() == "cuda_device" {
+            tunables_at = next;
+            next += TUNABLES.len();
+        }
+        arg.display_order(order)
+    });
+    cmd.args(
+        TUNABLES
+            .iter()
+            .zip(tunables_at..)
+            .map(|(tunable, order)| tunable_arg(tunable).display_order(order)),
+    )
+}
+
+/// The tunables' values in `matches` (each has a default).
+fn tunable_values(matches: &clap::ArgMatches) -> Vec<(&'static Tunable, TunableValue)> {
+    TUNABLES
+        .iter()
+        .map(|tunable| {
+            let id = tunable.name.replace('-', "_");
+            let value = match tunable.domain {
+                Domain::Float { .. } => TunableValue::Float(
+                    *matches.get_one::<f32>(&id).expect("tunables have defaults"),
+                ),
+                Domain::UInt { .. } => TunableValue::UInt(
+                    *matches.get_one::<u32>(&id).expect("tunables have defaults"),
+                ),
+            };
+            (tunable, value)
+        })
+        .collect()
+}
+
 /// The flag of a setting, from its clap id.
 fn flag_name(arg: &clap::Arg) -> Option<String> {
     arg.get_long().map(str::to_string)
@@ -299,7 +359,7 @@ impl Config {
     {
         let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
         // First pass: only to find the config file.
-        let config_path = Cli::command()
+        let config_path = cli_command()
             .ignore_errors(true)
             .try_get_matches_from(&args)
             .ok()
@@ -341,6 +401,7 @@ impl Config {
         }
         let matches = cmd.try_get_matches_from(&args).unwrap_or_else(|e| e.exit());
         let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        cli.pipeline.tunable_values = tunable_values(&matches);
         let sources_from = matches.value_source("sources");
         if sources_from == Some(clap::parser::ValueSource::EnvVariable) {
             cli.sources = cli
@@ -427,7 +488,7 @@ pub fn parse_config(
         serde_yaml_ng::Value::Mapping(m) => m,
         _ => bail!("{}: expected a mapping of settings", invalid()),
     };
-    let known: Vec<String> = Cli::command()
+    let known: Vec<String> = cli_command()
         .get_arguments()
         .filter(|a| {
             !matches!(
@@ -459,47 +520,35 @@ pub fn parse_config(
 }
 
 /// Settings that are element properties: (setting, element factory, property). Their ranges are
-/// the elements' own `ParamSpec` bounds, read at run time, so they are declared only there.
-pub const ELEMENT_SETTINGS: [(&str, &str, &str); 8] = [
-    ("detect-threshold", "facerec", "detect-threshold"),
-    ("match-threshold", "facerec", "match-threshold"),
-    ("match-margin", "facerec", "match-margin"),
-    ("min-quality", "facerec", "min-quality"),
-    ("confidence-bar", "facerec", "confidence-bar"),
-    ("detect-interval", "facerec", "detect-interval"),
+/// the elements' own `ParamSpec` bounds, read at run time, so they are declared only there. The
+/// facerec element's tunables are not here: the element and the launcher both take their ranges
+/// from `facerec_core::tunables`.
+pub const ELEMENT_SETTINGS: [(&str, &str, &str); 2] = [
     ("cuda-device", "facerec", "cuda-device"),
     ("jpeg-quality", "jpegenc", "quality"),
 ];
 
-/// The launcher's own numeric settings and their inclusive ranges: declared here and nowhere else.
-pub const LAUNCHER_RANGES: [(&str, f64, f64); 9] = [
-    ("processing-fps", 0.0, 1000.0),
-    ("max-fps", 1.0, 1000.0),
-    ("max-clients", 1.0, 100_000.0),
-    ("max-cameras", 1.0, 1024.0),
-    ("max-connections", 1.0, 100_000.0),
-    ("header-timeout", 1.0, 3600.0),
-    ("retain-days", 0.001, 36_500.0),
-    ("retain-mb", 0.01, 10_000_000.0),
-    ("mqtt-buffer", 1.0, 1_000_000.0),
-];
+/// A launcher setting's inclusive range and how to read it from the effective settings.
+type LauncherRange = (&'static str, f64, f64, fn(&Config) -> f64);
 
-impl Config {
-    /// The value of each of [`LAUNCHER_RANGES`], in its order.
-    fn launcher_values(&self) -> [f64; 9] {
-        [
-            self.pipeline.processing_fps as f64,
-            self.pipeline.max_fps as f64,
-            self.max_clients as f64,
-            self.max_cameras as f64,
-            self.max_connections as f64,
-            self.header_timeout as f64,
-            self.retain_days,
-            self.retain_mb,
-            self.cli.mqtt.mqtt_buffer as f64,
-        ]
-    }
-}
+/// The launcher's own numeric settings and their inclusive ranges: declared here and nowhere else.
+pub const LAUNCHER_RANGES: [LauncherRange; 9] = [
+    ("processing-fps", 0.0, 1000.0, |c| {
+        c.pipeline.processing_fps as f64
+    }),
+    ("max-fps", 1.0, 1000.0, |c| c.pipeline.max_fps as f64),
+    ("max-clients", 1.0, 100_000.0, |c| c.max_clients as f64),
+    ("max-cameras", 1.0, 1024.0, |c| c.max_cameras as f64),
+    ("max-connections", 1.0, 100_000.0, |c| {
+        c.max_connections as f64
+    }),
+    ("header-timeout", 1.0, 3600.0, |c| c.header_timeout as f64),
+    ("retain-days", 0.001, 36_500.0, |c| c.retain_days),
+    ("retain-mb", 0.01, 10_000_000.0, |c| c.retain_mb),
+    ("mqtt-buffer", 1.0, 1_000_000.0, |c| {
+        c.cli.mqtt.mqtt_buffer as f64
+    }),
+];
 
 /// The `ParamSpec` bounds of `factory`'s `property`.
 pub fn element_range(factory: &str, property: &str) -> Result<(f64, f64)> {
@@ -533,14 +582,15 @@ pub fn element_nicks(factory: &str, property: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-/// `--help` with every range spelled out, read from the elements (after `gst::init`) and from
-/// [`LAUNCHER_RANGES`]. Without GStreamer the help simply lacks the element ranges.
+/// `--help` with every range spelled out, read from the elements (after `gst::init`), from the
+/// tunables' declarations and from [`LAUNCHER_RANGES`]. Without GStreamer the help simply lacks
+/// the element ranges.
 pub fn command() -> clap::Command {
     let (client, overall) = (
         crate::domain::rate_limit::RateLimiter::REGISTER_PER_CLIENT,
         crate::domain::rate_limit::RateLimiter::REGISTER_OVERALL,
     );
-    let mut cmd = Cli::command().after_help(format!(
+    let mut cmd = cli_command().after_help(format!(
         "FACEREC_API_TOKEN (environment only): when set, every write route (POST/PUT/DELETE under \
 /api: cameras, gallery reload, history, people) and GET /register require it, as \
 `Authorization: Bearer TOKEN` or, for /register (ESP32 firmware that cannot send headers), as a \
@@ -563,7 +613,22 @@ start-up: a value outside it is one error line and exit 1.",
             ));
         }
     }
-    for (setting, min, max) in LAUNCHER_RANGES {
+    for tunable in TUNABLES {
+        let (min, max) = tunable.range();
+        let unit = if tunable.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", tunable.unit)
+        };
+        ranges.push((
+            tunable.name.to_string(),
+            format!(
+                "{min} to {max}{unit}, the range of facerec's {}",
+                tunable.name
+            ),
+        ));
+    }
+    for (setting, min, max, _) in LAUNCHER_RANGES {
         ranges.push((setting.to_string(), format!("{min} to {max}")));
     }
     for (setting, text) in ranges {
@@ -582,9 +647,9 @@ fn out_of_range(setting: &str, value: impl std::fmt::Display, range: &str) -> an
 }
 
 impl Config {
-    /// Checks every numeric setting against its range: the facerec and jpegenc elements' own
-    /// bounds for the element properties, [`LAUNCHER_RANGES`] for the rest. Needs `gst::init`
-    /// and the facerec element registered.
+    /// Checks every numeric setting against its range: the tunables' declared ranges, the
+    /// facerec and jpegenc elements' own bounds for their other properties, [`LAUNCHER_RANGES`]
+    /// for the rest. Needs `gst::init` and the facerec element registered.
     pub fn validate(&self) -> Result<()> {
         let p = &self.pipeline;
         let nicks = element_nicks("facerec", "redact")?;
@@ -610,19 +675,9 @@ impl Config {
                 .parse::<facerec_core::models::ModelVariant>()
                 .and_then(|v| v.check_selectable())?;
         }
-        let fixed = [
-            ("detect-threshold", p.detect_threshold as f64),
-            ("match-threshold", p.match_threshold as f64),
-            ("detect-interval", p.detect_interval as f64),
-            ("jpeg-quality", p.jpeg_quality as f64),
-        ];
-        let given = fixed
+        p.tunables()?;
+        let given = [("jpeg-quality", p.jpeg_quality as f64)]
             .into_iter()
-            .chain(
-                p.element_overrides()
-                    .into_iter()
-                    .map(|(property, value)| (property, value as f64)),
-            )
             .chain(p.cuda_device.map(|d| ("cuda-device", d as f64)));
         for (name, value) in given {
             let (setting, factory, property) = ELEMENT_SETTINGS
@@ -644,8 +699,8 @@ impl Config {
                 ));
             }
         }
-        for ((setting, min, max), value) in LAUNCHER_RANGES.into_iter().zip(self.launcher_values())
-        {
+        for (setting, min, max, value_of) in LAUNCHER_RANGES {
+            let value = value_of(self);
             if !(min..=max).contains(&value) {
                 return Err(out_of_range(
                     setting,
@@ -695,12 +750,7 @@ impl Config {
             trt_fp16: p.trt_fp16,
             trt_timing_cache: p.trt_timing_cache.clone(),
             cuda_device: p.cuda_device,
-            detect_threshold: p.detect_threshold,
-            match_threshold: p.match_threshold,
-            match_margin: p.match_margin,
-            min_quality: p.min_quality,
-            confidence_bar: p.confidence_bar,
-            detect_interval: p.detect_interval,
+            tunables: p.tunables()?,
             redact: redact("redact", &p.redact)?,
             camera_redact,
             font: p.font.clone(),

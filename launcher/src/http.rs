@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::camera::registry::{AddError, Registry};
-use crate::camera::{Camera, Face, Status};
+use crate::camera::{Camera, Status};
 use crate::domain::rate_limit::RateLimiter;
 use crate::domain::source::{Source, Trust, esp32_camera, validate_name};
 use crate::domain::{CameraState, lock};
@@ -270,7 +270,37 @@ struct CameraView {
     processed_fps: f64,
     output_fps: f64,
     frames: u64,
-    faces: Vec<Face>,
+    faces: Vec<FaceView>,
+}
+
+/// A face as the cameras API shows it: the bus message's face without its crop, and its box as
+/// `[x, y, width, height]`.
+#[derive(Serialize)]
+struct FaceView {
+    track_id: u64,
+    name: String,
+    distance: Option<f64>,
+    /// The latest attempt's quality (0-1: size, sharpness, pose); null before the first.
+    quality: Option<f64>,
+    /// How sure the track's vote is of `name` (0-1).
+    confidence: f64,
+    #[serde(rename = "box")]
+    bbox: [i32; 4],
+    score: f64,
+}
+
+impl From<gstfacerec::Face> for FaceView {
+    fn from(face: gstfacerec::Face) -> FaceView {
+        FaceView {
+            bbox: [face.x, face.y, face.width, face.height],
+            track_id: face.track_id,
+            name: face.name,
+            distance: face.distance,
+            quality: face.quality,
+            confidence: face.confidence,
+            score: face.score,
+        }
+    }
 }
 
 fn view(camera: &Camera) -> CameraView {
@@ -285,7 +315,7 @@ fn view(camera: &Camera) -> CameraView {
         frames: camera
             .output_frames
             .load(std::sync::atomic::Ordering::Relaxed),
-        faces: camera.faces(),
+        faces: camera.faces().into_iter().map(FaceView::from).collect(),
     }
 }
 

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use facerec_core::engine::EngineConfig;
 use facerec_core::stills::StillScales;
+use facerec_core::tunables::Tunables;
 
 /// Model and detection options shared by every subcommand that runs the networks.
 #[derive(Debug, Clone, clap::Args)]
@@ -22,8 +23,8 @@ pub struct EngineArgs {
     /// Recognizer model (default: searched like --detector).
     #[arg(long, env = "FACEREC_RECOGNIZER", global = true)]
     pub recognizer: Option<PathBuf>,
-    /// Minimum detection score.
-    #[arg(long, default_value_t = 0.85, global = true)]
+    /// Minimum detection score (the element's detect-threshold).
+    #[arg(long, default_value_t = Tunables::DEFAULT.detect_threshold, global = true)]
     pub detect_threshold: f32,
     /// Detection scale for photos. Without it, photos are searched on a pyramid: native
     /// resolution (in tiles when large) and halvings down to 256 px, so faces from about 20 px
@@ -43,9 +44,13 @@ impl EngineArgs {
         if let Some(r) = &self.recognizer {
             config.recognizer = r.clone();
         }
-        config.detect.score_threshold = self.detect_threshold;
-        config.detect.network_width = self.network_width.unwrap_or(0);
-        config.min_face_size = min_face_size;
+        // Photos are not video: the element's defaults except for these.
+        config.tunables = Tunables {
+            detect_threshold: self.detect_threshold,
+            network_width: self.network_width.unwrap_or(0),
+            min_face_size,
+            ..Tunables::default()
+        };
         config
     }
 

@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use facerec_core::engine::Engine;
 use facerec_core::models::{MODEL_DIR_ENV, ModelVariant};
+use facerec_core::tunables::Tunables;
 use facerec_model::{EngineArgs, eval, fetch, query, s3, train};
 
 #[derive(Parser)]
@@ -42,7 +43,7 @@ enum Command {
         #[arg(long)]
         allow_missing: bool,
         /// Faces narrower than this (px) are not enrolled.
-        #[arg(long, default_value_t = 40)]
+        #[arg(long, default_value_t = Tunables::DEFAULT.min_face_size)]
         min_face_size: u32,
     },
     /// Show a gallery's format, recognizer, creation time and people.
@@ -75,7 +76,7 @@ enum Command {
         /// Match threshold (default: the gallery's).
         #[arg(long)]
         threshold: Option<f32>,
-        #[arg(long, default_value_t = 40)]
+        #[arg(long, default_value_t = Tunables::DEFAULT.min_face_size)]
         min_face_size: u32,
         #[arg(long)]
         json: bool,
@@ -253,11 +254,8 @@ fn run(cli: Cli) -> Result<()> {
             let mut config = engine_args.config(min_face_size);
             let mut engine = Engine::new(config.clone())?;
             let loaded = engine.load_gallery(&gallery)?;
-            config.match_threshold = threshold.unwrap_or(loaded.header.threshold);
-            engine.tune(&facerec_core::engine::Tuning {
-                match_threshold: config.match_threshold,
-                ..engine.tuning()
-            });
+            config.tunables.match_threshold = threshold.unwrap_or(loaded.header.threshold);
+            engine.tune(&config.tunables);
             engine
                 .set_gallery(Some(std::sync::Arc::new(loaded)))
                 .map_err(|kind| facerec_core::Error::Gallery {

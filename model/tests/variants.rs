@@ -143,8 +143,8 @@ fn engine((detector, recognizer): &(PathBuf, PathBuf), clip: bool) -> Engine {
         recognizer: recognizer.clone(),
         ..EngineConfig::default()
     };
-    config.detect.network_width = 0;
-    config.detect.score_threshold = if clip { 0.8 } else { 0.85 };
+    config.tunables.network_width = 0;
+    config.tunables.detect_threshold = if clip { 0.8 } else { 0.85 };
     Engine::new(config).unwrap_or_else(|e| panic!("{} loads: {e}", recognizer.display()))
 }
 

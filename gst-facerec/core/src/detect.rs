@@ -10,6 +10,7 @@ use ort::value::TensorRef;
 
 use crate::geometry::{BBox, Landmarks};
 use crate::runtime::{ProviderReport, SessionConfig, load_session};
+use crate::tunables::Tunables;
 use crate::{Error, Result};
 
 /// The strides of YuNet's three detection heads.
@@ -64,8 +65,8 @@ pub struct DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
-            network_width: 640,
-            score_threshold: 0.85,
+            network_width: Tunables::DEFAULT.network_width,
+            score_threshold: Tunables::DEFAULT.detect_threshold,
             nms_threshold: 0.3,
             top_k: 5000,
         }

@@ -14,16 +14,13 @@ use crate::embed::{Embedding, Recognizer};
 use crate::frame::PixelSource;
 use crate::gallery::{Gallery, GalleryError, Match};
 use crate::geometry::{BBox, Landmarks};
-use crate::identity::{DEFAULT_CONFIDENCE_BAR, DEFAULT_MATCH_MARGIN, DEFAULT_MIN_QUALITY, Decider};
+use crate::identity::Decider;
 use crate::models::{ModelVariant, default_model_path};
 use crate::quality::{self, Quality};
 use crate::runtime::{ProviderReport, SessionConfig};
 use crate::tracker::Tracker;
+use crate::tunables::Tunables;
 use crate::{Error, Result};
-
-/// Faces narrower than this (in frame pixels) are boxed but not embedded: YuNet's landmarks get
-/// too noisy for a reliable embedding (shared/models/README.md §1).
-pub const DEFAULT_MIN_FACE_SIZE: u32 = 40;
 
 /// A track whose box overlaps its previous box less than this becomes a new track (new id,
 /// fresh vote): at a scene cut a new face can land where another was, and must not inherit its
@@ -48,20 +45,9 @@ pub struct EngineConfig {
     /// is ([`Recognizer::load_variant`]).
     pub variant: ModelVariant,
     pub session: SessionConfig,
-    pub detect: DetectorConfig,
-    pub match_threshold: f32,
-    pub min_face_size: u32,
-    /// Run detection on every N-th frame; in between, the last faces are reported again.
-    pub detect_interval: u32,
-    /// Re-embed a named track every N detection frames (unknown tracks: three times as often).
-    pub recognize_interval: u32,
-    /// The nearest person must be closer than the second-nearest person by this much for an
-    /// attempt to count for them ([`crate::identity`]).
-    pub match_margin: f32,
-    /// Attempts of lower quality ([`crate::quality`]) are not used for naming.
-    pub min_quality: f32,
-    /// Evidence a person needs before a track shows their name.
-    pub confidence_bar: f32,
+    /// Every setting that may change while running, declared in [`crate::tunables`]: the one
+    /// place the element, the launcher and the model tool set them.
+    pub tunables: Tunables,
 }
 
 impl Default for EngineConfig {
@@ -79,41 +65,38 @@ impl EngineConfig {
             recognizer: default_model_path(&variant.recognizer_file()),
             variant,
             session: SessionConfig::default(),
-            detect: DetectorConfig::default(),
-            match_threshold: crate::gallery::DEFAULT_THRESHOLD,
-            min_face_size: DEFAULT_MIN_FACE_SIZE,
-            detect_interval: 1,
-            recognize_interval: 15,
-            match_margin: DEFAULT_MATCH_MARGIN,
-            min_quality: DEFAULT_MIN_QUALITY,
-            confidence_bar: DEFAULT_CONFIDENCE_BAR,
+            tunables: Tunables::default(),
         }
     }
 
     /// The vote's settings.
     pub fn decider(&self) -> Decider {
-        Decider {
-            match_threshold: self.match_threshold,
-            match_margin: self.match_margin,
-            min_quality: self.min_quality,
-            confidence_bar: self.confidence_bar,
+        decider(&self.tunables)
+    }
+
+    /// The detector's settings: the tunables it reads, the rest its own.
+    pub fn detector_config(&self) -> DetectorConfig {
+        DetectorConfig {
+            network_width: self.tunables.network_width,
+            score_threshold: self.tunables.detect_threshold,
+            ..DetectorConfig::default()
         }
     }
 }
 
-/// Settings that can change from one frame to the next.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Tuning {
-    pub detect_threshold: f32,
-    pub match_threshold: f32,
-    pub min_face_size: u32,
-    pub detect_interval: u32,
-    pub recognize_interval: u32,
-    pub network_width: u32,
-    pub match_margin: f32,
-    pub min_quality: f32,
-    pub confidence_bar: f32,
+/// The vote's settings among the tunables.
+fn decider(t: &Tunables) -> Decider {
+    Decider {
+        match_threshold: t.match_threshold,
+        match_margin: t.match_margin,
+        min_quality: t.min_quality,
+        confidence_bar: t.confidence_bar,
+    }
 }
+
+/// Settings that can change from one frame to the next ([`Engine::tune`]); the element's
+/// frame path names them so.
+pub type Tuning = Tunables;
 
 /// One face on one frame, as the element reports and draws it.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,7 +188,7 @@ impl Engine {
         // Before anything is loaded: the gate's reason is the error, not a missing file.
         config.variant.check_selectable()?;
         let (detector, detector_report) =
-            Detector::load(&config.detector, config.detect.clone(), &config.session)?;
+            Detector::load(&config.detector, config.detector_config(), &config.session)?;
         let (recognizer, recognizer_report) =
             Recognizer::load_variant(&config.recognizer, &config.session, config.variant)?;
         Ok(Engine {
@@ -256,38 +239,20 @@ impl Engine {
 
     /// The settings that may change while running.
     pub fn tuning(&self) -> Tuning {
-        Tuning {
-            detect_threshold: self.config.detect.score_threshold,
-            match_threshold: self.config.match_threshold,
-            min_face_size: self.config.min_face_size,
-            detect_interval: self.config.detect_interval,
-            recognize_interval: self.config.recognize_interval,
-            network_width: self.config.detect.network_width,
-            match_margin: self.config.match_margin,
-            min_quality: self.config.min_quality,
-            confidence_bar: self.config.confidence_bar,
-        }
+        self.config.tunables
     }
 
     /// Applies new run-time settings; the votes start again if a decision setting moved.
     pub fn tune(&mut self, tuning: &Tuning) {
-        if self.config.match_threshold != tuning.match_threshold
-            || self.config.match_margin != tuning.match_margin
-            || self.config.min_quality != tuning.min_quality
-            || self.config.confidence_bar != tuning.confidence_bar
-        {
+        if self.config.decider() != decider(tuning) {
             self.tracker.clear_identities();
         }
-        self.config.match_threshold = tuning.match_threshold;
-        self.config.match_margin = tuning.match_margin;
-        self.config.min_quality = tuning.min_quality;
-        self.config.confidence_bar = tuning.confidence_bar;
-        self.config.detect.score_threshold = tuning.detect_threshold;
-        self.config.detect.network_width = tuning.network_width;
-        self.detector.config = self.config.detect.clone();
-        self.config.min_face_size = tuning.min_face_size;
-        self.config.detect_interval = tuning.detect_interval.max(1);
-        self.config.recognize_interval = tuning.recognize_interval.max(1);
+        self.config.tunables = Tunables {
+            detect_interval: tuning.detect_interval.max(1),
+            recognize_interval: tuning.recognize_interval.max(1),
+            ..*tuning
+        };
+        self.detector.config = self.config.detector_config();
     }
 
     /// Forgets all tracks (for a new stream or a seek).
@@ -299,7 +264,7 @@ impl Engine {
 
     fn identify(&self, embedding: &[f32]) -> Match {
         match &self.gallery {
-            Some(g) => g.best_match(embedding, self.config.match_threshold),
+            Some(g) => g.best_match(embedding, self.config.tunables.match_threshold),
             None => Match {
                 name: None,
                 distance: None,
@@ -312,7 +277,7 @@ impl Engine {
     /// preparing the network input and call [`Engine::carry_over`] instead of [`Engine::process`].
     pub fn needs_frame(&self) -> bool {
         self.frame_no
-            .is_multiple_of(self.config.detect_interval as u64)
+            .is_multiple_of(self.config.tunables.detect_interval as u64)
     }
 
     /// Advances one frame between detections: the last faces are reported again.
@@ -342,10 +307,10 @@ impl Engine {
         self.times.detect_runs += 1;
 
         let seen = self.tracker.update(detections);
-        let recheck_known =
-            self.config.recognize_interval as u64 * self.config.detect_interval as u64;
+        let recheck_known = self.config.tunables.recognize_interval as u64
+            * self.config.tunables.detect_interval as u64;
         let recheck_unknown = recheck_known.div_ceil(3);
-        let min_size = self.config.min_face_size as f32;
+        let min_size = self.config.tunables.min_face_size as f32;
         let decider = self.config.decider();
         let mut due = Vec::new();
         for &i in &seen {
@@ -450,7 +415,7 @@ impl Engine {
 
     /// Detects every face of a still photo of any size (the pyramid of [`crate::stills`]) and
     /// embeds each one at least `min_face_size` wide from the photo's own pixels.
-    /// `config.detect.network_width` does not apply here; see [`Engine::analyze_at`].
+    /// `config.tunables.network_width` does not apply here; see [`Engine::analyze_at`].
     pub fn analyze(&mut self, image: &RgbImage) -> Result<Vec<AnalyzedFace>> {
         self.analyze_at(image, crate::stills::StillScales::Pyramid)
     }
@@ -462,7 +427,7 @@ impl Engine {
         scales: crate::stills::StillScales,
     ) -> Result<Vec<AnalyzedFace>> {
         let detections = crate::stills::detect_still(&mut self.detector, image, scales)?;
-        let min_size = self.config.min_face_size as f32;
+        let min_size = self.config.tunables.min_face_size as f32;
         let chips: Vec<_> = detections
             .iter()
             .filter(|d| d.bbox.w >= min_size)
@@ -497,7 +462,7 @@ impl Engine {
         source: &(impl PixelSource + ?Sized),
     ) -> Result<Vec<AnalyzedFace>> {
         let detections = self.detector.detect_network(input)?;
-        let min_size = self.config.min_face_size as f32;
+        let min_size = self.config.tunables.min_face_size as f32;
         let large: Vec<usize> = (0..detections.len())
             .filter(|&i| detections[i].bbox.w >= min_size)
             .collect();

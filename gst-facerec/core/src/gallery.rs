@@ -37,7 +37,7 @@ pub const READABLE_VERSIONS: [u32; 3] = [
     FORMAT_VERSION,
 ];
 /// The distance below which the dlib network calls two faces the same person.
-pub const DEFAULT_THRESHOLD: f32 = 0.6;
+pub const DEFAULT_THRESHOLD: f32 = crate::tunables::Tunables::DEFAULT.match_threshold;
 /// The name shown for a face that matches nobody.
 pub const UNKNOWN: &str = "unknown";
 

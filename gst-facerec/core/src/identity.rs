@@ -86,11 +86,11 @@ pub const SWITCH_ATTEMPTS: u32 = 2;
 pub const UNKNOWN_SWITCH_FACTOR: f32 = 1.25;
 
 /// Quality under which an attempt is not used for naming (see [`crate::quality`]).
-pub const DEFAULT_MIN_QUALITY: f32 = 0.25;
+pub const DEFAULT_MIN_QUALITY: f32 = crate::tunables::Tunables::DEFAULT.min_quality;
 /// When the second-nearest person matches too, the nearest must be closer by this much to count.
-pub const DEFAULT_MATCH_MARGIN: f32 = 0.15;
+pub const DEFAULT_MATCH_MARGIN: f32 = crate::tunables::Tunables::DEFAULT.match_margin;
 /// Evidence a person needs to be named: 0.6 of one perfect attempt.
-pub const DEFAULT_CONFIDENCE_BAR: f32 = 0.6;
+pub const DEFAULT_CONFIDENCE_BAR: f32 = crate::tunables::Tunables::DEFAULT.confidence_bar;
 
 /// The settings of the vote.
 #[derive(Debug, Clone, Copy, PartialEq)]

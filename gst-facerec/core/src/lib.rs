@@ -15,6 +15,8 @@
 //! * [`engine`]: all of the above per frame, with names decided per track.
 //! * [`runtime`] and [`models`]: finding and loading ONNX Runtime and the model files.
 //! * [`stills`]: photo files (size-checked, EXIF-upright loading) and face detection in them at any size.
+//! * [`tunables`]: the settings that may change while running, each declared once (name, type,
+//!   range, default, unit, nick, blurb) for the element, the launcher and the model tool.
 //! * [`files`]: atomic file writes, shared by the gallery, the model fetch and the launcher.
 
 pub mod align;
@@ -35,6 +37,7 @@ pub mod stills;
 #[cfg(any(test, feature = "testsupport"))]
 pub mod testsupport;
 pub mod tracker;
+pub mod tunables;
 
 pub use error::{Error, Result};
 pub use image;

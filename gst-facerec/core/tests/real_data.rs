@@ -29,8 +29,8 @@ fn engine(threshold: f32) -> Option<Engine> {
         return None;
     }
     let mut config = EngineConfig::default();
-    config.detect.network_width = 0;
-    config.detect.score_threshold = threshold;
+    config.tunables.network_width = 0;
+    config.tunables.detect_threshold = threshold;
     Some(Engine::new(config).expect("models load"))
 }
 

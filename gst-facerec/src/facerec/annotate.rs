@@ -11,7 +11,7 @@ use facerec_core::engine::FaceResult;
 use facerec_core::overlay::{FaceMark, Painter};
 
 use super::frame::{FrameFormat, OverlayBlender, core_frame_mut};
-use super::message::FaceInfo;
+use super::message::Face;
 use super::{CAT, RedactMode};
 
 /// Redacted faces become this many blocks across their longer side.
@@ -100,6 +100,6 @@ pub(super) fn attach_metas(
             continue;
         };
         let mut meta = gst_video::VideoRegionOfInterestMeta::add(buffer, "face", rect);
-        meta.add_param(FaceInfo::from(face).meta_params());
+        meta.add_param(Face::from(face).meta_params());
     }
 }

@@ -16,7 +16,7 @@ use facerec_core::engine::FaceResult;
 use super::crops::CropPolicy;
 use super::frame::FrameTimes;
 use super::live::LiveSink;
-use super::message::{FaceCrop, FaceInfo, FacerecMessage};
+use super::message::{Face, FaceCrop, FaceRecMessage};
 use super::sync::lock;
 
 /// The times a buffer's results are posted with, from its timestamps and the segment.
@@ -49,7 +49,7 @@ pub(super) fn post_faces(
         return;
     }
     let mut crops = crops.into_iter();
-    let message = FacerecMessage {
+    let message = FaceRecMessage {
         pts: times.pts,
         stream_time: times.stream_time,
         running_time: times.running_time,
@@ -57,9 +57,9 @@ pub(super) fn post_faces(
         inference_ns: inference.as_nanos() as u64,
         faces: faces
             .iter()
-            .map(|face| FaceInfo {
+            .map(|face| Face {
                 crop: crops.next().flatten(),
-                ..FaceInfo::from(face)
+                ..Face::from(face)
             })
             .collect(),
     };

@@ -16,11 +16,12 @@ use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 
 use facerec_core::Error as CoreError;
-use facerec_core::engine::{Engine, EngineConfig, StageTimes, Tuning};
+use facerec_core::engine::{Engine, EngineConfig, StageTimes};
 use facerec_core::gallery::Gallery;
 use facerec_core::models::{ModelVariant, default_model_path};
 use facerec_core::overlay::Painter;
 use facerec_core::runtime::SessionConfig;
+use facerec_core::tunables::{Domain, TUNABLES, Tunable, TunableValue, Tunables};
 
 use super::annotate::{self, Annotator};
 use super::bus::{self, ElementSink};
@@ -31,15 +32,6 @@ use super::source::{MappedBuffer, NetworkScalers, NvmmLibraries};
 use super::sync::lock;
 use super::{CAT, ProviderKind, RedactMode};
 
-const DEFAULT_DETECT_THRESHOLD: f32 = 0.85;
-const DEFAULT_MATCH_THRESHOLD: f32 = facerec_core::gallery::DEFAULT_THRESHOLD;
-const DEFAULT_DETECT_INTERVAL: u32 = 1;
-const DEFAULT_RECOGNIZE_INTERVAL: u32 = 15;
-const DEFAULT_NETWORK_WIDTH: u32 = 640;
-const DEFAULT_MIN_FACE_SIZE: u32 = facerec_core::engine::DEFAULT_MIN_FACE_SIZE;
-const DEFAULT_MATCH_MARGIN: f32 = facerec_core::identity::DEFAULT_MATCH_MARGIN;
-const DEFAULT_MIN_QUALITY: f32 = facerec_core::identity::DEFAULT_MIN_QUALITY;
-const DEFAULT_CONFIDENCE_BAR: f32 = facerec_core::identity::DEFAULT_CONFIDENCE_BAR;
 const DEFAULT_DRAW: bool = true;
 const DEFAULT_LIVE: bool = false;
 const DEFAULT_THREADS: u32 = 0;
@@ -85,15 +77,7 @@ struct Settings {
     gallery: Option<PathBuf>,
     provider: ProviderKind,
     strict_provider: bool,
-    detect_threshold: f32,
-    match_threshold: f32,
-    detect_interval: u32,
-    recognize_interval: u32,
-    network_width: u32,
-    min_face_size: u32,
-    match_margin: f32,
-    min_quality: f32,
-    confidence_bar: f32,
+    tunables: Tunables,
     draw: bool,
     font: Option<PathBuf>,
     redact: RedactMode,
@@ -115,15 +99,7 @@ impl Default for Settings {
             gallery: None,
             provider: ProviderKind::Auto,
             strict_provider: DEFAULT_STRICT_PROVIDER,
-            detect_threshold: DEFAULT_DETECT_THRESHOLD,
-            match_threshold: DEFAULT_MATCH_THRESHOLD,
-            detect_interval: DEFAULT_DETECT_INTERVAL,
-            recognize_interval: DEFAULT_RECOGNIZE_INTERVAL,
-            network_width: DEFAULT_NETWORK_WIDTH,
-            min_face_size: DEFAULT_MIN_FACE_SIZE,
-            match_margin: DEFAULT_MATCH_MARGIN,
-            min_quality: DEFAULT_MIN_QUALITY,
-            confidence_bar: DEFAULT_CONFIDENCE_BAR,
+            tunables: Tunables::default(),
             draw: DEFAULT_DRAW,
             font: None,
             redact: RedactMode::default(),
@@ -140,23 +116,9 @@ impl Default for Settings {
 }
 
 impl Settings {
-    fn tuning(&self) -> Tuning {
-        Tuning {
-            detect_threshold: self.detect_threshold,
-            match_threshold: self.match_threshold,
-            min_face_size: self.min_face_size,
-            detect_interval: self.detect_interval,
-            recognize_interval: self.recognize_interval,
-            network_width: self.network_width,
-            match_margin: self.match_margin,
-            min_quality: self.min_quality,
-            confidence_bar: self.confidence_bar,
-        }
-    }
-
     fn engine_config(&self) -> EngineConfig {
         let variant = ModelVariant::from(self.model_variant);
-        let mut config = EngineConfig {
+        EngineConfig {
             // The variant's files unless a path is set.
             detector: self
                 .detector
@@ -176,19 +138,48 @@ impl Settings {
                 trt_timing_cache: self.trt_timing_cache.clone(),
                 cuda_device: self.cuda_device,
             },
-            ..EngineConfig::default()
-        };
-        let tuning = self.tuning();
-        config.detect.score_threshold = tuning.detect_threshold;
-        config.detect.network_width = tuning.network_width;
-        config.match_threshold = tuning.match_threshold;
-        config.min_face_size = tuning.min_face_size;
-        config.detect_interval = tuning.detect_interval;
-        config.recognize_interval = tuning.recognize_interval;
-        config.match_margin = tuning.match_margin;
-        config.min_quality = tuning.min_quality;
-        config.confidence_bar = tuning.confidence_bar;
-        config
+            tunables: self.tunables,
+        }
+    }
+}
+
+/// The element property of a tunable: its declaration, changeable while playing.
+fn tunable_pspec(tunable: &Tunable) -> glib::ParamSpec {
+    let Tunable {
+        name, nick, blurb, ..
+    } = *tunable;
+    match tunable.domain {
+        Domain::Float { default, min, max } => glib::ParamSpecFloat::builder(name)
+            .nick(nick)
+            .blurb(blurb)
+            .minimum(min)
+            .maximum(max)
+            .default_value(default)
+            .mutable_playing()
+            .build(),
+        Domain::UInt { default, min, max } => glib::ParamSpecUInt::builder(name)
+            .nick(nick)
+            .blurb(blurb)
+            .minimum(min)
+            .maximum(max)
+            .default_value(default)
+            .mutable_playing()
+            .build(),
+    }
+}
+
+/// A tunable's value from a property's (GLib has checked its type and range).
+fn tunable_value(tunable: &Tunable, value: &glib::Value) -> TunableValue {
+    match tunable.domain {
+        Domain::Float { .. } => TunableValue::Float(value.get().expect("type checked upstream")),
+        Domain::UInt { .. } => TunableValue::UInt(value.get().expect("type checked upstream")),
+    }
+}
+
+fn tunable_to_value(value: TunableValue) -> glib::Value {
+    match value {
+        TunableValue::Float(v) => v.to_value(),
+        TunableValue::UInt(v) => v.to_value(),
     }
 }
 
@@ -340,7 +331,7 @@ impl ObjectImpl for FaceRec {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             // The other enums are marked in `register` (mod.rs); this one lives here.
             ModelVariantKind::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-            vec![
+            let mut properties = vec![
                 glib::ParamSpecString::builder("detector")
                     .nick("Detector model")
                     .blurb("Path to the YuNet ONNX detector (yunet_s_dynamic.onnx). Empty: look in $FACEREC_MODEL_DIR, .cache/models, ../shared/models, /usr/share/facerec/models")
@@ -395,76 +386,10 @@ impl ObjectImpl for FaceRec {
                     .blurb("Precision of the models: fp32, fp16 or int8. Picks the default detector and recognizer files (yunet_s_dynamic.<variant>.onnx, dlib_face_recognition_resnet_model_v1.<variant>.onnx; the 'detector' and 'recognizer' paths win). A variant that has not passed the accuracy gate fails the start. Galleries stay fp32 embeddings and serve every variant")
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecFloat::builder("detect-threshold")
-                    .nick("Detection threshold")
-                    .blurb("Minimum detection score (YuNet): 0.85 suits recognition; dog faces score up to 0.77")
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(DEFAULT_DETECT_THRESHOLD)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecFloat::builder("match-threshold")
-                    .nick("Match threshold")
-                    .blurb("Maximum Euclidean embedding distance for a face to be named (dlib: same person below 0.6)")
-                    .minimum(0.0)
-                    .maximum(4.0)
-                    .default_value(DEFAULT_MATCH_THRESHOLD)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecFloat::builder("match-margin")
-                    .nick("Match margin")
-                    .blurb("When two people are both within match-threshold of a face, it is named only if the nearer is closer by at least this distance; otherwise the attempt counts as unknown (a look-alike, or one person enrolled under two names)")
-                    .minimum(0.0)
-                    .maximum(4.0)
-                    .default_value(DEFAULT_MATCH_MARGIN)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecFloat::builder("min-quality")
-                    .nick("Minimum quality")
-                    .blurb("Embedding attempts of lower quality (0-1, from face size, sharpness and pose) are not used to name a track")
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(DEFAULT_MIN_QUALITY)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecFloat::builder("confidence-bar")
-                    .nick("Confidence bar")
-                    .blurb("Evidence a person needs, summed over a track's attempts (quality x match strength, 1 for one perfect attempt), before the track shows their name")
-                    .minimum(0.0)
-                    .maximum(100.0)
-                    .default_value(DEFAULT_CONFIDENCE_BAR)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("detect-interval")
-                    .nick("Detection interval")
-                    .blurb("Run detection on every N-th frame; frames in between carry the tracked faces of the last detection")
-                    .minimum(1)
-                    .maximum(1000)
-                    .default_value(DEFAULT_DETECT_INTERVAL)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("recognize-interval")
-                    .nick("Recognition interval")
-                    .blurb("Re-run recognition on a named track every N detections (unknown tracks three times as often); new tracks are recognised at once")
-                    .minimum(1)
-                    .maximum(10000)
-                    .default_value(DEFAULT_RECOGNIZE_INTERVAL)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("network-width")
-                    .nick("Network width")
-                    .blurb("Width frames are scaled down to before detection (never up); 0 keeps the native width. Above about 640 YuNet may see large faces poorly")
-                    .maximum(8192)
-                    .default_value(DEFAULT_NETWORK_WIDTH)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("min-face-size")
-                    .nick("Minimum face size")
-                    .blurb("Faces narrower than this many pixels are boxed but not recognised (their landmarks are too noisy)")
-                    .maximum(8192)
-                    .default_value(DEFAULT_MIN_FACE_SIZE)
-                    .mutable_playing()
-                    .build(),
+            ];
+            // The tunables after model-variant, where they always were.
+            properties.extend(TUNABLES.iter().map(tunable_pspec));
+            properties.extend([
                 glib::ParamSpecBoolean::builder("draw")
                     .nick("Draw")
                     .blurb("Draw boxes and name labels onto the frames (green: known, red: unknown)")
@@ -506,7 +431,8 @@ impl ObjectImpl for FaceRec {
                     .blurb("Frames, detections, embeddings, time per stage in nanoseconds (convert, detect, align, quality, embed, redact, draw) and the active execution provider")
                     .read_only()
                     .build(),
-            ]
+            ]);
+            properties
         });
         PROPERTIES.as_ref()
     }
@@ -520,6 +446,13 @@ impl ObjectImpl for FaceRec {
                 .map(PathBuf::from)
         };
         let mut settings = lock(&self.settings);
+        if let Some(tunable) = Tunable::find(pspec.name()) {
+            settings
+                .tunables
+                .set(tunable.name, tunable_value(tunable, value))
+                .expect("range checked upstream");
+            return;
+        }
         match pspec.name() {
             "detector" => settings.detector = path(value),
             "recognizer" => settings.recognizer = path(value),
@@ -537,25 +470,6 @@ impl ObjectImpl for FaceRec {
             "strict-provider" => {
                 settings.strict_provider = value.get().expect("type checked upstream")
             }
-            "detect-threshold" => {
-                settings.detect_threshold = value.get().expect("type checked upstream")
-            }
-            "match-threshold" => {
-                settings.match_threshold = value.get().expect("type checked upstream")
-            }
-            "match-margin" => settings.match_margin = value.get().expect("type checked upstream"),
-            "min-quality" => settings.min_quality = value.get().expect("type checked upstream"),
-            "confidence-bar" => {
-                settings.confidence_bar = value.get().expect("type checked upstream")
-            }
-            "detect-interval" => {
-                settings.detect_interval = value.get().expect("type checked upstream")
-            }
-            "recognize-interval" => {
-                settings.recognize_interval = value.get().expect("type checked upstream")
-            }
-            "network-width" => settings.network_width = value.get().expect("type checked upstream"),
-            "min-face-size" => settings.min_face_size = value.get().expect("type checked upstream"),
             "draw" => settings.draw = value.get().expect("type checked upstream"),
             "font" => settings.font = path(value),
             "redact" => settings.redact = value.get().expect("type checked upstream"),
@@ -574,21 +488,15 @@ impl ObjectImpl for FaceRec {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let settings = lock(&self.settings);
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).to_value();
+        if let Some(value) = settings.tunables.get(pspec.name()) {
+            return tunable_to_value(value);
+        }
         match pspec.name() {
             "detector" => path(&settings.detector),
             "recognizer" => path(&settings.recognizer),
             "gallery" => path(&settings.gallery),
             "provider" => settings.provider.to_value(),
             "strict-provider" => settings.strict_provider.to_value(),
-            "detect-threshold" => settings.detect_threshold.to_value(),
-            "match-threshold" => settings.match_threshold.to_value(),
-            "match-margin" => settings.match_margin.to_value(),
-            "min-quality" => settings.min_quality.to_value(),
-            "confidence-bar" => settings.confidence_bar.to_value(),
-            "detect-interval" => settings.detect_interval.to_value(),
-            "recognize-interval" => settings.recognize_interval.to_value(),
-            "network-width" => settings.network_width.to_value(),
-            "min-face-size" => settings.min_face_size.to_value(),
             "draw" => settings.draw.to_value(),
             "font" => path(&settings.font),
             "redact" => settings.redact.to_value(),
@@ -804,7 +712,7 @@ impl BaseTransformImpl for FaceRec {
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let (tuning, draw, redact, face_crops) = {
             let s = lock(&self.settings);
-            (s.tuning(), s.draw, s.redact, s.face_crops)
+            (s.tunables, s.draw, s.redact, s.face_crops)
         };
         let element = self.obj();
         let times = bus::frame_times(&element, buf);

@@ -19,9 +19,9 @@ pub const MESSAGE_NAME: &str = "facerec";
 /// Name of each structure in the message's `faces` array.
 pub const FACE_NAME: &str = "face";
 
-/// One face of a [`FacerecMessage`].
+/// One face of a [`FaceRecMessage`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct FaceInfo {
+pub struct Face {
     pub x: i32,
     pub y: i32,
     pub width: i32,
@@ -76,7 +76,7 @@ impl fmt::Debug for FaceCrop {
 
 /// The `facerec` element message, posted for each processed frame that has faces.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FacerecMessage {
+pub struct FaceRecMessage {
     /// The buffer's PTS (`timestamp` on the bus).
     pub pts: Option<gst::ClockTime>,
     pub stream_time: Option<gst::ClockTime>,
@@ -84,10 +84,10 @@ pub struct FacerecMessage {
     pub duration: Option<gst::ClockTime>,
     /// Time detection, alignment and embedding took for this frame.
     pub inference_ns: u64,
-    pub faces: Vec<FaceInfo>,
+    pub faces: Vec<Face>,
 }
 
-/// Why a structure is not a [`FacerecMessage`].
+/// Why a structure is not a [`FaceRecMessage`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageError {
     /// The structure (or a face in it) has another name.
@@ -138,7 +138,7 @@ fn field<'a, T: glib::value::FromValue<'a>>(
     })
 }
 
-impl FaceInfo {
+impl Face {
     /// Adds the fields the ROI meta's `facerec` parameters share with the bus message.
     fn shared_fields(&self, builder: gst::structure::Builder) -> gst::structure::Builder {
         builder
@@ -157,10 +157,10 @@ impl FaceInfo {
     }
 }
 
-impl From<&FaceResult> for FaceInfo {
+impl From<&FaceResult> for Face {
     fn from(face: &FaceResult) -> Self {
         let b = face.bbox;
-        FaceInfo {
+        Face {
             x: b.x.round() as i32,
             y: b.y.round() as i32,
             width: b.w.round() as i32,
@@ -181,8 +181,8 @@ impl From<&FaceResult> for FaceInfo {
     }
 }
 
-impl From<&FaceInfo> for gst::Structure {
-    fn from(face: &FaceInfo) -> Self {
+impl From<&Face> for gst::Structure {
+    fn from(face: &Face) -> Self {
         let builder = gst::Structure::builder(FACE_NAME)
             .field("x", face.x)
             .field("y", face.y)
@@ -201,7 +201,7 @@ impl From<&FaceInfo> for gst::Structure {
     }
 }
 
-impl FaceInfo {
+impl Face {
     fn parse(s: &gst::StructureRef, index: usize) -> Result<Self, MessageError> {
         if s.name() != FACE_NAME {
             return Err(MessageError::WrongName {
@@ -212,7 +212,7 @@ impl FaceInfo {
         let i = Some(index);
         let distance: f64 = field(s, "distance", i)?;
         let quality: f64 = field(s, "quality", i)?;
-        Ok(FaceInfo {
+        Ok(Face {
             x: field(s, "x", i)?,
             y: field(s, "y", i)?,
             width: field(s, "width", i)?,
@@ -269,16 +269,16 @@ impl FaceCrop {
     }
 }
 
-impl TryFrom<&gst::StructureRef> for FaceInfo {
+impl TryFrom<&gst::StructureRef> for Face {
     type Error = MessageError;
 
     fn try_from(s: &gst::StructureRef) -> Result<Self, MessageError> {
-        FaceInfo::parse(s, 0)
+        Face::parse(s, 0)
     }
 }
 
-impl From<&FacerecMessage> for gst::Structure {
-    fn from(msg: &FacerecMessage) -> Self {
+impl From<&FaceRecMessage> for gst::Structure {
+    fn from(msg: &FaceRecMessage) -> Self {
         let faces: Vec<glib::SendValue> = msg
             .faces
             .iter()
@@ -296,7 +296,7 @@ impl From<&FacerecMessage> for gst::Structure {
     }
 }
 
-impl TryFrom<&gst::StructureRef> for FacerecMessage {
+impl TryFrom<&gst::StructureRef> for FaceRecMessage {
     type Error = MessageError;
 
     fn try_from(s: &gst::StructureRef) -> Result<Self, MessageError> {
@@ -317,10 +317,10 @@ impl TryFrom<&gst::StructureRef> for FacerecMessage {
                         face: Some(i),
                         reason: e.to_string(),
                     })?;
-                FaceInfo::parse(face, i)
+                Face::parse(face, i)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(FacerecMessage {
+        Ok(FaceRecMessage {
             pts: field(s, "timestamp", None)?,
             stream_time: field(s, "stream-time", None)?,
             running_time: field(s, "running-time", None)?,
@@ -335,15 +335,15 @@ impl TryFrom<&gst::StructureRef> for FacerecMessage {
 mod tests {
     use super::*;
 
-    fn sample() -> FacerecMessage {
-        FacerecMessage {
+    fn sample() -> FaceRecMessage {
+        FaceRecMessage {
             pts: Some(gst::ClockTime::from_mseconds(40)),
             stream_time: Some(gst::ClockTime::from_mseconds(40)),
             running_time: None,
             duration: Some(gst::ClockTime::from_mseconds(33)),
             inference_ns: 12_345_678,
             faces: vec![
-                FaceInfo {
+                Face {
                     x: 10,
                     y: -2,
                     width: 64,
@@ -363,7 +363,7 @@ mod tests {
                         rgb: (0..18).collect(),
                     }),
                 },
-                FaceInfo {
+                Face {
                     x: 300,
                     y: 20,
                     width: 20,
@@ -386,7 +386,7 @@ mod tests {
         gst::init().unwrap();
         let msg = sample();
         let s = gst::Structure::from(&msg);
-        assert_eq!(FacerecMessage::try_from(s.as_ref()), Ok(msg));
+        assert_eq!(FaceRecMessage::try_from(s.as_ref()), Ok(msg));
     }
 
     #[test]
@@ -458,13 +458,13 @@ mod tests {
         let mut bad = with.clone();
         bad.set("crop-width", 3u32);
         assert_eq!(
-            FaceInfo::try_from(bad.as_ref()).unwrap_err().to_string(),
+            Face::try_from(bad.as_ref()).unwrap_err().to_string(),
             "faces[0].crop: 18 bytes, a 3x3 RGB crop has 27"
         );
         let mut bad = with.clone();
         bad.remove_field("crop-y");
         assert!(matches!(
-            FaceInfo::try_from(bad.as_ref()),
+            Face::try_from(bad.as_ref()),
             Err(MessageError::Field {
                 field: "crop-y",
                 ..
@@ -477,7 +477,7 @@ mod tests {
         gst::init().unwrap();
         let other = gst::Structure::builder("facerec-stats").build();
         assert_eq!(
-            FacerecMessage::try_from(other.as_ref()),
+            FaceRecMessage::try_from(other.as_ref()),
             Err(MessageError::WrongName {
                 expected: "facerec",
                 found: "facerec-stats".into()
@@ -486,7 +486,7 @@ mod tests {
 
         let mut s = gst::Structure::from(&sample());
         s.set("inference-ns", "fast");
-        let err = FacerecMessage::try_from(s.as_ref()).unwrap_err();
+        let err = FaceRecMessage::try_from(s.as_ref()).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -501,7 +501,7 @@ mod tests {
 
         let mut s = gst::Structure::from(&sample());
         s.remove_field("timestamp");
-        let err = FacerecMessage::try_from(s.as_ref()).unwrap_err();
+        let err = FaceRecMessage::try_from(s.as_ref()).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -522,7 +522,7 @@ mod tests {
             "faces",
             gst::Array::new([gst::Structure::from(&sample().faces[0]), broken]),
         );
-        let err = FacerecMessage::try_from(s.as_ref()).unwrap_err();
+        let err = FaceRecMessage::try_from(s.as_ref()).unwrap_err();
         assert!(
             matches!(
                 err,

@@ -92,7 +92,7 @@
 //! -1 when the face was never tried; `confidence` is the shown label's share of the track's
 //! evidence (0-1; 0 before any attempt of good quality). The ROI meta's `facerec` parameters
 //! carry `name`, `distance`, `score`, `track-id`, `quality` and `confidence`. `inference-ns` is the time detection,
-//! alignment and embedding took for this frame. [`FacerecMessage`] reads and writes it;
+//! alignment and embedding took for this frame. [`FaceRecMessage`] reads and writes it;
 //! absent timestamps are `GST_CLOCK_TIME_NONE`, `None` in the type.
 //!
 //! ## Face crops
@@ -164,7 +164,7 @@ mod sync;
 
 pub use crops::{CROP_MARGIN, QUALITY_STEP, crop_rect};
 pub use frame::{FrameFormat, NetworkScaler};
-pub use message::{FACE_NAME, FaceCrop, FaceInfo, FacerecMessage, MESSAGE_NAME, MessageError};
+pub use message::{FACE_NAME, Face, FaceCrop, FaceRecMessage, MESSAGE_NAME, MessageError};
 
 /// The element's debug category, here so that every module of the element logs in it.
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {

@@ -1,13 +1,15 @@
 //! How every camera's facerec element and encoder are set up: [`PipelineSettings`], typed with
 //! the element's and the core's enums (`config` makes them from the command line).
 //!
-//! Camera layer: imports the element's and the core's types only.
+//! Camera layer: imports the element's and the core's types only (and GLib's values).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use facerec_core::models::ModelVariant;
 use facerec_core::runtime::Provider;
+use facerec_core::tunables::{TUNABLES, TunableValue, Tunables};
+use gst::glib;
 use gstfacerec::RedactMode;
 
 #[derive(Debug, Clone)]
@@ -25,12 +27,8 @@ pub struct PipelineSettings {
     pub trt_fp16: Option<bool>,
     pub trt_timing_cache: Option<PathBuf>,
     pub cuda_device: Option<u32>,
-    pub detect_threshold: f32,
-    pub match_threshold: f32,
-    pub match_margin: Option<f32>,
-    pub min_quality: Option<f32>,
-    pub confidence_bar: Option<f32>,
-    pub detect_interval: u32,
+    /// facerec's tunables, checked against their declared ranges.
+    pub tunables: Tunables,
     /// Every camera's, unless it has its own in `camera_redact`.
     pub redact: RedactMode,
     pub camera_redact: BTreeMap<String, RedactMode>,
@@ -42,9 +40,16 @@ pub struct PipelineSettings {
 }
 
 impl PipelineSettings {
-    /// facerec properties set only when configured: see [`element_overrides`].
-    pub fn element_overrides(&self) -> Vec<(&'static str, f32)> {
-        element_overrides(self.match_margin, self.min_quality, self.confidence_bar)
+    /// facerec's tunable properties with their values: (property, value).
+    pub fn tunable_properties(&self) -> impl Iterator<Item = (&'static str, glib::Value)> + '_ {
+        TUNABLES.iter().map(|tunable| {
+            let value = match self.tunables.get(tunable.name) {
+                Some(TunableValue::Float(v)) => v.into(),
+                Some(TunableValue::UInt(v)) => v.into(),
+                None => unreachable!("every declared tunable has a field"),
+            };
+            (tunable.name, value)
+        })
     }
 
     /// A camera's `redact`.
@@ -54,23 +59,6 @@ impl PipelineSettings {
             .copied()
             .unwrap_or(self.redact)
     }
-}
-
-/// facerec properties set only when configured, so that the element's default stays their one
-/// declaration: (property, value).
-pub fn element_overrides(
-    match_margin: Option<f32>,
-    min_quality: Option<f32>,
-    confidence_bar: Option<f32>,
-) -> Vec<(&'static str, f32)> {
-    [
-        ("match-margin", match_margin),
-        ("min-quality", min_quality),
-        ("confidence-bar", confidence_bar),
-    ]
-    .into_iter()
-    .filter_map(|(property, value)| Some((property, value?)))
-    .collect()
 }
 
 /// The nick of a `redact` mode, as the element's property takes it. Properties are set by nick,
