@@ -22,6 +22,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::domain::event::Crop;
+use crate::domain::redact::redact_text;
 use crate::domain::source::Source;
 use crate::domain::{CameraState, Draft, EventKind, NewEvent, Presence, lock};
 use crate::metrics::{CameraLabel, Metrics};
@@ -305,6 +306,8 @@ impl Camera {
     }
 
     fn set_status(&self, state: CameraState, reason: Option<String>, context: &Context) {
+        // GStreamer's errors name the location, credentials and all.
+        let reason = reason.map(|r| redact_text(&r));
         let mut status = lock(&self.status);
         if status.state != state || status.reason != reason {
             match &reason {
@@ -627,7 +630,8 @@ impl Camera {
                     }
                 }
                 gst::MessageView::Warning(w) => {
-                    tracing::warn!(camera = %self.name, warning = %w.error(), debug = ?w.debug(), "pipeline warning");
+                    let details = w.debug().map(|d| redact_text(&d));
+                    tracing::warn!(camera = %self.name, warning = %redact_text(&w.error().to_string()), debug = ?details, "pipeline warning");
                 }
                 gst::MessageView::Element(e) => match e.structure() {
                     Some(s) if s.name() == gstfacerec::facerec::MESSAGE_NAME => {

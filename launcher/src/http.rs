@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::camera::registry::{AddError, Registry};
 use crate::camera::{Camera, Status};
 use crate::domain::rate_limit::RateLimiter;
+use crate::domain::redact::redact_uri;
 use crate::domain::source::{Source, Trust, esp32_camera, validate_name};
 use crate::domain::{CameraState, lock};
 use crate::feed::Feed;
@@ -37,6 +38,7 @@ use crate::store::Store;
 use crate::strangers::Strangers;
 
 mod auth;
+mod headers;
 mod history;
 
 const BOUNDARY: &str = "frame";
@@ -93,7 +95,10 @@ pub fn router(app: Shared) -> Router {
             app.clone(),
             auth::require_token,
         ));
-    reads.merge(writes).with_state(app)
+    reads
+        .merge(writes)
+        .layer(axum::middleware::map_response(headers::harden))
+        .with_state(app)
 }
 
 /// An error answered as `{"error": "..."}` with its status code.
@@ -307,7 +312,7 @@ fn view(camera: &Camera) -> CameraView {
     let [input_fps, processed_fps, output_fps] = *lock(&camera.fps);
     CameraView {
         name: camera.name.clone(),
-        uri: camera.uri.clone(),
+        uri: redact_uri(&camera.uri),
         status: camera.status(),
         input_fps,
         processed_fps,

@@ -22,13 +22,18 @@ struct Launcher {
 
 impl Launcher {
     fn start(args: &[&str], envs: &[(&str, &str)]) -> Launcher {
+        Launcher::start_with_log(args, envs, Stdio::inherit())
+    }
+
+    /// As [`Launcher::start`], its log (stderr) going to `log`.
+    fn start_with_log(args: &[&str], envs: &[(&str, &str)], log: Stdio) -> Launcher {
         let mut cmd = Command::new(BIN);
         cmd.args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env_remove("FACEREC_API_TOKEN")
             .env("FACEREC_DATA_DIR", fresh_data_dir())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(log);
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -413,15 +418,18 @@ fn register_needs_the_api_token_when_one_is_set() {
     // Re-pointing the camera (a new token) without the API token is refused and changes nothing.
     let (status, body) = launcher.get(&format!("/register?ip={REFUSED}&token=evil"));
     assert_eq!(status, 401, "{body}");
-    let uri = format!("http://{REFUSED}/stream?token=abc");
-    assert_eq!(launcher.camera(name)["uri"], uri.as_str());
+    // The API shows the camera's token masked (issue 25); the camera still holds `abc`, as
+    // registering with it again (nothing to change) says.
+    let masked = format!("http://{REFUSED}/stream?token=***");
+    assert_eq!(launcher.camera(name)["uri"], masked.as_str());
+    let (status, body) = launcher.get(&format!("/register?ip={REFUSED}&token=abc&key=s3cret"));
+    assert_eq!((status, body), (200, format!("{name} already registered\n")));
     // With it, the camera takes the new token.
     let (status, body) = launcher.get(&format!("/register?ip={REFUSED}&token=new&key=s3cret"));
     assert_eq!((status, body), (200, format!("{name} registered\n")));
-    assert_eq!(
-        launcher.camera(name)["uri"],
-        format!("http://{REFUSED}/stream?token=new").as_str()
-    );
+    assert_eq!(launcher.camera(name)["uri"], masked.as_str());
+    let (status, body) = launcher.get(&format!("/register?ip={REFUSED}&token=new&key=s3cret"));
+    assert_eq!((status, body), (200, format!("{name} already registered\n")));
 }
 
 #[test]
@@ -478,9 +486,10 @@ fn the_camera_cap_counts_start_up_sources_the_api_and_register() {
             r#"{"error":"camera esp32-127-0-0-1-1 is registered with a different token; delete it first (DELETE /api/cameras/esp32-127-0-0-1-1)"}"#
         )
     );
+    // Shown masked (issue 25); that the token stayed `abc` is the refusal above.
     assert_eq!(
         launcher.camera("esp32-127-0-0-1-1")["uri"],
-        format!("http://{REFUSED}/stream?token=abc").as_str()
+        format!("http://{REFUSED}/stream?token=***").as_str()
     );
 }
 
@@ -579,6 +588,118 @@ fn a_refused_http_camera_says_connection_refused() {
         reason.starts_with("connection refused (src: Internal data stream error.); retrying in "),
         "{reason}"
     );
+}
+
+/// A camera's credentials (an RTSP password, an ESP32's `?token=`) reach the pipeline and
+/// nothing else: the cameras API shows them masked, and neither the API, the metrics, the page
+/// nor the log (which carries GStreamer's errors naming the location) holds them.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn camera_credentials_never_leave_the_process() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    let dir = temp_dir("credentials");
+    let log_path = dir.path().join("launcher.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut launcher = Launcher::start_with_log(
+        &[
+            "--source",
+            &format!("door=rtsp://admin:hunter2@{REFUSED}/Streaming/101"),
+            "--source",
+            &format!("gate=http://{REFUSED}/stream?token=s3cr3tT0ken&fps=5"),
+        ],
+        &[("RUST_LOG", "debug")],
+        log.into(),
+    );
+    for camera in ["door", "gate"] {
+        launcher.wait_for(
+            "the camera to be given up on",
+            Duration::from_secs(30),
+            |l| l.camera(camera)["state"] == "reconnecting",
+        );
+    }
+    assert_eq!(
+        launcher.camera("door")["uri"],
+        format!("rtsp://admin:***@{REFUSED}/Streaming/101")
+    );
+    assert_eq!(
+        launcher.camera("gate")["uri"],
+        format!("http://{REFUSED}/stream?token=***&fps=***")
+    );
+    let mut shown = String::new();
+    for path in ["/api/cameras", "/metrics", "/"] {
+        let (status, body) = launcher.get(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        shown.push_str(&body);
+    }
+    launcher.child.kill().unwrap();
+    launcher.child.wait().unwrap();
+    shown.push_str(&std::fs::read_to_string(&log_path).unwrap());
+    assert!(
+        shown.contains("admin:***@"),
+        "the masked URI is shown somewhere"
+    );
+    for secret in ["hunter2", "s3cr3tT0ken"] {
+        assert!(!shown.contains(secret), "{secret} leaked:\n{shown}");
+    }
+    // A source refused at start-up is named without its secrets too.
+    assert_eq!(
+        one_line_failure(&["--source", "cam=https://admin:hunter2@/x?token=abc"]),
+        "facerec-launcher: source cam: \"https://admin:***@/x?token=***\" is not a URI \
+         (expected one of v4l2, nvargus, file, http, https, rtsp, test, pipeline): empty host"
+    );
+}
+
+/// Every response carries the browser hardening: a policy that allows the page's own inline
+/// code by hash only, no framing, no sniffing, no referrer and no caching.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn every_response_carries_the_hardening_headers() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    let launcher = Launcher::start(&[], &[]);
+    for path in [
+        "/",
+        "/api/cameras",
+        "/healthz",
+        "/api/history?limit=1",
+        "/nowhere",
+    ] {
+        let mut stream = TcpStream::connect(launcher.addr()).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let head = response
+            .split("\r\n\r\n")
+            .next()
+            .unwrap()
+            .to_ascii_lowercase();
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .map(str::to_string)
+                .unwrap_or_else(|| panic!("{path}: no {name} in {head}"))
+        };
+        let policy = header("content-security-policy");
+        assert!(
+            policy.starts_with("default-src 'self'; script-src 'sha256-")
+                && policy.contains("frame-ancestors 'none'")
+                && !policy.contains("unsafe-inline"),
+            "{path}: {policy}"
+        );
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("x-frame-options"), "deny", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(header("cache-control"), "no-store", "{path}");
+    }
 }
 
 #[test]

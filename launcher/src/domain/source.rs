@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use url::Url;
 
+use super::redact::redact_uri;
+
 /// Camera names appear in URLs and metric labels: keep them to a safe alphabet.
 pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -95,8 +97,10 @@ impl Source {
                 description: description.trim().to_string(),
             });
         }
+        // Errors show the URI without its password or query values.
+        let shown = redact_uri(uri);
         let url = Url::parse(uri)
-            .with_context(|| format!("{uri:?} is not a URI (expected one of {SCHEMES})"))?;
+            .with_context(|| format!("{shown:?} is not a URI (expected one of {SCHEMES})"))?;
         let query = |key: &str| {
             url.query_pairs()
                 .find(|(k, _)| k == key)
@@ -110,21 +114,21 @@ impl Source {
                     .and_then(|d| d.strip_prefix("/dev/video"))
                     .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
                 if !is_video_device {
-                    bail!("v4l2 source {uri}: expected v4l2:///dev/videoN");
+                    bail!("v4l2 source {shown}: expected v4l2:///dev/videoN");
                 }
                 Source::V4l2 { device }
             }
             "nvargus" => {
                 let sensor = url.host_str().unwrap_or("0");
                 let sensor = sensor.parse().with_context(|| {
-                    format!("nvargus source {uri}: expected nvargus://SENSOR_ID")
+                    format!("nvargus source {shown}: expected nvargus://SENSOR_ID")
                 })?;
                 Source::Nvargus { sensor }
             }
             "file" => {
-                let path = url
-                    .to_file_path()
-                    .map_err(|_| anyhow::anyhow!("file source {uri}: not a local absolute path"))?;
+                let path = url.to_file_path().map_err(|_| {
+                    anyhow::anyhow!("file source {shown}: not a local absolute path")
+                })?;
                 if let Trust::Api { media_dir } = trust {
                     check_media_path(&path, media_dir)?;
                 }
@@ -139,7 +143,7 @@ impl Source {
             }
             "http" | "https" => {
                 if url.host_str().is_none() {
-                    bail!("http source {uri}: no host");
+                    bail!("http source {shown}: no host");
                 }
                 Source::Http {
                     url: url.to_string(),
@@ -154,11 +158,13 @@ impl Source {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 {
-                    bail!("test source {uri}: invalid pattern");
+                    bail!("test source {shown}: invalid pattern");
                 }
                 Source::Test { pattern }
             }
-            other => bail!("unknown source scheme '{other}' in {uri} (expected one of {SCHEMES})"),
+            other => {
+                bail!("unknown source scheme '{other}' in {shown} (expected one of {SCHEMES})")
+            }
         };
         Ok(source)
     }

@@ -199,7 +199,7 @@ fn jpeg(bytes: Vec<u8>) -> Response {
     (
         [
             (header::CONTENT_TYPE, "image/jpeg"),
-            (header::CACHE_CONTROL, "private, max-age=86400"),
+            (header::CACHE_CONTROL, "no-store"),
         ],
         Body::from(bytes),
     )
