@@ -74,6 +74,13 @@ pub struct Cli {
         default_missing_value = "true", action = ArgAction::Set,
         value_parser = clap::builder::BoolishValueParser::new())]
     pub mdns: bool,
+    /// Require the API token (FACEREC_API_TOKEN) on /metrics, as Prometheus sends it
+    /// (`authorization: {credentials: …}` or `bearer_token_file`). `--metrics-token` alone
+    /// means true.
+    #[arg(long, env = "FACEREC_METRICS_TOKEN", default_value_t = false, num_args = 0..=1,
+        default_missing_value = "true", action = ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new())]
+    pub metrics_token: bool,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "FACEREC_LOG_JSON", default_value_t = false, num_args = 0..=1,
         default_missing_value = "true", action = ArgAction::Set,
@@ -708,6 +715,9 @@ impl Config {
                     &format!("it must be {min} to {max}"),
                 ));
             }
+        }
+        if self.metrics_token && self.api_token.is_none() {
+            bail!("metrics-token needs FACEREC_API_TOKEN: it is the token /metrics then requires");
         }
         if self.stranger_ttl < Duration::from_secs(1) {
             bail!("stranger-ttl must be at least 1 s");

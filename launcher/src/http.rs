@@ -53,6 +53,8 @@ pub struct App {
     pub clients: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     pub api_token: Option<String>,
+    /// /metrics requires `api_token` too (`--metrics-token`).
+    pub metrics_token: bool,
     pub media_dir: Option<PathBuf>,
     pub register_limiter: RateLimiter,
     /// The recognition history (in memory when no data folder is writable).
@@ -84,8 +86,14 @@ pub fn router(app: Shared) -> Router {
         .route("/api/events", get(events))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .merge(history::reads());
+    let mut metrics_route = Router::new().route("/metrics", get(metrics));
+    if app.metrics_token {
+        metrics_route = metrics_route.route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::require_token,
+        ));
+    }
     let writes = Router::new()
         .route("/api/cameras", post(add_camera))
         .route("/api/cameras/{name}", axum::routing::delete(delete_camera))
@@ -96,6 +104,7 @@ pub fn router(app: Shared) -> Router {
             auth::require_token,
         ));
     reads
+        .merge(metrics_route)
         .merge(writes)
         .layer(axum::middleware::map_response(headers::harden))
         .with_state(app)

@@ -300,6 +300,7 @@ async fn run(config: Config) -> Result<()> {
         clients: Arc::new(Semaphore::new(config.max_clients)),
         shutdown: shutdown.clone(),
         api_token: config.api_token.clone(),
+        metrics_token: config.metrics_token,
         media_dir: config.media_dir.clone(),
         register_limiter: RateLimiter::register(),
         store,

@@ -423,13 +423,19 @@ fn register_needs_the_api_token_when_one_is_set() {
     let masked = format!("http://{REFUSED}/stream?token=***");
     assert_eq!(launcher.camera(name)["uri"], masked.as_str());
     let (status, body) = launcher.get(&format!("/register?ip={REFUSED}&token=abc&key=s3cret"));
-    assert_eq!((status, body), (200, format!("{name} already registered\n")));
+    assert_eq!(
+        (status, body),
+        (200, format!("{name} already registered\n"))
+    );
     // With it, the camera takes the new token.
     let (status, body) = launcher.get(&format!("/register?ip={REFUSED}&token=new&key=s3cret"));
     assert_eq!((status, body), (200, format!("{name} registered\n")));
     assert_eq!(launcher.camera(name)["uri"], masked.as_str());
     let (status, body) = launcher.get(&format!("/register?ip={REFUSED}&token=new&key=s3cret"));
-    assert_eq!((status, body), (200, format!("{name} already registered\n")));
+    assert_eq!(
+        (status, body),
+        (200, format!("{name} already registered\n"))
+    );
 }
 
 #[test]
@@ -650,6 +656,41 @@ fn camera_credentials_never_leave_the_process() {
         "facerec-launcher: source cam: \"https://admin:***@/x?token=***\" is not a URI \
          (expected one of v4l2, nvargus, file, http, https, rtsp, test, pipeline): empty host"
     );
+}
+
+/// `--metrics-token` puts /metrics behind the API token (Prometheus sends it as a bearer
+/// header); without the token set it is a start-up error, not an open endpoint.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn metrics_can_require_the_api_token() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    assert_eq!(
+        one_line_failure(&["--metrics-token"]),
+        "facerec-launcher: metrics-token needs FACEREC_API_TOKEN: it is the token /metrics then \
+         requires"
+    );
+    let launcher = Launcher::start(&["--metrics-token"], &[("FACEREC_API_TOKEN", "s3cret")]);
+    let (status, _, body) = launcher.request("GET", "/metrics", None, None);
+    assert_eq!(
+        (status, body.as_str()),
+        (401, r#"{"error":"a valid bearer token is required"}"#)
+    );
+    assert_eq!(
+        launcher.request("GET", "/metrics", Some("wrong"), None).0,
+        401
+    );
+    let (status, _, body) = launcher.request("GET", "/metrics", Some("s3cret"), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("# EOF"), "{body}");
+    // The health probes stay open.
+    assert_eq!(launcher.get("/healthz"), (200, "ok\n".to_string()));
+    // Off (the default), /metrics is open as before.
+    drop(launcher);
+    let launcher = Launcher::start(&[], &[("FACEREC_API_TOKEN", "s3cret")]);
+    assert_eq!(launcher.get("/metrics").0, 200);
 }
 
 /// Every response carries the browser hardening: a policy that allows the page's own inline
