@@ -72,8 +72,8 @@ impl From<AddError> for ApiError {
     }
 }
 
-/// Every route. The write routes (POST, PUT, DELETE) sit behind the one token layer; a new
-/// write route is protected by being added there. `/register` checks the token itself: it also
+/// Every route. The write routes (POST, PUT, DELETE) sit behind the one token layer and the
+/// same-origin check; a new write route is protected by being added there. `/register` checks the token itself: it also
 /// takes it as `key=`, and only after its rate limit.
 pub fn router(app: Shared) -> Router {
     let reads = Router::new()
@@ -99,6 +99,8 @@ pub fn router(app: Shared) -> Router {
         .route("/api/cameras/{name}", axum::routing::delete(delete_camera))
         .route("/api/gallery/reload", post(reload_gallery))
         .merge(history::writes())
+        // Inner: runs after the token check, so a request without the token is always 401.
+        .route_layer(axum::middleware::from_fn(auth::require_same_origin))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::require_token,

@@ -693,6 +693,92 @@ fn metrics_can_require_the_api_token() {
     assert_eq!(launcher.get("/metrics").0, 200);
 }
 
+/// One raw HTTP/1.1 request (the headers as given); returns the status and the body.
+fn raw_request(addr: &str, head: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{head}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A write from another site's page is refused even with the token (a browser names the page
+/// in `Origin`), and a body that is neither JSON nor multipart (what a cross-site form sends)
+/// is refused before a handler reads it. Clients without a browser send no `Origin`.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn writes_must_come_from_the_launchers_own_page() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    let launcher = Launcher::start(&[], &[("FACEREC_API_TOKEN", "s3cret")]);
+    let addr = launcher.addr();
+    let post = |extra: &str, body: &str| {
+        raw_request(
+            &addr,
+            &format!("POST /api/cameras HTTP/1.1\r\nHost: {addr}{extra}"),
+            body,
+        )
+    };
+    // A name the handler refuses: reaching it means the layers let the request through.
+    let body = r#"{"name":"bad name","uri":"test://"}"#;
+    let handler_said = (
+        400,
+        r#"{"error":"invalid camera name \"bad name\": use 1-48 letters, digits, '-' or '_', starting with a letter or digit"}"#.to_string(),
+    );
+    let json = "\r\nAuthorization: Bearer s3cret\r\nContent-Type: application/json";
+    assert_eq!(post(json, body), handler_said);
+    assert_eq!(
+        post(&format!("{json}\r\nOrigin: http://{addr}"), body),
+        handler_said
+    );
+    assert_eq!(
+        post(&format!("{json}\r\nOrigin: http://evil.example"), body),
+        (
+            403,
+            r#"{"error":"cross-origin write refused: Origin http://evil.example is not this launcher"}"#
+                .to_string()
+        )
+    );
+    assert_eq!(
+        post(&format!("{json}\r\nOrigin: null"), body).0,
+        403,
+        "a sandboxed page's Origin"
+    );
+    assert_eq!(
+        post(
+            "\r\nAuthorization: Bearer s3cret\r\nContent-Type: text/plain",
+            body
+        ),
+        (
+            415,
+            r#"{"error":"a write's body must be application/json or multipart/form-data"}"#
+                .to_string()
+        )
+    );
+    // Without the token, whatever the origin: 401 first.
+    assert_eq!(
+        post(
+            "\r\nContent-Type: application/json\r\nOrigin: http://evil.example",
+            body
+        )
+        .0,
+        401
+    );
+    assert!(launcher.cameras().is_empty());
+}
+
 /// Every response carries the browser hardening: a policy that allows the page's own inline
 /// code by hash only, no framing, no sniffing, no referrer and no caching.
 #[test]
