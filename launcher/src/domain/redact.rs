@@ -20,17 +20,20 @@ const SECRET_PROPERTIES: [&str; 3] = ["user-pw", "proxy-pw", "password"];
 /// `rtsp://admin:***@10.0.0.5/stream`, `http://10.0.0.7/stream?token=***`. A `pipeline:`
 /// description is redacted as text ([`redact_text`]). Everything else is kept as written.
 pub fn redact_uri(uri: &str) -> String {
-    if uri.starts_with("pipeline:") {
-        return redact_text(uri);
+    // A whole URI is one URL, whatever it holds (a user name may contain a quote or a space).
+    if is_scheme(uri.split_once("://").map_or("", |(scheme, _)| scheme)) {
+        redact_url(uri)
+    } else {
+        redact_text(uri)
     }
-    match url_at(uri, 0) {
-        Some((0, end)) => {
-            let mut shown = redact_url(&uri[..end]);
-            shown.push_str(&redact_text(&uri[end..]));
-            shown
-        }
-        _ => redact_text(uri),
-    }
+}
+
+/// A URL scheme: a letter, then letters, digits, `+`, `-` or `.`.
+fn is_scheme(scheme: &str) -> bool {
+    scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 /// `text` (an error, a log line, a pipeline description) with every URL in it redacted as by
@@ -48,7 +51,8 @@ pub fn redact_text(text: &str) -> String {
 }
 
 /// The next URL in `text` from byte `from`: its scheme's start and the end of the URL (the
-/// next whitespace, quote, or bracket that cannot be part of it).
+/// next whitespace or a character no URL holds: `"`, `<`, `>`, a backtick; `'` is allowed in
+/// a URL's user name and password, so it does not end one).
 fn url_at(text: &str, from: usize) -> Option<(usize, usize)> {
     let mut search = from;
     loop {
@@ -61,7 +65,7 @@ fn url_at(text: &str, from: usize) -> Option<(usize, usize)> {
             .map(|(i, _)| from + i);
         let after = found + 3;
         let end = text[after..]
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '<' | '>' | '`'))
             .map_or(text.len(), |i| after + i);
         match start {
             Some(start) if text[start..].starts_with(|c: char| c.is_ascii_alphabetic()) => {
@@ -217,6 +221,15 @@ mod tests {
             "password=*** xuser-pw=b user-pw=*** proxy-pw=*** end"
         );
         assert_eq!(redact_text("no URL here"), "no URL here");
+        // Found by the fuzzer: a quote in the user name does not end the URL.
+        assert_eq!(
+            redact_uri("http://o'brien:pa'ss@cam/s"),
+            "http://o'brien:***@cam/s"
+        );
+        assert_eq!(
+            redact_text("at 'rtsp://o'b:pw@cam/s' failed"),
+            "at 'rtsp://o'b:***@cam/s' failed"
+        );
         assert_eq!(redact_text("odd ://x and a://"), "odd ://x and a://");
     }
 }
