@@ -220,7 +220,7 @@ fn one_person_under_two_names_is_not_named_with_confidence() {
         );
         assert!(
             d[1].1 <= facerec_core::gallery::DEFAULT_THRESHOLD
-                && d[1].1 - d[0].1 < facerec_core::identity::DEFAULT_MATCH_MARGIN,
+                && d[1].1 - d[0].1 < facerec_core::tunables::Tunables::DEFAULT.match_margin,
             "{probe}: the two names are {:.3} and {:.3} away, not a tie under the default margin",
             d[0].1,
             d[1].1
@@ -287,7 +287,7 @@ fn blurred_face_is_not_used_to_name_a_track() {
     eprintln!("sharp: {}", describe(&sharp));
     eprintln!("blurred: {}", describe(&floored));
     eprintln!("blurred, min-quality=0: {}", describe(&unfloored));
-    let floor = facerec_core::identity::DEFAULT_MIN_QUALITY as f64;
+    let floor = facerec_core::tunables::Tunables::DEFAULT.min_quality as f64;
     assert!(
         sharp
             .iter()

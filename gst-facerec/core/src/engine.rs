@@ -94,10 +94,6 @@ fn decider(t: &Tunables) -> Decider {
     }
 }
 
-/// Settings that can change from one frame to the next ([`Engine::tune`]); the element's
-/// frame path names them so.
-pub type Tuning = Tunables;
-
 /// One face on one frame, as the element reports and draws it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaceResult {
@@ -238,12 +234,12 @@ impl Engine {
     }
 
     /// The settings that may change while running.
-    pub fn tuning(&self) -> Tuning {
+    pub fn tuning(&self) -> Tunables {
         self.config.tunables
     }
 
     /// Applies new run-time settings; the votes start again if a decision setting moved.
-    pub fn tune(&mut self, tuning: &Tuning) {
+    pub fn tune(&mut self, tuning: &Tunables) {
         if self.config.decider() != decider(tuning) {
             self.tracker.clear_identities();
         }

@@ -85,13 +85,6 @@ pub const SWITCH_ATTEMPTS: u32 = 2;
 /// 0.61-0.62 between matches at 0.58).
 pub const UNKNOWN_SWITCH_FACTOR: f32 = 1.25;
 
-/// Quality under which an attempt is not used for naming (see [`crate::quality`]).
-pub const DEFAULT_MIN_QUALITY: f32 = crate::tunables::Tunables::DEFAULT.min_quality;
-/// When the second-nearest person matches too, the nearest must be closer by this much to count.
-pub const DEFAULT_MATCH_MARGIN: f32 = crate::tunables::Tunables::DEFAULT.match_margin;
-/// Evidence a person needs to be named: 0.6 of one perfect attempt.
-pub const DEFAULT_CONFIDENCE_BAR: f32 = crate::tunables::Tunables::DEFAULT.confidence_bar;
-
 /// The settings of the vote.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Decider {

@@ -6,9 +6,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use facerec_core::detect::NetworkInput;
-use facerec_core::engine::{Engine, FaceResult, StageTimes, Tuning};
+use facerec_core::engine::{Engine, FaceResult, StageTimes};
 use facerec_core::frame::Frame;
 use facerec_core::gallery::Gallery;
+use facerec_core::tunables::Tunables;
 
 use super::frame::FrameTimes;
 use super::sync::lock;
@@ -32,7 +33,7 @@ pub(super) struct LiveJob {
     pub(super) input: NetworkInput<'static>,
     pub(super) source: Frame<Vec<u8>>,
     pub(super) times: FrameTimes,
-    pub(super) tuning: Tuning,
+    pub(super) tuning: Tunables,
 }
 
 #[derive(Default)]

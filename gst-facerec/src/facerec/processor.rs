@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use facerec_core::detect::NetworkInput;
-use facerec_core::engine::{Engine, FaceResult, StageTimes, Tuning};
+use facerec_core::engine::{Engine, FaceResult, StageTimes};
 use facerec_core::frame::Frame;
 use facerec_core::gallery::Gallery;
+use facerec_core::tunables::Tunables;
 
 use super::crops::CropPolicy;
 use super::frame::FrameTimes;
@@ -105,7 +106,7 @@ impl Processor {
 
     /// Applies `tuning` and says whether the next frame needs the detector's input: in sync
     /// mode, frames between detections (detect-interval > 1) are not scaled at all.
-    pub(super) fn needs_input(&mut self, tuning: &Tuning) -> bool {
+    pub(super) fn needs_input(&mut self, tuning: &Tunables) -> bool {
         match &mut self.mode {
             Mode::Sync(engine) => {
                 engine.tune(tuning);
@@ -124,7 +125,7 @@ impl Processor {
         input: Option<NetworkInput<'static>>,
         source: &Frame<&[u8]>,
         times: &FrameTimes,
-        tuning: Tuning,
+        tuning: Tunables,
         crops: Option<&Mutex<CropPolicy>>,
     ) -> Result<Analysis, gst::FlowError> {
         match (&mut self.mode, input) {
