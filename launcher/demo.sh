@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: enrol the demo's two known faces, then serve the sample clip, annotated, at
-# http://127.0.0.1:8080/ (page, /cameras/clip/stream.mjpg for VLC, /api/events, /metrics).
+# http://127.0.0.1:8080/ (page, /cameras/clip/stream.mjpg for VLC, /api/events, /metrics),
+# behind sign-in: it prints the URL and the admin password to use.
 # Ctrl-C (or SIGTERM) stops it.
 #
 #   launcher/demo.sh [SETUP_OPTIONS] [-- LAUNCHER_OPTIONS]
@@ -47,7 +48,15 @@ if [ -n "$clip" ]; then
 else
     source="clip=test://?pattern=ball"
 fi
+# Sign-in is on: the demo's admin password is made once, kept beside its gallery (readable by
+# this user only), and said here with the URL.
+password_file="$work/admin-password"
+if [ ! -s "$password_file" ]; then
+    mkdir -p "$work"
+    (umask 077 && head -c 12 /dev/urandom | base64 | tr '+/' '-_' >"$password_file")
+fi
+echo "launcher/demo.sh: open http://${LISTEN:-127.0.0.1:8080}/ and sign in as admin with password $(cat "$password_file")"
 # exec: the launcher takes over this process, so Ctrl-C and SIGTERM reach it directly and no
 # child is left behind.
 exec "$bin/facerec-launcher" --listen "${LISTEN:-127.0.0.1:8080}" ${gallery[@]+"${gallery[@]}"} \
-    --source "$source" "$@"
+    --source "$source" --admin-password-file "$password_file" "$@"

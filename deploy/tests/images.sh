@@ -2,8 +2,8 @@
 # Checks the images deploy/tests/build-images.sh built, by running what they hold. `podman run`
 # cannot work in this sandbox (setrlimit is refused), so each image's filesystem is exported
 # and its programs run under chroot, in a private mount namespace that mimics the pod: read-only
-# root, a tmpfs on /tmp, the shared "emptyDir" on /model, the non-root user 1001 with group 0,
-# and the image's own environment.
+# root, a tmpfs on /tmp, the shared "emptyDir" on /model, the admin password "Secret" read-only
+# on /etc/facerec/admin, the non-root user 1001 with group 0, and the image's own environment.
 #
 #   deploy/tests/images.sh CHECK      CHECK: config | gst-inspect | launcher-help | model-copy |
 #                                            model-arm64 | enrol | serve
@@ -43,16 +43,18 @@ image_env() {
     podman image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$1" | sed '/^$/d'
 }
 
-# in_image IMAGE ROOT [--model DIR] [--media DIR] [--rw] -- CMD...: runs CMD as the pod would.
+# in_image IMAGE ROOT [--model DIR] [--media DIR] [--data DIR] [--secret DIR] [--rw] -- CMD...:
+# runs CMD as the pod would (--secret: read-only on /etc/facerec/admin, as the Secret volume).
 in_image() {
     local image="$1" root="$2"
     shift 2
-    local model="" media="" data="" ro=1
+    local model="" media="" data="" secret="" ro=1
     while [ "$1" != "--" ]; do
         case "$1" in
             --model) model="$2"; shift 2 ;;
             --media) media="$2"; shift 2 ;;
             --data) data="$2"; shift 2 ;;
+            --secret) secret="$2"; shift 2 ;;
             --rw) ro=0; shift ;;
             *) fail "in_image: unknown option $1" ;;
         esac
@@ -62,12 +64,12 @@ in_image() {
     while IFS= read -r line; do env_args+=("$line"); done < <(image_env "$image")
     # Mount points the runtime would create.
     mkdir -p "$root/model" "$root/media" "$root/proc" "$root/sys" "$root/dev" "$root/tmp" \
-        "$root/var/lib/facerec"
+        "$root/var/lib/facerec" "$root/etc/facerec/admin"
     # In a subshell (a `$(...)` or a background job) exec, so that the job's PID is the
     # program's and signals reach it.
     local run=()
     [ "$BASHPID" = "$$" ] || run=(exec)
-    ROOT="$root" MODEL="$model" MEDIA="$media" DATA="$data" RO="$ro" \
+    ROOT="$root" MODEL="$model" MEDIA="$media" DATA="$data" SECRET="$secret" RO="$ro" \
         "${run[@]}" unshare --mount --propagation private -- bash -c '
         set -e
         mount --bind "$ROOT" "$ROOT"
@@ -78,6 +80,7 @@ in_image() {
         [ -z "$MODEL" ] || mount --bind "$MODEL" "$ROOT/model"
         [ -z "$MEDIA" ] || mount --bind -o ro "$MEDIA" "$ROOT/media"
         [ -z "$DATA" ] || mount --bind "$DATA" "$ROOT/var/lib/facerec"
+        [ -z "$SECRET" ] || mount --bind -o ro "$SECRET" "$ROOT/etc/facerec/admin"
         [ "$RO" = 0 ] || mount -o remount,bind,ro "$ROOT"
         exec chroot --userspec=1001:0 "$ROOT" "$@"
     ' in_image env -i "${env_args[@]}" "$@"
@@ -200,8 +203,9 @@ check_enrol() {
 }
 
 # The Deployment in miniature: the launcher from the image, as user 1001 on a read-only root,
-# reads the gallery the model image copied, streams the sample clip, answers the probes, and
-# exits within the Deployment's grace period on SIGTERM.
+# with sign-in on and the admin password from a read-only file (the Deployment's Secret), reads
+# the gallery the model image copied, streams the sample clip to a signed-in client, answers
+# the probes without credentials, and exits within the Deployment's grace period on SIGTERM.
 check_serve() {
     [ -f "$clip" ] || fail "sample clip $clip missing"
     local root empty port log pid
@@ -216,8 +220,16 @@ check_serve() {
     # read-only root; owned by the image's user.
     local data="$work/data"
     rm -rf "$data" && mkdir -p "$data" && chown 1001:0 "$data"
-    in_image "$launcher_image" "$root" --model "$empty" --media "$media" --data "$data" -- \
+    # The admin password, as the Secret volume holds it (a file written with a trailing newline,
+    # which the launcher strips), readable by any user, on a read-only mount.
+    local secret="$work/admin-secret" password
+    password="$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')"
+    rm -rf "$secret" && mkdir -p "$secret" && chmod 0755 "$secret"
+    printf '%s\n' "$password" > "$secret/password" && chmod 0444 "$secret/password"
+    in_image "$launcher_image" "$root" --model "$empty" --media "$media" --data "$data" \
+        --secret "$secret" -- \
         env FACEREC_LISTEN="127.0.0.1:$port" FACEREC_GALLERY=/model/model.data \
+        FACEREC_ADMIN_PASSWORD_FILE=/etc/facerec/admin/password \
         FACEREC_SOURCES="cam0=file:///media/clip.mp4?loop=true" FACEREC_PROVIDER=cpu \
         /usr/bin/facerec-launcher >"$log" 2>&1 &
     pid=$!
@@ -231,15 +243,31 @@ check_serve() {
     done
     [ -n "$ready" ] || { tail -20 "$log" >&2; fail "/readyz not ready within 60 s"; }
     [ "$(curl -fsS "$base/healthz")" = ok ] || fail "/healthz did not answer ok"
-    echo "/healthz ok, /readyz ready"
+    echo "/healthz ok, /readyz ready (no credentials)"
+    # Sign-in is on by default: the API wants credentials, and takes the Secret's password.
+    local code
+    code="$(curl -sS -o /dev/null -w '%{http_code}' "$base/api/cameras")"
+    [ "$code" = 401 ] || fail "GET /api/cameras without credentials answered $code, not 401"
+    code="$(curl -sS -o /dev/null -w '%{http_code}' -u "admin:$password" "$base/api/cameras")"
+    [ "$code" = 200 ] || fail "GET /api/cameras as admin (Basic, the password file's) answered $code, not 200"
+    echo "GET /api/cameras: 401 without credentials, 200 as admin with the password file's password"
 
     # One MJPEG part, and a recognition event naming someone from the gallery that the init
     # container delivered: read as they arrive, until found or a deadline.
-    python3 - "$base" <<'PY' || fail "see above"
-import sys, time, urllib.request
+    FACEREC_TEST_BASIC="admin:$password" python3 - "$base" <<'PY' || fail "see above"
+import base64, os, sys, time, urllib.request
 
 base = sys.argv[1]
-with urllib.request.urlopen(f"{base}/cameras/cam0/stream.mjpg", timeout=15) as r:
+basic = "Basic " + base64.b64encode(os.environ["FACEREC_TEST_BASIC"].encode()).decode()
+
+
+def get(path, timeout):
+    """GET base + path, signed in as admin (HTTP Basic)."""
+    request = urllib.request.Request(base + path, headers={"Authorization": basic})
+    return urllib.request.urlopen(request, timeout=timeout)
+
+
+with get("/cameras/cam0/stream.mjpg", 15) as r:
     kind = r.headers.get("Content-Type", "")
     assert kind.startswith("multipart/x-mixed-replace"), f"stream Content-Type {kind!r}"
     data, soi, eoi = b"", b"\xff\xd8", b"\xff\xd9"
@@ -252,7 +280,7 @@ with urllib.request.urlopen(f"{base}/cameras/cam0/stream.mjpg", timeout=15) as r
     print(f"MJPEG stream ({kind.split(';')[0]}): first frame, {size} bytes of JPEG")
 
 deadline = time.time() + 30
-with urllib.request.urlopen(f"{base}/api/events", timeout=30) as r:
+with get("/api/events", 30) as r:
     while time.time() < deadline:
         line = r.readline()
         assert line, "event stream ended"
@@ -263,11 +291,11 @@ with urllib.request.urlopen(f"{base}/api/events", timeout=30) as r:
         sys.exit("FAILED: Lin-Manuel Miranda was not recognised within 30 s")
 
 # The event is in the history on the data volume, with its face crop.
-with urllib.request.urlopen(f"{base}/api/history?name=Lin-Manuel%20Miranda&limit=1", timeout=10) as r:
+with get("/api/history?name=Lin-Manuel%20Miranda&limit=1", 10) as r:
     import json
     events = json.load(r)["events"]
 assert events and events[0]["face_url"], f"no stored event with a face crop: {events}"
-with urllib.request.urlopen(base + events[0]["face_url"], timeout=10) as r:
+with get(events[0]["face_url"], 10) as r:
     crop = r.read()
 assert crop[:2] == b"\xff\xd8", "the face crop is not a JPEG"
 print(f"history: event {events[0]['id']} stored with a {len(crop)}-byte face crop")

@@ -7,7 +7,9 @@
     manifests.py crd-schema    Route, SCC and Tekton kinds against their OpenAPI schemas as a
                                real OpenShift cluster serves them, strictly
     manifests.py policy        least privilege and probes, in every rendered Deployment; no
-                               literal secrets; MQTT's password from a read-only Secret file
+                               literal secrets; MQTT's password from a read-only Secret file;
+                               sign-in on, the admin password from a read-only Secret file,
+                               the Route edge-terminated with http redirected to https
     manifests.py mutations     policy and schema checks fail on broken copies of the manifests
     manifests.py termination-grace OVERLAY   prints the Deployment's grace period (for images.sh)
 
@@ -18,6 +20,7 @@ prints what it checked and exits non-zero on the first class of failure it finds
 import concurrent.futures
 import copy
 import gzip
+import ipaddress
 import json
 import os
 import re
@@ -484,6 +487,7 @@ def deployment_problems(docs, target):
         problems.append("namespace ai-for-edge is not created")
     problems += scc_volume_problems(docs, spec)
     problems += secret_problems(dep, launcher, config, docs, target)
+    problems += auth_problems(dep, launcher, config, docs)
     return problems
 
 
@@ -570,16 +574,22 @@ def mounted_file(path, launcher, spec):
     return mount, volume, rel
 
 
+def effective_settings(launcher, config):
+    """{name: (where, value)}: env entries override the ConfigMap (envFrom); a valueFrom
+    entry's value is its valueFrom mapping."""
+    settings = {k: ("ConfigMap", v) for k, v in config.items()}
+    for e in launcher.get("env", []):
+        settings[e["name"]] = ("env", e.get("value") if "value" in e else e.get("valueFrom"))
+    return settings
+
+
 def secret_problems(dep, launcher, config, docs, target):
     """Secrets are never literal settings; MQTT (components/mqtt) reads its password from a
     read-only Secret volume, has no password in its URL, and reports as the node's name."""
     problems = []
     spec = dep["spec"]["template"]["spec"]
     namespace = dep["metadata"].get("namespace")
-    # Effective settings: env entries override the ConfigMap (envFrom).
-    settings = {k: ("ConfigMap", v) for k, v in config.items()}
-    for e in launcher.get("env", []):
-        settings[e["name"]] = ("env", e.get("value") if "value" in e else e.get("valueFrom"))
+    settings = effective_settings(launcher, config)
     for name, (where, value) in sorted(settings.items()):
         if SECRET_NAME.search(name) and not name.endswith("_FILE") and isinstance(value, str):
             problems.append(f"{name} is a literal value in the {where}: secrets come from a Secret")
@@ -659,6 +669,96 @@ def secret_problems(dep, launcher, config, docs, target):
     return problems
 
 
+# What the launcher's boolean flags accept (clap's BoolishValueParser).
+TRUE_WORDS = {"y", "yes", "t", "true", "on", "1"}
+
+
+def auth_problems(dep, launcher, config, docs):
+    """Sign-in stays on; the admin password is a file on a read-only volume of the Secret
+    (never an env value); the Route terminates TLS at the edge and redirects http to https; the
+    router is a trusted proxy, and not the whole world."""
+    problems = []
+    spec = dep["spec"]["template"]["spec"]
+    namespace = dep["metadata"].get("namespace")
+    settings = effective_settings(launcher, config)
+
+    # FACEREC_AUTH: unset means on; anything but a literal true word is off or refused.
+    where, auth = settings.get("FACEREC_AUTH", (None, "true"))
+    if not (isinstance(auth, str) and auth.strip().lower() in TRUE_WORDS):
+        problems.append(f"sign-in is turned off: FACEREC_AUTH={auth!r} in the {where}")
+    args = [str(a) for a in launcher.get("command", []) + launcher.get("args", [])]
+    for i, arg in enumerate(args):
+        value = None
+        if arg.startswith("--auth="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--auth" and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            value = args[i + 1]
+        if value is not None and value.strip().lower() not in TRUE_WORDS:
+            problems.append(f"sign-in is turned off: the launcher's arguments pass --auth {value!r}")
+
+    # The admin password: a file on a read-only Secret volume, the Secret's key projected.
+    _, path = settings.get("FACEREC_ADMIN_PASSWORD_FILE", (None, None))
+    if not isinstance(path, str):
+        problems.append("FACEREC_ADMIN_PASSWORD_FILE is not set to a path: the admin password "
+                        "would be random (printed once) or left as it was")
+    else:
+        found = mounted_file(path, launcher, spec)
+        if found is None:
+            problems.append(f"FACEREC_ADMIN_PASSWORD_FILE {path} is on no volume")
+        else:
+            mount, volume, key = found
+            secret = volume.get("secret")
+            if secret is None:
+                problems.append(f"FACEREC_ADMIN_PASSWORD_FILE {path} is not on a Secret volume")
+            else:
+                name = secret.get("secretName")
+                if key is None:
+                    problems.append(f"FACEREC_ADMIN_PASSWORD_FILE {path}: the volume "
+                                    f"{volume['name']} projects no such file of the Secret {name}")
+                if secret.get("optional"):
+                    problems.append(f"the admin password Secret {name} is optional: without it "
+                                    "the file is missing")
+                # A Secret the manifests make (rather than the operator's `oc create secret`)
+                # must be in the pod's namespace and carry the key.
+                made = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == name]
+                if made and made[0]["metadata"].get("namespace") != namespace:
+                    problems.append(f"the Secret {name} is not in the pod's namespace {namespace!r}")
+                elif made and key not in {**made[0].get("data", {}), **made[0].get("stringData", {})}:
+                    problems.append(f"the Secret {name} has no key {key!r}")
+                for e in launcher.get("env", []):
+                    if e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == name:
+                        problems.append(f"env {e['name']} exposes the Secret {name}: read it as a file")
+            if mount.get("readOnly") is not True:
+                problems.append(f"the volume {mount['name']} holding the admin password is mounted writable")
+
+    # The Route: TLS at the router, plain http redirected (never served).
+    for route in (d for d in docs if d["kind"] == "Route"):
+        tls = route["spec"].get("tls") or {}
+        if tls.get("termination") != "edge":
+            problems.append(f"{name_of(route)} is not edge-terminated (tls.termination "
+                            f"{tls.get('termination')!r}): TLS must end at the router, the launcher serves plain HTTP")
+        elif tls.get("insecureEdgeTerminationPolicy") != "Redirect":
+            problems.append(f"{name_of(route)} does not redirect http to https "
+                            f"(insecureEdgeTerminationPolicy {tls.get('insecureEdgeTerminationPolicy')!r})")
+
+    # The router as a trusted proxy (Secure cookies behind the edge Route), and only networks.
+    _, proxies = settings.get("FACEREC_TRUSTED_PROXY", (None, None))
+    if not isinstance(proxies, str) or not proxies.strip():
+        problems.append("FACEREC_TRUSTED_PROXY is not set: behind the Route the session cookie "
+                        "is not marked Secure")
+    else:
+        for item in (p.strip() for p in proxies.split(",")):
+            try:
+                net = ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                problems.append(f"FACEREC_TRUSTED_PROXY: {item!r} is not an IP address or CIDR")
+                continue
+            if net.prefixlen == 0:
+                problems.append(f"FACEREC_TRUSTED_PROXY trusts every address ({item}): any client "
+                                "could forge X-Forwarded-For and X-Forwarded-Proto")
+    return problems
+
+
 def cmd_policy():
     failures = []
     for target, docs in rendered().items():
@@ -668,7 +768,8 @@ def cmd_policy():
     if failures:
         raise CheckFailed("\n".join(failures))
     print("every Deployment is unprivileged, probed, limited and wired to its model and camera;"
-          " MQTT reads its password from a read-only Secret file")
+          " MQTT reads its password from a read-only Secret file; sign-in is on, the admin"
+          " password a read-only Secret file, the Route edge TLS with http redirected")
 
 
 # --- mutations --------------------------------------------------------------------------------
@@ -782,7 +883,7 @@ MUTATIONS = {
 
 
 # --- MQTT component mutations: caught in the targets that use components/mqtt (or, for the SCC,
-# in the one that also uses the CSI camera's SCC).
+# in those that use the CSI camera's SCC).
 
 def mqtt_file(root, name):
     return os.path.join(root, "components", "mqtt", name)
@@ -855,8 +956,108 @@ MQTT_MUTATIONS = {
     "MQTT node id from the pod, not the node": (
         mqtt_patch(lambda spec: mqtt_env(spec)[1]["valueFrom"]["fieldRef"].update(
             fieldPath="metadata.name")), is_mqtt),
-    "CSI camera SCC without Secret volumes": (
-        scc_without_secrets, lambda t: "csi" in t and "mqtt" in t),
+    # The base mounts the admin password Secret: every CSI camera target needs Secret volumes.
+    "CSI camera SCC without Secret volumes": (scc_without_secrets, lambda t: "csi" in t),
+}
+
+
+# --- Sign-in and TLS mutations.
+
+def base_text(name, old, new):
+    """Replaces `old` by `new` in a base file, as text (its comments stay)."""
+    def mutate(root):
+        path = os.path.join(root, "base", name)
+        with open(path) as f:
+            text = f.read()
+        assert old in text, f"{name} no longer has {old!r}"
+        with open(path, "w") as f:
+            f.write(text.replace(old, new))
+    return mutate
+
+
+def x86_patch_op(op):
+    """Appends a JSON-patch operation to the x86 overlay's Deployment patch."""
+    def mutate(root):
+        path = os.path.join(root, "overlays", "x86", "kustomization.yaml")
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+        doc["patches"][0]["patch"] += "\n" + yaml.safe_dump([op]).rstrip()
+        with open(path, "w") as f:
+            yaml.safe_dump(doc, f)
+    return mutate
+
+
+def admin_volume(d):
+    return next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "admin-password")
+
+
+def admin_mount(d):
+    return next(m for m in launcher_of(d)["volumeMounts"] if m["name"] == "admin-password")
+
+
+def admin_env(edit):
+    def on_doc(d):
+        env = launcher_of(d)["env"]
+        edit(env, next(e for e in env if e["name"] == "FACEREC_ADMIN_PASSWORD_FILE"))
+    return on_doc
+
+
+def admin_on_config_map(d):
+    volume = admin_volume(d)
+    volume["configMap"] = {"name": volume.pop("secret")["secretName"]}
+
+
+def is_x86(target):
+    return target.split("+")[0] == "x86"
+
+
+def every(target):
+    return True
+
+
+# label: (mutate, which targets must catch it)
+AUTH_MUTATIONS = {
+    "sign-in off in the base (FACEREC_AUTH=false)": (
+        base_text("facerec.env", "FACEREC_AUTH=true", "FACEREC_AUTH=false"), every),
+    "sign-in off in the Jetson overlay (FACEREC_AUTH=off literal)": (
+        jetson_config(lambda text: text.replace(
+            "      - FACEREC_PROVIDER=tensorrt\n",
+            "      - FACEREC_PROVIDER=tensorrt\n      - FACEREC_AUTH=off\n")),
+        lambda t: "jetson" in t or t == "auto-manifests"),
+    "sign-in off in the x86 overlay (launcher argument --auth=false)": (
+        x86_patch_op({"op": "add", "path": "/spec/template/spec/containers/0/args",
+                      "value": ["--auth=false"]}), is_x86),
+    "sign-in off in the x86 overlay (env FACEREC_AUTH=0)": (
+        x86_patch_op({"op": "add", "path": "/spec/template/spec/containers/0/env/-",
+                      "value": {"name": "FACEREC_AUTH", "value": "0"}}), is_x86),
+    "FACEREC_ADMIN_PASSWORD_FILE not set": (
+        base_deployment(admin_env(lambda env, e: env.remove(e))), every),
+    "admin password file outside its volume": (
+        base_deployment(admin_env(lambda env, e: e.update(value="/etc/facerec/password"))), every),
+    "admin password file not a key the volume projects": (
+        base_deployment(admin_env(lambda env, e: e.update(value="/etc/facerec/admin/passwd"))), every),
+    "admin password on a ConfigMap volume": (base_deployment(admin_on_config_map), every),
+    "admin password volume mounted writable": (
+        base_deployment(lambda d: admin_mount(d).update(readOnly=False)), every),
+    "admin password Secret optional": (
+        base_deployment(lambda d: admin_volume(d)["secret"].update(optional=True)), every),
+    "admin password Secret also exposed as an env value": (
+        base_deployment(lambda d: launcher_of(d)["env"].append(
+            {"name": "ADMIN_PASSWORD", "valueFrom": {"secretKeyRef": {
+                "name": "facerec-admin", "key": "password"}}})), every),
+    "Route without TLS (plain http)": (
+        base_text("route.yaml", "  tls:\n    termination: edge\n    insecureEdgeTerminationPolicy: Redirect\n", ""),
+        every),
+    "Route edge TLS that still serves http (insecureEdgeTerminationPolicy Allow)": (
+        base_text("route.yaml", "insecureEdgeTerminationPolicy: Redirect",
+                  "insecureEdgeTerminationPolicy: Allow"), every),
+    "Route TLS passed through to a launcher without TLS": (
+        base_text("route.yaml", "termination: edge", "termination: passthrough"), every),
+    "FACEREC_TRUSTED_PROXY unset (no Secure cookie behind the Route)": (
+        base_text("facerec.env", "FACEREC_TRUSTED_PROXY=10.42.0.0/16\n", ""), every),
+    "FACEREC_TRUSTED_PROXY trusts every address": (
+        base_text("facerec.env", "FACEREC_TRUSTED_PROXY=10.42.0.0/16", "FACEREC_TRUSTED_PROXY=0.0.0.0/0"),
+        every),
 }
 
 
@@ -867,7 +1068,7 @@ def cmd_mutations():
         if deployment_problems(docs, target):
             raise CheckFailed(f"the unmodified {target} already fails the policy")
     missed = []
-    for label, entry in {**MUTATIONS, **MQTT_MUTATIONS}.items():
+    for label, entry in {**MUTATIONS, **MQTT_MUTATIONS, **AUTH_MUTATIONS}.items():
         mutate, which = entry if isinstance(entry, tuple) else (entry, None)
         docs = rendered(mutate)
         caught = {t: deployment_problems(d, t) for t, d in docs.items()}
@@ -948,7 +1149,7 @@ def cmd_mutations():
         shutil.rmtree(tmp, ignore_errors=True)
     if missed:
         raise CheckFailed("mutations not caught:\n" + "\n".join(missed))
-    print(f"{len(MUTATIONS) + len(MQTT_MUTATIONS) + 6} broken copies, all caught")
+    print(f"{len(MUTATIONS) + len(MQTT_MUTATIONS) + len(AUTH_MUTATIONS) + 6} broken copies, all caught")
 
 
 def cmd_termination_grace(target):

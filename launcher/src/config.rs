@@ -33,7 +33,10 @@ use crate::domain::source::{Source, Trust, split_source_list, validate_name};
 #[command(
     name = "facerec-launcher",
     version,
-    about = "Serve facerec-annotated camera streams over HTTP"
+    about = "Serve facerec-annotated camera streams over HTTP",
+    after_help = "Accounts (in the data folder, while a launcher runs or not): \
+        facerec-launcher user add|passwd|del|list, facerec-launcher token add|del|list \
+        (each with --help)."
 )]
 pub struct Cli {
     /// Address to listen on.
@@ -81,6 +84,37 @@ pub struct Cli {
         default_missing_value = "true", action = ArgAction::Set,
         value_parser = clap::builder::BoolishValueParser::new())]
     pub metrics_token: bool,
+    /// Sign-in for everything that shows a face, a name, a stream or a camera (all but /healthz,
+    /// /readyz and, unless --metrics-token, /metrics). `--auth=false` is for a trusted
+    /// loopback-only setup: then anyone may read, and writes need FACEREC_API_TOKEN if set.
+    #[arg(long, env = "FACEREC_AUTH", default_value_t = true, num_args = 0..=1,
+        default_missing_value = "true", action = ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new())]
+    pub auth: bool,
+    /// File holding the password of the user `admin`, set at every start (a Kubernetes Secret).
+    /// Without it, the first start with no user creates `admin` with a random password, shown
+    /// once on stderr.
+    #[arg(long, env = "FACEREC_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<PathBuf>,
+    /// How long a sign-in lasts.
+    #[arg(long, env = "FACEREC_SESSION_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "FACEREC_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "FACEREC_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-Proto and
+    /// X-Forwarded-For are believed: session cookies are Secure when the proxy received HTTPS,
+    /// and failed sign-ins are counted per real client (the MicroShift router: 10.42.0.0/16).
+    #[arg(
+        long,
+        env = "FACEREC_TRUSTED_PROXY",
+        value_delimiter = ',',
+        value_name = "ADDR|CIDR"
+    )]
+    pub trusted_proxy: Vec<crate::http::IpNet>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "FACEREC_LOG_JSON", default_value_t = false, num_args = 0..=1,
         default_missing_value = "true", action = ArgAction::Set,
@@ -260,6 +294,76 @@ impl std::ops::Deref for Config {
     fn deref(&self) -> &Cli {
         &self.cli
     }
+}
+
+/// `facerec-launcher user …` and `facerec-launcher token …`: the accounts in the data folder.
+#[derive(Debug, Parser)]
+#[command(
+    name = "facerec-launcher",
+    version,
+    about = "Manage the launcher's users and API tokens"
+)]
+pub struct AccountsCli {
+    #[command(subcommand)]
+    pub command: AccountsCommand,
+    /// The launcher's data folder (as `facerec-launcher --data-dir`).
+    #[arg(long, env = "FACEREC_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AccountsCommand {
+    /// Users who sign in to the page and the streams.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API tokens for machines (Home Assistant, scripts, ESP32 /register, Prometheus).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Adds a user. Without --password-file a random password is made and printed once.
+    Add {
+        name: String,
+        /// admin (everything) or viewer (watch and browse; no changes, no export).
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// Read the password from this file (`-`: standard input), less a trailing line break.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Sets a user's password (and role); their sessions end.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Deletes a user; their sessions end.
+    Del { name: String },
+    /// Lists the users and their roles.
+    List,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Makes a token and prints it once (only its hash is kept).
+    Add {
+        name: String,
+        #[arg(long, default_value = "viewer")]
+        role: String,
+    },
+    /// Revokes a token by its id.
+    Del { id: String },
+    /// Lists the tokens with their last use.
+    List,
+}
+
+/// The data folder asked for, or the default one.
+pub fn data_dir_or_default(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(default_data_dir)
 }
 
 /// The default data folder: systemd's StateDirectory, the XDG state folder, or ~/.local/state.
@@ -716,8 +820,13 @@ impl Config {
                 ));
             }
         }
-        if self.metrics_token && self.api_token.is_none() {
-            bail!("metrics-token needs FACEREC_API_TOKEN: it is the token /metrics then requires");
+        if self.metrics_token && !self.auth && self.api_token.is_none() {
+            bail!(
+                "metrics-token with auth=false needs FACEREC_API_TOKEN: it is the token /metrics then requires"
+            );
+        }
+        if self.session_ttl < Duration::from_secs(60) {
+            bail!("session-ttl must be at least 1 min");
         }
         if self.stranger_ttl < Duration::from_secs(1) {
             bail!("stranger-ttl must be at least 1 s");

@@ -11,25 +11,27 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Json;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::Method;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::{Extension, Json, Router};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::{Accounts, Principal, Role, Via};
 use crate::camera::registry::{AddError, Registry};
 use crate::camera::{Camera, Status};
 use crate::domain::rate_limit::RateLimiter;
 use crate::domain::redact::redact_uri;
 use crate::domain::source::{Source, Trust, esp32_camera, validate_name};
+use crate::domain::throttle::Throttle;
 use crate::domain::{CameraState, lock};
 use crate::feed::Feed;
 use crate::library::Library;
@@ -37,12 +39,16 @@ use crate::metrics::{CameraLabel, Metrics};
 use crate::store::Store;
 use crate::strangers::Strangers;
 
-mod auth;
+pub mod auth;
 mod headers;
 mod history;
+mod login;
+
+pub use auth::{Access, AuthSettings, IpNet};
 
 const BOUNDARY: &str = "frame";
 const PAGE: &str = include_str!("../web/index.html");
+const LOGIN_PAGE: &str = include_str!("../web/login.html");
 
 /// What the handlers share.
 pub struct App {
@@ -52,9 +58,13 @@ pub struct App {
     pub feed: Arc<Feed>,
     pub clients: Arc<Semaphore>,
     pub shutdown: CancellationToken,
-    pub api_token: Option<String>,
-    /// /metrics requires `api_token` too (`--metrics-token`).
-    pub metrics_token: bool,
+    /// Users, API tokens and sessions.
+    pub accounts: Arc<Accounts>,
+    pub auth: AuthSettings,
+    /// Each route's access, from the route table.
+    pub access: std::collections::HashMap<(Method, String), Access>,
+    /// Failed sign-ins, per client and per user.
+    pub login_throttle: Throttle,
     pub media_dir: Option<PathBuf>,
     pub register_limiter: RateLimiter,
     /// The recognition history (in memory when no data folder is writable).
@@ -72,42 +82,111 @@ impl From<AddError> for ApiError {
     }
 }
 
-/// Every route. The write routes (POST, PUT, DELETE) sit behind the one token layer and the
-/// same-origin check; a new write route is protected by being added there. `/register` checks the token itself: it also
-/// takes it as `key=`, and only after its rate limit.
-pub fn router(app: Shared) -> Router {
-    let reads = Router::new()
-        .route("/", get(page))
-        .route("/cameras/{name}/stream.mjpg", get(stream))
-        .route("/cameras/{name}/snapshot.jpg", get(snapshot))
-        .route("/video_feed", get(video_feed))
-        .route("/api/cameras", get(list_cameras))
-        .route("/register", get(register))
-        .route("/api/events", get(events))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .merge(history::reads());
-    let mut metrics_route = Router::new().route("/metrics", get(metrics));
-    if app.metrics_token {
-        metrics_route = metrics_route.route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            auth::require_token,
-        ));
+/// A route as the table declares it.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// The router under construction and its table: every route is added through [`Routes::add`]
+/// with its [`Access`], so the authorisation layer and the route-walking test see exactly the
+/// routes the router has.
+pub struct Routes {
+    router: Router<Shared>,
+    specs: Vec<RouteSpec>,
+}
+
+impl Routes {
+    fn new() -> Routes {
+        Routes {
+            router: Router::new(),
+            specs: Vec::new(),
+        }
     }
-    let writes = Router::new()
-        .route("/api/cameras", post(add_camera))
-        .route("/api/cameras/{name}", axum::routing::delete(delete_camera))
-        .route("/api/gallery/reload", post(reload_gallery))
-        .merge(history::writes())
-        // Inner: runs after the token check, so a request without the token is always 401.
-        .route_layer(axum::middleware::from_fn(auth::require_same_origin))
-        .route_layer(axum::middleware::from_fn_with_state(
+
+    fn add<H, T>(self, method: Method, path: &'static str, access: Access, handler: H) -> Routes
+    where
+        H: axum::handler::Handler<T, Shared>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a routable method");
+        self.add_routed(method, path, access, on(filter, handler))
+    }
+
+    /// [`add`](Self::add) for a handler with its own layers (`method_router` must serve
+    /// `method` only).
+    fn add_routed(
+        mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        method_router: MethodRouter<Shared>,
+    ) -> Routes {
+        self.router = self.router.route(path, method_router);
+        self.specs.push(RouteSpec {
+            method,
+            path,
+            access,
+        });
+        self
+    }
+
+    fn merge(mut self, other: Routes) -> Routes {
+        self.router = self.router.merge(other.router);
+        self.specs.extend(other.specs);
+        self
+    }
+}
+
+/// Every route with its access.
+fn table() -> Routes {
+    use Access::*;
+    Routes::new()
+        .add(Method::GET, "/", Viewer, page)
+        .add(Method::GET, "/cameras/{name}/stream.mjpg", Stream, stream)
+        .add(
+            Method::GET,
+            "/cameras/{name}/snapshot.jpg",
+            Stream,
+            snapshot,
+        )
+        .add(Method::GET, "/video_feed", Stream, video_feed)
+        .add(Method::GET, "/api/cameras", Viewer, list_cameras)
+        .add(Method::POST, "/api/cameras", Admin, add_camera)
+        .add(Method::DELETE, "/api/cameras/{name}", Admin, delete_camera)
+        .add(Method::GET, "/register", AdminKey, register)
+        .add(Method::GET, "/api/events", Viewer, events)
+        .add(Method::POST, "/api/gallery/reload", Admin, reload_gallery)
+        .add(Method::GET, "/healthz", Open, || async { "ok\n" })
+        .add(Method::GET, "/readyz", Open, readyz)
+        .add(Method::GET, "/metrics", Metrics, metrics)
+        .merge(history::routes())
+        .merge(login::routes())
+}
+
+/// The routes the router has, as declared (for the route-walking test and the docs).
+pub fn routes() -> Vec<RouteSpec> {
+    table().specs
+}
+
+/// Each route's access, for [`App::access`].
+pub fn access_table() -> std::collections::HashMap<(Method, String), Access> {
+    routes()
+        .into_iter()
+        .map(|r| ((r.method, r.path.to_string()), r.access))
+        .collect()
+}
+
+/// Every route, behind the one authorisation layer and the hardening headers.
+pub fn router(app: Shared) -> Router {
+    let Routes { router, .. } = table();
+    router
+        .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            auth::require_token,
-        ));
-    reads
-        .merge(metrics_route)
-        .merge(writes)
+            auth::authorize,
+        ))
         .layer(axum::middleware::map_response(headers::harden))
         .with_state(app)
 }
@@ -319,12 +398,17 @@ impl From<gstfacerec::Face> for FaceView {
     }
 }
 
-fn view(camera: &Camera) -> CameraView {
+/// A camera as the API shows it; the connection diagnosis (`reason`) only to admins.
+fn view(camera: &Camera, role: Role) -> CameraView {
     let [input_fps, processed_fps, output_fps] = *lock(&camera.fps);
+    let mut status = camera.status();
+    if role < Role::Admin {
+        status.reason = None;
+    }
     CameraView {
         name: camera.name.clone(),
         uri: redact_uri(&camera.uri),
-        status: camera.status(),
+        status,
         input_fps,
         processed_fps,
         output_fps,
@@ -335,8 +419,12 @@ fn view(camera: &Camera) -> CameraView {
     }
 }
 
-async fn list_cameras(State(app): State<Shared>) -> Json<Vec<CameraView>> {
-    Json(app.cameras.all().iter().map(|c| view(c)).collect())
+async fn list_cameras(
+    State(app): State<Shared>,
+    principal: Option<Extension<Principal>>,
+) -> Json<Vec<CameraView>> {
+    let role = principal.map_or(Role::Viewer, |p| p.role);
+    Json(app.cameras.all().iter().map(|c| view(c, role)).collect())
 }
 
 #[derive(Deserialize)]
@@ -358,7 +446,7 @@ async fn add_camera(
     )
     .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
     let camera = app.cameras.add(new.name, new.uri, source)?;
-    Ok((StatusCode::CREATED, Json(view(&camera))).into_response())
+    Ok((StatusCode::CREATED, Json(view(&camera, Role::Admin))).into_response())
 }
 
 async fn delete_camera(
@@ -380,26 +468,24 @@ struct Registration {
     ip: String,
     #[serde(default)]
     token: String,
-    /// The API token, for firmware that cannot send a header.
-    key: Option<String>,
 }
 
 /// The demo's ESP32 cameras call `GET /register?ip=&token=` and then serve MJPEG at
 /// `http://<ip>/stream`. Registering again with the same address and token is harmless.
 ///
-/// With `FACEREC_API_TOKEN` set, the API token is required, as `key=` or a bearer header.
-/// Without it, a registration that would change an existing camera (a new `token`) is refused:
-/// nothing tells the real camera from anyone else on the network, so re-pointing a camera
-/// takes an explicit `DELETE /api/cameras/NAME` first (which is logged).
+/// An admin credential is required (checked by the layer; firmware that cannot send a header
+/// sends an admin API token as `key=`). With sign-in off and no API token, a registration that
+/// would change an existing camera (a new `token`) is refused: nothing tells the real camera
+/// from anyone else on the network, so re-pointing a camera takes an explicit
+/// `DELETE /api/cameras/NAME` first (which is logged).
 async fn register(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    principal: Option<Extension<Principal>>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>,
     Query(r): Query<Registration>,
 ) -> Result<String, Response> {
     // Set by the launcher's server loop; absent when the router is served some other way.
     let peer: Option<SocketAddr> = peer.map(|p| p.0.0);
-    // Before the token check too: failed guesses cost a token each.
     if let Err(wait) = app.register_limiter.take(peer.map(|p| p.ip())) {
         let mut response = ApiError(
             StatusCode::TOO_MANY_REQUESTS,
@@ -411,17 +497,7 @@ async fn register(
             .insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return Err(response);
     }
-    if !auth::token_ok(
-        app.api_token.as_deref(),
-        r.key.as_deref().or(auth::bearer(&headers)),
-    ) {
-        tracing::warn!(peer = ?peer, ip = %r.ip, "registration without a valid API token refused");
-        return Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "a valid API token is required (key= or a bearer header)".into(),
-        )
-        .into_response());
-    }
+    let anonymous = principal.is_none_or(|p| p.via == Via::Open);
     let (name, source) = esp32_camera(&r.ip, &r.token)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()).into_response())?;
     let Source::Http { url } = &source else {
@@ -431,7 +507,7 @@ async fn register(
         if &existing.uri == url {
             return Ok(format!("{name} already registered\n"));
         }
-        if app.api_token.is_none() {
+        if anonymous {
             tracing::warn!(camera = %name, peer = ?peer, "re-registration with a different token refused: delete the camera first");
             return Err(ApiError(
                 StatusCode::CONFLICT,
@@ -441,7 +517,7 @@ async fn register(
             )
             .into_response());
         }
-        // Authorised above: the same camera, a new token.
+        // Authorised: the same camera, a new token.
         tracing::warn!(camera = %name, peer = ?peer, "re-registration: replacing the camera's token");
         let (cameras, n) = (app.cameras.clone(), name.clone());
         let _ = tokio::task::spawn_blocking(move || cameras.remove(&n)).await;

@@ -5,13 +5,16 @@
 //! `deploy/tests/module-circles.py`):
 //! 1. [`domain`]: the vocabulary and rules, no I/O.
 //! 2. services: [`sink`] (the event-sink interface), [`feed`], [`store`], [`recorder`],
-//!    [`library`], [`strangers`], [`metrics`], [`mqtt`].
+//!    [`library`], [`strangers`], [`metrics`], [`mqtt`], [`accounts`] (users, API tokens,
+//!    sessions).
 //! 3. [`camera`]: the pipelines and their [`camera::registry`].
-//! 4. [`http`]: the routes, with the token as one layer over the write routes.
+//! 4. [`http`]: the routes, each declared with its access, and one authorisation layer over
+//!    them all.
 //!
 //! [`config`] (flags, environment, config file) is read by `main.rs` only, which hands the
 //! other modules plain values.
 
+pub mod accounts;
 pub mod camera;
 pub mod config;
 pub mod domain;

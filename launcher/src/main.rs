@@ -15,13 +15,15 @@ use facerec_core::engine::Engine;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use facerec_launcher::accounts::{ADMIN, Accounts};
 use facerec_launcher::camera::element::ensure_facerec_plugin;
 use facerec_launcher::camera::registry::Registry;
 use facerec_launcher::config::Config;
 use facerec_launcher::domain::lock;
 use facerec_launcher::domain::rate_limit::RateLimiter;
+use facerec_launcher::domain::throttle::Throttle;
 use facerec_launcher::feed::Feed;
-use facerec_launcher::http::App;
+use facerec_launcher::http::{App, AuthSettings};
 use facerec_launcher::library::Library;
 use facerec_launcher::metrics::{CameraLabel, Metrics};
 use facerec_launcher::recorder::Recorder;
@@ -149,12 +151,41 @@ struct ServeLimits {
     header_timeout: Duration,
 }
 
+/// The TLS server configuration from PEM files: HTTP/1.1 only (the MJPEG streams are long
+/// HTTP/1.1 responses), rustls with the ring provider MQTT already uses.
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("tls-cert {}: not a PEM certificate chain", cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("tls-cert {}: no certificate in it", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("tls-key {}: not a PEM private key", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("tls-cert and tls-key do not make a server identity")?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
+}
+
 /// axum's `serve` with what it lacks against slowloris: a header-read timeout and a cap on open
-/// connections (one past the cap is closed at once, before anything is read from it).
+/// connections (one past the cap is closed at once, before anything is read from it); and TLS
+/// when an acceptor is given (its handshake within the same timeout).
 async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     limits: ServeLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -164,6 +195,7 @@ async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
+    let builder = Arc::new(builder);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -190,11 +222,27 @@ async fn serve(
                 .insert(axum::extract::ConnectInfo(peer));
             tower_service::Service::call(&mut router.clone(), request)
         });
-        // No upgrades: the launcher serves no WebSocket.
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            let _ = connection.await;
+            // No upgrades: the launcher serves no WebSocket.
+            match tls {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection).await;
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            let connection =
+                                builder.serve_connection(TokioIo::new(tls_stream), service);
+                            let _ = watcher.watch(connection).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -214,8 +262,30 @@ async fn shutdown_signal(token: CancellationToken) {
     token.cancel();
 }
 
+/// The accounts in the data folder (in memory when it cannot be written), with `admin` made
+/// or updated; a first-start password is printed here, once.
+fn open_accounts(config: &Config, persistent: bool) -> Result<Arc<Accounts>> {
+    let accounts = if persistent {
+        Accounts::open(&config.data_dir, config.session_ttl)?
+    } else {
+        tracing::warn!("users are kept in memory only: the data folder cannot be written");
+        Accounts::in_memory(config.session_ttl)
+    };
+    if let Some(password) = accounts.ensure_admin(config.admin_password_file.as_deref())? {
+        // Shown this once (Frigate's way); only its Argon2id hash is kept.
+        eprintln!(
+            "facerec-launcher: created user {ADMIN} with password {password} (shown once; change it with: facerec-launcher user passwd {ADMIN})"
+        );
+    }
+    Ok(Arc::new(accounts))
+}
+
 async fn run(config: Config) -> Result<()> {
     let engine = preflight(&config)?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -232,6 +302,13 @@ async fn run(config: Config) -> Result<()> {
 
     let engine = Arc::new(Mutex::new(engine));
     let (store, library) = open_data(&config, engine.clone());
+    let accounts = open_accounts(&config, library.is_some())?;
+    if !config.auth {
+        tracing::warn!(
+            %address,
+            "sign-in is off (--auth=false): anyone who reaches this address sees the faces, names and streams; use it only on a trusted loopback setup"
+        );
+    }
     let mut settings = config.pipeline_settings()?;
     if let Some(path) = library.as_ref().and_then(|l| l.gallery_path()) {
         if let Some(given) = &settings.gallery {
@@ -299,8 +376,16 @@ async fn run(config: Config) -> Result<()> {
         feed,
         clients: Arc::new(Semaphore::new(config.max_clients)),
         shutdown: shutdown.clone(),
-        api_token: config.api_token.clone(),
-        metrics_token: config.metrics_token,
+        accounts: accounts.clone(),
+        auth: AuthSettings {
+            enabled: config.auth,
+            api_token: config.api_token.clone(),
+            metrics_token: config.metrics_token,
+            trusted_proxies: config.trusted_proxy.clone(),
+            tls: tls.is_some(),
+        },
+        access: facerec_launcher::http::access_table(),
+        login_throttle: Throttle::default(),
         media_dir: config.media_dir.clone(),
         register_limiter: RateLimiter::register(),
         store,
@@ -322,7 +407,8 @@ async fn run(config: Config) -> Result<()> {
     tokio::spawn(rates(cameras.clone(), metrics));
     tokio::spawn(shutdown_signal(shutdown.clone()));
     // A plain line on stdout that scripts and tests can wait for.
-    println!("facerec-launcher listening on http://{address}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("facerec-launcher listening on {scheme}://{address}");
     tracing::info!(%address, cameras = config.sources.len(), "listening");
 
     let limits = ServeLimits {
@@ -333,6 +419,7 @@ async fn run(config: Config) -> Result<()> {
         listener,
         facerec_launcher::http::router(app),
         limits,
+        tls,
         shutdown.clone(),
     ));
     shutdown.cancelled().await;
@@ -347,6 +434,7 @@ async fn run(config: Config) -> Result<()> {
         }
     })
     .await;
+    accounts.flush();
     if finished.is_err() {
         tracing::warn!(
             "shutdown took longer than {} s; exiting anyway",
@@ -356,7 +444,100 @@ async fn run(config: Config) -> Result<()> {
     Ok(())
 }
 
+/// `facerec-launcher user …` / `token …`.
+fn run_accounts(args: Vec<std::ffi::OsString>) -> Result<()> {
+    use clap::Parser;
+    use facerec_launcher::accounts::{Role, random_password, read_password_file};
+    use facerec_launcher::config::{AccountsCli, AccountsCommand, TokenCommand, UserCommand};
+    let cli = AccountsCli::try_parse_from(args).unwrap_or_else(|e| e.exit());
+    let dir = facerec_launcher::config::data_dir_or_default(cli.data_dir);
+    let accounts = Accounts::open(&dir, Duration::from_secs(60))?;
+    let role = |r: &str| r.parse::<Role>();
+    // A password from the file (`-`: stdin), or a new random one, printed.
+    let password = |file: Option<std::path::PathBuf>, name: &str| -> Result<String> {
+        Ok(match file {
+            Some(f) if f.as_os_str() == "-" => {
+                let mut text = String::new();
+                std::io::stdin().read_line(&mut text)?;
+                let text = text.trim_end_matches(['\n', '\r']).to_string();
+                facerec_launcher::accounts::validate_password(&text)?;
+                text
+            }
+            Some(f) => read_password_file(&f)?,
+            None => {
+                let p = random_password();
+                println!("password for {name}: {p}");
+                p
+            }
+        })
+    };
+    match cli.command {
+        AccountsCommand::User(UserCommand::Add {
+            name,
+            role: r,
+            password_file,
+        }) => {
+            let r = role(&r)?;
+            facerec_launcher::accounts::validate_user_name(&name)?;
+            let p = password(password_file, &name)?;
+            accounts.add_user(&name, r, &p)?;
+            println!("added {r} {name}");
+        }
+        AccountsCommand::User(UserCommand::Passwd {
+            name,
+            role: r,
+            password_file,
+        }) => {
+            let r = r.as_deref().map(role).transpose()?;
+            if !accounts.users().iter().any(|u| u.name == name) {
+                anyhow::bail!("no user named {name}");
+            }
+            let p = password(password_file, &name)?;
+            accounts.set_password(&name, &p, r)?;
+            println!("changed the password of {name}; their sessions are ended");
+        }
+        AccountsCommand::User(UserCommand::Del { name }) => {
+            accounts.delete_user(&name)?;
+            println!("deleted {name}");
+        }
+        AccountsCommand::User(UserCommand::List) => {
+            for u in accounts.users() {
+                println!("{}\t{}", u.name, u.role);
+            }
+        }
+        AccountsCommand::Token(TokenCommand::Add { name, role: r }) => {
+            let (view, secret) = accounts.create_token(&name, role(&r)?)?;
+            println!("{secret}");
+            eprintln!(
+                "token {} ({}, {}): shown once; revoke it with: facerec-launcher token del {}",
+                view.id, view.name, view.role, view.id
+            );
+        }
+        AccountsCommand::Token(TokenCommand::Del { id }) => {
+            accounts.delete_token(&id)?;
+            println!("revoked {id}");
+        }
+        AccountsCommand::Token(TokenCommand::List) => {
+            for t in accounts.tokens() {
+                let last = t.last_used.map_or("never".to_string(), |s| s.to_string());
+                println!("{}\t{}\t{}\tlast used: {last}", t.id, t.role, t.name);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "user" || a == "token") {
+        return match run_accounts(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("facerec-launcher: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // GStreamer first, so that `--help` shows the elements' own ranges.
     let gst_ready = gst::init()
         .context("cannot initialise GStreamer")

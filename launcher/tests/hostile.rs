@@ -32,6 +32,8 @@ impl Launcher {
             .args(args)
             .env_remove("FACEREC_API_TOKEN")
             .env("FACEREC_DATA_DIR", fresh_data_dir())
+            // What lies behind sign-in (tested in access.rs and signin.rs).
+            .env("FACEREC_AUTH", "false")
             .stdout(Stdio::piped())
             .stderr(log);
         for (k, v) in envs {
@@ -152,6 +154,8 @@ fn run_failing(args: &[&str], limit: Duration) -> Output {
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .env_remove("FACEREC_API_TOKEN")
+        .env("FACEREC_DATA_DIR", fresh_data_dir())
+        .env("FACEREC_AUTH", "false")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -401,7 +405,7 @@ fn register_needs_the_api_token_when_one_is_set() {
         (status, body.as_str()),
         (
             401,
-            r#"{"error":"a valid API token is required (key= or a bearer header)"}"#
+            r#"{"error":"sign-in required: a session, an API token (Authorization: Bearer) or HTTP Basic credentials"}"#
         )
     );
     assert_eq!(launcher.get(&format!("{register}&key=wrong")).0, 401);
@@ -669,14 +673,17 @@ fn metrics_can_require_the_api_token() {
     let _serial = serial();
     assert_eq!(
         one_line_failure(&["--metrics-token"]),
-        "facerec-launcher: metrics-token needs FACEREC_API_TOKEN: it is the token /metrics then \
-         requires"
+        "facerec-launcher: metrics-token with auth=false needs FACEREC_API_TOKEN: it is the token \
+         /metrics then requires"
     );
     let launcher = Launcher::start(&["--metrics-token"], &[("FACEREC_API_TOKEN", "s3cret")]);
     let (status, _, body) = launcher.request("GET", "/metrics", None, None);
     assert_eq!(
         (status, body.as_str()),
-        (401, r#"{"error":"a valid bearer token is required"}"#)
+        (
+            401,
+            r#"{"error":"sign-in required: a session, an API token (Authorization: Bearer) or HTTP Basic credentials"}"#
+        )
     );
     assert_eq!(
         launcher.request("GET", "/metrics", Some("wrong"), None).0,

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use facerec_core::stills::load_rgb;
 use facerec_core::testsupport::on_ci;
 use serde_json::Value;
@@ -62,7 +63,20 @@ fn open_stream(url: &str) -> Multipart<impl Read + use<>> {
 
 /// A stream that ends (as if closed) after `limit`, so that a reader never hangs a test.
 fn open_stream_for(url: &str, limit: Duration) -> Multipart<impl Read + use<>> {
-    let response = ureq::get(url)
+    open_stream_as(url, limit, None)
+}
+
+/// [`open_stream_for`] with an `Authorization` header.
+fn open_stream_as(
+    url: &str,
+    limit: Duration,
+    authorization: Option<&str>,
+) -> Multipart<impl Read + use<>> {
+    let mut request = ureq::get(url);
+    if let Some(authorization) = authorization {
+        request = request.header("Authorization", authorization);
+    }
+    let response = request
         .config()
         .timeout_global(Some(limit))
         .build()
@@ -967,7 +981,10 @@ fn gallery_reload_changes_the_names_and_needs_the_token() {
     let (status, body) = reload(None);
     assert_eq!(
         (status, body.as_str()),
-        (401, r#"{"error":"a valid bearer token is required"}"#)
+        (
+            401,
+            r#"{"error":"sign-in required: a session, an API token (Authorization: Bearer) or HTTP Basic credentials"}"#
+        )
     );
     assert_eq!(reload(Some("wrong")).0, 401);
     // A refused reload changes nothing: the clip keeps being named after the first gallery.
@@ -1308,6 +1325,7 @@ fn the_demo_script_serves_the_clip_and_stops_on_a_signal() {
     // Setup without apt, a free port, and a launcher option passed through after `--`.
     let mut cmd = clean_env(Command::new(&script));
     cmd.args(["--no-apt", "--", "--max-clients", "1"])
+        .env_remove("FACEREC_AUTH")
         .env("FACEREC_BIN_DIR", bin)
         .env("LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
@@ -1325,16 +1343,59 @@ fn the_demo_script_serves_the_clip_and_stops_on_a_signal() {
         }
     }
     let started = Instant::now();
-    let child = cmd.spawn().unwrap();
+    let mut child = cmd.spawn().unwrap();
     let _group = Group(child.id());
-    let mut launcher = Launcher::wait_listening(child);
+    // What the demo says before the launcher takes over: where to go and how to sign in.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // (after what the setup step printed)
+    let (said, password) = loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "demo.sh said no URL"
+        );
+        if let Some(password) = line.trim_end().strip_prefix(
+            "launcher/demo.sh: open http://127.0.0.1:0/ and sign in as admin with password ",
+        ) {
+            break (line.clone(), password.to_string());
+        }
+    };
+    assert_eq!(password.len(), 16, "{said}");
+    let base = loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "exited before listening"
+        );
+        if let Some(base) = line.trim().strip_prefix("facerec-launcher listening on ") {
+            break base.to_string();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let mut launcher = Launcher {
+        child,
+        base,
+        authorization: None,
+    };
     eprintln!("demo.sh listening after {:?}", started.elapsed());
     // The script ends by exec'ing the launcher, so a signal reaches it and nothing is left.
     let comm = std::fs::read_to_string(format!("/proc/{}/comm", launcher.child.id())).unwrap();
     assert_eq!(comm.trim(), "facerec-launche");
+    // Sign-in is on, as a user gets the demo: the printed password opens it.
+    let (status, _) = launcher.request("GET", "/api/cameras", None, "");
+    assert_eq!(status, 401);
+    let authorization = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}"))
+    );
+    launcher.authorization = Some(authorization.clone());
 
     let events = launcher.events();
-    let mut stream = open_stream(&launcher.url("/cameras/clip/stream.mjpg"));
+    let mut stream = open_stream_as(
+        &launcher.url("/cameras/clip/stream.mjpg"),
+        Duration::from_secs(120),
+        Some(&authorization),
+    );
     let jpeg = stream.next_part().expect("a frame");
     let image = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg).unwrap();
     assert_eq!((image.width(), image.height()), (640, 360));
@@ -1342,6 +1403,7 @@ fn the_demo_script_serves_the_clip_and_stops_on_a_signal() {
         .expect("an event naming Miranda");
     // --max-clients 1 reached the launcher: a second stream is refused.
     let second = ureq::get(&launcher.url("/cameras/clip/stream.mjpg"))
+        .header("Authorization", &authorization)
         .config()
         .http_status_as_error(false)
         .build()

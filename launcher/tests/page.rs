@@ -233,6 +233,23 @@ fn mock_answers_like_the_launcher(launcher: &Launcher, mock: &Mock) -> Result<()
     ];
     let (real_unknown, mock_unknown) = (unknown_event(&launcher.base), unknown_event(&mock.base));
     let mut differ = Vec::new();
+    // Who the page is told it is (sign-in off, the token set): anonymous, and with the token.
+    for token in [None, Some(TOKEN)] {
+        let me = |base: &str| {
+            let (status, body) = send(&format!("{base}/api/me"), "GET", token, "", b"");
+            (
+                status,
+                serde_json::from_str::<Value>(&body).unwrap_or(Value::String(body)),
+            )
+        };
+        let (real, stand_in) = (me(&launcher.base), me(&mock.base));
+        assert_eq!(real.0, 200, "GET /api/me (token {token:?}): {real:?}");
+        if real != stand_in {
+            differ.push(format!(
+                "GET /api/me (token {token:?}): the launcher says {real:?}, the mock {stand_in:?}"
+            ));
+        }
+    }
     for case in &cases {
         let real = case.answer(&launcher.base, real_unknown);
         let stand_in = case.answer(&mock.base, mock_unknown);
@@ -258,7 +275,7 @@ fn mock_answers_like_the_launcher(launcher: &Launcher, mock: &Mock) -> Result<()
     ))
 }
 
-/// page.mjs (29 checks) against the real launcher: two cameras on the sample clip, a data
+/// page.mjs (30 checks) against the real launcher: two cameras on the sample clip, a data
 /// folder, and Lin-Manuel Miranda enrolled as "O'Brien <b>" through the upload route, so that
 /// the clip itself makes the history page.mjs needs (named and unknown events, strangers).
 #[test]

@@ -9,6 +9,7 @@ pub mod rate_limit;
 pub mod redact;
 pub mod source;
 pub mod sync;
+pub mod throttle;
 
 pub use camera_state::CameraState;
 pub use event::{Draft, EventKind, NewEvent, Presence, StoredEvent};

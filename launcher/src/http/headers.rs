@@ -3,7 +3,7 @@
 //! framing, no MIME sniffing, no referrer, and no caching (faces, names and camera addresses
 //! must not linger in a shared or disk cache).
 //!
-//! HTTP layer: imports its parent's page only.
+//! HTTP layer: imports its parent's pages only.
 
 use std::sync::LazyLock;
 
@@ -15,6 +15,12 @@ use sha2::{Digest, Sha256};
 /// The policy for [`super::PAGE`]: its one `<script>` and one `<style>` by hash.
 static CONTENT_SECURITY_POLICY: LazyLock<HeaderValue> = LazyLock::new(|| {
     let policy = content_security_policy(super::PAGE);
+    HeaderValue::from_str(&policy).expect("a policy is ASCII")
+});
+
+/// The policy for the login page, by its own hashes.
+pub static LOGIN_CONTENT_SECURITY_POLICY: LazyLock<HeaderValue> = LazyLock::new(|| {
+    let policy = content_security_policy(super::LOGIN_PAGE);
     HeaderValue::from_str(&policy).expect("a policy is ASCII")
 });
 
@@ -46,10 +52,10 @@ fn content_security_policy(page: &str) -> String {
 /// Adds the hardening headers to `response` (applied to every route by `router`).
 pub async fn harden(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        CONTENT_SECURITY_POLICY.clone(),
-    );
+    // A handler that serves another page (the login page) sets that page's policy.
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert_with(|| CONTENT_SECURITY_POLICY.clone());
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

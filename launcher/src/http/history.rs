@@ -6,15 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use serde::Deserialize;
 
-use super::{ApiError, Shared};
+use super::{Access, ApiError, Routes, Shared};
 use crate::domain::lock;
 use crate::library::{Library, LibraryError, MAX_PHOTO_BYTES, PersonView, Upload};
 use crate::store::{HistoryQuery, StoredEvent};
@@ -22,37 +21,36 @@ use crate::store::{HistoryQuery, StoredEvent};
 /// Most photos in one upload request.
 const MAX_PHOTOS_PER_UPLOAD: usize = 20;
 
-/// The routes that only read.
-pub fn reads() -> Router<Shared> {
-    Router::new()
-        .route("/api/history", get(list))
-        .route("/api/history/{id}", get(one))
-        .route("/api/history/{id}/face.jpg", get(face))
-        .route("/api/people", get(people))
-        .route("/api/people/{name}/photos/{id}", get(photo))
-        .route("/api/library/export", get(export))
-}
-
-/// The routes that change the history or the library (behind the token layer).
-pub fn writes() -> Router<Shared> {
-    Router::new()
-        .route("/api/history/{id}", axum::routing::delete(delete))
-        .route("/api/history/{id}/enrol", post(enrol))
-        .route("/api/history/{id}/reject", post(reject))
-        .route(
-            "/api/people/{name}",
-            axum::routing::put(rename).delete(delete_person),
-        )
-        .route(
+/// The history and library routes: reads for any signed-in user; changes and the export (every
+/// embedding) for admins.
+pub(super) fn routes() -> Routes {
+    use Access::*;
+    let upload_limit =
+        DefaultBodyLimit::max((MAX_PHOTO_BYTES as usize + 64 * 1024) * MAX_PHOTOS_PER_UPLOAD);
+    Routes::new()
+        .add(Method::GET, "/api/history", Viewer, list)
+        .add(Method::GET, "/api/history/{id}", Viewer, one)
+        .add(Method::DELETE, "/api/history/{id}", Admin, delete)
+        .add(Method::GET, "/api/history/{id}/face.jpg", Viewer, face)
+        .add(Method::POST, "/api/history/{id}/enrol", Admin, enrol)
+        .add(Method::POST, "/api/history/{id}/reject", Admin, reject)
+        .add(Method::GET, "/api/people", Viewer, people)
+        .add(Method::PUT, "/api/people/{name}", Admin, rename)
+        .add(Method::DELETE, "/api/people/{name}", Admin, delete_person)
+        .add_routed(
+            Method::POST,
             "/api/people/{name}/photos",
-            post(upload).layer(DefaultBodyLimit::max(
-                (MAX_PHOTO_BYTES as usize + 64 * 1024) * MAX_PHOTOS_PER_UPLOAD,
-            )),
+            Admin,
+            post(upload).layer(upload_limit),
         )
-        .route(
+        .add(Method::GET, "/api/people/{name}/photos/{id}", Viewer, photo)
+        .add(
+            Method::DELETE,
             "/api/people/{name}/photos/{id}",
-            axum::routing::delete(delete_photo),
+            Admin,
+            delete_photo,
         )
+        .add(Method::GET, "/api/library/export", Admin, export)
 }
 
 fn store_error(e: impl std::fmt::Display) -> ApiError {

@@ -1,7 +1,8 @@
 // A stand-in for facerec-launcher's HTTP API (issue 11, API11) with in-memory data, so the page
 // (launcher/web/index.html) and enrol.mjs can be exercised without GStreamer or models.
 // No dependencies. Usage:
-//   node launcher/tests/browser/mock-server.mjs [--port 8099] [--token secret] [--quiet]
+//   node launcher/tests/browser/mock-server.mjs [--port 8099] [--token secret]
+//        [--users NAME:PASSWORD:ROLE,…] [--quiet]
 // It prints "listening on <url>" once ready.
 //   - cameras "door" (face A, a stranger until enrolled) and "yard" (face B, always a stranger);
 //   - a new event every second, alternating cameras, and 130 seeded events over the past 3 hours,
@@ -10,9 +11,15 @@
 //   - photo uploads: a file that is not a JPEG or PNG is "not an image", one whose name contains
 //     "noface" has "no face found", "twofaces" has 2 faces;
 //   - error statuses and texts as the launcher's (launcher/tests/page.rs compares them);
-//   - write routes need "Authorization: Bearer <token>" when --token is given.
+//   - sign-in as the launcher's (launcher/src/http/auth.rs, login.rs): without --users, sign-in
+//     is off (--auth=false): anyone reads, and writes need "Authorization: Bearer <token>" when
+//     --token is given; with --users (roles admin or viewer), sign-in is on: GET /login
+//     (web/login.html), POST /login (a session cookie), POST /logout, GET /api/me, HTTP Basic,
+//     the token as bearer (admin) or a stream's key= (read-only); a viewer's writes and
+//     /api/library/export are refused (403); GET / without a session redirects to /login.
 import http from "node:http";
 import { readFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { FACE_A, FACE_B, FACE_C } from "./jpegs.mjs";
 
@@ -25,6 +32,13 @@ const PORT = Number(opt("--port", "8099"));
 const TOKEN = opt("--token", null);
 const QUIET = args.includes("--quiet");
 const PAGE = fileURLToPath(new URL("../../web/index.html", import.meta.url));
+const LOGIN_PAGE = fileURLToPath(new URL("../../web/login.html", import.meta.url));
+// name -> { password, role }; sign-in is on when any is given.
+const USERS = new Map((opt("--users", "") || "").split(",").filter(Boolean).map((u) => {
+  const [name, password, role = "admin"] = u.split(":");
+  return [name, { password, role }];
+}));
+const AUTH = USERS.size > 0;
 const UNKNOWN = "unknown";
 const FACES = { A: FACE_A, B: FACE_B, C: FACE_C };
 
@@ -109,11 +123,135 @@ setInterval(() => {
 // ---- helpers -----------------------------------------------------------------------------------
 function send(res, status, body, type = "application/json") {
   const data = type === "application/json" ? JSON.stringify(body) : body;
-  res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
+  const headers = { "content-type": type, "cache-control": "no-store" };
+  if (type.startsWith("text/html")) headers["content-security-policy"] = contentSecurityPolicy(data);
+  res.writeHead(status, headers);
   res.end(data);
 }
+// The launcher's policy (launcher/src/http/headers.rs): the page's one inline script and style
+// by hash, nothing else inline.
+function contentSecurityPolicy(html) {
+  const hash = (tag) => {
+    const open = `<${tag}>`;
+    const start = html.indexOf(open) + open.length;
+    const end = html.indexOf(`</${tag}>`, start);
+    return `'sha256-${createHash("sha256").update(html.slice(start, end)).digest("base64")}'`;
+  };
+  return `default-src 'self'; script-src ${hash("script")}; style-src ${hash("style")}; img-src 'self' data: blob:; ` +
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+}
 const fail = (res, status, error) => send(res, status, { error });
-const authorised = (req) => !TOKEN || req.headers.authorization === `Bearer ${TOKEN}`;
+
+// ---- sign-in (launcher/src/http/auth.rs) -------------------------------------------------------
+const SESSION_COOKIE = "facerec_session";
+const SIGN_IN_REQUIRED = "sign-in required: a session, an API token (Authorization: Bearer) or HTTP Basic credentials";
+const sessions = new Map(); // id -> user name
+const failures = new Map(); // user name -> { count, last }
+const FREE_FAILURES = 5;
+
+function throttled(user) {
+  const f = failures.get(user);
+  if (!f || f.count <= FREE_FAILURES) return 0;
+  const until = f.last + Math.min(1000 * 2 ** (f.count - FREE_FAILURES), 300_000);
+  return until > Date.now() ? Math.max(1, Math.ceil((until - Date.now()) / 1000)) : 0;
+}
+function failed(user) {
+  const f = failures.get(user) || { count: 0, last: 0 };
+  failures.set(user, { count: f.count + 1, last: Date.now() });
+}
+function cookieOf(req) {
+  for (const pair of (req.headers.cookie || "").split(";")) {
+    const [k, ...v] = pair.trim().split("=");
+    if (k === SESSION_COOKIE) return v.join("=");
+  }
+  return null;
+}
+const userPrincipal = (name, via) => ({ name, role: USERS.get(name).role, via });
+
+// Who may call a route: "open", "viewer", "stream" (also key=, and a Basic challenge), "admin".
+function accessOf(method, seg) {
+  if (seg[0] === "login" && seg.length === 1) return "open";
+  if (seg[0] === "logout" && seg.length === 1) return "open";
+  if (method !== "GET" && method !== "HEAD") return "admin";
+  if (seg[0] === "cameras" && seg.length === 3) return "stream";
+  if (seg[0] === "api" && ["users", "tokens"].includes(seg[1])) return "admin";
+  if (seg[0] === "api" && seg[1] === "library" && seg[2] === "export") return "admin";
+  return "viewer";
+}
+
+// The caller, null (no credential) or throws "invalid" (a wrong one).
+function identify(req, url, access) {
+  const auth = req.headers.authorization || "";
+  if (auth.startsWith("Bearer ")) {
+    if (TOKEN && auth.slice(7).trim() === TOKEN) return { name: "FACEREC_API_TOKEN", role: "admin", via: "api-token" };
+    throw "invalid";
+  }
+  if (auth.startsWith("Basic ")) {
+    const text = Buffer.from(auth.slice(6).trim(), "base64").toString("utf8");
+    const i = text.indexOf(":");
+    const [user, password] = i < 0 ? [text, null] : [text.slice(0, i), text.slice(i + 1)];
+    if (USERS.get(user)?.password === password) return userPrincipal(user, "basic");
+    throw "invalid";
+  }
+  const session = cookieOf(req);
+  if (session && sessions.has(session) && USERS.has(sessions.get(session))) return userPrincipal(sessions.get(session), "session");
+  const key = url.searchParams.get("key");
+  if (key != null && access === "stream") {
+    if (TOKEN && key === TOKEN) return { name: "FACEREC_API_TOKEN", role: "viewer", via: "key" };
+    throw "invalid";
+  }
+  return null;
+}
+
+// Lets the request through (returns the principal, or null on an open route), or answers it.
+function authorize(req, res, url, seg) {
+  const access = accessOf(req.method, seg);
+  let principal;
+  try { principal = identify(req, url, access); } catch (e) {
+    if (access === "open") principal = null;
+    else { refuse(req, res, url, access, "wrong credentials"); return undefined; }
+  }
+  const write = req.method !== "GET" && req.method !== "HEAD";
+  if (!principal && !AUTH && (!TOKEN || (!write && access !== "admin")))
+    principal = { name: "anonymous", role: TOKEN ? "viewer" : "admin", via: "open" };
+  if (access === "open") return principal;
+  if (!principal) { refuse(req, res, url, access, SIGN_IN_REQUIRED); return undefined; }
+  if (access === "admin" && principal.role !== "admin") {
+    fail(res, 403, `this needs the admin role; ${principal.role} can only watch`);
+    return undefined;
+  }
+  return principal;
+}
+
+function refuse(req, res, url, access, message) {
+  if (req.method === "GET" && access === "viewer" && (req.headers.accept || "").includes("text/html")) {
+    res.writeHead(303, { location: "/login?next=" + encodeURIComponent(url.pathname + url.search), "cache-control": "no-store" });
+    return res.end();
+  }
+  const headers = { "content-type": "application/json", "cache-control": "no-store" };
+  if (access === "stream") headers["www-authenticate"] = 'Basic realm="facerec", charset="UTF-8"';
+  res.writeHead(401, headers);
+  res.end(JSON.stringify({ error: message }));
+}
+
+const setCookie = (value, maxAge) => `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}`;
+
+async function login(req, res) {
+  const b = await json(req);
+  if (!b || typeof b.user !== "string" || typeof b.password !== "string") return fail(res, 400, 'expected a JSON body {"user": "…", "password": "…"}');
+  const wait = throttled(b.user);
+  if (wait) {
+    res.writeHead(429, { "content-type": "application/json", "retry-after": String(wait), "cache-control": "no-store" });
+    return res.end(JSON.stringify({ error: `too many failed sign-ins: retry in ${wait} s` }));
+  }
+  const user = USERS.get(b.user);
+  if (!user || user.password !== b.password) { failed(b.user); return fail(res, 401, "wrong user name or password"); }
+  failures.delete(b.user);
+  const id = randomBytes(32).toString("base64url");
+  sessions.set(id, b.user);
+  res.writeHead(200, { "content-type": "application/json", "set-cookie": setCookie(id, 43200), "cache-control": "no-store" });
+  res.end(JSON.stringify({ name: b.user, role: user.role }));
+}
 
 function personJson(name) {
   const p = people.get(name);
@@ -231,9 +369,20 @@ async function handle(req, res) {
   const url = new URL(req.url, "http://mock");
   const path = url.pathname;
   const seg = path.split("/").slice(1).map((s) => { try { return decodeURIComponent(s); } catch { return null; } });
-  const write = req.method !== "GET" && req.method !== "HEAD";
-  if (write && !authorised(req)) return fail(res, 401, "a valid bearer token is required");
+  const principal = authorize(req, res, url, seg);
+  if (principal === undefined) return;
   if (seg.includes(null)) return fail(res, 400, "malformed path");
+
+  if (req.method === "GET" && path === "/login") return send(res, 200, readFileSync(LOGIN_PAGE, "utf8"), "text/html; charset=utf-8");
+  if (req.method === "POST" && path === "/login") return login(req, res);
+  if (req.method === "POST" && path === "/logout") {
+    const session = cookieOf(req);
+    if (session) sessions.delete(session);
+    res.writeHead(204, { "set-cookie": setCookie("", 0), "cache-control": "no-store" });
+    return res.end();
+  }
+  if (req.method === "GET" && path === "/api/me") return send(res, 200, { ...principal, auth: AUTH });
+  if (req.method === "POST" && path === "/api/gallery/reload") { res.writeHead(204); return res.end(); }
 
   if (req.method === "GET" && path === "/") return send(res, 200, page(), "text/html; charset=utf-8");
   if (req.method === "GET" && path === "/api/cameras") return send(res, 200, cameras());

@@ -67,6 +67,12 @@ let code = 0;
 try {
   // Live.
   await page.goto(u("#live"), { waitUntil: "domcontentloaded" });
+  // Sign-in off (--auth=false; the token guards writes): no account in the header, and the write
+  // controls stay, for the token form to ask when one is used.
+  const account = await poll(page, 10, () => document.body.dataset.auth && {
+    auth: document.body.dataset.auth, account: !document.querySelector("#account").hidden, newPerson: !!document.querySelector("#new-person"),
+  });
+  check(account && account.auth === "false" && !account.account && account.newPerson, `sign-in off: no account or Sign out shown, the write controls kept (${JSON.stringify(account)})`);
   check(await poll(page, 15, () => document.querySelectorAll("#events li.event img.face").length >= 5), "Live: SSE events with face thumbnails");
   check(await poll(page, 15, () => document.querySelector('.camera[data-name="door"] .people')?.textContent.includes("unknown")), "Live: the door camera's current faces");
   // A reconnecting EventSource replays the backlog: the list must not show an event twice; and a
