@@ -99,6 +99,19 @@ pub enum Via {
     Open,
 }
 
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Session => "session",
+            Via::Basic => "basic",
+            Via::Token => "token",
+            Via::Key => "key",
+            Via::ApiToken => "api-token",
+            Via::Open => "open",
+        }
+    }
+}
+
 /// Who a request is from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Principal {

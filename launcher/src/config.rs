@@ -131,6 +131,14 @@ pub struct Cli {
     /// The oldest history events are deleted while their face crops take more than this (MB).
     #[arg(long, env = "FACEREC_RETAIN_MB", default_value_t = 1024.0)]
     pub retain_mb: f64,
+    /// The oldest history events are also deleted while the data folder's file system has less
+    /// than this free (MB), whatever filled it; 0: off.
+    #[arg(long, env = "FACEREC_MIN_FREE_MB", default_value_t = 100.0)]
+    pub min_free_mb: f64,
+    /// Audit log entries (sign-ins, user and token changes, enrol, reject, delete, erase,
+    /// export, camera changes) older than this many days are deleted.
+    #[arg(long, env = "FACEREC_AUDIT_DAYS", default_value_t = 365.0)]
+    pub audit_days: f64,
     /// How long a stranger id (an unknown face seen again) is remembered after it was last seen.
     #[arg(long, env = "FACEREC_STRANGER_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
     pub stranger_ttl: Duration,
@@ -643,7 +651,7 @@ pub const ELEMENT_SETTINGS: [(&str, &str, &str); 2] = [
 type LauncherRange = (&'static str, f64, f64, fn(&Config) -> f64);
 
 /// The launcher's own numeric settings and their inclusive ranges: declared here and nowhere else.
-pub const LAUNCHER_RANGES: [LauncherRange; 9] = [
+pub const LAUNCHER_RANGES: [LauncherRange; 11] = [
     ("processing-fps", 0.0, 1000.0, |c| {
         c.pipeline.processing_fps as f64
     }),
@@ -656,6 +664,8 @@ pub const LAUNCHER_RANGES: [LauncherRange; 9] = [
     ("header-timeout", 1.0, 3600.0, |c| c.header_timeout as f64),
     ("retain-days", 0.001, 36_500.0, |c| c.retain_days),
     ("retain-mb", 0.01, 10_000_000.0, |c| c.retain_mb),
+    ("min-free-mb", 0.0, 10_000_000.0, |c| c.min_free_mb),
+    ("audit-days", 1.0, 36_500.0, |c| c.audit_days),
     ("mqtt-buffer", 1.0, 1_000_000.0, |c| {
         c.cli.mqtt.mqtt_buffer as f64
     }),

@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::{Accounts, Principal, Role, Via};
+use crate::audit::Audit;
 use crate::camera::registry::{AddError, Registry};
 use crate::camera::{Camera, Status};
 use crate::domain::rate_limit::RateLimiter;
@@ -36,6 +37,7 @@ use crate::domain::{CameraState, lock};
 use crate::feed::Feed;
 use crate::library::Library;
 use crate::metrics::{CameraLabel, Metrics};
+use crate::sink::EventSink;
 use crate::store::Store;
 use crate::strangers::Strangers;
 
@@ -43,6 +45,7 @@ pub mod auth;
 mod headers;
 mod history;
 mod login;
+mod privacy;
 
 pub use auth::{Access, AuthSettings, IpNet};
 
@@ -65,12 +68,19 @@ pub struct App {
     pub access: std::collections::HashMap<(Method, String), Access>,
     /// Failed sign-ins, per client and per user.
     pub login_throttle: Throttle,
+    /// Who changed or took what (`GET /api/audit`).
+    pub audit: Arc<Audit>,
+    /// Every event sink (erasure tells them to forget a person).
+    pub sinks: Arc<dyn EventSink>,
     pub media_dir: Option<PathBuf>,
     pub register_limiter: RateLimiter,
     /// The recognition history (in memory when no data folder is writable).
     pub store: Arc<Store>,
-    /// The face library; `None` without a writable data folder.
+    /// The face library; `None` without a writable data folder, or when it cannot be opened.
     pub library: Option<Arc<Library>>,
+    /// Why the face library cannot be opened although the data folder is in use (history on
+    /// disk): `/readyz` answers 503 `degraded: the face library cannot be opened: <reason>`.
+    pub library_error: Option<String>,
     pub strangers: Arc<Mutex<Strangers>>,
 }
 
@@ -164,6 +174,7 @@ fn table() -> Routes {
         .add(Method::GET, "/metrics", Metrics, metrics)
         .merge(history::routes())
         .merge(login::routes())
+        .merge(privacy::routes())
 }
 
 /// The routes the router has, as declared (for the route-walking test and the docs).
@@ -586,6 +597,15 @@ async fn reload_gallery(State(app): State<Shared>) -> Result<Json<serde_json::Va
 
 /// Ready once every camera has played at least once (or finished its file).
 async fn readyz(State(app): State<Shared>) -> Response {
+    // Not ready while the face library is off by failure, rather than a silent fallback: the
+    // launcher still runs (streams, events, history on disk), this tells the operator why.
+    if let Some(reason) = &app.library_error {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("degraded: the face library cannot be opened: {reason}\n"),
+        )
+            .into_response();
+    }
     let waiting: Vec<String> = app
         .cameras
         .all()

@@ -6,7 +6,7 @@
 //! 1. [`domain`]: the vocabulary and rules, no I/O.
 //! 2. services: [`sink`] (the event-sink interface), [`feed`], [`store`], [`recorder`],
 //!    [`library`], [`strangers`], [`metrics`], [`mqtt`], [`accounts`] (users, API tokens,
-//!    sessions).
+//!    sessions), [`audit`].
 //! 3. [`camera`]: the pipelines and their [`camera::registry`].
 //! 4. [`http`]: the routes, each declared with its access, and one authorisation layer over
 //!    them all.
@@ -15,6 +15,7 @@
 //! other modules plain values.
 
 pub mod accounts;
+pub mod audit;
 pub mod camera;
 pub mod config;
 pub mod domain;

@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use facerec_launcher::accounts::{ADMIN, Accounts};
+use facerec_launcher::audit::Audit;
 use facerec_launcher::camera::element::ensure_facerec_plugin;
 use facerec_launcher::camera::registry::Registry;
 use facerec_launcher::config::Config;
@@ -68,32 +69,66 @@ fn preflight(config: &Config) -> Result<Engine> {
     Ok(engine)
 }
 
-/// The history store and the face library in the data folder; history in memory only (and no
-/// library) when the folder cannot be written, with one warning.
-fn open_data(config: &Config, engine: Arc<Mutex<Engine>>) -> (Arc<Store>, Option<Arc<Library>>) {
+/// What [`open_data`] opened in the data folder.
+struct Data {
+    store: Arc<Store>,
+    library: Option<Arc<Library>>,
+    /// Why the face library is off although the history is on disk: `/readyz` reports it.
+    library_error: Option<String>,
+}
+
+/// The history store and the face library in the data folder, opened separately:
+/// * the store cannot be opened (the folder cannot be written, another launcher holds it):
+///   history in memory only and no library (the library needs the store's lock on the folder),
+///   with one warning;
+/// * the store opens but the library does not (a corrupt or oversized `model.data`, one made
+///   for another recognizer): the history stays on disk, the library is off, the pipelines keep
+///   `--gallery`, one error line says why and `/readyz` answers 503 `degraded: …` until the
+///   cause is fixed and the launcher restarted.
+fn open_data(config: &Config, engine: Arc<Mutex<Engine>>) -> Data {
     let retention = Retention {
         max_age: Some(Duration::from_secs_f64(config.retain_days * 86_400.0)),
         max_bytes: Some((config.retain_mb * 1024.0 * 1024.0) as u64),
+        min_free_bytes: (config.min_free_mb > 0.0)
+            .then(|| (config.min_free_mb * 1024.0 * 1024.0) as u64),
     };
-    let opened = Store::open(&config.data_dir, retention)
-        .map_err(anyhow::Error::from)
-        .and_then(|store| {
-            let library =
-                Library::open(&config.data_dir, config.pipeline.gallery.as_deref(), engine)?;
-            Ok((store, library))
-        });
-    match opened {
-        Ok((store, library)) => {
-            tracing::info!(data = %config.data_dir.display(), "history and face library");
-            (Arc::new(store), Some(Arc::new(library)))
-        }
+    let data = config.data_dir.display();
+    let store = match Store::open(&config.data_dir, retention) {
+        Ok(store) => Arc::new(store),
         Err(e) => {
             tracing::warn!(
-                data = %config.data_dir.display(),
+                %data,
                 error = %format!("{e:#}"),
                 "the data folder cannot be used: history is kept in memory only and the face library is off"
             );
-            (Arc::new(Store::in_memory(retention)), None)
+            return Data {
+                store: Arc::new(Store::in_memory(retention)),
+                library: None,
+                library_error: None,
+            };
+        }
+    };
+    match Library::open(&config.data_dir, config.pipeline.gallery.as_deref(), engine) {
+        Ok(library) => {
+            tracing::info!(%data, "history and face library");
+            Data {
+                store,
+                library: Some(Arc::new(library)),
+                library_error: None,
+            }
+        }
+        Err(e) => {
+            let reason = format!("{e:#}");
+            tracing::error!(
+                %data,
+                error = %reason,
+                "the face library cannot be opened: it is off (the pipelines use --gallery) and /readyz reports degraded; history is still kept on disk"
+            );
+            Data {
+                store,
+                library: None,
+                library_error: Some(reason),
+            }
         }
     }
 }
@@ -262,6 +297,20 @@ async fn shutdown_signal(token: CancellationToken) {
     token.cancel();
 }
 
+/// The audit log beside the history (in memory, with a warning, when it cannot be opened).
+fn open_audit(config: &Config, persistent: bool) -> Arc<Audit> {
+    let keep = Duration::from_secs_f64(config.audit_days * 86_400.0);
+    if persistent {
+        match Audit::open(&config.data_dir, keep) {
+            Ok(audit) => return Arc::new(audit),
+            Err(e) => {
+                tracing::error!(error = %e, "the audit log cannot be opened: it is kept in memory only")
+            }
+        }
+    }
+    Arc::new(Audit::in_memory(keep))
+}
+
 /// The accounts in the data folder (in memory when it cannot be written), with `admin` made
 /// or updated; a first-start password is printed here, once.
 fn open_accounts(config: &Config, persistent: bool) -> Result<Arc<Accounts>> {
@@ -301,8 +350,12 @@ async fn run(config: Config) -> Result<()> {
     }
 
     let engine = Arc::new(Mutex::new(engine));
-    let (store, library) = open_data(&config, engine.clone());
-    let accounts = open_accounts(&config, library.is_some())?;
+    let Data {
+        store,
+        library,
+        library_error,
+    } = open_data(&config, engine.clone());
+    let accounts = open_accounts(&config, store.is_persistent())?;
     if !config.auth {
         tracing::warn!(
             %address,
@@ -359,10 +412,11 @@ async fn run(config: Config) -> Result<()> {
         store: store.clone(),
         engine,
         strangers: strangers.clone(),
+        metrics: metrics.clone(),
     }
     .start(sinks.clone());
     let mut camera_sink = Sinks::new();
-    camera_sink.add(Arc::new(recorder)).add(sinks);
+    camera_sink.add(Arc::new(recorder)).add(sinks.clone());
     let context = facerec_launcher::camera::Context {
         settings: Mutex::new(settings),
         sink: Arc::new(camera_sink),
@@ -386,10 +440,13 @@ async fn run(config: Config) -> Result<()> {
         },
         access: facerec_launcher::http::access_table(),
         login_throttle: Throttle::default(),
+        audit: open_audit(&config, accounts.path().is_some()),
+        sinks: sinks.clone(),
         media_dir: config.media_dir.clone(),
         register_limiter: RateLimiter::register(),
         store,
         library,
+        library_error,
         strangers,
     });
     for (name, uri, source) in &config.sources {
@@ -452,6 +509,18 @@ fn run_accounts(args: Vec<std::ffi::OsString>) -> Result<()> {
     let cli = AccountsCli::try_parse_from(args).unwrap_or_else(|e| e.exit());
     let dir = facerec_launcher::config::data_dir_or_default(cli.data_dir);
     let accounts = Accounts::open(&dir, Duration::from_secs(60))?;
+    // Recorded in the launcher's audit log, as done by the local operator (`cli`). The
+    // retention is the launcher's to apply: nothing is pruned from here.
+    let audit = Audit::open(&dir, Duration::MAX)?;
+    let record = |action: &str, target: &str| {
+        audit.record(facerec_launcher::audit::Action {
+            user: std::env::var("USER").unwrap_or_else(|_| "root".into()),
+            via: "cli".into(),
+            action: action.into(),
+            target: target.into(),
+            ..Default::default()
+        })
+    };
     let role = |r: &str| r.parse::<Role>();
     // A password from the file (`-`: stdin), or a new random one, printed.
     let password = |file: Option<std::path::PathBuf>, name: &str| -> Result<String> {
@@ -481,6 +550,7 @@ fn run_accounts(args: Vec<std::ffi::OsString>) -> Result<()> {
             facerec_launcher::accounts::validate_user_name(&name)?;
             let p = password(password_file, &name)?;
             accounts.add_user(&name, r, &p)?;
+            record("user.add", &name);
             println!("added {r} {name}");
         }
         AccountsCommand::User(UserCommand::Passwd {
@@ -494,10 +564,12 @@ fn run_accounts(args: Vec<std::ffi::OsString>) -> Result<()> {
             }
             let p = password(password_file, &name)?;
             accounts.set_password(&name, &p, r)?;
+            record("user.passwd", &name);
             println!("changed the password of {name}; their sessions are ended");
         }
         AccountsCommand::User(UserCommand::Del { name }) => {
             accounts.delete_user(&name)?;
+            record("user.del", &name);
             println!("deleted {name}");
         }
         AccountsCommand::User(UserCommand::List) => {
@@ -507,6 +579,7 @@ fn run_accounts(args: Vec<std::ffi::OsString>) -> Result<()> {
         }
         AccountsCommand::Token(TokenCommand::Add { name, role: r }) => {
             let (view, secret) = accounts.create_token(&name, role(&r)?)?;
+            record("token.add", &format!("{} ({})", view.id, view.name));
             println!("{secret}");
             eprintln!(
                 "token {} ({}, {}): shown once; revoke it with: facerec-launcher token del {}",
@@ -515,6 +588,7 @@ fn run_accounts(args: Vec<std::ffi::OsString>) -> Result<()> {
         }
         AccountsCommand::Token(TokenCommand::Del { id }) => {
             accounts.delete_token(&id)?;
+            record("token.del", &id);
             println!("revoked {id}");
         }
         AccountsCommand::Token(TokenCommand::List) => {

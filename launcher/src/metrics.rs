@@ -60,6 +60,11 @@ pub struct Metrics {
     pub clients: Family<CameraLabel, Gauge>,
     pub reconnects: Family<CameraLabel, Counter>,
     pub state: Family<StateLabel, Gauge>,
+    /// `facerec_events_dropped_total`: recognition events that are not in the history (see
+    /// `register` below for the exact definition).
+    pub events_dropped: Counter,
+    /// `facerec_store_errors_total`: events whose history insert failed.
+    pub store_errors: Counter,
     inference_provider: Family<ProviderLabel, Gauge>,
     /// Each camera's provider series, so that a changed provider replaces it.
     providers: Mutex<HashMap<String, String>>,
@@ -80,6 +85,8 @@ impl Metrics {
             clients: Family::default(),
             reconnects: Family::default(),
             state: Family::default(),
+            events_dropped: Counter::default(),
+            store_errors: Counter::default(),
             inference_provider: Family::default(),
             providers: Mutex::default(),
             mqtt: MqttMetrics::default(),
@@ -130,6 +137,16 @@ impl Metrics {
             "inference_provider",
             "1 for the ONNX Runtime execution provider the camera's facerec runs on, after any fallback (cpu when TensorRT or CUDA could not be used; detector's and recognizer's joined by a comma when they differ)",
             m.inference_provider.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Recognition events missing from the history: each event whose insert failed (it was still sent live, with id 0 and no face_url) and each event dropped because the recorder's queue was full (it reached no consumer)",
+            m.events_dropped.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Events whose history insert failed (a full disk, an I/O or SQLite error), after the retention and one retry",
+            m.store_errors.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use clap::ArgAction;
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions,
-    Outgoing, Packet, QoS, TlsConfiguration, Transport,
+    Outgoing, Packet, QoS, StateError, TlsConfiguration, Transport,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -37,6 +37,20 @@ const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
 /// How long a clean shutdown waits for the broker to acknowledge `offline`.
 const OFFLINE_ACK_WAIT: Duration = Duration::from_secs(1);
+/// The largest MQTT packet read or written, in bytes. The launcher's own messages are far
+/// smaller (a discovery config is under 3 KiB, an event under 1 KiB, a camera's `people` a few
+/// names), so this is headroom, not a limit on them; a message over it is dropped with a
+/// warning rather than sent. A bigger message from the broker cannot be skipped in MQTT 3.1.1:
+/// it ends the connection once, and the launcher then stops reading what it subscribed to.
+const MAX_PACKET: usize = 256 * 1024;
+/// The longest topic MQTT can carry (its length is a 16-bit number).
+const MAX_TOPIC: usize = 65_535;
+/// A message in flight each time the connection was lost this many times is never acknowledged
+/// by this broker (it refuses it by closing the connection): it is dropped, not sent forever.
+const POISON_STRIKES: u32 = 3;
+/// Clears of retained topics left by an earlier run waiting at once; past this, those seen are
+/// ignored until the next connection shows them again.
+const MAX_LEFTOVER_CLEARS: usize = 10_000;
 
 /// The MQTT settings, flattened into the launcher's command line (`config::Cli`).
 #[derive(Debug, Clone, clap::Args)]
@@ -135,13 +149,57 @@ fn check_prefix(setting: &str, prefix: &str) -> Result<()> {
     if prefix.is_empty()
         || prefix.starts_with('$')
         || prefix.split('/').any(|level| level.is_empty())
-        || prefix.contains(['+', '#', '\0'])
+        || prefix.contains(['+', '#'])
     {
         bail!(
             "{setting} {prefix:?} is not a valid topic prefix: use levels separated by '/', none empty, without '+', '#' or a leading '$'"
         );
     }
+    if let Some(c) = prefix.chars().find(|c| !is_topic_text(*c)) {
+        bail!(
+            "{setting} {prefix:?} is not a valid topic prefix: MQTT does not allow U+{:04X} in a topic",
+            c as u32
+        );
+    }
     Ok(())
+}
+
+/// A character MQTT allows in a topic: not U+0000, not a C0 or C1 control (U+0001–U+001F,
+/// U+007F–U+009F) and not a Unicode noncharacter (U+FDD0–U+FDEF, and U+FFFE and U+FFFF in every
+/// plane). MQTT 3.1.1 §1.5.3 and MQTT 5 §1.5.4 let a server refuse these, and mosquitto does: it
+/// closes the connection on such a topic as a malformed packet. (Surrogates cannot occur in a
+/// Rust string.)
+fn is_topic_text(c: char) -> bool {
+    let n = u32::from(c);
+    !(c.is_control() || (0xFDD0..=0xFDEF).contains(&n) || n & 0xFFFE == 0xFFFE)
+}
+
+/// Why no broker would take this message (`None`: it can be published): a topic that is empty,
+/// too long, holds a wildcard or a character MQTT forbids, or a packet over [`MAX_PACKET`].
+fn unpublishable(topic: &str, payload: usize) -> Option<String> {
+    if topic.is_empty() || topic.len() > MAX_TOPIC {
+        return Some(format!(
+            "its topic is {} bytes (MQTT allows 1 to {MAX_TOPIC})",
+            topic.len()
+        ));
+    }
+    if let Some(c) = topic
+        .chars()
+        .find(|c| matches!(c, '+' | '#') || !is_topic_text(*c))
+    {
+        return Some(format!(
+            "its topic holds U+{:04X}, which MQTT does not allow there",
+            u32::from(c)
+        ));
+    }
+    // Fixed header (at most 5 bytes), topic length, topic, packet id, payload.
+    let size = 5 + 2 + topic.len() + 2 + payload;
+    if size > MAX_PACKET {
+        return Some(format!(
+            "it is {size} bytes, over the {MAX_PACKET}-byte limit"
+        ));
+    }
+    None
 }
 
 impl MqttConfig {
@@ -285,6 +343,7 @@ impl MqttConfig {
         options
             .set_keep_alive(Duration::from_secs(30))
             .set_clean_session(true)
+            .set_max_packet_size(MAX_PACKET, MAX_PACKET)
             .set_last_will(LastWill::new(
                 status_topic,
                 "offline",
@@ -325,11 +384,13 @@ fn percent_decode(s: &str) -> Result<String> {
 }
 
 /// A name as one topic level. MQTT forbids `+` and `#` in a topic that is published to, `/`
-/// would split the level, and control characters break clients' text handling: those and `%`
-/// itself become `%XX` (their UTF-8 bytes, upper-case hex). Everything else is kept as it is,
-/// spaces and non-ASCII included (MQTT topics are UTF-8), so `person/Lin-Manuel Miranda`.
+/// would split the level, and MQTT forbids U+0000, the C0 and C1 controls and the Unicode
+/// noncharacters in any topic (a broker drops the connection over them): those and `%` itself
+/// become `%XX` (their UTF-8 bytes, upper-case hex), so U+FFFF is `%EF%BF%BF`. Everything else is
+/// kept as it is, spaces and non-ASCII included (MQTT topics are UTF-8), so
+/// `person/Lin-Manuel Miranda`.
 pub fn topic_level(name: &str) -> Cow<'_, str> {
-    let escaped = |c: char| matches!(c, '%' | '/' | '+' | '#') || c.is_control();
+    let escaped = |c: char| matches!(c, '%' | '/' | '+' | '#') || !is_topic_text(c);
     if !name.contains(escaped) {
         return Cow::Borrowed(name);
     }
@@ -381,6 +442,12 @@ impl Topics {
     }
     fn events(&self) -> String {
         format!("{}/events", self.base)
+    }
+    /// A Home Assistant discovery topic of this launcher.
+    fn is_discovery(&self, topic: &str) -> bool {
+        self.discovery
+            .as_deref()
+            .is_some_and(|prefix| topic.starts_with(prefix) && topic.ends_with("/config"))
     }
     fn camera(&self, camera: &str, what: &str) -> String {
         format!("{}/{}/{what}", self.base, topic_level(camera))
@@ -472,30 +539,51 @@ impl Topics {
     }
 }
 
+#[derive(Clone)]
 struct Message {
     topic: String,
     payload: Bytes,
     retain: bool,
+    /// The person an event names, so that erasing them drops it from the queue.
+    person: Option<String>,
 }
 
 /// What waits for the broker.
 #[derive(Default)]
 struct Outbox {
     events: VecDeque<Message>,
-    /// The latest value of every retained topic (empty: cleared).
+    /// The latest value of every retained topic the launcher publishes (never empty).
     retained: BTreeMap<String, Bytes>,
     /// Retained topics whose latest value the broker has not acknowledged yet.
     dirty: BTreeSet<String>,
+    /// Retained topics to clear (an empty retained message) once, then forget: a removed
+    /// person's or camera's, or one left by an earlier run. Discovery configs (`true` first)
+    /// before state, so that Home Assistant removes an entity before its state goes.
+    clears: BTreeSet<(bool, String)>,
     /// The gallery's people, as last told.
     people: BTreeSet<String>,
+    /// Who each camera has in view, as last published on its `people` topic.
+    views: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Outbox {
     fn set(&mut self, topic: String, payload: Bytes) {
         if self.retained.get(&topic) != Some(&payload) {
+            if !self.clears.is_empty() {
+                self.clears.remove(&(true, topic.clone()));
+                self.clears.remove(&(false, topic.clone()));
+            }
             self.retained.insert(topic.clone(), payload);
             self.dirty.insert(topic);
         }
+    }
+
+    /// `topic` is cleared on the broker once and no longer published; `config`: it is a
+    /// discovery config.
+    fn clear(&mut self, topic: String, config: bool) {
+        self.retained.remove(&topic);
+        self.dirty.remove(&topic);
+        self.clears.insert((!config, topic));
     }
 
     /// The next message to publish: retained state before events, `status` first of all.
@@ -512,6 +600,15 @@ impl Outbox {
                 topic,
                 payload,
                 retain: true,
+                person: None,
+            });
+        }
+        if let Some((_, topic)) = self.clears.pop_first() {
+            return Some(Message {
+                topic,
+                payload: Bytes::new(),
+                retain: true,
+                person: None,
             });
         }
         self.events.pop_front()
@@ -554,6 +651,7 @@ impl Handle {
                 topic: topics.events(),
                 payload,
                 retain: false,
+                person: Some(event.name.clone()),
             });
             let sighting = matches!(
                 event.kind,
@@ -580,8 +678,7 @@ impl Handle {
     /// Who a camera has in view now.
     pub fn presence(&self, camera: &str, presence: &Presence) {
         self.with(|outbox, topics| {
-            let people = serde_json::to_string(&presence.people).expect("strings");
-            outbox.set(topics.camera(camera, "people"), Bytes::from(people));
+            outbox.set_view(topics, camera, presence.people.clone());
             let unknown = if presence.unknown { "ON" } else { "OFF" };
             outbox.set(topics.camera(camera, "unknown"), Bytes::from(unknown));
             outbox.set(
@@ -607,12 +704,13 @@ impl Handle {
     /// A camera was removed for good: its entities and state are cleared.
     pub fn camera_removed(&self, camera: &str) {
         self.with(|outbox, topics| {
+            outbox.views.remove(camera);
             for what in ["people", "unknown", "faces"] {
-                outbox.set(topics.camera(camera, what), Bytes::new());
+                outbox.clear(topics.camera(camera, what), false);
             }
             if let Some(prefix) = &topics.discovery {
                 for topic in topics.camera_configs(prefix, camera) {
-                    outbox.set(topic, Bytes::new());
+                    outbox.clear(topic, true);
                 }
             }
         });
@@ -623,10 +721,7 @@ impl Handle {
         self.with(|outbox, topics| {
             let removed: Vec<String> = outbox.people.difference(&names).cloned().collect();
             for name in &removed {
-                outbox.set(topics.person(name), Bytes::new());
-                if let Some(prefix) = &topics.discovery {
-                    outbox.set(topics.person_config(prefix, name), Bytes::new());
-                }
+                outbox.clear_person(topics, name);
             }
             if let Some(prefix) = &topics.discovery {
                 for name in &names {
@@ -640,10 +735,35 @@ impl Handle {
         });
     }
 
+    /// A person was erased: their last sighting and their Home Assistant entity are cleared on
+    /// the broker, they are no longer announced (not after a reconnect either), the events
+    /// naming them that still wait are dropped, and the cameras' `people` lists lose their name.
+    /// A gallery that still holds them announces them again: tell this after the gallery lost
+    /// them.
+    pub fn person_erased(&self, name: &str) {
+        self.with(|outbox, topics| {
+            outbox.people.remove(name);
+            outbox.clear_person(topics, name);
+            outbox.events.retain(|m| m.person.as_deref() != Some(name));
+            let cameras: Vec<String> = outbox
+                .views
+                .iter()
+                .filter(|(_, people)| people.contains(name))
+                .map(|(camera, _)| camera.clone())
+                .collect();
+            for camera in cameras {
+                let mut people = outbox.views[&camera].clone();
+                people.remove(name);
+                outbox.set_view(topics, &camera, people);
+            }
+        });
+    }
+
     /// A retained message found on the broker under this node's topics (from an earlier run):
-    /// a person no longer in the gallery is cleared. Only people: a camera added through the
-    /// API comes back when it registers again, and clearing its entities meanwhile would make
-    /// Home Assistant forget them.
+    /// a person no longer in the gallery is cleared, once (it is not kept: what others publish
+    /// there never grows the launcher's memory). Only people: a camera added through the API
+    /// comes back when it registers again, and clearing its entities meanwhile would make Home
+    /// Assistant forget them.
     fn leftover(&self, topic: &str) {
         let inner = &self.inner;
         let topics = &inner.topics;
@@ -659,22 +779,39 @@ impl Handle {
             return;
         }
         let mut outbox = lock(&inner.outbox);
-        let known = outbox.people.iter().any(|name| {
-            topics.person(name) == topic
-                || topics
-                    .discovery
-                    .as_deref()
-                    .is_some_and(|p| topics.person_config(p, name) == topic)
-        });
-        if !known && !outbox.retained.contains_key(topic) {
-            outbox.set(topic.to_string(), Bytes::new());
+        let known = outbox.retained.contains_key(topic)
+            || outbox.people.iter().any(|name| {
+                topics.person(name) == topic
+                    || topics
+                        .discovery
+                        .as_deref()
+                        .is_some_and(|p| topics.person_config(p, name) == topic)
+            });
+        if !known && outbox.clears.len() < MAX_LEFTOVER_CLEARS {
+            outbox.clear(topic.to_string(), person_config);
             drop(outbox);
             inner.wake.notify_one();
         }
     }
 }
 
-/// The topic filters whose retained messages tell which people an earlier run announced.
+impl Outbox {
+    /// A person's last sighting and Home Assistant entity, cleared.
+    fn clear_person(&mut self, topics: &Topics, name: &str) {
+        self.clear(topics.person(name), false);
+        if let Some(prefix) = &topics.discovery {
+            self.clear(topics.person_config(prefix, name), true);
+        }
+    }
+
+    /// A camera's `people` topic: the names in view, as a sorted JSON array.
+    fn set_view(&mut self, topics: &Topics, camera: &str, people: BTreeSet<String>) {
+        let payload = serde_json::to_string(&people).expect("strings");
+        self.set(topics.camera(camera, "people"), Bytes::from(payload));
+        self.views.insert(camera.to_string(), people);
+    }
+}
+
 impl EventSink for Handle {
     fn recognition(&self, event: &StoredEvent) {
         self.event(event);
@@ -696,8 +833,13 @@ impl EventSink for Handle {
     fn gallery_changed(&self, path: &Path) {
         self.people(gallery_people(Some(path)));
     }
+
+    fn person_erased(&self, name: &str) {
+        Handle::person_erased(self, name);
+    }
 }
 
+/// The topic filters whose retained messages tell which people an earlier run announced.
 fn leftover_filters(topics: &Topics) -> Vec<String> {
     let mut filters = vec![format!("{}/person/+", topics.base)];
     if let Some(prefix) = &topics.discovery {
@@ -783,10 +925,21 @@ async fn run(
     let mut in_flight: Option<Message> = None;
     let mut backoff = BACKOFF_START;
     let mut last_problem: Option<String> = None;
+    // Cleared for good once the broker sent something the launcher cannot read: what it
+    // subscribes to is then no longer read, or the broker would send it again on every
+    // connection.
+    let mut watch_leftovers = true;
+    // Messages the broker would not take were logged (the first as a warning).
+    let mut refused_before = false;
+    let mut strikes = Strikes::default();
     loop {
         if connected && in_flight.is_none() {
             let next = lock(&inner.outbox).next(&status);
             if let Some(message) = next {
+                if let Some(why) = unpublishable(&message.topic, message.payload.len()) {
+                    drop_message(&handle, message, &why, &mut refused_before);
+                    continue;
+                }
                 let qos = QoS::AtLeastOnce;
                 let sent = client.try_publish(
                     message.topic.clone(),
@@ -815,12 +968,15 @@ async fn run(
                     let all: Vec<String> = outbox.retained.keys().cloned().collect();
                     outbox.dirty.extend(all);
                     drop(outbox);
-                    for filter in leftover_filters(&inner.topics) {
-                        let _ = client.try_subscribe(filter, QoS::AtLeastOnce);
+                    if watch_leftovers {
+                        for filter in leftover_filters(&inner.topics) {
+                            let _ = client.try_subscribe(filter, QoS::AtLeastOnce);
+                        }
                     }
                 }
                 Ok(Event::Incoming(Packet::PubAck(_))) => {
-                    if in_flight.take().is_some() {
+                    if let Some(message) = in_flight.take() {
+                        strikes.acknowledged(&message);
                         metrics.published.inc();
                     }
                 }
@@ -832,7 +988,19 @@ async fn run(
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => {}
                 Ok(_) => {}
                 Err(e) => {
-                    let problem = describe(&e, &url, connected);
+                    let unreadable = unreadable(&e);
+                    let problem = match unreadable {
+                        Some(why) if watch_leftovers => {
+                            watch_leftovers = false;
+                            format!(
+                                "MQTT connection to {url} lost: the broker sent a message the \
+                                 launcher cannot read ({why}; the limit is {MAX_PACKET} bytes); \
+                                 reconnecting without looking for retained topics left by an \
+                                 earlier run"
+                            )
+                        }
+                        _ => describe(&e, &url, connected),
+                    };
                     if last_problem.as_deref() != Some(problem.as_str()) {
                         tracing::warn!("{problem}");
                         last_problem = Some(problem);
@@ -841,7 +1009,21 @@ async fn run(
                     }
                     connected = false;
                     metrics.connected.set(0);
-                    requeue(&handle, in_flight.take());
+                    match in_flight.take() {
+                        // The connection did not end over what was sent.
+                        Some(message) if unreadable.is_some() => requeue(&handle, Some(message)),
+                        Some(message) => match strikes.lost(message) {
+                            Ok(message) => requeue(&handle, Some(message)),
+                            Err(message) => {
+                                let why = format!(
+                                    "the connection was lost {POISON_STRIKES} times while it \
+                                     was sent (the broker refuses it)"
+                                );
+                                drop_message(&handle, message, &why, &mut refused_before);
+                            }
+                        },
+                        None => {}
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.cancelled() => return,
@@ -861,13 +1043,87 @@ async fn run(
     }
 }
 
+/// The broker sent a packet the launcher cannot read (over [`MAX_PACKET`], or malformed), as
+/// opposed to a connection that failed.
+fn unreadable(error: &ConnectionError) -> Option<&rumqttc::mqttbytes::Error> {
+    match error {
+        ConnectionError::MqttState(StateError::Deserialization(e))
+            if !matches!(e, rumqttc::mqttbytes::Error::OutgoingPacketTooLarge { .. }) =>
+        {
+            Some(e)
+        }
+        _ => None,
+    }
+}
+
+/// A message no broker takes, or this one refuses: dropped, so that it is not sent forever,
+/// with a warning (the first; later ones at debug level). An event counts as dropped; a
+/// retained value stays the latest (it is tried again on the next connection).
+fn drop_message(handle: &Handle, message: Message, why: &str, warned: &mut bool) {
+    let what = format!("MQTT: dropped a message for {:?}: {why}", message.topic);
+    if *warned {
+        tracing::debug!("{what}");
+    } else {
+        tracing::warn!("{what}");
+        *warned = true;
+    }
+    if !message.retain {
+        handle.inner.metrics.mqtt.dropped.inc();
+    }
+}
+
+/// How often the connection was lost while each message was in flight, since it was last
+/// acknowledged: a broker that closes the connection over a message (a topic or a size it
+/// refuses) would otherwise get it again after every reconnect, forever.
+#[derive(Default)]
+struct Strikes(std::collections::HashMap<(String, Option<Bytes>), u32>);
+
+impl Strikes {
+    /// A retained topic is one message whatever its value; an event is its payload.
+    fn key(message: &Message) -> (String, Option<Bytes>) {
+        let event = (!message.retain).then(|| message.payload.clone());
+        (message.topic.clone(), event)
+    }
+
+    fn acknowledged(&mut self, message: &Message) {
+        if !self.0.is_empty() {
+            self.0.remove(&Strikes::key(message));
+        }
+    }
+
+    /// The connection was lost with `message` in flight: `Ok` to send it again, `Err` when
+    /// that happened [`POISON_STRIKES`] times.
+    fn lost(&mut self, message: Message) -> Result<Message, Message> {
+        if self.0.len() >= 64 {
+            // Only lost messages that were never acknowledged since are here: events dropped
+            // from a full buffer meanwhile, for instance.
+            self.0.clear();
+        }
+        let key = Strikes::key(&message);
+        let count = self.0.entry(key.clone()).or_default();
+        *count += 1;
+        if *count >= POISON_STRIKES {
+            self.0.remove(&key);
+            Err(message)
+        } else {
+            Ok(message)
+        }
+    }
+}
+
 /// A message the broker never acknowledged goes back to the front of its queue.
 fn requeue(handle: &Handle, message: Option<Message>) {
     let Some(message) = message else { return };
     let mut outbox = lock(&handle.inner.outbox);
     if message.retain {
-        // Its latest value is published again (it may have changed since).
-        outbox.dirty.insert(message.topic);
+        if outbox.retained.contains_key(&message.topic) {
+            // Its latest value is published again (it may have changed since).
+            outbox.dirty.insert(message.topic);
+        } else {
+            // A clear, or a topic cleared since: cleared once.
+            let config = handle.inner.topics.is_discovery(&message.topic);
+            outbox.clears.insert((!config, message.topic));
+        }
     } else {
         if outbox.events.len() >= handle.inner.config.buffer {
             // The message put back is the oldest: it is the one dropped.
@@ -928,6 +1184,112 @@ mod tests {
         assert_eq!(topic_level("100%"), "100%25");
         assert_eq!(topic_level("tab\there\u{7f}"), "tab%09here%7F");
         assert!(matches!(topic_level("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn topic_levels_never_hold_what_mqtt_forbids() {
+        // Noncharacters (UTF-8 bytes escaped), C1 controls; private use and other planes kept.
+        assert_eq!(topic_level("Zoë\u{FFFF}\u{FDD0}"), "Zoë%EF%BF%BF%EF%B7%90");
+        assert_eq!(topic_level("\u{FDEF}\u{FFFE}"), "%EF%B7%AF%EF%BF%BE");
+        assert_eq!(
+            topic_level("a\u{1FFFE}\u{10FFFF}"),
+            "a%F0%9F%BF%BE%F4%8F%BF%BF"
+        );
+        assert_eq!(topic_level("\u{85}\u{9F}\u{A0}"), "%C2%85%C2%9F\u{A0}");
+        assert_eq!(
+            topic_level("\u{FDCF}\u{FDF0}\u{FFFD}\u{E000}"),
+            "\u{FDCF}\u{FDF0}\u{FFFD}\u{E000}"
+        );
+        // Every code point: what is kept is allowed, and nothing else is left.
+        for n in 0..=0x10FFFFu32 {
+            let Some(c) = char::from_u32(n) else { continue };
+            let level = topic_level(c.encode_utf8(&mut [0; 4])).into_owned();
+            assert!(level.chars().all(is_topic_text), "U+{n:04X}: {level:?}");
+            assert!(
+                unpublishable(&format!("t/{level}"), 10).is_none(),
+                "U+{n:04X}"
+            );
+        }
+    }
+
+    #[test]
+    fn unpublishable_messages_are_told_apart() {
+        assert_eq!(unpublishable("facerec/n/events", 1000), None);
+        assert!(unpublishable("t/\u{FFFF}", 1).unwrap().contains("U+FFFF"));
+        assert!(unpublishable("t/\u{0}", 1).unwrap().contains("U+0000"));
+        assert!(unpublishable("t/+", 1).unwrap().contains("U+002B"));
+        assert!(unpublishable("", 1).is_some());
+        assert!(unpublishable(&"a".repeat(MAX_TOPIC + 1), 1).is_some());
+        assert!(unpublishable("t", MAX_PACKET).unwrap().contains("over the"));
+        assert_eq!(unpublishable("t", MAX_PACKET - 10), None);
+    }
+
+    #[test]
+    fn clears_are_sent_once_and_forgotten() {
+        let mut outbox = Outbox::default();
+        outbox.set("t/person/a".into(), Bytes::from("{}"));
+        outbox.clear("t/person/a".into(), false);
+        outbox.clear("ha/sensor/n/person_a/config".into(), true);
+        outbox.clear("t/person/leftover".into(), false);
+        let sent: Vec<(String, usize)> = std::iter::from_fn(|| outbox.next("t/status"))
+            .map(|m| {
+                assert!(m.retain);
+                (m.topic, m.payload.len())
+            })
+            .collect();
+        // The discovery config first, so that Home Assistant drops the entity before its state.
+        assert_eq!(
+            sent,
+            [
+                ("ha/sensor/n/person_a/config".to_string(), 0),
+                ("t/person/a".to_string(), 0),
+                ("t/person/leftover".to_string(), 0)
+            ]
+        );
+        // A new connection republishes what is retained, not what was cleared.
+        assert!(outbox.retained.is_empty());
+        // Set again before its clear went out: the clear is gone.
+        outbox.clear("t/person/b".into(), false);
+        outbox.set("t/person/b".into(), Bytes::from("1"));
+        let sent: Vec<String> = std::iter::from_fn(|| outbox.next("t/status"))
+            .map(|m| format!("{} {:?}", m.topic, m.payload))
+            .collect();
+        assert_eq!(sent, ["t/person/b b\"1\""]);
+    }
+
+    #[test]
+    fn a_message_the_broker_drops_the_connection_over_is_dropped_on_the_third_time() {
+        let message = |topic: &str, payload: &str, retain| Message {
+            topic: topic.into(),
+            payload: Bytes::from(payload.to_string()),
+            retain,
+            person: None,
+        };
+        let mut strikes = Strikes::default();
+        let bad = message("t/bad", "x", true);
+        assert!(strikes.lost(bad.clone()).is_ok());
+        // Other messages acknowledged in between do not reset it.
+        strikes.acknowledged(&message("t/status", "online", true));
+        assert!(strikes.lost(bad.clone()).is_ok());
+        assert!(strikes.lost(message("t/events", "1", false)).is_ok());
+        assert!(strikes.lost(message("t/bad", "new value", true)).is_err());
+        // Acknowledged: it starts again.
+        assert!(strikes.lost(message("t/events", "1", false)).is_ok());
+        strikes.acknowledged(&message("t/events", "1", false));
+        assert!(strikes.lost(message("t/events", "1", false)).is_ok());
+        assert!(strikes.lost(message("t/events", "1", false)).is_ok());
+        // Another event is another message.
+        assert!(strikes.lost(message("t/events", "2", false)).is_ok());
+        assert!(strikes.lost(message("t/events", "1", false)).is_err());
+    }
+
+    #[test]
+    fn prefixes_mqtt_forbids_are_refused() {
+        for bad in ["a\u{FFFF}", "a\u{1}b", "x/\u{FDD0}"] {
+            let err = check_prefix("--mqtt-prefix", bad).unwrap_err().to_string();
+            assert!(err.contains("MQTT does not allow U+"), "{bad:?}: {err}");
+        }
+        check_prefix("--mqtt-prefix", "site/zoë").unwrap();
     }
 
     #[test]
@@ -1048,6 +1410,7 @@ mod tests {
             topic: "t/events".into(),
             payload: Bytes::from("e"),
             retain: false,
+            person: None,
         });
         outbox.set("t/a".into(), Bytes::from("1"));
         outbox.set("t/status".into(), Bytes::from("online"));

@@ -28,6 +28,8 @@ pub trait EventSink: Send + Sync {
     fn camera_removed(&self, _camera: &str) {}
     /// The pipelines now use the gallery at `path`.
     fn gallery_changed(&self, _path: &Path) {}
+    /// A person was erased (right to erasure): forget everything published about them.
+    fn person_erased(&self, _name: &str) {}
 }
 
 /// Several sinks as one: each event goes to every sink, in the order they were added.
@@ -72,5 +74,9 @@ impl EventSink for Sinks {
 
     fn gallery_changed(&self, path: &Path) {
         self.0.iter().for_each(|s| s.gallery_changed(path));
+    }
+
+    fn person_erased(&self, name: &str) {
+        self.0.iter().for_each(|s| s.person_erased(name));
     }
 }

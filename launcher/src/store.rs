@@ -7,10 +7,15 @@
 //!   removal of the rows first and unlinks their files afterwards. So a kill at any moment can
 //!   leave a file without its row (or a `.tmp`), never a committed row without its file.
 //! * [`Store::open`] removes `*.tmp` files and crop files whose id has no row, and deletes rows
-//!   whose file is missing (which only a lost file system write could cause).
+//!   whose file is missing (which only a lost file system write could cause, or a kill during
+//!   the one exception: when retention for `min_free_bytes` cannot commit a deletion on a full
+//!   disk, it unlinks those events' crops first to make room, then deletes their rows).
 //!
 //! Retention counts, per event, the bytes of its crop file plus [`ROW_OVERHEAD_BYTES`] for its
-//! row, so that events without a crop are bounded by `max_bytes` too.
+//! row, so that events without a crop are bounded by `max_bytes` too. With
+//! `Retention::min_free_bytes` it also deletes the oldest events while the file system of the
+//! data folder has less than that free, whatever filled it; and an insert that fails (a full
+//! disk) applies the retention and is tried once more.
 //!
 //! Services layer: imports the domain only (its event types are re-exported here).
 
@@ -127,6 +132,45 @@ fn cursor_as_string<S: Serializer>(cursor: &Option<i64>, s: S) -> Result<S::Ok, 
 pub struct Retention {
     pub max_age: Option<Duration>,
     pub max_bytes: Option<u64>,
+    /// The oldest events (and their crops) are deleted while the file system of the data folder
+    /// has less than this many bytes free for unprivileged users (`statvfs`'s `f_bavail`),
+    /// whatever filled it. Ignored by the in-memory store.
+    pub min_free_bytes: Option<u64>,
+}
+
+/// The `id` of an event that could not be stored (a full disk): the recorder still sends it to
+/// the live consumers (SSE, MQTT) with this id and no crop (`face_url` null). SQLite's
+/// AUTOINCREMENT ids start at 1, so no history event has it.
+pub const UNSTORED_ID: i64 = 0;
+
+/// Retention's warning that `min_free_bytes` cannot be reached is repeated at most this often.
+const SPACE_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+/// Bytes available to unprivileged users on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    let vfs = rustix::fs::statvfs(path)?;
+    Ok(vfs.f_bavail.saturating_mul(vfs.f_frsize))
+}
+
+/// The event as it was stored under `id` (with its crop when it has one), or, with
+/// [`UNSTORED_ID`], as it is sent live when it could not be stored: without a crop.
+pub fn stored_event(event: &NewEvent, id: i64) -> StoredEvent {
+    StoredEvent {
+        id,
+        camera: event.camera.clone(),
+        kind: event.kind,
+        name: event.name.clone(),
+        stranger: event.stranger.clone(),
+        distance: event.distance,
+        confidence: event.confidence,
+        quality: event.quality,
+        track_id: event.track_id,
+        bbox: event.bbox,
+        first_seen_ms: event.first_seen_ms,
+        last_seen_ms: event.last_seen_ms,
+        time_ms: event.time_ms,
+        has_crop: id != UNSTORED_ID && event.crop_jpeg.is_some(),
+    }
 }
 
 /// The store's consistency, as [`Store::integrity`] measures it.
@@ -200,6 +244,8 @@ struct Inner {
     /// Held (flock) while the store is open: a second launcher on the same directory would
     /// otherwise delete this one's half-written crops when it reconciles.
     _lock: Option<File>,
+    /// When retention last warned that `min_free_bytes` cannot be reached.
+    space_warned: Option<std::time::Instant>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -349,10 +395,15 @@ impl Store {
             retention,
             total_bytes: 0,
             _lock: Some(lock),
+            space_warned: None,
         };
         let reconciled = inner.reconcile()?;
         inner.total_bytes = inner.sum_bytes()?;
-        inner.enforce_retention(now_ms())?;
+        // A store that opened is kept even when the clean-up fails (a full disk can fail the
+        // deletion's own write): the next insert tries again.
+        if let Err(e) = inner.enforce_retention(now_ms()) {
+            tracing::warn!(error = %e, "history retention failed");
+        }
         Ok(Store {
             inner: Mutex::new(inner),
             reconciled,
@@ -381,6 +432,7 @@ impl Store {
                 retention,
                 total_bytes: 0,
                 _lock: None,
+                space_warned: None,
             }),
             reconciled: Reconciled::default(),
         })
@@ -401,10 +453,22 @@ impl Store {
         self.reconciled
     }
 
-    /// Records an event (and its crop), then applies the retention.
+    /// Records an event (and its crop), then applies the retention. When the insert fails (a
+    /// full disk), the retention is applied first and, if it deleted anything, the insert is
+    /// tried once more; the error returned is the last attempt's.
     pub fn insert(&self, event: NewEvent) -> Result<StoredEvent, StoreError> {
         let mut inner = self.lock();
-        let stored = inner.insert(&event)?;
+        let stored = match inner.insert(&event) {
+            Ok(stored) => stored,
+            Err(first) => match inner.enforce_retention(now_ms()) {
+                Ok(deleted) if deleted > 0 => inner.insert(&event)?,
+                Ok(_) => return Err(first),
+                Err(e) => {
+                    tracing::warn!(error = %e, "history retention failed");
+                    return Err(first);
+                }
+            },
+        };
         let bytes = event.crop_jpeg.as_ref().map_or(0, |c| c.len() as u64);
         inner.total_bytes += bytes + ROW_OVERHEAD_BYTES;
         // The event is committed: a failing clean-up is logged, not reported as a failed insert.
@@ -518,8 +582,9 @@ impl Store {
     }
 
     /// Deletes what the retention no longer allows at `now_ms` (Unix ms): events older than
-    /// `max_age`, then the oldest events until the total is within `max_bytes`. Returns how many
-    /// events were deleted.
+    /// `max_age`, then the oldest events until the total is within `max_bytes`, then the oldest
+    /// events while the data folder's file system has less than `min_free_bytes` free. Returns
+    /// how many events were deleted.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, StoreError> {
         self.lock().enforce_retention(now_ms)
     }
@@ -638,22 +703,7 @@ impl Inner {
             }
             return Err(sql_err(&db_path)(e));
         }
-        Ok(StoredEvent {
-            id,
-            camera: event.camera.clone(),
-            kind: event.kind,
-            name: event.name.clone(),
-            stranger: event.stranger.clone(),
-            distance: event.distance,
-            confidence: event.confidence,
-            quality: event.quality,
-            track_id: event.track_id,
-            bbox: event.bbox,
-            first_seen_ms: event.first_seen_ms,
-            last_seen_ms: event.last_seen_ms,
-            time_ms: event.time_ms,
-            has_crop: event.crop_jpeg.is_some(),
-        })
+        Ok(stored_event(event, id))
     }
 
     /// Deletes rows in one transaction, commits, then removes their crops; returns how many rows
@@ -756,7 +806,74 @@ impl Inner {
             }
             removed += self.delete_rows(&ids)?;
         }
+        removed += self.keep_free_space()?;
         Ok(removed)
+    }
+
+    /// Deletes the oldest events while the crops' file system has less than `min_free_bytes`
+    /// free: each round deletes about the missing bytes' worth of events (at least one), then
+    /// measures again, since a crop can take more (blocks) or less (shared blocks) on disk than
+    /// its size. Returns how many events were deleted.
+    fn keep_free_space(&mut self) -> Result<usize, StoreError> {
+        let (Some(min_free), Some(dir)) = (self.retention.min_free_bytes, self.crops.clone())
+        else {
+            return Ok(0);
+        };
+        let db_path = self.db_path.clone();
+        let mut removed = 0;
+        loop {
+            let free = free_bytes(&dir).map_err(io_err(&dir))?;
+            if free >= min_free {
+                return Ok(removed);
+            }
+            let missing = min_free - free;
+            let mut ids = Vec::new();
+            {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached("SELECT id, crop_bytes FROM events ORDER BY time_ms, id")
+                    .map_err(sql_err(&db_path))?;
+                let mut rows = stmt.query([]).map_err(sql_err(&db_path))?;
+                let mut freed = 0u64;
+                while freed < missing {
+                    let Some(row) = rows.next().map_err(sql_err(&db_path))? else {
+                        break;
+                    };
+                    let id: i64 = row.get(0).map_err(sql_err(&db_path))?;
+                    let bytes: i64 = row.get(1).map_err(sql_err(&db_path))?;
+                    freed += bytes.max(0) as u64 + ROW_OVERHEAD_BYTES;
+                    ids.push(id);
+                }
+            }
+            let deleted = match self.delete_rows(&ids) {
+                Ok(deleted) => deleted,
+                // On a full disk the deletion's own write (the WAL) can fail: unlinking the
+                // crops first makes room for it.
+                Err(e) => {
+                    tracing::warn!(error = %e, "history retention on a full disk: removing the crops before their rows");
+                    for &id in &ids {
+                        let _ = std::fs::remove_file(crop_file(&dir, id));
+                    }
+                    self.delete_rows(&ids)?
+                }
+            };
+            removed += deleted;
+            if deleted == 0 {
+                let due = self
+                    .space_warned
+                    .is_none_or(|at| at.elapsed() >= SPACE_WARNING_EVERY);
+                if due {
+                    self.space_warned = Some(std::time::Instant::now());
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        free_mb = free / (1024 * 1024),
+                        min_free_mb = min_free / (1024 * 1024),
+                        "the data folder's file system has less free space than --min-free-mb and no history is left to delete: something else fills it"
+                    );
+                }
+                return Ok(removed);
+            }
+        }
     }
 
     fn sum_bytes(&self) -> Result<u64, StoreError> {
@@ -990,6 +1107,7 @@ mod tests {
         let store = Store::in_memory(Retention {
             max_age: None,
             max_bytes: Some(budget),
+            min_free_bytes: None,
         });
         let now = now_ms();
         let ids: Vec<i64> = (0..5)

@@ -108,6 +108,24 @@ impl Strangers {
         self.clusters.retain(|c| c.id != id);
     }
 
+    /// Forgets every stranger with a kept embedding within the threshold of one of
+    /// `embeddings` (a person being erased: those strangers were them); returns their ids.
+    pub fn forget_near(&mut self, embeddings: &[Vec<f32>]) -> Vec<String> {
+        let threshold = self.threshold;
+        let mut forgotten = Vec::new();
+        self.clusters.retain(|c| {
+            let near = c
+                .embeddings
+                .iter()
+                .any(|e| embeddings.iter().any(|p| distance(e, p) <= threshold));
+            if near {
+                forgotten.push(c.id.clone());
+            }
+            !near
+        });
+        forgotten
+    }
+
     /// Live strangers.
     pub fn len(&self) -> usize {
         self.clusters.len()
@@ -152,6 +170,36 @@ mod tests {
             out.push((person, name, faces[0].embedding.clone().unwrap()));
         }
         Some(out)
+    }
+
+    /// Erasing a person forgets the strangers that were them (real embeddings: the clusters
+    /// of one person's photos go, the others stay).
+    #[test]
+    #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+    fn an_erased_persons_strangers_are_forgotten_and_no_one_else() {
+        let Some(faces) = knn_embeddings() else {
+            return;
+        };
+        let t0 = Instant::now();
+        let mut strangers = Strangers::new(DEFAULT_TTL, DEFAULT_THRESHOLD, 1);
+        let mut obama_ids = HashSet::new();
+        for (person, _, embedding) in &faces {
+            let id = strangers.assign(embedding, t0);
+            if person == "obama" {
+                obama_ids.insert(id);
+            }
+        }
+        let before = strangers.len();
+        let obama: Vec<Vec<f32>> = faces
+            .iter()
+            .filter(|(p, _, _)| p == "obama")
+            .map(|(_, _, e)| e.clone())
+            .take(1)
+            .collect();
+        let forgotten: HashSet<String> = strangers.forget_near(&obama).into_iter().collect();
+        assert_eq!(forgotten, obama_ids);
+        assert_eq!(strangers.len(), before - obama_ids.len());
+        assert!(strangers.forget_near(&obama).is_empty());
     }
 
     #[test]

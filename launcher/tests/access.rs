@@ -581,3 +581,87 @@ fn the_accounts_command_line_says_what_is_wrong_in_one_line() {
         "facerec-launcher: no API token with id nope"
     );
 }
+
+/// The audit log: sign-ins (failed too), token changes, writes and exports, with who, from
+/// where and the answer; readable by admins only.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn the_audit_log_records_who_did_what_and_only_admins_read_it() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    let signed = start_signed(&[]);
+    let base = &signed.launcher.base;
+    let json = "Content-Type: application/json\r\n";
+    let sign_in = |user: &str, password: &str| {
+        let body = serde_json::json!({"user": user, "password": password}).to_string();
+        let addr = base.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "POST /login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{json}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(sign_in("watcher", "not-the-password").starts_with("HTTP/1.1 401"));
+    assert!(sign_in("watcher", VIEWER_PASSWORD).starts_with("HTTP/1.1 200"));
+    // A viewer's refused write, an admin's export and reload.
+    assert_eq!(
+        request(base, "POST", "/api/gallery/reload", Who::Viewer, "").0,
+        403
+    );
+    assert_eq!(
+        request(base, "GET", "/api/library/export", Who::Admin, "").0,
+        200
+    );
+    // Reading the log is an admin's.
+    assert_eq!(request(base, "GET", "/api/audit", Who::Viewer, "").0, 403);
+    assert_eq!(request(base, "GET", "/api/audit", Who::Nobody, "").0, 401);
+    let (status, _, body) = request(base, "GET", "/api/audit", Who::Admin, "");
+    assert_eq!(status, 200, "{body}");
+    let log: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let seen: Vec<String> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| {
+            // The command line's entries are the local operator's, by their login name.
+            if e["via"] == "cli" {
+                assert_eq!(e["client"], "", "{e}");
+                assert_ne!(e["user"], "", "{e}");
+                return format!(
+                    "cli {} {}",
+                    e["action"].as_str().unwrap(),
+                    e["target"].as_str().unwrap()
+                );
+            }
+            assert_eq!(e["client"], "127.0.0.1", "{e}");
+            format!(
+                "{} {} {} {} {}",
+                e["user"].as_str().unwrap(),
+                e["via"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["target"].as_str().unwrap(),
+                e["status"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "cli user.add watcher",
+            "watcher password sign-in /login 401",
+            "watcher password sign-in /login 200",
+            "watcher basic POST /api/gallery/reload /api/gallery/reload 403",
+            "FACEREC_API_TOKEN api-token GET /api/library/export /api/library/export 200",
+        ],
+        "{body}"
+    );
+    let _ = json;
+}

@@ -1,7 +1,9 @@
 //! Issue 12 against the real `facerec-launcher` binary and a real broker (Debian's `mosquitto`,
 //! started per test on a free loopback port with a password file) and real clients
 //! (`mosquitto_sub`): events, retained state, Home Assistant discovery, the last will, a wrong
-//! password, a broker outage and topic escaping.
+//! password, a broker outage and topic escaping; and the MQTT publisher alone ([`Publisher`])
+//! against the same broker: names MQTT forbids in topics, oversized and foreign retained
+//! messages, and a person's erasure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
@@ -16,7 +18,10 @@ mod common;
 use common::broker::*;
 use common::*;
 
-use facerec_launcher::mqtt::topic_level;
+use facerec_launcher::domain::{EventKind, Presence, StoredEvent};
+use facerec_launcher::metrics::Metrics;
+use facerec_launcher::mqtt::{self, MqttArgs, MqttConfig, topic_level};
+use facerec_launcher::sink::EventSink;
 
 const NODE: &str = "testnode";
 const TOKEN: &str = "mqtt-t0ken";
@@ -1021,4 +1026,537 @@ fn misconfigured_mqtt_stops_the_launcher_with_one_line() {
         assert!(lines[0].starts_with(says), "{args:?}: {stderr}");
         assert!(!stderr.contains("Secr3tPw"), "{args:?}: {stderr}");
     }
+}
+
+/// The launcher's MQTT publisher alone, as `main.rs` starts it but without cameras or models:
+/// the test tells it what happened through its [`mqtt::Handle`] (an `EventSink`). It runs on
+/// its own thread and runtime, reporting to a broker as node [`NODE`] (client id
+/// `facerec-testnode`), with its log collected.
+struct Publisher {
+    handle: mqtt::Handle,
+    metrics: Arc<Metrics>,
+    shutdown: tokio_util::sync::CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+    log: Arc<Mutex<Vec<u8>>>,
+}
+
+const CLIENT: &str = "facerec-testnode";
+
+/// Where a [`Publisher`]'s log goes.
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        eprint!("publisher: {}", String::from_utf8_lossy(buf));
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Publisher {
+    fn start(broker: &Broker, people: &[&str]) -> Publisher {
+        let args = MqttArgs {
+            mqtt_url: Some(broker.url()),
+            mqtt_password_file: None,
+            mqtt_ca_file: None,
+            mqtt_client_id: None,
+            mqtt_node_id: Some(NODE.into()),
+            mqtt_prefix: "facerec".into(),
+            mqtt_buffer: 100,
+            mqtt_discovery: true,
+            mqtt_discovery_prefix: "homeassistant".into(),
+        };
+        let config = MqttConfig::from_args(&args).unwrap().unwrap();
+        let mut metrics = Metrics::new();
+        metrics.register_mqtt();
+        let metrics = Arc::new(metrics);
+        let people: BTreeSet<String> = people.iter().map(|p| p.to_string()).collect();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = {
+            let (metrics, shutdown, log) = (metrics.clone(), shutdown.clone(), log.clone());
+            std::thread::spawn(move || {
+                let subscriber = tracing_subscriber::fmt()
+                    .with_ansi(false)
+                    .with_writer(move || LogWriter(log.clone()))
+                    .finish();
+                let _log = tracing::subscriber::set_default(subscriber);
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    let (handle, task) = mqtt::start(config, people, metrics, shutdown).unwrap();
+                    tx.send(handle).unwrap();
+                    task.await.unwrap();
+                });
+            })
+        };
+        let publisher = Publisher {
+            handle: rx.recv().unwrap(),
+            metrics,
+            shutdown,
+            thread: Some(thread),
+            log,
+        };
+        publisher.wait_connected();
+        publisher
+    }
+
+    fn wait_connected(&self) {
+        let start = Instant::now();
+        while self.metrics.mqtt.connected.get() != 1 {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "not connected; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
+    }
+
+    /// The log's lines that hold `text`.
+    fn logged(&self, text: &str) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(text))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A `named` event of `name` on camera `clip`, as the recorder stores it.
+fn stored(id: i64, name: &str) -> StoredEvent {
+    let ms = 1_780_000_000_000 + id * 1000;
+    StoredEvent {
+        id,
+        camera: "clip".into(),
+        kind: EventKind::Named,
+        name: name.into(),
+        stranger: None,
+        distance: Some(0.31),
+        confidence: Some(0.9),
+        quality: Some(0.8),
+        track_id: id as u64,
+        bbox: [10, 20, 110, 140],
+        first_seen_ms: ms - 500,
+        last_seen_ms: ms,
+        time_ms: ms,
+        has_crop: false,
+    }
+}
+
+/// Sends event `id` naming `name` and waits until the subscriber has it.
+fn event_arrives(publisher: &Publisher, sub: &Subscriber, id: i64, name: &str) -> Value {
+    publisher.handle.event(&stored(id, name));
+    sub.wait(&format!("event {id}"), Duration::from_secs(15), |m| {
+        m.topic == t("events") && m.json()["id"] == id
+    })
+    .json()
+}
+
+/// Waits until a late subscriber's retained messages under `filter` are `wanted`; returns them.
+fn retained_until(
+    broker: &Broker,
+    filter: &str,
+    what: &str,
+    wanted: impl Fn(&BTreeMap<String, Message>) -> bool,
+) -> BTreeMap<String, Message> {
+    let start = Instant::now();
+    loop {
+        let retained = broker.retained(filter);
+        if wanted(&retained) {
+            return retained;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what}: retained under {filter}: {:#?}",
+            retained
+                .iter()
+                .map(|(k, v)| (
+                    k,
+                    v.payload
+                        .as_deref()
+                        .map(|p| p.chars().take(80).collect::<String>())
+                ))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Noncharacters (U+FFFF, U+FDD0, U+FDEF, U+1FFFE) and a C1 control (U+0085) in a person's name:
+/// mosquitto closes the connection on such a topic as a malformed packet, and the launcher used
+/// to send it again after every reconnect (retained state goes first), forever, while events
+/// were dropped. The topic level escapes them; the payloads keep the name as it is.
+#[test]
+fn names_with_characters_mqtt_forbids_in_topics_keep_the_connection() {
+    if !mosquitto_ready() {
+        return;
+    }
+    let name = "Zoë\u{FFFF}\u{FDD0}";
+    let escaped = "Zoë%EF%BF%BF%EF%B7%90";
+    assert_eq!(topic_level(name), escaped);
+    let other = "Ana \u{85}\u{FDEF}\u{1FFFE}";
+    let other_escaped = "Ana %C2%85%EF%B7%AF%F0%9F%BF%BE";
+    assert_eq!(topic_level(other), other_escaped);
+    let broker = Broker::start("nonchar");
+    let sub = broker.subscribe_as_published("nonchar-sub", &["facerec/#", "homeassistant/#"]);
+    let publisher = Publisher::start(&broker, &[name, other, ALEX]);
+    publisher.handle.presence(
+        "clip",
+        &Presence {
+            people: [name, other].iter().map(|p| p.to_string()).collect(),
+            unknown: false,
+            faces: 2,
+        },
+    );
+    for (id, who) in [(1, name), (2, other), (3, ALEX)] {
+        publisher.handle.event(&stored(id, who));
+    }
+    event_arrives(&publisher, &sub, 4, name);
+
+    // Every event, once, in order, naming the person as they are called.
+    let events = events(&sub);
+    let names: Vec<(i64, &str)> = events
+        .iter()
+        .map(|e| (e["id"].as_i64().unwrap(), e["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [(1, name), (2, other), (3, ALEX), (4, name)]);
+    // The escaped levels, retained, with the names as they are.
+    let people = retained_until(&broker, &t("person/#"), "three sightings", |r| r.len() == 3);
+    for (who, level, id) in [
+        (name, escaped, 4),
+        (other, other_escaped, 2),
+        (ALEX, ALEX, 3),
+    ] {
+        let seen = people
+            .get(&t(&format!("person/{level}")))
+            .unwrap_or_else(|| panic!("person/{level} not retained: {:?}", people.keys()))
+            .json();
+        assert_eq!(
+            (seen["name"].as_str(), seen["event_id"].as_i64()),
+            (Some(who), Some(id))
+        );
+    }
+    let discovery = broker.retained("homeassistant/#");
+    for who in [name, other] {
+        let config = discovery[&person_config_topic(who)].json();
+        check_discovery(&person_config_topic(who), &config);
+        assert_eq!(config, person_config(who));
+    }
+    let in_view = broker.retained(&t("clip/people"))[&t("clip/people")].json();
+    let mut expected = vec![name, other];
+    expected.sort();
+    assert_eq!(in_view, json!(expected));
+
+    // Never disconnected: one connection, nothing malformed, nothing dropped or refused.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(broker.connections(CLIENT), 1, "{}", broker.log());
+    assert!(!broker.log().contains("malformed"), "{}", broker.log());
+    assert_eq!(publisher.metrics.mqtt.connected.get(), 1);
+    assert_eq!(publisher.metrics.mqtt.dropped.get(), 0);
+    assert!(publisher.logged("WARN").is_empty(), "{}", publisher.log());
+}
+
+/// Anyone who may publish to the broker could knock the launcher off it: a retained message
+/// over rumqttc's default 10 KiB limit on a topic it subscribes to (`person/+`) made it
+/// reconnect, get it again, forever; and every foreign retained topic it saw was kept and
+/// cleared again after every reconnect.
+#[test]
+fn big_and_foreign_retained_messages_do_not_knock_the_publisher_off() {
+    if !mosquitto_ready() {
+        return;
+    }
+    let mut broker = Broker::start("oversized");
+    let big = vec![b'x'; 64 * 1024];
+    broker.publish_bytes(&t("person/x"), &big, true);
+    broker.publish(&t("person/ghost"), Some("{\"name\":\"ghost\"}"), true);
+    let sub = broker.subscribe_as_published("oversized-sub", &["facerec/#"]);
+    let publisher = Publisher::start(&broker, &[ALEX]);
+    event_arrives(&publisher, &sub, 1, ALEX);
+    // Left by no run of this gallery: both cleared, the 64 KiB message read like any other.
+    let cleared = |topic: String| {
+        sub.wait(&format!("{topic} cleared"), Duration::from_secs(10), |m| {
+            m.topic == topic && m.payload.is_none()
+        });
+    };
+    cleared(t("person/x"));
+    cleared(t("person/ghost"));
+    retained_until(&broker, &t("person/#"), "only Alex", |r| {
+        r.keys().eq([&t(&format!("person/{ALEX}"))])
+    });
+    assert_eq!(broker.connections(CLIENT), 1, "{}", broker.log());
+    // A 64 KiB message published while it runs: no reconnection either.
+    broker.publish_bytes(&t("person/y"), &big, true);
+    event_arrives(&publisher, &sub, 2, ALEX);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(broker.connections(CLIENT), 1, "{}", broker.log());
+    assert!(publisher.logged("WARN").is_empty(), "{}", publisher.log());
+
+    // A new connection: the clears are not sent again (they were not kept), person/y (retained
+    // while it ran) is cleared once.
+    broker.stop();
+    broker.restart();
+    let start = Instant::now();
+    while broker.connections(CLIENT) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(20), "no reconnection");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    publisher.wait_connected();
+    cleared(t("person/y"));
+    event_arrives(&publisher, &sub, 3, ALEX);
+    std::thread::sleep(Duration::from_secs(1));
+    let clears = |topic: String| {
+        sub.on(&topic)
+            .iter()
+            .filter(|m| m.payload.is_none())
+            .count()
+    };
+    assert_eq!(
+        [
+            clears(t("person/x")),
+            clears(t("person/ghost")),
+            clears(t("person/y"))
+        ],
+        [1, 1, 1]
+    );
+
+    // Over the 256 KiB limit, published while it runs: it cannot be skipped, so the connection
+    // ends once; the launcher says so once and no longer reads what it subscribes to.
+    let connections = broker.connections(CLIENT);
+    let huge = vec![b'y'; 1024 * 1024];
+    broker.publish_bytes(&t("person/huge"), &huge, true);
+    let start = Instant::now();
+    while publisher.logged("cannot read").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            publisher.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    publisher.wait_connected();
+    event_arrives(&publisher, &sub, 4, ALEX);
+    std::thread::sleep(Duration::from_secs(4));
+    event_arrives(&publisher, &sub, 5, ALEX);
+    assert_eq!(
+        broker.connections(CLIENT),
+        connections + 1,
+        "{}",
+        broker.log()
+    );
+    let said = publisher.logged("cannot read");
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(
+        said[0].contains("payload size limit exceeded: 1048") && said[0].contains("262144"),
+        "{}",
+        said[0]
+    );
+    assert_eq!(publisher.metrics.mqtt.dropped.get(), 0);
+    drop(publisher);
+
+    // A new run with it retained: once again, one reconnection and one line.
+    let connections = broker.connections(CLIENT);
+    let publisher = Publisher::start(&broker, &[ALEX]);
+    event_arrives(&publisher, &sub, 6, ALEX);
+    std::thread::sleep(Duration::from_secs(3));
+    event_arrives(&publisher, &sub, 7, ALEX);
+    assert_eq!(
+        broker.connections(CLIENT),
+        connections + 2,
+        "{}",
+        broker.log()
+    );
+    assert_eq!(
+        publisher.logged("cannot read").len(),
+        1,
+        "{}",
+        publisher.log()
+    );
+    assert_eq!(publisher.metrics.mqtt.connected.get(), 1);
+}
+
+/// A person's erasure: everything retained about them goes (their last sighting and their Home
+/// Assistant entity, with empty retained messages; their name from the cameras' `people`), and
+/// a reconnection does not bring them back.
+#[test]
+fn an_erased_person_is_cleared_from_the_broker_and_not_announced_again() {
+    if !mosquitto_ready() {
+        return;
+    }
+    let erased = "Zoë /+Erased#";
+    let level = "Zoë %2F%2BErased%23";
+    assert_eq!(topic_level(erased), level);
+    let mut broker = Broker::start("erased");
+    let sub = broker.subscribe_as_published("erased-sub", &["facerec/#", "homeassistant/#"]);
+    let publisher = Publisher::start(&broker, &[erased, ALEX]);
+    publisher.handle.camera_added("clip");
+    publisher.handle.presence(
+        "clip",
+        &Presence {
+            people: [erased, ALEX].iter().map(|p| p.to_string()).collect(),
+            unknown: true,
+            faces: 3,
+        },
+    );
+    event_arrives(&publisher, &sub, 1, erased);
+    event_arrives(&publisher, &sub, 2, ALEX);
+    let state = t(&format!("person/{level}"));
+    let config = person_config_topic(erased);
+    retained_until(&broker, "#", "both people announced", |r| {
+        r.contains_key(&state)
+            && r.contains_key(&config)
+            && r.contains_key(&person_config_topic(ALEX))
+            && r.contains_key(&t(&format!("person/{ALEX}")))
+    });
+    let before: BTreeSet<String> = broker.retained("#").into_keys().collect();
+
+    // Events naming them that still wait are dropped with the rest (the broker is away).
+    broker.stop();
+    let start = Instant::now();
+    while publisher.metrics.mqtt.connected.get() != 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "still connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    publisher.handle.event(&stored(3, erased));
+    publisher.handle.event(&stored(4, ALEX));
+    EventSink::person_erased(&publisher.handle, erased);
+    broker.restart();
+    publisher.wait_connected();
+    event_arrives(&publisher, &sub, 5, ALEX);
+
+    // Exactly their two retained topics were cleared (config first), and their name left the
+    // camera's `people`.
+    let from_publisher = |m: &Message| m.topic != t("status");
+    let after = retained_until(&broker, "#", "their topics cleared", |r| {
+        !r.contains_key(&state) && !r.contains_key(&config)
+    });
+    let gone: Vec<&String> = before.iter().filter(|t| !after.contains_key(*t)).collect();
+    assert_eq!(
+        gone,
+        [&state, &config]
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    let clears: Vec<String> = sub
+        .messages()
+        .into_iter()
+        .filter(|m| m.payload.is_none() && from_publisher(m))
+        .map(|m| m.topic)
+        .collect();
+    assert_eq!(clears, [config.clone(), state.clone()]);
+    assert_eq!(after[&t("clip/people")].json(), json!([ALEX]));
+    let ids: Vec<i64> = events(&sub)
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 4, 5], "event 3 named them and waited");
+
+    // An event naming them (a track that ends) does not bring their sighting back, nor does a
+    // new connection their entity.
+    publisher.handle.event(&StoredEvent {
+        kind: EventKind::Ended,
+        ..stored(6, erased)
+    });
+    event_arrives(&publisher, &sub, 7, ALEX);
+    broker.stop();
+    broker.restart();
+    let start = Instant::now();
+    while broker.connections(CLIENT) < 3 {
+        assert!(start.elapsed() < Duration::from_secs(20), "no reconnection");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    publisher.wait_connected();
+    event_arrives(&publisher, &sub, 8, ALEX);
+    std::thread::sleep(Duration::from_secs(1));
+    let now = broker.retained("#");
+    assert!(
+        !now.contains_key(&state) && !now.contains_key(&config),
+        "{:?}",
+        now.keys()
+    );
+    assert!(now.contains_key(&person_config_topic(ALEX)));
+    let announced: Vec<String> = sub
+        .messages()
+        .into_iter()
+        .skip_while(|m| !(m.topic == t("events") && m.json()["id"] == 5))
+        .filter(|m| (m.topic == state || m.topic == config) && m.payload.is_some())
+        .map(|m| m.topic)
+        .collect();
+    assert!(announced.is_empty(), "announced again: {announced:?}");
+    assert_eq!(publisher.metrics.mqtt.dropped.get(), 0);
+}
+
+/// A 64 KiB retained message on `person/x` before the launcher starts and while it runs, and one
+/// over the limit: the real launcher stays connected (the first two), says it once (the last),
+/// and its events keep coming.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn big_retained_messages_do_not_knock_the_launcher_off_the_broker() {
+    if !ready() || !mosquitto_ready() {
+        return;
+    }
+    let _serial = serial();
+    let broker = Broker::start("big");
+    let big = vec![b'x'; 64 * 1024];
+    broker.publish_bytes(&t("person/x"), &big, true);
+    let sub = broker.subscribe_as_published("big-sub", &["facerec/#"]);
+    let (launcher, log) = start_logged(
+        &args(&gallery(), &broker.url(), &[]),
+        &[("FACEREC_API_TOKEN", TOKEN)],
+    );
+    let first = sub
+        .wait("a first event", Duration::from_secs(60), |m| {
+            m.topic == t("events")
+        })
+        .json();
+    sub.wait("person/x cleared", Duration::from_secs(10), |m| {
+        m.topic == t("person/x") && m.payload.is_none()
+    });
+    broker.publish_bytes(&t("person/y"), &big, true);
+    // Events after it keep coming, on the first connection.
+    let later = |after: i64| {
+        sub.wait(
+            &format!("an event after {after}"),
+            Duration::from_secs(60),
+            |m| m.topic == t("events") && m.json()["id"].as_i64() > Some(after),
+        )
+        .json()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let id = later(first["id"].as_i64().unwrap());
+    assert_eq!(broker.connections(CLIENT), 1, "{}", broker.log());
+    assert_eq!(metric(&launcher, "facerec_mqtt_connected"), 1.0);
+
+    broker.publish_bytes(&t("person/huge"), &vec![b'y'; 1024 * 1024], true);
+    let id = later(id);
+    std::thread::sleep(Duration::from_secs(4));
+    later(id);
+    assert_eq!(broker.connections(CLIENT), 2, "{}", broker.log());
+    assert_eq!(metric(&launcher, "facerec_mqtt_connected"), 1.0);
+    let lines = log.lock().unwrap().clone();
+    let said: Vec<&String> = lines.iter().filter(|l| l.contains("cannot read")).collect();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert_eq!(metric(&launcher, "facerec_mqtt_dropped_total"), 0.0);
 }

@@ -381,6 +381,7 @@ fn retention_by_bytes_removes_the_oldest_rows_and_files() {
     let retention = Retention {
         max_age: None,
         max_bytes: Some(3 * per_event),
+        min_free_bytes: None,
     };
     let store = Store::open(dir, retention).unwrap();
     let now = now_ms();
@@ -413,6 +414,7 @@ fn retention_by_bytes_removes_the_oldest_rows_and_files() {
         Retention {
             max_age: None,
             max_bytes: Some(per_event),
+            min_free_bytes: None,
         },
     )
     .unwrap();
@@ -442,6 +444,7 @@ fn retention_by_age_removes_events_older_than_max_age() {
     let retention = Retention {
         max_age: Some(Duration::from_secs(3600)),
         max_bytes: None,
+        min_free_bytes: None,
     };
     // Opening applies it: the two events older than an hour go, with their files.
     let store = Store::open(dir, retention).unwrap();
@@ -546,6 +549,7 @@ fn child_writer() {
     let retention = Retention {
         max_age: None,
         max_bytes: Some(CHILD_BUDGET),
+        min_free_bytes: None,
     };
     let store = Store::open(Path::new(&dir), retention).unwrap();
     // Each run its own tracks, so that a crop served for another run's event shows.
@@ -617,6 +621,7 @@ fn survives_sigkill_at_random_moments() {
     let retention = Retention {
         max_age: None,
         max_bytes: Some(CHILD_BUDGET),
+        min_free_bytes: None,
     };
     let mut rng = Rng::seeded();
     let (mut leftovers, mut max_id) = (0u64, 0i64);
@@ -711,4 +716,27 @@ fn survives_sigkill_at_random_moments() {
         max_id > 20,
         "the writer wrote only {max_id} events in 20 runs"
     );
+}
+
+/// An event the recorder could not store (a full disk) still goes out live: as the history
+/// API's JSON with id 0 and no `face_url`, even though it has a crop.
+#[test]
+fn an_event_that_could_not_be_stored_has_id_0_and_no_face_url() {
+    use facerec_launcher::store::{UNSTORED_ID, stored_event};
+    let e = event("door", "Anna", 1_700_000_000_123, Some(crop(1, 100)));
+    let live = serde_json::to_value(stored_event(&e, UNSTORED_ID)).unwrap();
+    assert_eq!(live["id"], 0);
+    assert_eq!(live["face_url"], serde_json::Value::Null);
+    assert_eq!(live["name"], "Anna");
+    assert_eq!(live["time"], "2023-11-14T22:13:20.123Z");
+    let stored = serde_json::to_value(stored_event(&e, 5)).unwrap();
+    assert_eq!(stored["face_url"], "/api/history/5/face.jpg");
+    // Everything but the id and the crop is the same.
+    let strip = |mut v: serde_json::Value| {
+        let map = v.as_object_mut().unwrap();
+        map.remove("id");
+        map.remove("face_url");
+        v
+    };
+    assert_eq!(strip(live), strip(stored));
 }

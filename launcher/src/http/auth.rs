@@ -375,21 +375,91 @@ pub fn forbidden(principal: &Principal) -> Response {
     .into_response()
 }
 
+/// The reads that are audited too: what takes biometric data out, and what adds a camera.
+const AUDITED_READS: [&str; 3] = [
+    "/api/library/export",
+    "/api/people/{name}/export",
+    "/register",
+];
+
+/// Whether a request to the route is recorded in the audit log (sign-in records itself, with
+/// the user name it was given).
+fn audited(method: &Method, path: Option<&str>) -> bool {
+    match path {
+        Some("/login") => false,
+        Some(path) => is_write(method) || AUDITED_READS.contains(&path),
+        None => false,
+    }
+}
+
 /// The one authorisation layer: identifies the caller, checks the route's access, applies the
-/// write rule, and hands the [`Principal`] to the handler as an extension.
-pub async fn authorize(State(app): State<Shared>, mut request: Request, next: Next) -> Response {
+/// write rule, and hands the [`Principal`] to the handler as an extension; then records the
+/// audited requests, refused or not, with who, from where and the answer's status.
+pub async fn authorize(State(app): State<Shared>, request: Request, next: Next) -> Response {
     let path = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string());
-    let access = access_of(&app, request.method(), path.as_deref());
+    let method = request.method().clone();
+    // The path only: a query may carry a stream key.
+    let target = request.uri().path().to_string();
     let client = client(&app, request.headers(), peer_of(&request));
-    let identified = identify(&app, &request, access, &client);
+    let client_ip = client.ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let basic_user = basic(request.headers()).map(|(user, _)| user);
+    let (response, who) = admit(&app, request, next, path.as_deref(), client).await;
+    let invalid_credentials = response.extensions().get::<InvalidCredential>().is_some();
+    if audited(&method, path.as_deref()) || invalid_credentials {
+        let (user, via) = match &who {
+            Some(p) => (p.name.clone(), p.via.as_str().to_string()),
+            None => (
+                basic_user.unwrap_or_else(|| "anonymous".into()),
+                String::new(),
+            ),
+        };
+        let action = if audited(&method, path.as_deref()) {
+            format!("{method} {}", path.as_deref().unwrap_or(""))
+        } else {
+            "credentials refused".into()
+        };
+        app.audit.record(crate::audit::Action {
+            user,
+            via,
+            client: client_ip,
+            action,
+            target,
+            status: response.status().as_u16(),
+            detail: String::new(),
+        });
+    }
+    response
+}
+
+/// Set on a 401 for a credential that was sent and is wrong (not merely missing).
+#[derive(Clone, Copy)]
+struct InvalidCredential;
+
+/// The decision of [`authorize`], and who the request was from.
+async fn admit(
+    app: &Shared,
+    mut request: Request,
+    next: Next,
+    path: Option<&str>,
+    client: Client,
+) -> (Response, Option<Principal>) {
+    let access = access_of(app, request.method(), path);
+    let identified = identify(app, &request, access, &client);
     let principal = match identified {
         Ok(p) => p,
         // A wrong credential on an open route is ignored, not refused (a stale cookie on /login).
         Err(_) if access == Access::Open => None,
-        Err(refusal) => return refuse(refusal, access, &request),
+        Err(refusal) => {
+            let invalid = matches!(refusal, Refusal::Invalid);
+            let mut response = refuse(refusal, access, &request);
+            if invalid {
+                response.extensions_mut().insert(InvalidCredential);
+            }
+            return (response, None);
+        }
     };
     let principal = principal.or_else(|| {
         (!app.auth.enabled
@@ -411,27 +481,27 @@ pub async fn authorize(State(app): State<Shared>, mut request: Request, next: Ne
         other => other.role(),
     };
     if let Some(needed) = needed {
-        let Some(principal) = &principal else {
-            return refuse(Refusal::Missing, access, &request);
+        let Some(who) = &principal else {
+            return (refuse(Refusal::Missing, access, &request), None);
         };
         // Metrics with --metrics-token and sign-in off: only the configured token will do.
-        if access == Access::Metrics && principal.via == Via::Open {
-            return refuse(Refusal::Missing, access, &request);
+        if access == Access::Metrics && who.via == Via::Open {
+            return (refuse(Refusal::Missing, access, &request), principal);
         }
-        if principal.role < needed {
-            return forbidden(principal);
+        if who.role < needed {
+            return (forbidden(who), principal);
         }
     }
     if is_write(request.method())
         && let Some(refusal) = same_origin_refusal(request.headers())
     {
-        return refusal;
+        return (refusal, principal);
     }
-    if let Some(principal) = principal {
-        request.extensions_mut().insert(principal);
+    if let Some(who) = &principal {
+        request.extensions_mut().insert(who.clone());
     }
     request.extensions_mut().insert(client);
-    next.run(request).await
+    (next.run(request).await, principal)
 }
 
 /// What a write's body may be: what the write routes' extractors read.

@@ -305,6 +305,8 @@ async fn enrol(
     let library = library(&app)?;
     let app2 = app.clone();
     let person = blocking(move || {
+        // The name first, as for an upload.
+        library.check_name(&name)?;
         let (event, spooled) = event_crop(&app2, &library, id)?;
         let upload = Upload {
             file_name: format!("the face of event {id}"),
@@ -384,7 +386,7 @@ async fn upload(
         .map_err(|e| ApiError(e.status(), e.body_text()))?;
     let library = library(&app)?;
     // The name first, so that a bad one costs no upload.
-    crate::library::check_folder_name(&name)?;
+    library.check_name(&name)?;
     let multipart_error =
         |e: axum::extract::multipart::MultipartError| ApiError(e.status(), e.body_text());
     let mut spooled: Vec<(String, Spooled)> = Vec::new();
@@ -457,16 +459,38 @@ async fn delete_photo(
     .await
 }
 
+#[derive(Deserialize)]
+struct DeletePerson {
+    /// `history`: erase the person everywhere (see `privacy::erase`).
+    erase: Option<String>,
+}
+
 async fn delete_person(
     State(app): State<Shared>,
     Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
+    Query(params): Query<DeletePerson>,
+) -> Result<Response, ApiError> {
+    match params.erase.as_deref() {
+        None => {}
+        Some("history") => {
+            let app2 = app.clone();
+            return blocking(move || super::privacy::erase(&app2, &name))
+                .await
+                .map(|erased| Json(erased).into_response());
+        }
+        Some(other) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("erase={other:?}: the only erasure is erase=history"),
+            ));
+        }
+    }
     let library = library(&app)?;
     let app2 = app.clone();
     blocking(move || {
         library.delete_person(&name)?;
         reload_all(&app2, &library);
-        Ok(StatusCode::NO_CONTENT)
+        Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await
 }

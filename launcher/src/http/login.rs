@@ -79,8 +79,20 @@ async fn login(
             .await
             .ok()
             .flatten();
+    let record = |status: StatusCode| {
+        app.audit.record(crate::audit::Action {
+            user: credentials.user.clone(),
+            via: "password".into(),
+            client: ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            action: "sign-in".into(),
+            target: "/login".into(),
+            status: status.as_u16(),
+            detail: String::new(),
+        })
+    };
     let Some(principal) = verified else {
         app.login_throttle.failed(&keys);
+        record(StatusCode::UNAUTHORIZED);
         tracing::warn!(client = ?ip, "failed sign-in");
         return Err(ApiError(
             StatusCode::UNAUTHORIZED,
@@ -89,6 +101,7 @@ async fn login(
         .into_response());
     };
     app.login_throttle.succeeded(&keys);
+    record(StatusCode::OK);
     let session = app.accounts.start_session(&principal.name).ok_or_else(|| {
         ApiError(
             StatusCode::UNAUTHORIZED,

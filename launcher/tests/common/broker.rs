@@ -194,6 +194,28 @@ impl Broker {
         assert!(out.status.success(), "mosquitto_pub: {out:?}");
     }
 
+    /// Publishes one message of any size with QoS 1 (read by `mosquitto_pub -s` from its
+    /// standard input, as a command line could not hold it).
+    pub fn publish_bytes(&self, topic: &str, payload: &[u8], retain: bool) {
+        let mut cmd = self.client("mosquitto_pub");
+        cmd.args(["-q", "1", "-t", topic, "-s"]);
+        if retain {
+            cmd.arg("-r");
+        }
+        let out = super::pipe_through(&mut cmd, payload);
+        assert!(out.status.success(), "mosquitto_pub -s: {out:?}");
+    }
+
+    /// How many times the client `client_id` connected, from the broker's log: a client that
+    /// stayed connected did once.
+    pub fn connections(&self, client_id: &str) -> usize {
+        let tail = format!(" as {client_id} (");
+        self.log()
+            .lines()
+            .filter(|l| l.contains("New client connected from") && l.contains(&tail))
+            .count()
+    }
+
     /// A subscriber with a fixed client id and a persistent session (`-c`, QoS 1): messages
     /// published while it (or the broker) is away are kept for it. It has subscribed when this
     /// returns.
