@@ -665,3 +665,35 @@ fn the_audit_log_records_who_did_what_and_only_admins_read_it() {
     );
     let _ = json;
 }
+
+/// Issue 26, defect 6: a camera's connection diagnosis ("connection refused", "timeout", "HTTP
+/// 404") made adding cameras a port-scan oracle. Admins see it; viewers do not.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn connection_diagnoses_are_for_admins_only() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    let signed = start_signed(&["--source", "door=http://127.0.0.1:1/stream"]);
+    let base = &signed.launcher.base;
+    let door = |who: Who| -> serde_json::Value {
+        let (status, _, body) = request(base, "GET", "/api/cameras", who, "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()[0].clone()
+    };
+    let start = std::time::Instant::now();
+    while door(Who::Admin)["state"] != "reconnecting" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            door(Who::Admin)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let reason = door(Who::Admin)["reason"].as_str().unwrap().to_string();
+    assert!(reason.starts_with("connection refused"), "{reason}");
+    let seen = door(Who::Viewer);
+    assert_eq!(seen["state"], "reconnecting");
+    assert_eq!(seen["reason"], serde_json::Value::Null, "{seen}");
+}

@@ -929,3 +929,39 @@ fn connections_beyond_the_cap_are_closed() {
     }
     drop(idle);
 }
+
+/// Issue 26, defect 9: with no token set (and sign-in off), a cross-site write was accepted and
+/// `enrol` parsed a `text/plain` body (a CORS "simple request" any page can send).
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn cross_site_writes_are_refused_without_a_token_too() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    let launcher = Launcher::start(&[], &[]);
+    let addr = launcher.addr();
+    let enrol = |extra: &str| {
+        raw_request(
+            &addr,
+            &format!("POST /api/history/1/enrol HTTP/1.1\r\nHost: {addr}{extra}"),
+            r#"{"name":"Mallory"}"#,
+        )
+    };
+    assert_eq!(
+        enrol("\r\nContent-Type: text/plain"),
+        (
+            415,
+            r#"{"error":"a write's body must be application/json or multipart/form-data"}"#
+                .to_string()
+        )
+    );
+    assert_eq!(
+        enrol("\r\nContent-Type: application/json\r\nOrigin: https://evil.example"),
+        (
+            403,
+            r#"{"error":"cross-origin write refused: Origin https://evil.example is not this launcher"}"#
+                .to_string()
+        )
+    );
+}
