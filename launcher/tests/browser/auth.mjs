@@ -52,7 +52,7 @@ const u = (p) => origin + p;
 const VIEWER_REFUSAL = "this needs the admin role; viewer can only watch";
 // What a viewer must not be shown: every control that changes something.
 const WRITE_CONTROLS = ["#new-person", ".upload-form", ".upload-input", ".delete-photo", "button.rename", ".rename-form",
-  ".delete-person", "#history-list .actions", "button.enrol", ".enrol-form", "button.reject", "button.delete-event"];
+  ".delete-person", ".erase-person", ".export-person", "#history-list .actions", "button.enrol", ".enrol-form", "button.reject", "button.delete-event"];
 
 const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -135,11 +135,11 @@ try {
     const card = [...document.querySelectorAll("#people .person")].find((c) => c.querySelector("img.photo-img"));
     return card && {
       people: document.querySelectorAll("#people .person").length,
-      buttons: [".upload-form", "button.rename", "button.delete-person", "button.delete-photo"].filter((s) => card.querySelector(s)),
+      buttons: [".upload-form", "button.rename", "button.delete-person", "button.delete-photo", "button.erase-person", "a.export-person"].filter((s) => card.querySelector(s)),
       newPerson: !!document.querySelector("#new-person:not([hidden])"),
     };
   });
-  check(library && library.buttons.length === 4 && library.newPerson,
+  check(library && library.buttons.length === 6 && library.newPerson,
     `Library: people with the admin's controls (${JSON.stringify(library || await libraryState(admin.page))})`);
   await admin.page.screenshot({ path: path.join(shots, "admin-library.png") });
 
@@ -194,6 +194,30 @@ try {
   current = admin.page;
   const still = await admin.page.evaluate(async () => (await fetch("/api/me")).status);
   check(still === 200, `the admin's session is still valid (HTTP ${still})`);
+
+  // ---- the admin: subject access and erasure from the page ----
+  await admin.page.click("#tab-library");
+  await poll(admin.page, 20, () => [...document.querySelectorAll("#people .person")].some((c) => c.querySelector("img.photo-img")));
+  const exported = await admin.page.evaluate(async () => {
+    const card = [...document.querySelectorAll("#people .person")].find((c) => c.querySelector("img.photo-img"));
+    const r = await fetch(card.querySelector("a.export-person").href);
+    return { name: card.dataset.name, status: r.status, type: r.headers.get("content-type"), size: (await r.arrayBuffer()).byteLength };
+  });
+  check(exported.status === 200 && exported.type === "application/zip" && exported.size > 0,
+    `Library: "Export data" of ${exported.name} is a zip (${JSON.stringify(exported)})`);
+  // Two clicks: the first asks, the second erases.
+  await admin.page.evaluate((name) => {
+    const button = [...document.querySelectorAll("#people .person")].find((c) => c.dataset.name === name).querySelector("button.erase-person");
+    button.click(); button.click();
+  }, exported.name);
+  const notice = await poll(admin.page, 30, (name) => {
+    const text = document.querySelector("#library-notice").textContent;
+    const gone = ![...document.querySelectorAll("#people .person")].some((c) => c.dataset.name === name && c.querySelector("img.photo-img"));
+    return text.startsWith("erased " + name + ": 1 photos, ") && gone && text;
+  }, exported.name);
+  check(notice, `Library: "Erase everywhere" erases ${exported.name} (${notice || JSON.stringify(await libraryState(admin.page))})`);
+  const left = await admin.page.evaluate(async (name) => (await (await fetch("/api/history?limit=500&name=" + encodeURIComponent(name))).json()).events.length, exported.name);
+  check(left === 0, `History: no event names ${exported.name} after the erasure (${left})`);
   check(errors.length === 0, `no page errors or CSP violations${errors.length ? ": " + errors.join(" | ") : ""}`);
   step(`PASSED; screenshots in ${shots}`);
 } catch (e) {
