@@ -196,6 +196,101 @@ fn clip_gives_the_same_names_in_every_pixel_format() {
     }
 }
 
+/// Two elements in one pipeline (issue 27) share one ONNX Runtime session per model, loaded
+/// once, and each names exactly what a lone element names on the clip.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn two_elements_in_one_pipeline_load_each_model_once_and_name_the_same_people() {
+    if !assets_ready() {
+        return;
+    }
+    init();
+    // threads=3 is this test's own configuration, so that loads by tests running beside it in
+    // this process are not counted.
+    let ours =
+        |_: &str, _: &std::path::Path, c: &facerec_core::runtime::SessionConfig| c.threads == 3;
+    let loads_before = facerec_core::runtime::session_loads_where(ours);
+    let props = format!("{} threads=3", gallery_prop(&hamilton_gallery()));
+    let description = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=I420 ! tee name=t \
+         t. ! queue ! facerec {props} ! appsink name=a sync=false \
+         t. ! queue ! facerec {props} ! appsink name=b sync=false",
+        asset(CLIP).display()
+    );
+    let pipeline = gst::parse::launch(&description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let branches: Vec<std::sync::Arc<std::sync::Mutex<Vec<Vec<SeenFace>>>>> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let collected = frames.clone();
+            pipeline
+                .by_name(name)
+                .unwrap()
+                .downcast::<gst_app::AppSink>()
+                .unwrap()
+                .set_callbacks(
+                    gst_app::AppSinkCallbacks::builder()
+                        .new_sample(move |sink| {
+                            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                            collected
+                                .lock()
+                                .unwrap()
+                                .push(faces_of(sample.buffer().unwrap()));
+                            Ok(gst::FlowSuccess::Ok)
+                        })
+                        .build(),
+                );
+            frames
+        })
+        .collect();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let ended = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(300),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    assert!(
+        matches!(
+            ended.as_ref().map(|m| m.view()),
+            Some(gst::MessageView::Eos(_))
+        ),
+        "{ended:?}"
+    );
+    // Counted while both elements still hold their sessions.
+    let loads = facerec_core::runtime::session_loads_where(ours) - loads_before;
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(
+        loads, 2,
+        "one detector and one recognizer session for two elements"
+    );
+
+    let lone = names_per_frame(&clip_run("I420", "threads=3"));
+    for (branch, frames) in ["a", "b"].iter().zip(&branches) {
+        let run = Run {
+            frames: std::mem::take(&mut *frames.lock().unwrap()),
+            ..Run::default()
+        };
+        assert_eq!(run.frames.len(), 275, "{branch}: every frame comes out");
+        let names = names_per_frame(&run);
+        let differing: Vec<usize> = (0..275).filter(|&i| names[i] != lone[i]).collect();
+        assert!(
+            differing.is_empty(),
+            "{branch}: frames {differing:?} are named differently from a lone element"
+        );
+        assert!(
+            names
+                .iter()
+                .filter(|f| f.iter().any(|n| n == MIRANDA))
+                .count()
+                >= 135,
+            "{branch}"
+        );
+    }
+}
+
 /// One face of a `facerec` bus message.
 #[derive(Debug, Clone, PartialEq)]
 struct MessageFace {

@@ -5,11 +5,12 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use image::RgbImage;
-use ort::session::Session;
+use std::sync::Arc;
+
 use ort::value::TensorRef;
 
 use crate::geometry::{BBox, Landmarks};
-use crate::runtime::{ProviderReport, SessionConfig, load_session};
+use crate::runtime::{ProviderReport, SessionConfig, SharedSession, shared_session};
 use crate::tunables::Tunables;
 use crate::{Error, Result};
 
@@ -74,7 +75,7 @@ impl Default for DetectorConfig {
 }
 
 pub struct Detector {
-    session: Session,
+    session: Arc<SharedSession>,
     pub config: DetectorConfig,
     input: Vec<f32>,
 }
@@ -111,7 +112,8 @@ impl Detector {
         config: DetectorConfig,
         session: &SessionConfig,
     ) -> Result<(Self, ProviderReport)> {
-        let (session, report) = load_session("detector", path, session)?;
+        let (shared, report) = shared_session("detector", path, session)?;
+        let session = shared.lock();
         // Frames of any size are fed at their own (padded) size, so a model with a fixed input,
         // such as face_detection_yunet_2023mar.onnx (1x3x640x640), would fail on the first
         // frame: refuse it here, where the error can name the file.
@@ -148,8 +150,9 @@ impl Detector {
                 }
             }
         }
+        drop(session);
         let detector = Detector {
-            session,
+            session: shared,
             config,
             input: Vec::new(),
         };
@@ -198,7 +201,8 @@ impl Detector {
         };
         let tensor = TensorRef::from_array_view(([1usize, 3, ph, pw], self.input.as_slice()))
             .map_err(infer_err)?;
-        let outputs = self.session.run(ort::inputs![tensor]).map_err(infer_err)?;
+        let mut session = self.session.lock();
+        let outputs = session.run(ort::inputs![tensor]).map_err(infer_err)?;
         let mut candidates = Vec::new();
         for stride in STRIDES {
             let head = |name: &str| -> Result<&[f32]> {

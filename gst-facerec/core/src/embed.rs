@@ -2,19 +2,19 @@
 //! input `[N, 3, 150, 150]` RGB 0..255 (the graph normalises), output `[N, 128]`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::align::{CHIP_SIZE, Chip};
 use crate::models::{ModelVariant, RECOGNIZER_SHA256, sha256_file};
-use crate::runtime::{ProviderReport, SessionConfig, load_session};
+use crate::runtime::{ProviderReport, SessionConfig, SharedSession, shared_session};
 use crate::{Error, Result};
 
 pub type Embedding = Vec<f32>;
 
 pub struct Recognizer {
-    session: Session,
+    session: Arc<SharedSession>,
     path: PathBuf,
     sha256: String,
     file_sha256: String,
@@ -35,7 +35,8 @@ impl std::fmt::Debug for Recognizer {
 
 impl Recognizer {
     pub fn load(path: &Path, session: &SessionConfig) -> Result<(Self, ProviderReport)> {
-        let (session, report) = load_session("recognizer", path, session)?;
+        let (shared, report) = shared_session("recognizer", path, session)?;
+        let session = shared.lock();
         let model_error = |reason: String| Error::ModelLoad {
             what: "recognizer",
             path: path.to_path_buf(),
@@ -62,9 +63,10 @@ impl Recognizer {
             .filter(|d| *d > 0)
             .ok_or_else(|| model_error("its output has no fixed embedding dimension".into()))?
             as usize;
+        drop(session);
         let sha256 = sha256_file(path)?;
         let recognizer = Recognizer {
-            session,
+            session: shared,
             path: path.to_path_buf(),
             sha256: sha256.clone(),
             file_sha256: sha256,
@@ -126,7 +128,8 @@ impl Recognizer {
         let shape = [chips.len(), 3, CHIP_SIZE, CHIP_SIZE];
         let tensor =
             TensorRef::from_array_view((shape, self.batch.as_slice())).map_err(infer_err)?;
-        let outputs = self.session.run(ort::inputs![tensor]).map_err(infer_err)?;
+        let mut session = self.session.lock();
+        let outputs = session.run(ort::inputs![tensor]).map_err(infer_err)?;
         let (_, values) = outputs[0].try_extract_tensor::<f32>().map_err(infer_err)?;
         if values.len() != chips.len() * self.dim {
             return Err(Error::Inference {

@@ -269,6 +269,19 @@ impl Engine {
         }
     }
 
+    /// Whether a face in view is still being recognised: a track of a face large enough to
+    /// embed whose vote has not settled. A shared engine serves such a stream before one that
+    /// only re-checks faces it knows ([`crate::schedule`]).
+    pub fn recognising(&self) -> bool {
+        let decider = self.config.decider();
+        let min_size = self.config.tunables.min_face_size as f32;
+        self.tracker.tracks().iter().any(|t| {
+            t.detection.bbox.w >= min_size
+                && (t.vote.attempts < QUICK_ATTEMPTS || t.vote.in_doubt(&decider))
+                && t.vote.name().is_none()
+        })
+    }
+
     /// Whether the next frame is a detection frame. When it is not, the caller may skip
     /// preparing the network input and call [`Engine::carry_over`] instead of [`Engine::process`].
     pub fn needs_frame(&self) -> bool {

@@ -33,6 +33,7 @@ pub mod models;
 pub mod overlay;
 pub mod quality;
 pub mod runtime;
+pub mod schedule;
 pub mod stills;
 #[cfg(any(test, feature = "testsupport"))]
 pub mod testsupport;

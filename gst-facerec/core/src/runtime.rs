@@ -5,9 +5,12 @@
 //! `ort::init()` panics when the library is missing, so this module uses `ort::init_from`, which
 //! returns an error, and remembers the outcome for the whole process.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
 use ort::environment::Environment;
 use ort::ep::{ArbitrarilyConfigurableExecutionProvider, ExecutionProvider};
@@ -75,7 +78,7 @@ pub fn environment() -> Result<Environment> {
 }
 
 /// The execution provider a user asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Provider {
     /// The best one that works: TensorRT, then CUDA, then CPU.
     #[default]
@@ -119,8 +122,9 @@ impl FromStr for Provider {
     }
 }
 
-/// How inference sessions are built.
-#[derive(Debug, Clone)]
+/// How inference sessions are built. Equal configurations share one session per model file
+/// within a process ([`shared_session`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SessionConfig {
     pub provider: Provider,
     /// Fail instead of falling back to CPU when an explicitly requested GPU provider is missing.
@@ -367,6 +371,93 @@ pub fn load_session(
             fallback_warning,
         },
     ))
+}
+
+/// One ONNX Runtime session shared by every engine in the process that loads the same model
+/// file with the same [`SessionConfig`]: the weights, the optimised graph and the thread pool
+/// exist once however many cameras or elements run. `ort` runs a session through `&mut`, so
+/// runs take turns on the mutex; the engines' [`crate::schedule::Scheduler`] decides whose turn
+/// it is, so the mutex is rarely contended.
+pub struct SharedSession {
+    session: Mutex<Session>,
+}
+
+impl SharedSession {
+    /// The session, for one run. A run that panicked leaves a usable session (ONNX Runtime
+    /// keeps no state between runs), so a poisoned lock is taken over.
+    pub fn lock(&self) -> MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What makes two loads the same session: the model (its canonical path and the file's size
+/// and modification time, so that a replaced file is loaded afresh) and the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SessionKey {
+    what: &'static str,
+    path: PathBuf,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    config: SessionConfig,
+}
+
+/// Per key: the session while anyone holds it, its report, and how often it was loaded.
+type SessionCache = HashMap<SessionKey, (Weak<SharedSession>, ProviderReport, u64)>;
+
+static SESSIONS: LazyLock<Mutex<SessionCache>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static SESSION_LOADS: AtomicU64 = AtomicU64::new(0);
+
+/// How many sessions this process has built (each model file and configuration once while any
+/// engine holds it): what the element's `stats` report.
+pub fn session_loads() -> u64 {
+    SESSION_LOADS.load(Ordering::Relaxed)
+}
+
+/// How many sessions this process has built for the models (`what` is "detector" or
+/// "recognizer") and configurations `filter` accepts: how tests count sharing without counting
+/// the loads of tests running beside them.
+pub fn session_loads_where(filter: impl Fn(&str, &Path, &SessionConfig) -> bool) -> u64 {
+    let sessions = SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    sessions
+        .iter()
+        .filter(|(key, _)| filter(key.what, &key.path, &key.config))
+        .map(|(_, (_, _, loads))| loads)
+        .sum()
+}
+
+/// The process's session for `model` and `config`, built by [`load_session`] on first use and
+/// kept while any engine holds it. Failures are not kept: the next load tries again.
+pub fn shared_session(
+    what: &'static str,
+    model: &Path,
+    config: &SessionConfig,
+) -> Result<(Arc<SharedSession>, ProviderReport)> {
+    let metadata = std::fs::metadata(model).map_err(|_| Error::ModelMissing {
+        what,
+        path: model.to_path_buf(),
+    })?;
+    let key = SessionKey {
+        what,
+        path: std::fs::canonicalize(model).unwrap_or_else(|_| model.to_path_buf()),
+        len: metadata.len(),
+        modified: metadata.modified().ok(),
+        config: config.clone(),
+    };
+    // Held while loading, so that two elements starting together load once.
+    let mut sessions = SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((session, report, _)) = sessions.get(&key)
+        && let Some(session) = session.upgrade()
+    {
+        return Ok((session, report.clone()));
+    }
+    let (session, report) = load_session(what, model, config)?;
+    SESSION_LOADS.fetch_add(1, Ordering::Relaxed);
+    let session = Arc::new(SharedSession {
+        session: Mutex::new(session),
+    });
+    let loads = sessions.get(&key).map_or(0, |(_, _, loads)| *loads) + 1;
+    sessions.insert(key, (Arc::downgrade(&session), report.clone(), loads));
+    Ok((session, report))
 }
 
 fn first_line(s: &str) -> &str {

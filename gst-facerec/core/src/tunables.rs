@@ -313,6 +313,16 @@ tunables! {
         range: 0, 8192,
         blurb: "Faces narrower than this many pixels are boxed but not recognised (their landmarks are too noisy)",
     }
+    /// Detections per second every live stream is promised before any stream gets more than
+    /// its share of a shared engine ([`crate::schedule`]); below it a camera is overloaded.
+    min_detect_fps: f32 {
+        name: "min-detect-fps",
+        nick: "Minimum detection rate",
+        unit: "fps",
+        default: 2.0,
+        range: 0.0, 30.0,
+        blurb: "Detections per second each live stream sharing the process's inference engine is served first, before any stream gets more than its share; a stream served less is overloaded",
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ use facerec_core::engine::{Engine, EngineConfig, StageTimes};
 use facerec_core::gallery::Gallery;
 use facerec_core::models::{ModelVariant, default_model_path};
 use facerec_core::overlay::Painter;
-use facerec_core::runtime::SessionConfig;
+use facerec_core::runtime::{SessionConfig, session_loads};
+use facerec_core::schedule::{ClientStats, Scheduler, WAIT_BUCKETS_SECONDS};
 use facerec_core::tunables::{Domain, TUNABLES, Tunable, TunableValue, Tunables};
 
 use super::annotate::{self, Annotator};
@@ -414,7 +415,7 @@ impl ObjectImpl for FaceRec {
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
-                    .blurb("ONNX Runtime intra-op threads per model; 0: one per CPU core, at most 4")
+                    .blurb("ONNX Runtime intra-op threads per model; 0: one per CPU core, at most 4. Elements of one process with the same models and settings share one session per model, and its threads")
                     .minimum(0)
                     .maximum(64)
                     .default_value(DEFAULT_THREADS)
@@ -428,7 +429,7 @@ impl ObjectImpl for FaceRec {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Frames, detections, embeddings, time per stage in nanoseconds (convert, detect, align, quality, embed, redact, draw) and the active execution provider")
+                    .blurb("Frames, detections, embeddings, time per stage in nanoseconds (convert, detect, align, quality, embed, redact, draw), the active execution provider, frames dropped as stale (stale-drops), turns waited for on the process's shared engine (queue-waits, queue-wait-ns, queue-wait-buckets per facerec_core::schedule::WAIT_BUCKETS_SECONDS), and, for the whole process, the engine's busy time (engine-busy-ns) and ONNX Runtime sessions loaded (session-loads)")
                     .read_only()
                     .build(),
             ]);
@@ -511,24 +512,31 @@ impl ObjectImpl for FaceRec {
             "stats" => {
                 drop(settings);
                 let state = lock(&self.state);
-                let (times, passed, convert, redact, draw, provider) = match state.running.as_ref()
-                {
-                    Some(r) => (
-                        r.processor.stage_times(),
-                        r.passed,
-                        r.scalers.time + r.processor.copy_time,
-                        r.annotator.redact_time,
-                        r.annotator.draw_time,
-                        r.active_provider.clone(),
-                    ),
-                    None => (
-                        StageTimes::default(),
-                        0,
-                        Duration::ZERO,
-                        Duration::ZERO,
-                        Duration::ZERO,
-                        String::new(),
-                    ),
+                let (times, passed, convert, redact, draw, provider, (turns, stale)) =
+                    match state.running.as_ref() {
+                        Some(r) => (
+                            r.processor.stage_times(),
+                            r.passed,
+                            r.scalers.time + r.processor.copy_time,
+                            r.annotator.redact_time,
+                            r.annotator.draw_time,
+                            r.active_provider.clone(),
+                            r.processor.schedule_stats(),
+                        ),
+                        None => (
+                            StageTimes::default(),
+                            0,
+                            Duration::ZERO,
+                            Duration::ZERO,
+                            Duration::ZERO,
+                            String::new(),
+                            (ClientStats::default(), 0),
+                        ),
+                    };
+                let buckets = {
+                    let mut counts = turns.wait_buckets.clone();
+                    counts.resize(WAIT_BUCKETS_SECONDS.len() + 1, 0);
+                    gst::Array::new(counts)
                 };
                 let ns = |d: Duration| d.as_nanos() as u64;
                 gst::Structure::builder("facerec-stats")
@@ -544,6 +552,12 @@ impl ObjectImpl for FaceRec {
                     .field("redact-ns", ns(redact))
                     .field("draw-ns", ns(draw))
                     .field("provider", provider)
+                    .field("stale-drops", stale)
+                    .field("queue-waits", turns.turns)
+                    .field("queue-wait-ns", ns(turns.wait_total))
+                    .field("queue-wait-buckets", buckets)
+                    .field("engine-busy-ns", ns(Scheduler::global().busy()))
+                    .field("session-loads", session_loads())
                     .build()
                     .to_value()
             }

@@ -9,6 +9,7 @@ use facerec_core::detect::NetworkInput;
 use facerec_core::engine::{Engine, FaceResult, StageTimes};
 use facerec_core::frame::Frame;
 use facerec_core::gallery::Gallery;
+use facerec_core::schedule::{Client, Newest};
 use facerec_core::tunables::Tunables;
 
 use super::frame::FrameTimes;
@@ -38,8 +39,8 @@ pub(super) struct LiveJob {
 
 #[derive(Default)]
 struct LiveSlot {
-    /// Only the newest frame waits: older ones are replaced, never queued.
-    job: Option<LiveJob>,
+    /// Only the newest frame waits: older ones are replaced (counted as stale), never queued.
+    job: Newest<LiveJob>,
     /// A gallery swap for the worker to apply before its next frame.
     gallery: Option<Option<Arc<Gallery>>>,
     reset: bool,
@@ -51,8 +52,9 @@ struct LiveSlot {
     holding: bool,
 }
 
-#[derive(Default)]
 struct LiveShared {
+    /// This stream's turns on the process's engine, which it shares with every other element.
+    client: Arc<Client>,
     slot: Mutex<LiveSlot>,
     wake: Condvar,
     latest: Mutex<Arc<Vec<FaceResult>>>,
@@ -67,30 +69,51 @@ pub(super) struct LiveWorker {
 }
 
 impl LiveWorker {
-    pub(super) fn spawn(mut engine: Engine, sink: impl LiveSink) -> LiveWorker {
-        let shared = Arc::new(LiveShared::default());
+    pub(super) fn spawn(
+        mut engine: Engine,
+        client: Arc<Client>,
+        sink: impl LiveSink,
+    ) -> LiveWorker {
+        let shared = Arc::new(LiveShared {
+            client,
+            slot: Mutex::default(),
+            wake: Condvar::new(),
+            latest: Mutex::default(),
+            times: Mutex::default(),
+        });
         let worker_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("facerec-live".into())
             .spawn(move || {
                 let shared = worker_shared;
                 loop {
-                    let (job, gallery, reset) = {
+                    {
                         let mut slot = lock(&shared.slot);
-                        while slot.job.is_none() && !slot.stop {
+                        while slot.job.is_empty() && !slot.stop {
                             slot = shared.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
                         }
                         if slot.stop {
                             return;
                         }
+                    }
+                    // The frame is taken only once it is this stream's turn, so that it is
+                    // the newest one: the frames that came while others ran were stale.
+                    shared.client.set_min_rate(engine.tuning().min_detect_fps);
+                    let mut turn = Some(shared.client.turn(engine.recognising()));
+                    let (job, gallery, reset) = {
+                        let mut slot = lock(&shared.slot);
                         let taken = (
                             slot.job.take(),
                             slot.gallery.take(),
                             std::mem::take(&mut slot.reset),
                         );
-                        while slot.hold && !slot.stop {
-                            slot.holding = true;
-                            slot = shared.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
+                        if slot.hold {
+                            // Held without the turn, so that other streams keep running.
+                            turn = None;
+                            while slot.hold && !slot.stop {
+                                slot.holding = true;
+                                slot = shared.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
+                            }
                         }
                         slot.holding = false;
                         if slot.stop {
@@ -99,6 +122,7 @@ impl LiveWorker {
                         taken
                     };
                     let Some(job) = job else { continue };
+                    let turn = turn.unwrap_or_else(|| shared.client.turn(engine.recognising()));
                     if let Some(gallery) = gallery {
                         // Checked against the recognizer before it was handed over.
                         let _ = engine.set_gallery(gallery);
@@ -111,6 +135,7 @@ impl LiveWorker {
                     let result = engine
                         .process(&job.input, &job.source)
                         .map(|faces| faces.to_vec());
+                    drop(turn);
                     let detected = engine.times.detect_runs > runs_before;
                     *lock(&shared.times) = engine.times.clone();
                     if sink.is_gone() {
@@ -139,7 +164,7 @@ impl LiveWorker {
     }
 
     pub(super) fn submit(&self, job: LiveJob) {
-        lock(&self.shared.slot).job = Some(job);
+        lock(&self.shared.slot).job.put(job);
         self.shared.wake.notify_one();
     }
 
@@ -163,6 +188,11 @@ impl LiveWorker {
 
     pub(super) fn latest(&self) -> Arc<Vec<FaceResult>> {
         lock(&self.shared.latest).clone()
+    }
+
+    /// Frames replaced by a newer one before the worker took them.
+    pub(super) fn stale(&self) -> u64 {
+        lock(&self.shared.slot).job.stale()
     }
 
     /// The worker's engine times as of its last frame.

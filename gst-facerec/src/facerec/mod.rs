@@ -76,6 +76,25 @@
 //!
 //! Without the feature, through system memory: `nvvidconv ! video/x-raw,format=RGBA ! facerec`.
 //!
+//! ## Many streams in one process
+//!
+//! Every `facerec` element in a process (the launcher's cameras, or several branches of one
+//! `gst-launch-1.0`) with the same model files, provider, variant, TensorRT options and
+//! `threads` shares one ONNX Runtime session per model, loaded once: a second camera costs its
+//! frames and tracks, not another copy of the networks and their thread pools. The elements
+//! take turns on it (`facerec_core::schedule`): a live element waits with only its newest
+//! frame (older ones are dropped as stale), an element that has had less than
+//! `min-detect-fps` is served first, then one recognising a new face, then round-robin. Frames
+//! always pass in `live` mode; under overload every stream detects less often, evenly.
+//! `stats` reports the stale drops, the waits for a turn and the engine's busy time.
+//!
+//! ```text
+//! gst-launch-1.0 v4l2src device=/dev/video0 ! videoconvert ! facerec live=true gallery=model.data ! \
+//!     videoconvert ! autovideosink \
+//!   v4l2src device=/dev/video2 ! videoconvert ! facerec live=true gallery=model.data ! \
+//!     videoconvert ! autovideosink
+//! ```
+//!
 //! ## Bus message
 //!
 //! ```text

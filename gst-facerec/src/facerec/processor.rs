@@ -12,6 +12,7 @@ use facerec_core::detect::NetworkInput;
 use facerec_core::engine::{Engine, FaceResult, StageTimes};
 use facerec_core::frame::Frame;
 use facerec_core::gallery::Gallery;
+use facerec_core::schedule::{Client, ClientStats, Scheduler};
 use facerec_core::tunables::Tunables;
 
 use super::crops::CropPolicy;
@@ -28,6 +29,9 @@ enum Mode {
 /// The engine of one run (`start` to `stop`), in the mode the `live` property chose.
 pub(super) struct Processor {
     mode: Mode,
+    /// This element's turns on the process's engine (`facerec_core::schedule`): its sessions
+    /// are shared with every other facerec element in the process.
+    client: Arc<Client>,
     /// Copying frames for the live worker (`stats`' convert-ns, with the scaling).
     pub(super) copy_time: Duration,
 }
@@ -52,14 +56,17 @@ impl Processor {
     pub(super) fn sync(engine: Engine) -> Processor {
         Processor {
             mode: Mode::Sync(Box::new(engine)),
+            client: Arc::new(Scheduler::global().client()),
             copy_time: Duration::ZERO,
         }
     }
 
     /// The newest frame on the live worker's thread, which posts its results to `sink`.
     pub(super) fn live(engine: Engine, sink: impl LiveSink) -> Processor {
+        let client = Arc::new(Scheduler::global().client());
         Processor {
-            mode: Mode::Live(LiveWorker::spawn(engine, sink)),
+            mode: Mode::Live(LiveWorker::spawn(engine, client.clone(), sink)),
+            client,
             copy_time: Duration::ZERO,
         }
     }
@@ -87,6 +94,16 @@ impl Processor {
             Mode::Sync(engine) => engine.times.clone(),
             Mode::Live(worker) => worker.times(),
         }
+    }
+
+    /// This element's turns on the shared engine, and the frames it dropped as stale (live
+    /// mode: replaced by a newer frame before the worker took them).
+    pub(super) fn schedule_stats(&self) -> (ClientStats, u64) {
+        let stale = match &self.mode {
+            Mode::Live(worker) => worker.stale(),
+            Mode::Sync(_) => 0,
+        };
+        (self.client.stats(), stale)
     }
 
     /// Test hook: see `FaceRec::hold_live_worker`. Nothing to hold in sync mode.
@@ -130,6 +147,8 @@ impl Processor {
     ) -> Result<Analysis, gst::FlowError> {
         match (&mut self.mode, input) {
             (Mode::Sync(engine), Some(input)) => {
+                self.client.set_min_rate(tuning.min_detect_fps);
+                let turn = self.client.turn(engine.recognising());
                 let faces = engine.process(&input, source).map_err(|e| {
                     gst::element_error!(
                         element,
@@ -138,6 +157,7 @@ impl Processor {
                     );
                     gst::FlowError::Error
                 })?;
+                drop(turn);
                 let crops = match crops {
                     Some(policy) if !faces.is_empty() => lock(policy).crops(faces, source),
                     _ => Vec::new(),
