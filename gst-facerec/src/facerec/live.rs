@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use facerec_core::detect::NetworkInput;
 use facerec_core::engine::{Engine, FaceResult, StageTimes};
@@ -37,10 +38,18 @@ pub(super) struct LiveJob {
     pub(super) tuning: Tunables,
 }
 
+/// A waiting frame younger than this is not replaced: what the worker analyses is at most this
+/// plus one frame interval old when its turn comes.
+const REPLACE_AFTER: Duration = Duration::from_millis(100);
+
 #[derive(Default)]
 struct LiveSlot {
     /// Only the newest frame waits: older ones are replaced (counted as stale), never queued.
     job: Newest<LiveJob>,
+    /// When the waiting frame was handed over.
+    queued_at: Option<Instant>,
+    /// Frames not even prepared, because the waiting one was fresh enough.
+    skipped: u64,
     /// A gallery swap for the worker to apply before its next frame.
     gallery: Option<Option<Arc<Gallery>>>,
     reset: bool,
@@ -163,8 +172,27 @@ impl LiveWorker {
         }
     }
 
+    /// Whether the next frame should be prepared and submitted. While the worker waits for its
+    /// turn with a frame younger than [`REPLACE_AFTER`], the next one is not even scaled or
+    /// copied (it counts as stale): with many cameras on a busy engine that preparation, at the
+    /// source's rate, was most of what the streaming threads spent.
+    pub(super) fn wants_frame(&self) -> bool {
+        let mut slot = lock(&self.shared.slot);
+        let fresh = !slot.job.is_empty()
+            && slot
+                .queued_at
+                .is_some_and(|at| at.elapsed() < REPLACE_AFTER);
+        if fresh {
+            slot.skipped += 1;
+        }
+        !fresh
+    }
+
     pub(super) fn submit(&self, job: LiveJob) {
-        lock(&self.shared.slot).job.put(job);
+        let mut slot = lock(&self.shared.slot);
+        slot.job.put(job);
+        slot.queued_at = Some(Instant::now());
+        drop(slot);
         self.shared.wake.notify_one();
     }
 
@@ -190,9 +218,10 @@ impl LiveWorker {
         lock(&self.shared.latest).clone()
     }
 
-    /// Frames replaced by a newer one before the worker took them.
+    /// Frames dropped before the worker took them: replaced by a newer one, or not prepared.
     pub(super) fn stale(&self) -> u64 {
-        lock(&self.shared.slot).job.stale()
+        let slot = lock(&self.shared.slot);
+        slot.job.stale() + slot.skipped
     }
 
     /// The worker's engine times as of its last frame.

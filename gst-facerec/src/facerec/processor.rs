@@ -122,14 +122,15 @@ impl Processor {
     }
 
     /// Applies `tuning` and says whether the next frame needs the detector's input: in sync
-    /// mode, frames between detections (detect-interval > 1) are not scaled at all.
+    /// mode, frames between detections (detect-interval > 1) are not scaled at all; in live
+    /// mode, frames the worker would drop as stale are not either.
     pub(super) fn needs_input(&mut self, tuning: &Tunables) -> bool {
         match &mut self.mode {
             Mode::Sync(engine) => {
                 engine.tune(tuning);
                 engine.needs_frame()
             }
-            Mode::Live(_) => true,
+            Mode::Live(worker) => worker.wants_frame(),
         }
     }
 
