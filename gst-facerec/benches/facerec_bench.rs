@@ -1,8 +1,8 @@
 //! `cargo bench --bench facerec-bench`: the sample clip through `decode ! facerec ! fakesink`
 //! against `decode ! fakesink`, in synchronous and live modes, and against a Python peer.
 //!
-//! Five groups of cases (`--groups original,matrix,live,peer,variants`; by default the first three, plus
-//! `peer` when its venv exists):
+//! Six groups of cases (`--groups original,matrix,live,peer,variants,cameras`; by default the
+//! first three, plus `peer` when its venv exists):
 //!
 //! * `original`: the clip as it is (640x360), converted to RGBx. Prints frames per second, time
 //!   per stage (convert, detect, align, embed, draw), and the number of frames naming
@@ -35,9 +35,22 @@
 //!   rotating each round; best of `--runs N`. A variant whose files are missing is skipped with
 //!   a message. Not in the default groups.
 //!
+//! * `cameras`: the real `facerec-launcher` with N paced 1920x1080 cameras for each N of
+//!   `--cameras` (default `1,2,4,8,16`): RSS, CPU, each camera's frames in and out and
+//!   detections per second, the engine queue's wait, reconnects and camera states, over
+//!   `--camera-seconds` (default 20) after `--camera-warmup` (default 8). `--launcher PATH`
+//!   measures that binary instead of `target/release/facerec-launcher` (which the group builds
+//!   with `cargo build --release --locked -p facerec-launcher`); `--baseline-launcher PATH` runs
+//!   a second launcher (today's code) in the same run, the order alternating by N.
+//!   `--camera-viewers N` connects N MJPEG clients to each camera (default none);
+//!   `--camera-pipeline DESC` replaces the camera source (see `cameras.rs`). Needs ffmpeg. Not in
+//!   the default groups.
+//!
 //! `fps` is frames over the wall time of the whole run (start-up included); `out fps` is the
 //! rate between the first and the last output buffer. The last line is one JSON object with
 //! all of it. Other option: `--clip PATH`.
+
+mod cameras;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -257,6 +270,7 @@ fn main() {
     let mut sizes = vec![360, 720, 1080];
     let mut formats = vec!["I420".to_string(), "NV12".into(), "RGBA".into()];
     let mut live = vec![(1080, "NV12".to_string())];
+    let mut camera_options = cameras::Options::default();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
@@ -287,14 +301,51 @@ fn main() {
                     })
                     .collect()
             }
+            "--cameras" => {
+                camera_options.counts = list(&mut args, "--cameras")
+                    .iter()
+                    .map(|v| {
+                        v.parse()
+                            .unwrap_or_else(|_| panic!("--cameras {v}: camera counts, e.g. 1,2,4"))
+                    })
+                    .collect()
+            }
+            "--camera-seconds" => {
+                camera_options.seconds = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--camera-seconds SECONDS")
+            }
+            "--camera-warmup" => {
+                camera_options.warmup = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--camera-warmup SECONDS")
+            }
+            "--launcher" => {
+                camera_options.launcher = Some(args.next().expect("--launcher PATH").into())
+            }
+            "--baseline-launcher" => {
+                camera_options.baseline =
+                    Some(args.next().expect("--baseline-launcher PATH").into())
+            }
+            "--camera-viewers" => {
+                camera_options.viewers = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--camera-viewers N")
+            }
+            "--camera-pipeline" => {
+                camera_options.pipeline = args.next().expect("--camera-pipeline DESCRIPTION")
+            }
             "--bench" => {}
             other => panic!("unknown option {other}"),
         }
     }
     for group in &groups {
         assert!(
-            ["original", "matrix", "live", "peer", "variants"].contains(&group.as_str()),
-            "unknown group {group}: original, matrix, live, peer or variants"
+            ["original", "matrix", "live", "peer", "variants", "cameras"].contains(&group.as_str()),
+            "unknown group {group}: original, matrix, live, peer, variants or cameras"
         );
     }
     assert!(runs > 0 && matrix_runs > 0, "runs must be at least 1");
@@ -340,6 +391,16 @@ fn main() {
     if group("variants") {
         variant_cases(&clip, runs, &mut variants);
     }
+    let mut camera_results = Vec::new();
+    if group("cameras") {
+        match cameras::cameras_group(&clip, &gallery_path, &camera_options) {
+            Ok(results) => camera_results = results,
+            Err(e) => {
+                let _ = std::fs::remove_file(&gallery_path);
+                panic!("cameras: {e:#}");
+            }
+        }
+    }
     let _ = std::fs::remove_file(&gallery_path);
     println!(
         "{}",
@@ -353,6 +414,7 @@ fn main() {
             "live": live_results,
             "peer": peer,
             "variants": variants,
+            "cameras": camera_results,
         })
     );
 }
