@@ -22,6 +22,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::domain::event::Crop;
+use crate::domain::load::{Flow, FlowMonitor, STALL_TIMEOUT, counter_delta};
 use crate::domain::redact::redact_text;
 use crate::domain::source::Source;
 use crate::domain::{CameraState, Draft, EventKind, NewEvent, Presence, lock};
@@ -29,15 +30,21 @@ use crate::metrics::{CameraLabel, Metrics};
 use crate::sink::EventSink;
 use element::{set, set_str};
 use facerec_core::gallery::UNKNOWN;
+use facerec_core::tunables::Tunables;
 use gstfacerec::Face;
 pub use settings::PipelineSettings;
 
-/// A live source that delivers no frame for this long is rebuilt.
-const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A track not seen for this long has ended (faces come and go between detections).
 const TRACK_GONE: Duration = Duration::from_secs(1);
+/// A snapshot keeps the encoder running this long after it was asked for, so that a client
+/// polling snapshots gets fresh frames without a wait each time.
+const SNAPSHOT_KEEPS_OPEN: Duration = Duration::from_secs(5);
+/// How often the supervisor reads the element's figures (detections, scheduler waits).
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// `min-detect-fps` when the engine's tunables have no such tunable (an older core).
+const DEFAULT_MIN_DETECT_FPS: f64 = 2.0;
 
 /// Who a camera has in view, from its current tracks (a track lasts [`TRACK_GONE`] after its
 /// last detection, so this does not flicker with single missed detections).
@@ -85,7 +92,12 @@ pub fn describe(source: &Source, s: &PipelineSettings) -> String {
         Source::Nvargus { .. } => {
             return nvargus_description(facerec_takes_nvmm("facerec"), s.jpeg_quality);
         }
-        Source::File { .. } => "filesrc name=src ! decodebin".to_string(),
+        // A file plays at its own pace: the identity waits for each frame's time (the sink
+        // cannot, as it gets no frame while nobody watches); a live source is served as it
+        // arrives.
+        Source::File { .. } => {
+            "filesrc name=src ! decodebin ! identity name=pace sync=true".to_string()
+        }
         Source::Http { .. } => {
             "souphttpsrc name=src is-live=true do-timestamp=true ! multipartdemux ! jpegdec"
                 .to_string()
@@ -99,13 +111,17 @@ pub fn describe(source: &Source, s: &PipelineSettings) -> String {
     };
     // Rate caps are pad probes (see `limit_rate`), not videorate: videorate asserts on the
     // duration-less buffers that multipartdemux and jpegdec produce for HTTP cameras.
+    // Frames reach the encoder only while somebody wants them (a pad probe after facerec: see
+    // `Gate`).
     format!(
-        "{head} ! videoconvert ! facerec name=facerec ! videoconvert ! jpegenc name=encoder quality={} ! appsink name=sink max-buffers=1 drop=true sync={}",
+        "{head} ! videoconvert ! facerec name=facerec ! videoconvert ! jpegenc name=encoder quality={} ! {SINK}",
         s.jpeg_quality,
-        // A file plays at its own pace; a live source as fast as it arrives.
-        !source.is_live()
     )
 }
+
+/// The sink: the newest JPEG only, never waiting for a clock, and no preroll (`async=false`:
+/// while nobody watches it gets no frame, and the pipeline must play all the same).
+const SINK: &str = "appsink name=sink max-buffers=1 drop=true sync=false async=false";
 
 /// The CSI camera's pipeline. When the registered element takes NVMM frames (a plugin built
 /// with `--features nvmm`), facerec reads and draws on the NVMM surfaces (`nvvidconv` makes
@@ -114,9 +130,7 @@ pub fn describe(source: &Source, s: &PipelineSettings) -> String {
 fn nvargus_description(nvmm: bool, jpeg_quality: u32) -> String {
     let camera =
         "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1";
-    let sink = format!(
-        "jpegenc name=encoder quality={jpeg_quality} ! appsink name=sink max-buffers=1 drop=true sync=false"
-    );
+    let sink = format!("jpegenc name=encoder quality={jpeg_quality} ! {SINK}");
     if nvmm {
         format!(
             "{camera} ! nvvidconv ! video/x-raw(memory:NVMM),format=RGBA ! facerec name=facerec ! nvvidconv ! video/x-raw,format=I420 ! {sink}"
@@ -180,6 +194,92 @@ pub struct JpegFrame {
     pub seq: u64,
 }
 
+/// A stream client's view of a camera's frames: serve those numbered above `after` (the ones
+/// up to it were published before the encoder last started again, and may be old).
+pub struct Subscription {
+    pub frames: watch::Receiver<Option<Arc<JpegFrame>>>,
+    pub after: u64,
+}
+
+/// What lets frames out of facerec on to a camera's JPEG encoder: the encoder runs only while
+/// somebody wants frames (a stream client, or a snapshot within [`SNAPSHOT_KEEPS_OPEN`]).
+/// Opened at once by whoever asks, closed by the supervisor's loop when nobody does any more.
+///
+/// A pad probe after facerec drops the frames while it is closed ([`Camera::encoding`] is what
+/// it reads), and lets every event through. Not a `valve`: a closed valve drops the flushes of a
+/// looping file's seek (any drop mode), which leaves the encoder and the sink at their EOS; and
+/// its GAP events (`transform-to-gap`) never reach the sink, as jpegenc holds every serialized
+/// event until its next frame.
+#[derive(Default)]
+struct Gate {
+    open: bool,
+    /// The number of the last frame published before the gate last opened.
+    stale_up_to: u64,
+    /// Until when the last snapshot request keeps the gate open.
+    snapshot_until: Option<Instant>,
+}
+
+/// The element's `stats` figures the launcher follows (missing fields read as zero: an older
+/// element has fewer).
+#[derive(Debug, Default, Clone)]
+struct ElementStats {
+    /// Detection runs of this element (this run of the pipeline).
+    detections: u64,
+    /// Frames the live worker replaced by a newer one before analysing them.
+    stale_drops: u64,
+    /// Inference turns waited for, their total wait, and their count per wait bucket (not
+    /// cumulative; the bounds are `facerec_core::schedule::WAIT_BUCKETS_SECONDS` and +Inf).
+    queue_waits: u64,
+    queue_wait_ns: u64,
+    queue_wait_buckets: Vec<u64>,
+    /// Process-wide: time inference turns were held, and ONNX Runtime session loads.
+    engine_busy_ns: u64,
+    session_loads: u64,
+}
+
+impl ElementStats {
+    fn read(s: &gst::StructureRef) -> ElementStats {
+        let n = |field: &str| s.get::<u64>(field).unwrap_or(0);
+        ElementStats {
+            detections: n("detections"),
+            stale_drops: n("stale-drops"),
+            queue_waits: n("queue-waits"),
+            queue_wait_ns: n("queue-wait-ns"),
+            queue_wait_buckets: s
+                .get::<gst::Array>("queue-wait-buckets")
+                .map(|a| a.iter().map(|v| v.get::<u64>().unwrap_or(0)).collect())
+                .unwrap_or_default(),
+            engine_busy_ns: n("engine-busy-ns"),
+            session_loads: n("session-loads"),
+        }
+    }
+}
+
+/// What the supervisor follows during one run of a camera's pipeline.
+struct Run {
+    tracks: HashMap<u64, Track>,
+    /// The pipeline reached PLAYING (with a sink that does not preroll, before any frame).
+    pipeline_playing: bool,
+    /// `processed_frames` when the run began: the first frame out of facerec after it means
+    /// the camera plays.
+    frames_at_start: u64,
+    /// A frame came out of facerec while PLAYING: the camera plays.
+    played: bool,
+    /// souphttpsrc's last `http-headers` status: its errors alone often say only "Internal
+    /// data stream error".
+    http_status: Option<u32>,
+    flow: FlowMonitor,
+    next_poll: Instant,
+    /// The element's figures at the last poll.
+    stats: ElementStats,
+    /// The last QoS `dropped` figure of each element upstream of facerec, by its path.
+    qos_dropped: HashMap<String, u64>,
+    /// facerec and the elements after it, whose QoS drops are not "before the element".
+    downstream: Vec<gst::Element>,
+    min_detect_fps: f64,
+    detect_interval: u32,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub state: CameraState,
@@ -207,10 +307,23 @@ pub struct Camera {
     frames: watch::Sender<Option<Arc<JpegFrame>>>,
     faces: Mutex<Vec<Face>>,
     pub input_frames: AtomicU64,
+    /// Frames out of the facerec element: the camera's "frames out", viewer or not.
     pub processed_frames: AtomicU64,
+    /// JPEGs published to stream clients and snapshots (each frame's `seq`).
     pub output_frames: AtomicU64,
+    /// JPEGs out of the encoder, which runs only while somebody wants frames.
+    pub encoded_frames: AtomicU64,
     pub fps: Mutex<[f64; 3]>,
-    last_frame: Mutex<Instant>,
+    /// Detections per second over the last 5 s.
+    detect_fps: Mutex<f64>,
+    /// The source delivers but recognition does not keep up (see `domain::load`).
+    overloaded: AtomicBool,
+    /// When a buffer last left a source element of the pipeline, in ms since `epoch`.
+    source_ms: AtomicU64,
+    epoch: Instant,
+    gate: Mutex<Gate>,
+    /// The gate's state as the pad probe reads it, from the streaming thread.
+    encoding: AtomicBool,
     /// What MQTT was last told this camera has in view.
     presence: Mutex<Presence>,
     stop: AtomicBool,
@@ -244,8 +357,14 @@ impl Camera {
             input_frames: AtomicU64::new(0),
             processed_frames: AtomicU64::new(0),
             output_frames: AtomicU64::new(0),
+            encoded_frames: AtomicU64::new(0),
             fps: Mutex::new([0.0; 3]),
-            last_frame: Mutex::new(Instant::now()),
+            detect_fps: Mutex::new(0.0),
+            overloaded: AtomicBool::new(false),
+            source_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            gate: Mutex::new(Gate::default()),
+            encoding: AtomicBool::new(false),
             presence: Mutex::new(Presence::default()),
             stop: AtomicBool::new(false),
             wake: Condvar::new(),
@@ -253,6 +372,7 @@ impl Camera {
             facerec: Mutex::new(None),
             thread: Mutex::new(None),
         });
+        context.metrics.add_camera(&camera.name);
         camera.set_status(CameraState::Starting, None, &context);
         let (cam, c) = (camera.clone(), context);
         let thread = std::thread::Builder::new()
@@ -275,12 +395,130 @@ impl Camera {
         }
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<JpegFrame>>> {
-        self.frames.subscribe()
+    /// Frames for a stream client: the encoder runs from now on while the subscription lives.
+    pub fn subscribe(&self) -> Subscription {
+        let frames = self.frames.subscribe();
+        let after = self.open_gate(false);
+        Subscription { frames, after }
     }
 
+    /// The latest published frame, however old: while nobody watches, nothing is encoded, so
+    /// it may be from the last time somebody did. [`Camera::snapshot`] waits for a fresh one.
     pub fn latest_frame(&self) -> Option<Arc<JpegFrame>> {
         self.frames.borrow().clone()
+    }
+
+    /// A fresh frame: the latest one if the encoder has been running since before it, else
+    /// the next one published, waiting up to `wait`. The encoder keeps running for
+    /// [`SNAPSHOT_KEEPS_OPEN`] after the request.
+    pub async fn snapshot(&self, wait: Duration) -> Option<Arc<JpegFrame>> {
+        // A clip that has ended makes no new frame: its last one is the picture.
+        if self.status().state == CameraState::Ended {
+            return self.latest_frame();
+        }
+        let mut frames = self.frames.subscribe();
+        let after = self.open_gate(true);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let fresh = frames
+                .borrow_and_update()
+                .as_ref()
+                .filter(|f| f.seq > after)
+                .cloned();
+            if fresh.is_some() {
+                return fresh;
+            }
+            match tokio::time::timeout_at(deadline, frames.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// Detections per second over the last 5 s.
+    pub fn detect_fps(&self) -> f64 {
+        *lock(&self.detect_fps)
+    }
+
+    /// Whether the source delivers but recognition does not keep up (the state stays playing).
+    pub fn overloaded(&self) -> bool {
+        self.overloaded.load(Ordering::Relaxed)
+    }
+
+    /// Whether the encoder is running (somebody wants frames).
+    pub fn encoding(&self) -> bool {
+        self.encoding.load(Ordering::SeqCst)
+    }
+
+    /// Whether anybody wants frames: a subscriber, or a recent snapshot request.
+    fn frames_wanted(&self, gate: &Gate, now: Instant) -> bool {
+        self.frames.receiver_count() > 0 || gate.snapshot_until.is_some_and(|until| now < until)
+    }
+
+    /// Lets frames through to the encoder (at once, from the caller's thread). Returns the
+    /// number of the last frame published before the gate opened: later ones are fresh.
+    fn open_gate(&self, snapshot: bool) -> u64 {
+        let mut gate = lock(&self.gate);
+        if snapshot {
+            gate.snapshot_until = Some(Instant::now() + SNAPSHOT_KEEPS_OPEN);
+        }
+        if !gate.open {
+            gate.open = true;
+            gate.stale_up_to = self.output_frames.load(Ordering::SeqCst);
+            self.encoding.store(true, Ordering::SeqCst);
+        }
+        gate.stale_up_to
+    }
+
+    /// Stops the encoder when nobody wants frames any more (from the supervisor's loop). Under
+    /// the gate's lock, so that a client arriving meanwhile is never left behind a closed gate.
+    fn close_gate_if_unwanted(&self) {
+        let mut gate = lock(&self.gate);
+        if gate.open && !self.frames_wanted(&gate, Instant::now()) {
+            gate.open = false;
+            self.encoding.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// A buffer left a source element.
+    fn source_delivered(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.source_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long since a buffer last left a source element.
+    fn source_idle(&self) -> Duration {
+        let at = Duration::from_millis(self.source_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(at)
+    }
+
+    /// Records when buffers leave `element`'s source pads, now and as they are added
+    /// (rtspsrc, uridecodebin).
+    fn watch_source(self: &Arc<Self>, element: &gst::Element) {
+        for pad in element.src_pads() {
+            self.probe_source_pad(&pad);
+        }
+        let camera = Arc::downgrade(self);
+        element.connect_pad_added(move |_, pad| {
+            if pad.direction() == gst::PadDirection::Src
+                && let Some(camera) = camera.upgrade()
+            {
+                camera.probe_source_pad(pad);
+            }
+        });
+    }
+
+    fn probe_source_pad(self: &Arc<Self>, pad: &gst::Pad) {
+        let camera = Arc::downgrade(self);
+        pad.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |_, _| {
+                if let Some(camera) = camera.upgrade() {
+                    camera.source_delivered();
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
     }
 
     pub fn status(&self) -> Status {
@@ -426,6 +664,11 @@ impl Camera {
         if let Some(device) = settings.cuda_device {
             set(&facerec, "cuda-device", device)?;
         }
+        // 0: the element's default. Cameras whose elements have the same settings share one
+        // ONNX Runtime session per model, so this is the process's thread count per model.
+        if settings.inference_threads > 0 {
+            set(&facerec, "threads", settings.inference_threads)?;
+        }
         for (property, value) in settings.tunable_properties() {
             set(&facerec, property, value)?;
         }
@@ -460,11 +703,42 @@ impl Camera {
                 gst::PadProbeReturn::Ok
             });
         }
-        if let Some(pad) = pipeline
-            .by_name("encoder")
-            .and_then(|e| e.static_pad("sink"))
-        {
-            limit_rate(&pad, settings.max_fps);
+        // The gate (see `Gate`): on the pad after facerec, frames go on to the encoder only
+        // while somebody wants them; events always do.
+        if let Some(pad) = facerec.static_pad("src").and_then(|p| p.peer()) {
+            let gate = Arc::downgrade(self);
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if gate.upgrade().is_some_and(|cam| cam.encoding()) {
+                    return gst::PadProbeReturn::Ok;
+                }
+                // Consumed and reported as handled, as in `limit_rate`.
+                drop(info.take_buffer());
+                gst::PadProbeReturn::Handled
+            });
+        }
+        let label = CameraLabel {
+            camera: self.name.clone(),
+        };
+        if let Some(encoder) = pipeline.by_name("encoder") {
+            if let Some(pad) = encoder.static_pad("sink") {
+                limit_rate(&pad, settings.max_fps);
+            }
+            // What the gate lets through, as JPEGs: none while nobody watches.
+            if let Some(pad) = encoder.static_pad("src") {
+                let encoded = Arc::downgrade(self);
+                let counter = context.metrics.frames_encoded.get_or_create(&label).clone();
+                pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    if let Some(cam) = encoded.upgrade() {
+                        cam.encoded_frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    counter.inc();
+                    gst::PadProbeReturn::Ok
+                });
+            }
+        }
+        // The stall watchdog follows the sources, not the encoder (which may be idle).
+        for source in pipeline.iterate_sources().into_iter().flatten() {
+            self.watch_source(&source);
         }
         let sink = pipeline
             .by_name("sink")
@@ -500,8 +774,7 @@ impl Camera {
     }
 
     fn publish(&self, jpeg: Bytes) {
-        let seq = self.output_frames.fetch_add(1, Ordering::Relaxed) + 1;
-        *lock(&self.last_frame) = Instant::now();
+        let seq = self.output_frames.fetch_add(1, Ordering::SeqCst) + 1;
         // Receivers only ever see the newest frame: a slow client skips what it missed.
         self.frames
             .send_replace(Some(Arc::new(JpegFrame { jpeg, seq })));
@@ -519,6 +792,15 @@ impl Camera {
         let _ = pipeline.set_state(gst::State::Null);
         *lock(&self.facerec) = None;
         *lock(&self.faces) = Vec::new();
+        self.set_overloaded(false, context);
+        *lock(&self.detect_fps) = 0.0;
+        context
+            .metrics
+            .detect_fps
+            .get_or_create(&CameraLabel {
+                camera: self.name.clone(),
+            })
+            .set(0.0);
         outcome
     }
 
@@ -528,11 +810,6 @@ impl Camera {
         bus: &gst::Bus,
         context: &Arc<Context>,
     ) -> Outcome {
-        let mut tracks: HashMap<u64, Track> = HashMap::new();
-        let played = false;
-        // souphttpsrc's last `http-headers` status: its errors alone often say only
-        // "Internal data stream error".
-        let http_status: Option<u32> = None;
         if pipeline.set_state(gst::State::Playing).is_err() {
             // The reason follows as an error message on the bus.
             let error = bus
@@ -546,16 +823,38 @@ impl Camera {
             return match error {
                 // facerec's own start-up errors (models, gallery, runtime) will not fix themselves.
                 Some((true, reason)) => Outcome::Fatal(reason),
-                Some((false, reason)) => Outcome::Lost { reason, played },
+                Some((false, reason)) => Outcome::Lost {
+                    reason,
+                    played: false,
+                },
                 None => Outcome::Lost {
                     reason: "the pipeline refused to start".into(),
-                    played,
+                    played: false,
                 },
             };
         }
-        *lock(&self.last_frame) = Instant::now();
-        let outcome = self.watch_bus(pipeline, bus, context, &mut tracks, played, http_status);
-        self.end_tracks(&mut tracks, context, Duration::ZERO);
+        self.source_delivered();
+        let tunables = lock(&context.settings).tunables;
+        let now = Instant::now();
+        let mut run = Run {
+            tracks: HashMap::new(),
+            pipeline_playing: false,
+            frames_at_start: self.processed_frames.load(Ordering::Relaxed),
+            played: false,
+            http_status: None,
+            flow: FlowMonitor::new(now),
+            next_poll: now + POLL_INTERVAL,
+            stats: ElementStats::default(),
+            qos_dropped: HashMap::new(),
+            downstream: pipeline
+                .by_name("facerec")
+                .map(|f| with_downstream(&f))
+                .unwrap_or_default(),
+            min_detect_fps: tunable(&tunables, "min-detect-fps").unwrap_or(DEFAULT_MIN_DETECT_FPS),
+            detect_interval: tunable(&tunables, "detect-interval").map_or(1, |v| v as u32),
+        };
+        let outcome = self.watch_bus(pipeline, bus, context, &mut run);
+        self.end_tracks(&mut run.tracks, context, Duration::ZERO);
         outcome
     }
 
@@ -564,31 +863,46 @@ impl Camera {
         pipeline: &gst::Pipeline,
         bus: &gst::Bus,
         context: &Arc<Context>,
-        tracks: &mut HashMap<u64, Track>,
-        mut played: bool,
-        mut http_status: Option<u32>,
+        run: &mut Run,
     ) -> Outcome {
+        let label = CameraLabel {
+            camera: self.name.clone(),
+        };
         loop {
             if self.stopped() {
                 return Outcome::Stopped;
             }
-            self.end_tracks(tracks, context, TRACK_GONE);
-            if played && self.source.is_live() && lock(&self.last_frame).elapsed() > STALL_TIMEOUT {
-                return Outcome::Lost {
-                    reason: format!("no frame for {} s", STALL_TIMEOUT.as_secs()),
-                    played,
-                };
+            self.end_tracks(&mut run.tracks, context, TRACK_GONE);
+            self.close_gate_if_unwanted();
+            if !run.played
+                && run.pipeline_playing
+                && self.processed_frames.load(Ordering::Relaxed) > run.frames_at_start
+            {
+                self.on_played(pipeline, context, run);
+            }
+            let now = Instant::now();
+            if run.played && now >= run.next_poll {
+                run.next_poll = now + POLL_INTERVAL;
+                if self.poll(pipeline, context, run, now) == Flow::Lost {
+                    return Outcome::Lost {
+                        reason: format!("no frame for {} s", STALL_TIMEOUT.as_secs()),
+                        played: run.played,
+                    };
+                }
             }
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
                 continue;
             };
             match msg.view() {
                 gst::MessageView::Error(e) => {
-                    let reason = self.describe_error(e, http_status);
-                    return if is_from_facerec(e) && !played {
+                    let reason = self.describe_error(e, run.http_status);
+                    return if is_from_facerec(e) && !run.played {
                         Outcome::Fatal(reason)
                     } else {
-                        Outcome::Lost { reason, played }
+                        Outcome::Lost {
+                            reason,
+                            played: run.played,
+                        }
                     };
                 }
                 gst::MessageView::Eos(_) => match &self.source {
@@ -598,53 +912,181 @@ impl Camera {
                             gst::ClockTime::ZERO,
                         );
                         // The clip starts again: its tracks end here.
-                        self.end_tracks(tracks, context, Duration::ZERO);
+                        self.end_tracks(&mut run.tracks, context, Duration::ZERO);
                     }
                     Source::File { .. } => return Outcome::Ended,
                     _ => {
                         return Outcome::Lost {
                             reason: "the stream ended".into(),
-                            played,
+                            played: run.played,
                         };
                     }
                 },
                 gst::MessageView::StateChanged(s)
                     if s.src() == Some(pipeline.upcast_ref())
-                        && s.current() == gst::State::Playing
-                        && !played =>
+                        && s.current() == gst::State::Playing =>
                 {
-                    played = true;
-                    self.set_status(CameraState::Playing, None, context);
-                    // The provider after any fallback: what an operator checks TensorRT by.
-                    let provider = pipeline
-                        .by_name("facerec")
-                        .and_then(|f| {
-                            f.property::<gst::Structure>("stats")
-                                .get::<String>("provider")
-                                .ok()
-                        })
-                        .filter(|p| !p.is_empty());
-                    if let Some(provider) = provider {
-                        tracing::info!(camera = %self.name, %provider, "inference provider");
-                        context.metrics.set_provider(&self.name, &provider);
-                    }
+                    // Plays once a frame has come through too (next turn of the loop): the
+                    // sink does not preroll, so PLAYING alone says nothing of the source.
+                    run.pipeline_playing = true;
                 }
                 gst::MessageView::Warning(w) => {
                     let details = w.debug().map(|d| redact_text(&d));
                     tracing::warn!(camera = %self.name, warning = %redact_text(&w.error().to_string()), debug = ?details, "pipeline warning");
                 }
+                gst::MessageView::Qos(q) => {
+                    // Frames dropped before facerec (a decoder late for the sink's clock): not
+                    // those facerec or the encoder's side drop.
+                    let Some(src) = q.src() else { continue };
+                    if run
+                        .downstream
+                        .iter()
+                        .any(|e| e.upcast_ref::<gst::Object>() == src)
+                    {
+                        continue;
+                    }
+                    let dropped = u64::try_from(q.stats().1.value()).unwrap_or(0);
+                    let last = run
+                        .qos_dropped
+                        .entry(src.path_string().to_string())
+                        .or_default();
+                    // QoS figures count from the last flush (a looping file's seek).
+                    let delta = counter_delta(last, dropped);
+                    if delta > 0 {
+                        context
+                            .metrics
+                            .dropped_before_element
+                            .get_or_create(&label)
+                            .inc_by(delta);
+                    }
+                }
                 gst::MessageView::Element(e) => match e.structure() {
                     Some(s) if s.name() == gstfacerec::facerec::MESSAGE_NAME => {
-                        self.on_faces(s, tracks, context)
+                        self.on_faces(s, &mut run.tracks, context)
                     }
                     Some(s) if s.name() == "http-headers" => {
-                        http_status = s.get::<u32>("http-status-code").ok();
+                        run.http_status = s.get::<u32>("http-status-code").ok();
                     }
                     _ => {}
                 },
                 _ => {}
             }
         }
+    }
+
+    /// The camera's first frame came out of facerec: it plays.
+    fn on_played(&self, pipeline: &gst::Pipeline, context: &Context, run: &mut Run) {
+        run.played = true;
+        // The watchdog counts from here.
+        self.source_delivered();
+        run.flow = FlowMonitor::new(Instant::now());
+        self.set_status(CameraState::Playing, None, context);
+        // The provider after any fallback: what an operator checks TensorRT by.
+        let provider = pipeline
+            .by_name("facerec")
+            .and_then(|f| {
+                f.property::<gst::Structure>("stats")
+                    .get::<String>("provider")
+                    .ok()
+            })
+            .filter(|p| !p.is_empty());
+        if let Some(provider) = provider {
+            tracing::info!(camera = %self.name, %provider, "inference provider");
+            context.metrics.set_provider(&self.name, &provider);
+        }
+    }
+
+    /// About once a second while playing: reads the element's figures into the metrics, and
+    /// judges the camera's flow (a lost source, or recognition that does not keep up).
+    fn poll(
+        &self,
+        pipeline: &gst::Pipeline,
+        context: &Context,
+        run: &mut Run,
+        now: Instant,
+    ) -> Flow {
+        let label = CameraLabel {
+            camera: self.name.clone(),
+        };
+        let metrics = &context.metrics;
+        let stats = pipeline
+            .by_name("facerec")
+            .map(|f| ElementStats::read(&f.property::<gst::Structure>("stats")))
+            .unwrap_or_default();
+        let last = &mut run.stats;
+        metrics
+            .detections
+            .get_or_create(&label)
+            .inc_by(counter_delta(&mut last.detections, stats.detections));
+        metrics
+            .stale_requests
+            .get_or_create(&label)
+            .inc_by(counter_delta(&mut last.stale_drops, stats.stale_drops));
+        if stats.queue_waits != last.queue_waits {
+            last.queue_wait_buckets.resize(
+                stats
+                    .queue_wait_buckets
+                    .len()
+                    .max(last.queue_wait_buckets.len()),
+                0,
+            );
+            let buckets: Vec<u64> = stats
+                .queue_wait_buckets
+                .iter()
+                .zip(last.queue_wait_buckets.iter_mut())
+                .map(|(now, last)| counter_delta(last, *now))
+                .collect();
+            let wait = counter_delta(&mut last.queue_wait_ns, stats.queue_wait_ns);
+            last.queue_waits = stats.queue_waits;
+            metrics
+                .scheduler_wait
+                .get_or_create(&label)
+                .add(&buckets, Duration::from_nanos(wait));
+        }
+        metrics.engine_figures(
+            now,
+            stats.engine_busy_ns,
+            stats.session_loads,
+            POLL_INTERVAL.mul_f64(0.9),
+        );
+
+        run.flow.sample(
+            now,
+            self.processed_frames.load(Ordering::Relaxed),
+            stats.detections,
+        );
+        let detect_fps = run.flow.detect_fps().unwrap_or(0.0);
+        *lock(&self.detect_fps) = detect_fps;
+        metrics.detect_fps.get_or_create(&label).set(detect_fps);
+        let flow = run.flow.judge(
+            now,
+            self.source_idle(),
+            self.source.is_live(),
+            run.min_detect_fps,
+            run.detect_interval,
+        );
+        if flow != Flow::Lost {
+            self.set_overloaded(flow == Flow::Overloaded, context);
+        }
+        flow
+    }
+
+    /// Reports overload (a bool beside the state, which stays playing), logging its changes.
+    fn set_overloaded(&self, overloaded: bool, context: &Context) {
+        if self.overloaded.swap(overloaded, Ordering::Relaxed) != overloaded {
+            if overloaded {
+                tracing::warn!(camera = %self.name, detect_fps = self.detect_fps(), "overloaded: the source delivers, but recognition does not keep up");
+            } else {
+                tracing::info!(camera = %self.name, detect_fps = self.detect_fps(), "no longer overloaded");
+            }
+        }
+        context
+            .metrics
+            .overloaded
+            .get_or_create(&CameraLabel {
+                camera: self.name.clone(),
+            })
+            .set(overloaded as i64);
     }
 
     /// The error, with its cause made specific for HTTP cameras: "HTTP 404", or, when no
@@ -810,6 +1252,33 @@ impl Camera {
     }
 }
 
+/// A tunable's value as a number, when the core declares it.
+fn tunable(tunables: &Tunables, name: &str) -> Option<f64> {
+    tunables.get(name).map(|v| v.as_f64())
+}
+
+/// `element` and every element downstream of it (for facerec: the encoder's converter, the
+/// encoder and the sink).
+fn with_downstream(element: &gst::Element) -> Vec<gst::Element> {
+    let mut found = vec![element.clone()];
+    let mut i = 0;
+    while i < found.len() {
+        let next: Vec<gst::Element> = found[i]
+            .src_pads()
+            .iter()
+            .filter_map(|pad| pad.peer())
+            .filter_map(|peer| peer.parent_element())
+            .collect();
+        for element in next {
+            if !found.contains(&element) {
+                found.push(element);
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
 /// souphttpsrc's debug text carries the status as "Not Found (404), URL: …".
 fn status_from_debug(debug: &str) -> Option<u32> {
     let head = &debug[..debug.find(", URL: ")?];
@@ -867,13 +1336,13 @@ mod tests {
         assert!(!facerec_takes_nvmm("no-such-element"));
         assert_eq!(
             nvargus_description(true, 80),
-            "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw(memory:NVMM),format=RGBA ! facerec name=facerec ! nvvidconv ! video/x-raw,format=I420 ! jpegenc name=encoder quality=80 ! appsink name=sink max-buffers=1 drop=true sync=false"
+            "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw(memory:NVMM),format=RGBA ! facerec name=facerec ! nvvidconv ! video/x-raw,format=I420 ! jpegenc name=encoder quality=80 ! appsink name=sink max-buffers=1 drop=true sync=false async=false"
         );
         // describe() gives the one this build takes; both are in pipelines/README.md
         // (documented_pipelines_are_the_built_ones).
         assert_eq!(
             nvargus_description(false, 80),
-            "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=RGBA ! videoconvert ! facerec name=facerec ! videoconvert ! jpegenc name=encoder quality=80 ! appsink name=sink max-buffers=1 drop=true sync=false"
+            "nvarguscamerasrc name=src ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=RGBA ! videoconvert ! facerec name=facerec ! videoconvert ! jpegenc name=encoder quality=80 ! appsink name=sink max-buffers=1 drop=true sync=false async=false"
         );
     }
 
@@ -892,6 +1361,7 @@ mod tests {
             trt_fp16: None,
             trt_timing_cache: None,
             cuda_device: None,
+            inference_threads: 0,
             tunables: Default::default(),
             redact: gstfacerec::RedactMode::None,
             camera_redact: Default::default(),

@@ -191,6 +191,12 @@ pub struct PipelineArgs {
     /// The GPU that CUDA and TensorRT run on (facerec's cuda-device; default 0).
     #[arg(long, env = "FACEREC_CUDA_DEVICE")]
     pub cuda_device: Option<u32>,
+    /// ONNX Runtime intra-op threads per model (facerec's threads). Every camera's facerec with
+    /// the same settings shares one session per model in the process, so this is the process's
+    /// inference thread count per model, however many cameras there are. 0: the element's
+    /// default (one per CPU core, at most 4).
+    #[arg(long, env = "FACEREC_INFERENCE_THREADS", default_value_t = 0)]
+    pub inference_threads: u32,
     /// The engine's tunables as given (flag, environment, file or default), in the order of
     /// `TUNABLES`: unchecked until [`PipelineArgs::tunables`].
     #[arg(skip)]
@@ -270,6 +276,11 @@ impl PipelineArgs {
         }
         if let Some(device) = self.cuda_device {
             session.cuda_device = device;
+        }
+        // As the cameras' elements: with the same settings, the launcher's engine shares their
+        // sessions.
+        if self.inference_threads > 0 {
+            session.threads = self.inference_threads as usize;
         }
         Ok(config)
     }
@@ -642,8 +653,9 @@ pub fn parse_config(
 /// the elements' own `ParamSpec` bounds, read at run time, so they are declared only there. The
 /// facerec element's tunables are not here: the element and the launcher both take their ranges
 /// from `facerec_core::tunables`.
-pub const ELEMENT_SETTINGS: [(&str, &str, &str); 2] = [
+pub const ELEMENT_SETTINGS: [(&str, &str, &str); 3] = [
     ("cuda-device", "facerec", "cuda-device"),
+    ("inference-threads", "facerec", "threads"),
     ("jpeg-quality", "jpegenc", "quality"),
 ];
 
@@ -797,9 +809,12 @@ impl Config {
                 .and_then(|v| v.check_selectable())?;
         }
         p.tunables()?;
-        let given = [("jpeg-quality", p.jpeg_quality as f64)]
-            .into_iter()
-            .chain(p.cuda_device.map(|d| ("cuda-device", d as f64)));
+        let given = [
+            ("jpeg-quality", p.jpeg_quality as f64),
+            ("inference-threads", p.inference_threads as f64),
+        ]
+        .into_iter()
+        .chain(p.cuda_device.map(|d| ("cuda-device", d as f64)));
         for (name, value) in given {
             let (setting, factory, property) = ELEMENT_SETTINGS
                 .into_iter()
@@ -879,6 +894,7 @@ impl Config {
             trt_fp16: p.trt_fp16,
             trt_timing_cache: p.trt_timing_cache.clone(),
             cuda_device: p.cuda_device,
+            inference_threads: p.inference_threads,
             tunables: p.tunables()?,
             redact: redact("redact", &p.redact)?,
             camera_redact,
@@ -1120,6 +1136,40 @@ mod tests {
 
     /// The TensorRT/CUDA and model-variant settings from flags and the config file; unset, they
     /// stay unset so that the element's defaults apply; bad values are one line at start-up.
+    /// `--inference-threads`: from the flag and the file as every setting, within the element's
+    /// `threads` range, and the launcher's own engine set up as the cameras' elements.
+    #[test]
+    fn inference_threads_parse_and_validate() {
+        gst::init().unwrap();
+        ensure_facerec_plugin().unwrap();
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["facerec-launcher"];
+            args.extend_from_slice(extra);
+            Config::from_args(args).unwrap()
+        };
+        let bare = parse(&[]);
+        assert_eq!(bare.pipeline.inference_threads, 0);
+        assert_eq!(bare.pipeline_settings().unwrap().inference_threads, 0);
+        assert_eq!(bare.pipeline.engine_config().unwrap().session.threads, 0);
+        let two = parse(&["--inference-threads", "2"]);
+        two.validate().unwrap();
+        assert_eq!(two.pipeline_settings().unwrap().inference_threads, 2);
+        assert_eq!(two.pipeline.engine_config().unwrap().session.threads, 2);
+        let err = parse(&["--inference-threads", "65"])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "inference-threads 65 is out of range: facerec's threads accepts 0 to 64"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("launcher.yaml");
+        std::fs::write(&path, "inference-threads: 3\n").unwrap();
+        let from_file = parse(&["--config", path.to_str().unwrap()]);
+        assert_eq!(from_file.pipeline.inference_threads, 3);
+    }
+
     #[test]
     fn tensorrt_and_variant_settings_parse_and_validate() {
         gst::init().unwrap();

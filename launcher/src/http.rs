@@ -50,6 +50,9 @@ mod privacy;
 pub use auth::{Access, AuthSettings, IpNet};
 
 const BOUNDARY: &str = "frame";
+/// How long a snapshot waits for a fresh frame when the camera's encoder was idle (nobody
+/// watched): the next frame after the gate opens, normally within a frame interval or two.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
 const PAGE: &str = include_str!("../web/index.html");
 const LOGIN_PAGE: &str = include_str!("../web/login.html");
 
@@ -288,18 +291,20 @@ fn mjpeg_response(app: &Shared, camera: Arc<Camera>) -> Result<Response, ApiErro
         camera: camera.name.clone(),
         _permit: permit,
     };
-    let frames = camera.subscribe();
+    // The camera's encoder runs while the subscription lives; the frames published before it
+    // started (numbered up to `after`) may be old, so the first one sent is a later one.
+    let subscription = camera.subscribe();
     let shutdown = app.shutdown.clone();
     // Each poll waits for a frame newer than the last one sent: a client that reads slowly
     // simply gets the newest frame next, and never holds anyone else back.
     let stream = futures_util::stream::unfold(
-        (frames, shutdown, guard, 0u64),
+        (subscription.frames, shutdown, guard, subscription.after),
         |(mut frames, shutdown, guard, last)| async move {
             loop {
                 let next = frames
                     .borrow_and_update()
                     .as_ref()
-                    .filter(|f| f.seq != last)
+                    .filter(|f| f.seq > last)
                     .cloned();
                 if let Some(frame) = next {
                     let seq = frame.seq;
@@ -350,7 +355,8 @@ async fn snapshot(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let camera = app.cameras.camera(&name).ok_or_else(|| not_found(&name))?;
-    let frame = camera.latest_frame().ok_or_else(|| {
+    // Never a frame from before the encoder (idle while nobody watches) started again.
+    let frame = camera.snapshot(SNAPSHOT_WAIT).await.ok_or_else(|| {
         ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("camera {name} has no frame yet"),
@@ -372,10 +378,18 @@ struct CameraView {
     uri: String,
     #[serde(flatten)]
     status: Status,
+    /// The source delivers but recognition does not keep up (the state stays `playing`).
+    overloaded: bool,
     input_fps: f64,
     processed_fps: f64,
+    /// JPEGs per second published: 0 while nobody watches (nothing is encoded then).
     output_fps: f64,
+    /// Detections per second over the last 5 s.
+    detect_fps: f64,
+    /// Frames out of the facerec element, watched or not.
     frames: u64,
+    /// JPEGs out of the encoder (only while somebody watches).
+    frames_encoded: u64,
     faces: Vec<FaceView>,
 }
 
@@ -420,11 +434,16 @@ fn view(camera: &Camera, role: Role) -> CameraView {
         name: camera.name.clone(),
         uri: redact_uri(&camera.uri),
         status,
+        overloaded: camera.overloaded(),
         input_fps,
         processed_fps,
         output_fps,
+        detect_fps: camera.detect_fps(),
         frames: camera
-            .output_frames
+            .processed_frames
+            .load(std::sync::atomic::Ordering::Relaxed),
+        frames_encoded: camera
+            .encoded_frames
             .load(std::sync::atomic::Ordering::Relaxed),
         faces: camera.faces().into_iter().map(FaceView::from).collect(),
     }

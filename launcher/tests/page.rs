@@ -275,7 +275,7 @@ fn mock_answers_like_the_launcher(launcher: &Launcher, mock: &Mock) -> Result<()
     ))
 }
 
-/// page.mjs (30 checks) against the real launcher: two cameras on the sample clip, a data
+/// page.mjs (31 checks) against the real launcher: two cameras on the sample clip, a data
 /// folder, and Lin-Manuel Miranda enrolled as "O'Brien <b>" through the upload route, so that
 /// the clip itself makes the history page.mjs needs (named and unknown events, strangers).
 #[test]

@@ -27,6 +27,9 @@ pub struct PipelineSettings {
     pub trt_fp16: Option<bool>,
     pub trt_timing_cache: Option<PathBuf>,
     pub cuda_device: Option<u32>,
+    /// facerec's `threads` (ONNX Runtime intra-op threads per model, shared by the cameras whose
+    /// elements share a session); 0: the element's default.
+    pub inference_threads: u32,
     /// facerec's tunables, checked against their declared ranges.
     pub tunables: Tunables,
     /// Every camera's, unless it has its own in `camera_redact`.

@@ -5,6 +5,7 @@
 
 pub mod camera_state;
 pub mod event;
+pub mod load;
 pub mod rate_limit;
 pub mod redact;
 pub mod source;

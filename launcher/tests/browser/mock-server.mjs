@@ -350,7 +350,7 @@ function queryHistory(q) {
 
 function cameras() {
   return Object.entries(cameraFace).map(([name, face]) => ({
-    name, state: "playing", reason: null, since: new Date().toISOString(), output_fps: 15,
+    name, state: "playing", reason: null, since: new Date().toISOString(), output_fps: 15, detect_fps: 4.8, overloaded: false,
     faces: [{ track_id: tracks[name].id, name: nameFor(face), distance: 0.5, quality: 0.6, confidence: 0.8, box: [10, 10, 40, 50], score: 0.9 }],
   }));
 }

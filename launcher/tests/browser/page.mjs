@@ -75,6 +75,7 @@ try {
   check(account && account.auth === "false" && !account.account && account.newPerson, `sign-in off: no account or Sign out shown, the write controls kept (${JSON.stringify(account)})`);
   check(await poll(page, 15, () => document.querySelectorAll("#events li.event img.face").length >= 5), "Live: SSE events with face thumbnails");
   check(await poll(page, 15, () => document.querySelector('.camera[data-name="door"] .people')?.textContent.includes("unknown")), "Live: the door camera's current faces");
+  check(await poll(page, 15, () => /\d+\.\d detections\/s/.test(document.querySelector('.camera[data-name="door"] .meta .status')?.textContent || "")), "Live: the door camera's detection rate beside its state");
   // A reconnecting EventSource replays the backlog: the list must not show an event twice; and a
   // hostile name is text, not markup.
   const replay = await page.evaluate(() => {
