@@ -38,9 +38,12 @@ pub(super) struct LiveJob {
     pub(super) tuning: Tunables,
 }
 
-/// A waiting frame younger than this is not replaced: what the worker analyses is at most this
-/// plus one frame interval old when its turn comes.
+/// A waiting frame is replaced only once it is older than the worker's latest wait for a turn,
+/// and at least this: about one preparation per turn however long turns take to come, and what
+/// the worker analyses is at most one wait (or this) plus one frame interval old.
 const REPLACE_AFTER: Duration = Duration::from_millis(100);
+/// ... and at most this, so that a long wait once does not leave an old frame waiting.
+const REPLACE_AFTER_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct LiveSlot {
@@ -50,6 +53,8 @@ struct LiveSlot {
     queued_at: Option<Instant>,
     /// Frames not even prepared, because the waiting one was fresh enough.
     skipped: u64,
+    /// How long the worker last waited for its turn.
+    last_wait: Duration,
     /// A gallery swap for the worker to apply before its next frame.
     gallery: Option<Option<Arc<Gallery>>>,
     reset: bool,
@@ -108,9 +113,12 @@ impl LiveWorker {
                     // The frame is taken only once it is this stream's turn, so that it is
                     // the newest one: the frames that came while others ran were stale.
                     shared.client.set_min_rate(engine.tuning().min_detect_fps);
+                    let asked = Instant::now();
                     let mut turn = Some(shared.client.turn(engine.recognising()));
+                    let waited = asked.elapsed();
                     let (job, gallery, reset) = {
                         let mut slot = lock(&shared.slot);
+                        slot.last_wait = waited;
                         let taken = (
                             slot.job.take(),
                             slot.gallery.take(),
@@ -173,15 +181,15 @@ impl LiveWorker {
     }
 
     /// Whether the next frame should be prepared and submitted. While the worker waits for its
-    /// turn with a frame younger than [`REPLACE_AFTER`], the next one is not even scaled or
-    /// copied (it counts as stale): with many cameras on a busy engine that preparation, at the
-    /// source's rate, was most of what the streaming threads spent.
+    /// turn with a frame younger than its latest wait ([`REPLACE_AFTER`] at least), the next
+    /// one is not even scaled or copied (it counts as stale): with 8 cameras at 1080p on a busy
+    /// engine, preparing frames at the source's rate took about a third of a core that the
+    /// engine then lacked.
     pub(super) fn wants_frame(&self) -> bool {
         let mut slot = lock(&self.shared.slot);
-        let fresh = !slot.job.is_empty()
-            && slot
-                .queued_at
-                .is_some_and(|at| at.elapsed() < REPLACE_AFTER);
+        let keep_for = slot.last_wait.clamp(REPLACE_AFTER, REPLACE_AFTER_MAX);
+        let fresh =
+            !slot.job.is_empty() && slot.queued_at.is_some_and(|at| at.elapsed() < keep_for);
         if fresh {
             slot.skipped += 1;
         }
