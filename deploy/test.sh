@@ -77,9 +77,12 @@ dep_guards() {
 }
 phase dep-guards dep_guards
 await test-tools
+# The tests' build first, on both cores (the lanes' own `--no-run` is then a no-op).
+phase test-build cargo test --locked --workspace --no-run
 # The fuzz targets' sanitizer build (about 8 minutes of both cores on its own) runs at the lowest
-# priority from here on, so that it takes only the CPU the test lanes leave idle while they wait
-# on real time; the fuzz phase awaits it, and its own build is then a no-op.
+# priority while the lanes run, so that it takes the CPU they leave idle while they wait on real
+# time; the fuzz phase awaits it, and its own build is then a no-op. (Started before the tests'
+# build, it slowed that build by 110 s.)
 background fuzz-build nice -n 19 cargo +nightly fuzz build --fuzz-dir deploy/fuzz
 # Every test of the workspace, in two lanes at once (deploy/tests/cargo-test-lanes.sh says which).
 phase cargo-test bash deploy/tests/cargo-test-lanes.sh

@@ -156,7 +156,12 @@ try {
     await new Promise((r) => setTimeout(r, 300));
   }
   check(rejectSel, "History: an event named O'Brien <b> with a face crop to reject");
-  await page.click(`${rejectSel} button.reject`);
+  // Found while the list was still scrolling and loading: on a busy machine the button could
+  // be off screen or in a row being laid out when clicked ("not clickable", CI of d8825b1).
+  const rejectButton = `${rejectSel} button.reject`;
+  await page.waitForSelector(rejectButton, { visible: true, timeout: 5000 });
+  await page.$eval(rejectButton, (b) => b.scrollIntoView({ block: "center" }));
+  await page.click(rejectButton);
   await page.waitForSelector("#token-form:not([hidden])", { timeout: 5000 });
   await page.screenshot({ path: path.join(shots, "token.png") });
   await page.type("#token-input", "wrong");
