@@ -57,6 +57,10 @@
 //!   Its scores are similarities (higher is closer); our distances fill the same roles: the
 //!   match threshold for `unknown_score`, the confidence bar for `recognition_threshold`.
 //!
+//! **Ties.** No name is decided while the runner-up person has gathered [`TIE_SHARE`] (half)
+//! of what the leader has: two people of similar weight on one track (a look-alike, or one person
+//! enrolled under two names whose gap passes the margin) leave it unknown, as Frigate abstains.
+//!
 //! **Hysteresis.** A decided name gives way to another person only when that person holds
 //! [`SWITCH_FACTOR`] (2) times the decided name's evidence for [`SWITCH_ATTEMPTS`] (2) good
 //! attempts in a row, and to "unknown" when unknown holds [`UNKNOWN_SWITCH_FACTOR`] (1.25)
@@ -84,6 +88,11 @@ pub const SWITCH_ATTEMPTS: u32 = 2;
 /// while a soft face dipping just over the threshold keeps it (the pianist: four attempts at
 /// 0.61-0.62 between matches at 0.58).
 pub const UNKNOWN_SWITCH_FACTOR: f32 = 1.25;
+/// A track is torn, and abstains, while the runner-up *person* has gathered at least this share
+/// of what the leading person has (over the whole track, as Frigate weighs a track's attempts):
+/// it is shown unknown rather than named for a narrow lead. A decided name is not taken back
+/// for a tie (the hysteresis above keeps it); it is never given on one.
+pub const TIE_SHARE: f32 = 0.5;
 
 /// The settings of the vote.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -259,7 +268,18 @@ impl Vote {
                     .iter()
                     .find(|(c, _)| *c == leader)
                     .map_or(0.0, |(_, w)| *w);
-                if leader.is_some() && gathered >= decider.confidence_bar && lead * 2.0 >= total {
+                let runner_up = self
+                    .gathered
+                    .iter()
+                    .filter(|(c, _)| c.is_some() && *c != leader)
+                    .map(|(_, w)| *w)
+                    .fold(0.0, f32::max);
+                let torn = runner_up >= TIE_SHARE * gathered;
+                if leader.is_some()
+                    && !torn
+                    && gathered >= decider.confidence_bar
+                    && lead * 2.0 >= total
+                {
                     self.decided = leader;
                     self.challenger = None;
                     return true;
@@ -406,6 +426,27 @@ mod tests {
         }
         assert!(changes <= 1, "{changes} changes");
         assert!(v.confidence() < 0.6, "torn: {}", v.confidence());
+    }
+
+    #[test]
+    fn two_people_of_similar_weight_leave_the_track_unknown() {
+        // "obama" and "barack" both enrolled, each attempt 0.58 from one of them and the other
+        // beyond the threshold (so the margin rule does not apply): they alternate as nearest.
+        // Without the tie rule the third attempt would name obama (decayed 0.84 against 0.40).
+        let mut v = Vote::default();
+        for i in 0..12 {
+            let a = if i % 2 == 0 { "obama" } else { "barack" };
+            assert!(!v.add(&D, 1.0, m(Some(a), 0.58, 0.64)), "attempt {i}");
+        }
+        assert_eq!(v.name(), None);
+        // A clear leader is named once the runner-up has under half of what it gathered: one
+        // attempt more than without a runner-up at all.
+        let mut v = Vote::default();
+        v.add(&D, 1.0, m(Some("barack"), 0.58, 0.64));
+        assert!(!v.add(&D, 1.0, m(Some("obama"), 0.58, 0.64)), "1:1, torn");
+        assert!(!v.add(&D, 1.0, m(Some("obama"), 0.58, 0.64)), "2:1, torn");
+        assert!(v.add(&D, 1.0, m(Some("obama"), 0.58, 0.64)), "3:1");
+        assert_eq!(v.name(), Some("obama"));
     }
 
     #[test]
