@@ -542,6 +542,22 @@ impl Store {
         })
     }
 
+    /// The event whose crop shows `name` best: the highest quality with a crop, the newest of
+    /// equals. A person from the starting gallery has no library photo; the page shows this.
+    pub fn best_face(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        let inner = self.lock();
+        inner
+            .conn
+            .query_row(
+                "SELECT id FROM events WHERE name = ? AND has_crop = 1 \
+                 ORDER BY quality IS NULL, quality DESC, id DESC LIMIT 1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql_err(&inner.db_path))
+    }
+
     /// The JPEG crop of event `id`, if it has one.
     pub fn crop(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         let inner = self.lock();

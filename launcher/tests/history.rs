@@ -695,6 +695,37 @@ fn reject_stops_a_wrong_name_in_the_next_run() {
         Duration::from_secs(60),
         |e| e["kind"] == "named" && e["face_url"].is_string() && big(e),
     );
+    // A person from the starting gallery has no library photo: the page shows their best face
+    // from History instead of "0 photos" (issue 28).
+    let people = launcher.get_json("/api/people");
+    let seeded = people
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Alex Lacamoire")
+        .unwrap();
+    assert_eq!(
+        (
+            seeded["seeded"].as_i64(),
+            seeded["photos"].as_array().map(Vec::len)
+        ),
+        (Some(1), Some(0)),
+        "{seeded}"
+    );
+    let thumbnail = seeded["thumbnail"].as_str().expect("a face from History");
+    let event_id: i64 = thumbnail
+        .strip_prefix("/api/history/")
+        .and_then(|t| t.strip_suffix("/face.jpg"))
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("thumbnail {thumbnail} is not a history crop"));
+    let shown = history(&launcher, "name=Alex%20Lacamoire")
+        .into_iter()
+        .find(|e| e["id"] == event_id)
+        .unwrap_or_else(|| panic!("event {event_id} does not name Alex Lacamoire"));
+    assert!(shown["face_url"].is_string(), "{shown}");
+    let (status, jpeg) = get_bytes(&launcher, thumbnail);
+    assert_eq!((status, &jpeg[..2]), (200, &[0xff, 0xd8][..]));
+
     let path = format!("/api/history/{}/reject", misnamed["id"]);
     assert_eq!(
         json_send(&launcher, "POST", &path, None, &Value::Null).0,

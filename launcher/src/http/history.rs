@@ -350,9 +350,22 @@ async fn reject(
     Ok(Json(serde_json::json!({ "name": name, "event": id })))
 }
 
+/// The people, each with a face to show: their first library photo, or for a person from the
+/// starting gallery (no photo) their best history crop.
 async fn people(State(app): State<Shared>) -> Result<Json<Vec<PersonView>>, ApiError> {
     let library = library(&app)?;
-    blocking(move || Ok(library.people())).await.map(Json)
+    let store = app.store.clone();
+    blocking(move || {
+        let mut people = library.people();
+        for person in people.iter_mut().filter(|p| p.thumbnail.is_none()) {
+            if let Some(id) = store.best_face(&person.name).map_err(store_error)? {
+                person.thumbnail = Some(format!("/api/history/{id}/face.jpg"));
+            }
+        }
+        Ok(people)
+    })
+    .await
+    .map(Json)
 }
 
 async fn photo(

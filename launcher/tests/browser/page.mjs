@@ -120,6 +120,20 @@ try {
   // A stranger whose event has a face crop (an enrolment needs one), from the whole history.
   const strangerId = await page.evaluate(() => [...document.querySelectorAll("#history-list li.event")].find((l) => l.dataset.stranger && l.querySelector("img.face"))?.dataset.stranger);
   check(strangerId, `History: an unknown face with a stranger id and a crop (${strangerId})`);
+  // "sure" is said of decided names only; an unknown face says how long it was seen.
+  const sureness = await page.evaluate(() => {
+    const items = [...document.querySelectorAll("#history-list li.event")];
+    const detail = (l) => l.querySelector(".detail").textContent;
+    const unknown = items.filter((l) => l.dataset.name === "unknown" && l.dataset.kind === "unknown");
+    return {
+      unknownSure: unknown.filter((l) => detail(l).includes("sure")).map(detail),
+      unknownSeen: unknown.filter((l) => /seen \d+\.\d s/.test(detail(l))).length,
+      unknown: unknown.length,
+      namedSure: items.filter((l) => l.dataset.kind === "named" && / \d+% sure|^\d+% sure/.test(detail(l))).length,
+    };
+  });
+  check(sureness.unknown > 0 && !sureness.unknownSure.length && sureness.unknownSeen === sureness.unknown && sureness.namedSure > 0,
+    `History: "% sure" only on named faces, an unknown face shows how long it was seen (${JSON.stringify(sureness)})`);
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.click("#f-unknown");
   await page.click("#f-apply");
