@@ -1,7 +1,7 @@
 //! `cargo bench --bench facerec-bench`: the sample clip through `decode ! facerec ! fakesink`
 //! against `decode ! fakesink`, in synchronous and live modes, and against a Python peer.
 //!
-//! Six groups of cases (`--groups original,matrix,live,peer,variants,cameras`; by default the
+//! Seven groups of cases (`--groups original,matrix,live,peer,variants,cameras,thresholds`; by default the
 //! first three, plus `peer` when its venv exists):
 //!
 //! * `original`: the clip as it is (640x360), converted to RGBx. Prints frames per second, time
@@ -46,11 +46,18 @@
 //!   `--camera-pipeline DESC` replaces the camera source (see `cameras.rs`). Needs ffmpeg. Not in
 //!   the default groups.
 //!
+//! * `thresholds`: the detection threshold swept over every photo and the clip (issue 28; see
+//!   `thresholds/mod.rs`), `--thresholds` (default `0.6,0.65,…,0.9`). The table it prints is
+//!   the one in `docs/ACCURACY.md`. Needs ffmpeg. Not in the default groups.
+//!
 //! `fps` is frames over the wall time of the whole run (start-up included); `out fps` is the
 //! rate between the first and the last output buffer. The last line is one JSON object with
 //! all of it. Other option: `--clip PATH`.
 
 mod cameras;
+#[path = "../tests/common/mod.rs"]
+mod common;
+mod thresholds;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -271,6 +278,7 @@ fn main() {
     let mut formats = vec!["I420".to_string(), "NV12".into(), "RGBA".into()];
     let mut live = vec![(1080, "NV12".to_string())];
     let mut camera_options = cameras::Options::default();
+    let mut thresholds = thresholds::THRESHOLDS.to_vec();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
@@ -338,14 +346,32 @@ fn main() {
             "--camera-pipeline" => {
                 camera_options.pipeline = args.next().expect("--camera-pipeline DESCRIPTION")
             }
+            "--thresholds" => {
+                thresholds = list(&mut args, "--thresholds")
+                    .iter()
+                    .map(|v| {
+                        v.parse()
+                            .unwrap_or_else(|_| panic!("--thresholds {v}: scores, e.g. 0.7,0.8"))
+                    })
+                    .collect()
+            }
             "--bench" => {}
             other => panic!("unknown option {other}"),
         }
     }
     for group in &groups {
         assert!(
-            ["original", "matrix", "live", "peer", "variants", "cameras"].contains(&group.as_str()),
-            "unknown group {group}: original, matrix, live, peer, variants or cameras"
+            [
+                "original",
+                "matrix",
+                "live",
+                "peer",
+                "variants",
+                "cameras",
+                "thresholds"
+            ]
+            .contains(&group.as_str()),
+            "unknown group {group}: original, matrix, live, peer, variants, cameras or thresholds"
         );
     }
     assert!(runs > 0 && matrix_runs > 0, "runs must be at least 1");
@@ -401,6 +427,10 @@ fn main() {
             }
         }
     }
+    let mut threshold_results = Vec::new();
+    if group("thresholds") {
+        threshold_results = thresholds::thresholds_group(&clip, &thresholds);
+    }
     let _ = std::fs::remove_file(&gallery_path);
     println!(
         "{}",
@@ -415,6 +445,7 @@ fn main() {
             "peer": peer,
             "variants": variants,
             "cameras": camera_results,
+            "thresholds": threshold_results,
         })
     );
 }

@@ -189,7 +189,7 @@ fn build_launcher() -> Result<PathBuf> {
 
 /// The clip scaled to 1920x1080 (`.cache/bench/clip1080.mp4`) and its MPEG-TS remux
 /// (`clip1080.ts`), made once with ffmpeg and again only when the source clip changes.
-fn camera_clips(clip: &Path) -> Result<(PathBuf, PathBuf)> {
+pub fn camera_clips(clip: &Path) -> Result<(PathBuf, PathBuf)> {
     let dir = repo().join(".cache/bench");
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let mp4 = dir.join("clip1080.mp4");
