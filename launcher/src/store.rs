@@ -1092,6 +1092,29 @@ mod tests {
     }
 
     #[test]
+    fn best_face_is_the_sharpest_crop_of_that_name() {
+        let store = Store::in_memory(Retention::default());
+        let jpeg = || Some(vec![0xff, 0xd8]);
+        let with = |name: &str, quality: Option<f64>, crop: Option<Vec<u8>>| {
+            let mut e = event("door", name, 1_000, crop);
+            e.quality = quality;
+            store.insert(e).unwrap().id
+        };
+        assert_eq!(store.best_face("Anna").unwrap(), None);
+        with("Anna", Some(0.95), None);
+        assert_eq!(store.best_face("Anna").unwrap(), None, "no crop, no face");
+        let unrated = with("Anna", None, jpeg());
+        assert_eq!(store.best_face("Anna").unwrap(), Some(unrated));
+        with("Anna", Some(0.4), jpeg());
+        let best = with("Anna", Some(0.8), jpeg());
+        with("Bob", Some(0.99), jpeg());
+        with("Anna", Some(0.6), jpeg());
+        assert_eq!(store.best_face("Anna").unwrap(), Some(best));
+        store.delete(best).unwrap();
+        assert_ne!(store.best_face("Anna").unwrap(), Some(best));
+    }
+
+    #[test]
     fn in_memory_store_keeps_crops_as_blobs_and_deletes_them() {
         let store = Store::in_memory(Retention::default());
         assert!(!store.is_persistent());

@@ -88,7 +88,7 @@ impl Default for Options {
     }
 }
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -189,7 +189,7 @@ fn build_launcher() -> Result<PathBuf> {
 
 /// The clip scaled to 1920x1080 (`.cache/bench/clip1080.mp4`) and its MPEG-TS remux
 /// (`clip1080.ts`), made once with ffmpeg and again only when the source clip changes.
-pub fn camera_clips(clip: &Path) -> Result<(PathBuf, PathBuf)> {
+fn camera_clips(clip: &Path) -> Result<(PathBuf, PathBuf)> {
     let dir = repo().join(".cache/bench");
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let mp4 = dir.join("clip1080.mp4");
@@ -250,7 +250,7 @@ pub fn camera_clips(clip: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((mp4, ts))
 }
 
-fn ffmpeg(args: &[&std::ffi::OsStr]) -> Result<()> {
+pub fn ffmpeg(args: &[&std::ffi::OsStr]) -> Result<()> {
     let output = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error"])
         .args(args)

@@ -10,8 +10,8 @@
 //!   detections (more faces than the count, or a box matching no annotation), and wrong names:
 //!   the `knn_examples/test` photos against the `knn_examples/train` gallery, left to right.
 //! * **Video** (the element, every frame, the demo gallery): the clip scaled in the pipeline to
-//!   360p I420, 720p NV12 and 1080p NV12, and the clip re-encoded at 1080p with ffmpeg (the
-//!   `cameras` group's `clip1080.mp4`), each against `expected/hamilton_reference.json` with the
+//!   360p I420, 720p NV12 and 1080p NV12, and the clip re-encoded at 1080p with ffmpeg (frame
+//!   for frame, x264 CRF 18), each against `expected/hamilton_reference.json` with the
 //!   tests' `ClipReport`: frames naming Miranda and Lacamoire, wrong names (a named face with no
 //!   same-name reference face near it) and the most decided-name changes of one track.
 //!
@@ -257,6 +257,64 @@ fn stills_at(engine: &mut Engine, threshold: f32, boxes: &[(String, Vec<Rect>)])
 struct VideoRow {
     label: String,
     report: ClipReport,
+    /// Each wrong name's face as the element reported it: frame, track, distance, quality.
+    wrong: Vec<String>,
+}
+
+impl VideoRow {
+    fn of(label: &str, run: &Run, width: u32) -> VideoRow {
+        let report = ClipReport::of(label, run, width);
+        let wrong = report
+            .swaps
+            .iter()
+            .map(|(i, name, _)| {
+                let face = run.frames[*i].iter().find(|f| f.name == *name).unwrap();
+                format!(
+                    "{i}: {name} track {} {}px d={:.3} q={:.2}",
+                    face.track_id,
+                    face.rect.2,
+                    face.distance,
+                    face.quality.unwrap_or(f64::NAN)
+                )
+            })
+            .collect();
+        // Every frame of the tracks that carried a wrong name: what the vote saw.
+        let mut tracks: Vec<u64> = Vec::new();
+        for (i, name, _) in &report.swaps {
+            let face = run.frames[*i].iter().find(|f| f.name == *name).unwrap();
+            if !tracks.contains(&face.track_id) {
+                tracks.push(face.track_id);
+            }
+        }
+        for track in tracks {
+            let seen: Vec<String> = run
+                .frames
+                .iter()
+                .enumerate()
+                .flat_map(|(i, faces)| faces.iter().map(move |f| (i, f)))
+                .filter(|(_, f)| f.track_id == track)
+                .map(|(i, f)| {
+                    format!(
+                        "{i}:{}:{}px:d={:.3}:q={:.2}",
+                        if f.name == "unknown" {
+                            "?"
+                        } else {
+                            &f.name[..4]
+                        },
+                        f.rect.2,
+                        f.distance,
+                        f.quality.unwrap_or(f64::NAN)
+                    )
+                })
+                .collect();
+            println!("thresholds:     {label} track {track}: {}", seen.join(" "));
+        }
+        VideoRow {
+            label: label.to_string(),
+            report,
+            wrong,
+        }
+    }
 }
 
 impl VideoRow {
@@ -277,7 +335,7 @@ impl VideoRow {
             "lacamoire_frames": r.lacamoire_frames,
             "lacamoire_reference_hits": r.lacamoire_reference_hits,
             "lacamoire_reference_total": r.lacamoire_reference_total,
-            "wrong_names": r.swaps.iter().map(|(i, n, b)| format!("{i}:{n}@{b:?}")).collect::<Vec<_>>(),
+            "wrong_names": self.wrong,
             "most_decided_name_changes": r.max_changes,
             "passes": self.passes(),
         })
@@ -293,11 +351,42 @@ fn reencoded_run(mp4: &Path, props: &str) -> Run {
     );
     let run = run_pipeline(&description, false);
     assert_eq!(run.error, None, "{}", mp4.display());
+    assert_eq!(run.frames.len(), 275, "{}: frame for frame", mp4.display());
     run
 }
 
+/// The clip re-encoded at 1920x1080 (`.cache/bench/clip1080-frames.mp4`), frame for frame: the
+/// `cameras` group's copy is resampled to a constant rate (300 frames for 275), which would
+/// shift every frame against the reference.
+fn reencoded_clip(clip: &Path) -> std::path::PathBuf {
+    let dir = crate::cameras::repo().join(".cache/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mp4 = dir.join("clip1080-frames.mp4");
+    if !mp4.exists() {
+        let partial = dir.join("clip1080-frames.partial.mp4");
+        let args: Vec<&std::ffi::OsStr> = vec![
+            "-y".as_ref(),
+            "-i".as_ref(),
+            clip.as_os_str(),
+            "-vf".as_ref(),
+            "scale=1920:1080".as_ref(),
+            "-fps_mode".as_ref(),
+            "passthrough".as_ref(),
+            "-c:v".as_ref(),
+            "libx264".as_ref(),
+            "-crf".as_ref(),
+            "18".as_ref(),
+            "-an".as_ref(),
+            partial.as_os_str(),
+        ];
+        crate::cameras::ffmpeg(&args).unwrap_or_else(|e| panic!("{e:#}"));
+        std::fs::rename(&partial, &mp4).unwrap();
+    }
+    mp4
+}
+
 pub fn thresholds_group(clip: &Path, thresholds: &[f32]) -> Vec<Value> {
-    let (mp4, _) = crate::cameras::camera_clips(clip).unwrap_or_else(|e| panic!("{e:#}"));
+    let mp4 = reencoded_clip(clip);
     let boxes = annotated_boxes();
     let mut engine = Engine::new(EngineConfig::default()).expect("models load");
     let gallery = knn_gallery(&mut engine);
@@ -320,17 +409,10 @@ pub fn thresholds_group(clip: &Path, thresholds: &[f32]) -> Vec<Value> {
             (1920, 1080, "NV12"),
         ] {
             let run = scaled_clip_run(w, h, format, &props);
-            let label = format!("{h}p {format}");
-            video.push(VideoRow {
-                report: ClipReport::of(&label, &run, w),
-                label,
-            });
+            video.push(VideoRow::of(&format!("{h}p {format}"), &run, w));
         }
         let run = reencoded_run(&mp4, &props);
-        video.push(VideoRow {
-            report: ClipReport::of("1080p re-encode", &run, 1920),
-            label: "1080p re-encode".into(),
-        });
+        video.push(VideoRow::of("1080p re-encode", &run, 1920));
         let stills_pass = stills.false_detections.is_empty() && stills.wrong_names.is_empty();
         let passes = stills_pass && video.iter().all(VideoRow::passes);
         let cell = |r: &VideoRow| {
@@ -395,6 +477,9 @@ pub fn thresholds_group(clip: &Path, thresholds: &[f32]) -> Vec<Value> {
         println!("thresholds: {line} ({:.0?})", started.elapsed());
         for r in &video {
             println!("thresholds:   {}", r.report.row());
+            for w in &r.wrong {
+                println!("thresholds:     wrong name on {}: {w}", r.label);
+            }
         }
         table.push(line);
         rows.push(json!({
