@@ -406,10 +406,16 @@ fn events_state_and_discovery_reach_a_real_broker() {
         },
     );
     // The clip's known moments (testdata/expected/hamilton_reference.json), as the camera's
-    // state reports them: strangers alone (frames 38-80, unnamed faces only) are `unknown` ON
-    // with nobody named; Miranda alone (frames 119-210) is OFF with one face, his. Polled over
+    // state reports them: the audience (frames 211-275, four or five strangers, and the pianist,
+    // whom the reference names Alex Lacamoire on frames 224-241) is `unknown` ON with nobody
+    // but him named; Miranda alone (frames 119-210) is OFF with one face, his. Polled over
     // loops of the clip rather than looked at once, so the machine's speed does not matter.
-    let strangers = |v: &View| v.unknown == "ON" && v.people.is_empty() && v.faces >= 1;
+    // (Frames 38-80 hold one or two strangers with gaps of no face, too short to settle; until
+    // issue 28 the pianist went unnamed at the old default threshold, so the audience showed
+    // nobody named.)
+    let strangers = |v: &View| {
+        v.unknown == "ON" && v.faces >= 4 && v.people.iter().all(|p| p == "Alex Lacamoire")
+    };
     let miranda_alone = |v: &View| v.unknown == "OFF" && v.people == [MIRANDA] && v.faces == 1;
     let start = Instant::now();
     loop {
@@ -419,7 +425,7 @@ fn events_state_and_discovery_reach_a_real_broker() {
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "no settled view of strangers alone (unknown ON) and of Miranda alone (OFF) in \
+            "no settled view of the audience (unknown ON) and of Miranda alone (OFF) in \
              60 s; the views seen, with how often: {views:#?}"
         );
         std::thread::sleep(Duration::from_millis(200));
