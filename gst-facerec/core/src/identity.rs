@@ -154,6 +154,21 @@ impl Decider {
     }
 }
 
+/// What `who` holds in `of` (evidence or gathered), 0 when absent.
+fn share_of(of: &[(Option<String>, f32)], who: Option<&str>) -> f32 {
+    of.iter()
+        .find(|(c, _)| c.as_deref() == who)
+        .map_or(0.0, |(_, w)| *w)
+}
+
+/// The largest amount in `of` held by a person other than `who`.
+fn strongest_other(of: &[(Option<String>, f32)], who: Option<&str>) -> f32 {
+    of.iter()
+        .filter(|(c, _)| c.is_some() && c.as_deref() != who)
+        .map(|(_, w)| *w)
+        .fold(0.0, f32::max)
+}
+
 /// One track's vote.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Vote {
@@ -182,10 +197,7 @@ impl Vote {
     }
 
     fn weight(&self, who: Option<&str>) -> f32 {
-        self.evidence
-            .iter()
-            .find(|(c, _)| c.as_deref() == who)
-            .map_or(0.0, |(_, w)| *w)
+        share_of(&self.evidence, who)
     }
 
     fn total(&self) -> f32 {
@@ -225,14 +237,6 @@ impl Vote {
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(c, w)| (c.as_deref(), *w))
-    }
-
-    /// The largest evidence in `of` for a person other than `who`.
-    fn strongest_other(&self, of: &[(Option<String>, f32)], who: Option<&str>) -> f32 {
-        of.iter()
-            .filter(|(c, _)| c.is_some() && c.as_deref() != who)
-            .map(|(_, w)| *w)
-            .fold(0.0, f32::max)
     }
 
     /// Counts an attempt that was not embedded because its quality is under the floor.
@@ -280,13 +284,9 @@ impl Vote {
             None => {
                 // The bar counts everything the leader gathered (a soft face that keeps matching
                 // gets there); the share, the recent evidence (it must lead now).
-                let gathered = self
-                    .gathered
-                    .iter()
-                    .find(|(c, _)| *c == leader)
-                    .map_or(0.0, |(_, w)| *w);
+                let gathered = share_of(&self.gathered, leader.as_deref());
                 let torn =
-                    self.strongest_other(&self.gathered, leader.as_deref()) >= TIE_SHARE * gathered;
+                    strongest_other(&self.gathered, leader.as_deref()) >= TIE_SHARE * gathered;
                 if leader.is_some()
                     && !torn
                     && gathered >= decider.confidence_bar
@@ -300,13 +300,9 @@ impl Vote {
             }
             Some(current) => {
                 let held = self.weight(Some(current));
-                let gathered = self
-                    .gathered
-                    .iter()
-                    .find(|(c, _)| c.as_deref() == Some(current.as_str()))
-                    .map_or(0.0, |(_, w)| *w);
-                let other_gathered = self.strongest_other(&self.gathered, Some(current));
-                let other_now = self.strongest_other(&self.evidence, Some(current));
+                let gathered = share_of(&self.gathered, Some(current));
+                let other_gathered = strongest_other(&self.gathered, Some(current));
+                let other_now = strongest_other(&self.evidence, Some(current));
                 let similar =
                     |a: f32, b: f32, share: f32| a > 0.0 && b > 0.0 && a.min(b) >= share * a.max(b);
                 let torn = similar(other_gathered, gathered, TIE_DROP_SHARE)
