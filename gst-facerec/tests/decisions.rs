@@ -159,6 +159,18 @@ fn distances(gallery: &std::path::Path, photo: &str) -> Vec<(String, f32)> {
     out
 }
 
+/// One person enrolled under two names, "obama" (`obama.jpg`) and "barack" (`obama2.jpg`), in
+/// `dir`.
+fn one_person_two_names(dir: &std::path::Path) -> std::path::PathBuf {
+    build_gallery(
+        &[
+            ("obama", &format!("{TD}/obama.jpg")),
+            ("barack", &format!("{TD}/obama2.jpg")),
+        ],
+        &dir.join("two-names.data"),
+    )
+}
+
 /// One person enrolled under two names ("obama": `obama.jpg`, "barack": `obama2.jpg`), and
 /// other photos of him as the probe: never named one way then the other, and either unknown or
 /// named with low confidence.
@@ -170,13 +182,7 @@ fn one_person_under_two_names_is_not_named_with_confidence() {
     }
     let dir = temp_dir("margin");
     let dir = dir.path();
-    let gallery = build_gallery(
-        &[
-            ("obama", &format!("{TD}/obama.jpg")),
-            ("barack", &format!("{TD}/obama2.jpg")),
-        ],
-        &dir.join("two-names.data"),
-    );
+    let gallery = one_person_two_names(dir);
     // Both probes are within the match threshold of both names, 0.056 and 0.086 apart as stills
     // (0.039 and 0.117 as the element's frames): under the default margin, so neither name may
     // be shown with confidence.
@@ -255,13 +261,7 @@ fn a_track_torn_between_two_people_is_unknown() {
     }
     let dir = temp_dir("tie");
     let dir = dir.path();
-    let gallery = build_gallery(
-        &[
-            ("obama", &format!("{TD}/obama.jpg")),
-            ("barack", &format!("{TD}/obama2.jpg")),
-        ],
-        &dir.join("two-names.data"),
-    );
+    let gallery = one_person_two_names(dir);
     let d = distances(&gallery, &format!("{TD}/obama.jpg"));
     eprintln!("obama.jpg: {d:?}");
     assert!(
