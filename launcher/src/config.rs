@@ -193,8 +193,9 @@ pub struct PipelineArgs {
     pub cuda_device: Option<u32>,
     /// ONNX Runtime intra-op threads per model (facerec's threads). Every camera's facerec with
     /// the same settings shares one session per model in the process, so this is the process's
-    /// inference thread count per model, however many cameras there are. 0: the element's
-    /// default (one per CPU core, at most 4).
+    /// inference thread count per model, however many cameras there are. 0: one when more than
+    /// one camera is configured at start-up, else the element's default (one per CPU core, at
+    /// most 4).
     #[arg(long, env = "FACEREC_INFERENCE_THREADS", default_value_t = 0)]
     pub inference_threads: u32,
     /// The engine's tunables as given (flag, environment, file or default), in the order of
@@ -580,6 +581,9 @@ impl Config {
                 Source::parse(&uri, Trust::Operator).with_context(|| format!("source {name}"))?;
             sources.push((name, uri, source));
         }
+        if cli.pipeline.inference_threads == 0 && sources.len() > 1 {
+            cli.pipeline.inference_threads = MANY_CAMERAS_INFERENCE_THREADS;
+        }
         cli.pipeline.camera_redact = file_sources
             .iter()
             .filter_map(|s| Some((s.name.clone(), s.redact.clone()?)))
@@ -597,6 +601,14 @@ impl Config {
         })
     }
 }
+
+/// `--inference-threads` left at 0 with several cameras at start-up. The engine runs one
+/// inference at a time for all of them, and the cameras' decoders want the other cores. With
+/// this and one thread per decoder, live 1080p cameras on 2 cores, against both left automatic
+/// in the same run: 2 cameras made the same detections (52.8/s against 53.7) on 1.31 cores
+/// instead of 1.47, 4 made 56.0/s instead of 47.1 and 8 made 31.0/s instead of 15.5, frames
+/// passing as before (`docs/PERFORMANCE.md`, issue 27).
+const MANY_CAMERAS_INFERENCE_THREADS: u32 = 1;
 
 /// The config file: its scalar settings by flag name, and its sources. Unknown keys are refused.
 fn read_file(path: &Path) -> Result<(BTreeMap<String, String>, Vec<FileSource>)> {
@@ -1168,6 +1180,16 @@ mod tests {
         std::fs::write(&path, "inference-threads: 3\n").unwrap();
         let from_file = parse(&["--config", path.to_str().unwrap()]);
         assert_eq!(from_file.pipeline.inference_threads, 3);
+        // Several cameras at start-up: one thread per model unless set, for the cameras and
+        // the launcher's own engine alike (so that they share the sessions).
+        let cameras = ["--source", "a=test://", "--source", "b=test://"];
+        let several = parse(&cameras);
+        assert_eq!(several.pipeline_settings().unwrap().inference_threads, 1);
+        assert_eq!(several.pipeline.engine_config().unwrap().session.threads, 1);
+        let chosen = parse(&[&cameras[..], &["--inference-threads", "2"]].concat());
+        assert_eq!(chosen.pipeline_settings().unwrap().inference_threads, 2);
+        let one = parse(&["--source", "a=test://"]);
+        assert_eq!(one.pipeline_settings().unwrap().inference_threads, 0);
     }
 
     #[test]
