@@ -193,12 +193,12 @@ fn lower_streaming_priority(pipeline: &gst::Pipeline) {
 }
 
 /// Gives every software video decoder of the pipeline that chooses its own thread count (libav's
-/// `max-threads` left at 0, "automatic", now or when decodebin adds one later) one thread. On a
-/// node with more cameras than cores the cameras' decoders already run in parallel, and a
+/// `max-threads` left at 0, "automatic", now or when decodebin adds one later) one thread. A
 /// frame-threaded decoder holds one more picture per thread: measured with the 1080p sample
-/// clip, 57 MB of RSS per stream with automatic threads (2 on 2 cores) against 39 MB with one.
-/// One 1080p H.264 stream takes 0.16 of a core to decode, so one thread keeps up with a camera
-/// many times over, and a decoder with a thread count in the pipeline is left as it is.
+/// clip, 57 MB of RSS per stream with automatic threads (2 on 2 cores) against 39 MB with one,
+/// at the same CPU. Several cameras' decoders run in parallel anyway, and one thread decodes a
+/// 1080p H.264 camera in 0.14 of a core, so it keeps up many times over. A decoder given a
+/// thread count in the pipeline is left as it is.
 fn single_threaded_decoders(pipeline: &gst::Pipeline) {
     fn one_thread(element: &gst::Element) {
         let is_video_decoder = element
