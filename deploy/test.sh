@@ -82,6 +82,11 @@ dep_guards() {
 }
 phase dep-guards dep_guards
 await test-tools
+# The fuzz targets' sanitizer build (nightly, its own target folder: some 300 crates, nothing
+# shared with the tests' build) runs from here at the lowest CPU priority: it takes only the
+# cycles the test build and the live test lane, which waits on the clip's real time, leave
+# idle, and the fuzz phase then mostly runs the targets.
+background fuzz-build nice -n 19 cargo +nightly fuzz build --fuzz-dir deploy/fuzz
 # The tests' build first, on both cores (the lanes' own `--no-run` is then a no-op).
 phase test-build cargo test --locked --workspace --no-run
 # Every test of the workspace, in two lanes at once (deploy/tests/cargo-test-lanes.sh says which).
@@ -98,6 +103,7 @@ nvmm() {
 }
 phase nvmm nvmm
 # Fuzz smoke: 30 s on each untrusted-input parser, from the committed corpora (deploy/fuzz).
+await fuzz-build
 phase fuzz bash deploy/fuzz/run.sh 30
 # Nothing later uses the sanitizer build (2.2 GB); in CI its space goes to the images' build.
 if [ "${CI:-}" = true ]; then rm -rf deploy/fuzz/target; fi
