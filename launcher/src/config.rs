@@ -13,6 +13,8 @@
 //! `mqtt`'s `MqttConfig`, numbers). It imports the layers below for what the command line
 //! flattens or checks (sources, the camera settings, the element's properties, MQTT's flags).
 
+pub mod mqtt;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -114,7 +116,7 @@ pub struct Cli {
         value_delimiter = ',',
         value_name = "ADDR|CIDR"
     )]
-    pub trusted_proxy: Vec<crate::http::IpNet>,
+    pub trusted_proxy: Vec<crate::domain::net::IpNet>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "FACEREC_LOG_JSON", default_value_t = false, num_args = 0..=1,
         default_missing_value = "true", action = ArgAction::Set,
@@ -146,7 +148,7 @@ pub struct Cli {
     #[arg(long, env = "FACEREC_UNKNOWN_AFTER", default_value = "1s", value_parser = humantime::parse_duration)]
     pub unknown_after: Duration,
     #[command(flatten)]
-    pub mqtt: crate::mqtt::MqttArgs,
+    pub mqtt: mqtt::MqttArgs,
 }
 
 /// How every camera's facerec element and encoder are set up, as given (checked by
@@ -306,7 +308,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub api_token: Option<String>,
     /// The MQTT broker, checked; `None` when MQTT is off.
-    pub mqtt: Option<crate::mqtt::MqttConfig>,
+    pub mqtt: Option<mqtt::MqttConfig>,
 }
 
 impl std::ops::Deref for Config {
@@ -591,7 +593,7 @@ impl Config {
         let api_token = std::env::var("FACEREC_API_TOKEN")
             .ok()
             .filter(|t| !t.is_empty());
-        let mqtt = crate::mqtt::MqttConfig::from_args(&cli.mqtt)?;
+        let mqtt = mqtt::MqttConfig::from_args(&cli.mqtt)?;
         Ok(Config {
             mqtt,
             data_dir: cli.data_dir.clone().unwrap_or_else(default_data_dir),

@@ -6,6 +6,7 @@
 pub mod camera_state;
 pub mod event;
 pub mod load;
+pub mod net;
 pub mod rate_limit;
 pub mod redact;
 pub mod source;
