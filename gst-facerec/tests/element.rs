@@ -1237,6 +1237,65 @@ fn harness_attaches_roi_metas() {
     assert_eq!(names, ["obama", "biden"]);
 }
 
+/// A frame whose memory is shared (a decoder keeps its reference pictures) is copied only when
+/// the element draws on it: with `draw=false` the frame leaves in the very memory it came in,
+/// faces and metas found all the same; with `draw=true` the boxes go on a copy, and the shared
+/// original is untouched.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn a_shared_frame_is_copied_only_to_draw_on() {
+    if !assets_ready() {
+        return;
+    }
+    let image = facerec_core::stills::load_rgb(&asset(&format!("{TD}/two_people.jpg"))).unwrap();
+    let (w, h) = (image.width(), image.height());
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h)
+        .build()
+        .unwrap();
+    let mut frame = gst::Buffer::with_size(info.size()).unwrap();
+    {
+        let frame = frame.get_mut().unwrap();
+        frame.set_pts(gst::ClockTime::ZERO);
+        let mut map = frame.map_writable().unwrap();
+        let stride = info.stride()[0] as usize;
+        for (y, row) in image.as_raw().chunks_exact(w as usize * 3).enumerate() {
+            map[y * stride..y * stride + row.len()].copy_from_slice(row);
+        }
+    }
+    let pixels = |buffer: &gst::BufferRef| {
+        let map = buffer.map_readable().unwrap();
+        (map.as_ptr() as usize, map.to_vec())
+    };
+    let (held_at, held_pixels) = pixels(&frame);
+    for draw in [false, true] {
+        let element = gst::ElementFactory::make("facerec")
+            .property("gallery", knn_gallery().display().to_string())
+            .property("draw", draw)
+            .build()
+            .unwrap();
+        let mut harness = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
+        harness.set_src_caps_str(&format!(
+            "video/x-raw,format=RGB,width={w},height={h},framerate=30/1"
+        ));
+        // `frame` keeps a reference, as the decoder would.
+        let out = harness.push_and_pull(frame.clone()).unwrap();
+        assert_eq!(faces_of(&out).len(), 2, "draw={draw}");
+        let (out_at, out_pixels) = pixels(&out);
+        assert_eq!(
+            pixels(&frame),
+            (held_at, held_pixels.clone()),
+            "draw={draw}"
+        );
+        if draw {
+            assert_ne!(out_at, held_at, "drawn on the shared memory");
+            assert_ne!(out_pixels, held_pixels, "nothing drawn");
+        } else {
+            assert_eq!(out_at, held_at, "copied without drawing");
+            assert_eq!(out_pixels, held_pixels);
+        }
+    }
+}
+
 #[test]
 #[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
 fn detect_interval_carries_faces_between_detections() {

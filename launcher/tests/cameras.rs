@@ -340,3 +340,117 @@ fn frames_are_encoded_only_for_a_viewer_and_at_once() {
         0.0
     );
 }
+
+/// The share of the pixels on a band 2 px either side of `bbox`'s outline that have the colour
+/// facerec draws a named face's box in (JPEG moves it a little), at the best offset of up to
+/// 10 px (the face moves between the frame and the report of its box): about a third for a
+/// drawn box, near zero for none.
+fn box_outline_share(jpeg: &[u8], bbox: [i64; 4]) -> f64 {
+    let image = image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg)
+        .expect("a decodable JPEG")
+        .to_rgb8();
+    let [r, g, b] = facerec_core::overlay::KNOWN_COLOUR.map(i32::from);
+    let is_box_colour = |px: i64, py: i64| {
+        if px < 0 || py < 0 || px >= image.width() as i64 || py >= image.height() as i64 {
+            return false;
+        }
+        let p = image.get_pixel(px as u32, py as u32).0.map(i32::from);
+        (p[0] - r).abs() < 60 && (p[1] - g).abs() < 60 && (p[2] - b).abs() < 60
+    };
+    let [x, y, w, h] = bbox;
+    let mut outline = Vec::new();
+    for py in y - 2..=y + h + 2 {
+        for px in x - 2..=x + w + 2 {
+            let near = |v: i64, edge: i64| (v - edge).abs() <= 2;
+            if near(px, x) || near(px, x + w) || near(py, y) || near(py, y + h) {
+                outline.push((px, py));
+            }
+        }
+    }
+    let mut best = 0.0f64;
+    for dy in -10..=10 {
+        for dx in -10..=10 {
+            let hits = outline
+                .iter()
+                .filter(|&&(px, py)| is_box_colour(px + dx, py + dy))
+                .count();
+            best = best.max(hits as f64 / outline.len().max(1) as f64);
+        }
+    }
+    best
+}
+
+/// facerec draws only while somebody watches (the launcher turns its `draw` off with the
+/// encoder), and a viewer never gets a frame that was analysed before drawing was turned on: the
+/// first JPEG of every stream, like the later ones, has the named face's box drawn where the
+/// camera reports the face.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn a_viewer_gets_boxes_from_the_first_frame() {
+    if !ready() {
+        return;
+    }
+    let _serial = serial();
+    let args = [
+        "--gallery".to_string(),
+        gallery().display().to_string(),
+        "--source".into(),
+        live_clip_source("clip"),
+    ];
+    let launcher = Launcher::start(&args, &[]);
+    let url = launcher.url("/cameras/clip/stream.mjpg");
+    // Miranda's box as the camera reports it now, when she is named and in view.
+    let miranda_box = |l: &Launcher| {
+        l.camera("clip")["faces"]
+            .as_array()
+            .and_then(|faces| faces.iter().find(|f| f["name"] == MIRANDA).cloned())
+            .map(|f| [0, 1, 2, 3].map(|i| f["box"][i].as_i64().unwrap()))
+    };
+    let mut checked = Vec::new();
+    let started = Instant::now();
+    while checked.len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "Miranda was not in view when a stream opened, 3 times in 120 s: {checked:?}"
+        );
+        // Idle first: nobody watches, nothing is encoded, nothing drawn.
+        let mut last = encoded(&launcher, "clip");
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = encoded(&launcher, "clip");
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        let Some(before) = miranda_box(&launcher) else {
+            continue;
+        };
+        let mut stream = open_stream(&url);
+        let first = stream.next_part().expect("a JPEG");
+        let later: Vec<Vec<u8>> = (0..5).filter_map(|_| stream.next_part()).collect();
+        drop(stream);
+        let Some(after) = miranda_box(&launcher) else {
+            continue;
+        };
+        // The face moved less than its box's size meanwhile: the outline is where it was drawn.
+        if (before[0] - after[0]).abs() > before[2] / 4
+            || (before[1] - after[1]).abs() > before[3] / 4
+        {
+            continue;
+        }
+        let share = box_outline_share(&first, before);
+        let later_share = later
+            .iter()
+            .map(|jpeg| box_outline_share(jpeg, after))
+            .fold(0.0, f64::max);
+        checked.push((share, later_share));
+    }
+    eprintln!("box outline share, first frame and best later one: {checked:?}");
+    for (first, later) in &checked {
+        assert!(
+            *first > 0.15 && *later > 0.15,
+            "a stream's frame without Miranda's box: outline shares {checked:?}"
+        );
+    }
+}

@@ -209,30 +209,44 @@ impl<P: AsRef<[u8]>> Frame<P> {
     /// A copy of the frame's pixels with tight strides: what the live worker aligns from
     /// while the streaming thread draws on the original.
     pub fn to_owned_frame(&self) -> Result<Frame<Vec<u8>>> {
+        let mut copy = Frame {
+            format: self.format,
+            width: self.width,
+            height: self.height,
+            planes: Vec::new(),
+            matrix: self.matrix,
+            chroma: self.chroma,
+        };
+        self.copy_into(&mut copy)?;
+        Ok(copy)
+    }
+
+    /// [`Self::to_owned_frame`] into `dest`, reusing its planes' allocations: a stream copies
+    /// a frame for every detection, and fresh multi-megabyte buffers each time leave the
+    /// allocator's per-thread heaps holding freed frames.
+    pub fn copy_into(&self, dest: &mut Frame<Vec<u8>>) -> Result<()> {
         self.validate()?;
         let sizes = self
             .format
             .plane_sizes(self.width as usize, self.height as usize);
-        let planes = sizes
-            .iter()
-            .zip(&self.planes)
-            .map(|(&(row, rows), (data, stride))| {
-                let data = data.as_ref();
-                let mut copy = Vec::with_capacity(row * rows);
-                for r in 0..rows {
-                    copy.extend_from_slice(&data[r * stride..r * stride + row]);
-                }
-                (copy, row)
-            })
-            .collect();
-        Ok(Frame {
-            format: self.format,
-            width: self.width,
-            height: self.height,
-            planes,
-            matrix: self.matrix,
-            chroma: self.chroma,
-        })
+        dest.planes.resize_with(sizes.len(), || (Vec::new(), 0));
+        for ((&(row, rows), (data, stride)), (copy, copy_stride)) in
+            sizes.iter().zip(&self.planes).zip(&mut dest.planes)
+        {
+            let data = data.as_ref();
+            copy.clear();
+            copy.reserve(row * rows);
+            for r in 0..rows {
+                copy.extend_from_slice(&data[r * stride..r * stride + row]);
+            }
+            *copy_stride = row;
+        }
+        dest.format = self.format;
+        dest.width = self.width;
+        dest.height = self.height;
+        dest.matrix = self.matrix;
+        dest.chroma = self.chroma;
+        Ok(())
     }
 
     fn plane(&self, index: usize) -> (&[u8], usize) {
@@ -518,6 +532,28 @@ mod tests {
         let (mut a, mut b) = ([[0.0f32; 3]; 6], [[0.0f32; 3]; 6]);
         frame.read_row(0, 3, &mut a);
         copy.read_row(0, 3, &mut b);
+        assert_eq!(a, b);
+    }
+
+    /// A copy into an earlier copy of another format and size equals a fresh one, and reuses
+    /// the earlier copy's allocation where it is big enough (the live worker's spare frame).
+    #[test]
+    fn copy_into_a_spare_equals_a_fresh_copy_and_keeps_its_buffers() {
+        let big = flat_frame(PixelFormat::I420, 16, 8, [200, 30, 60]).to_owned_frame();
+        let mut spare = big.unwrap();
+        let luma_before = spare.planes[0].0.as_ptr();
+        let frame = flat_frame(PixelFormat::Nv12, 6, 4, [10, 20, 30]);
+        frame.copy_into(&mut spare).unwrap();
+        let fresh = frame.to_owned_frame().unwrap();
+        assert_eq!(spare.planes, fresh.planes);
+        assert_eq!(
+            (spare.format, spare.width, spare.height),
+            (PixelFormat::Nv12, 6, 4)
+        );
+        assert_eq!(spare.planes[0].0.as_ptr(), luma_before);
+        let (mut a, mut b) = ([[0.0f32; 3]; 6], [[0.0f32; 3]; 6]);
+        spare.read_row(0, 3, &mut a);
+        fresh.read_row(0, 3, &mut b);
         assert_eq!(a, b);
     }
 

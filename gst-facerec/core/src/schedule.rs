@@ -81,11 +81,14 @@ impl<T> Default for Newest<T> {
 }
 
 impl<T> Newest<T> {
-    /// Puts `item` in, dropping the one waiting (if any) as stale.
-    pub fn put(&mut self, item: T) {
-        if self.item.replace(item).is_some() {
+    /// Puts `item` in and returns the one waiting (if any), counted as stale, so that the
+    /// caller can reuse what it holds.
+    pub fn put(&mut self, item: T) -> Option<T> {
+        let replaced = self.item.replace(item);
+        if replaced.is_some() {
             self.stale += 1;
         }
+        replaced
     }
 
     pub fn take(&mut self) -> Option<T> {
@@ -471,9 +474,9 @@ mod tests {
     #[test]
     fn newest_keeps_one_item_and_counts_the_replaced() {
         let mut slot = Newest::default();
-        slot.put(1);
-        slot.put(2);
-        slot.put(3);
+        assert_eq!(slot.put(1), None);
+        assert_eq!(slot.put(2), Some(1));
+        assert_eq!(slot.put(3), Some(2));
         assert_eq!(slot.take(), Some(3));
         assert_eq!(slot.take(), None);
         slot.put(4);

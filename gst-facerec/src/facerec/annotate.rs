@@ -36,6 +36,12 @@ impl Annotator {
         }
     }
 
+    /// Whether [`Self::annotate`] writes to the frame: the frame is mapped writable (which
+    /// copies memory a decoder still shares) only then.
+    pub(super) fn writes(faces: &[FaceResult], redact: RedactMode, draw: bool) -> bool {
+        !faces.is_empty() && (draw || redact != RedactMode::None)
+    }
+
     /// Pixelates the faces `redact` hides, then draws every face when `draw`. Returns whether
     /// the frame's pixels may have changed (an NVMM surface is then written back).
     pub(super) fn annotate(
@@ -47,7 +53,7 @@ impl Annotator {
         redact: RedactMode,
         draw: bool,
     ) -> Result<bool, gst::FlowError> {
-        if faces.is_empty() {
+        if !Self::writes(faces, redact, draw) {
             return Ok(false);
         }
         if redact != RedactMode::None {
@@ -84,7 +90,7 @@ impl Annotator {
             }
             self.draw_time += started.elapsed();
         }
-        Ok(draw || redact != RedactMode::None)
+        Ok(true)
     }
 }
 

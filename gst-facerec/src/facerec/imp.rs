@@ -752,7 +752,7 @@ impl BaseTransformImpl for FaceRec {
             return Err(gst::FlowError::NotNegotiated);
         };
         let mut mapped = MappedBuffer::map(&element, &lock(&self.nvmm), buf, &info)?;
-        let mut frame = mapped.frame(&element, &info)?;
+        let frame = mapped.frame(&element, &info)?;
         *passed += 1;
 
         let input = if processor.needs_input(&tuning) {
@@ -764,9 +764,13 @@ impl BaseTransformImpl for FaceRec {
         let source = core_frame(&frame.video, &format);
         let analysis = processor.analyse(&element, input, &source, &times, tuning, crops)?;
         let faces = &analysis.faces;
-        let written =
-            annotator.annotate(&element, &mut frame.video, &format, faces, redact, draw)?;
         drop(frame);
+        let written = if Annotator::writes(faces, redact, draw) {
+            let mut video = mapped.writable_frame(&element, &info)?;
+            annotator.annotate(&element, &mut video, &format, faces, redact, draw)?
+        } else {
+            false
+        };
         drop(state);
         mapped.finish(&element, written)?;
 

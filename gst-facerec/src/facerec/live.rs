@@ -30,10 +30,11 @@ pub(super) trait LiveSink: Send + 'static {
 
 /// A frame handed to the live worker: the detector's network-size input, and a copy of the
 /// frame's planes to align faces from at full resolution (the streaming thread draws on the
-/// original once it has handed this over).
+/// original once it has handed this over). With `face-crops` on, `times.crop_source` shares
+/// the same copy.
 pub(super) struct LiveJob {
     pub(super) input: NetworkInput<'static>,
-    pub(super) source: Frame<Vec<u8>>,
+    pub(super) source: Arc<Frame<Vec<u8>>>,
     pub(super) times: FrameTimes,
     pub(super) tuning: Tunables,
 }
@@ -70,9 +71,24 @@ struct LiveShared {
     /// This stream's turns on the process's engine, which it shares with every other element.
     client: Arc<Client>,
     slot: Mutex<LiveSlot>,
+    /// The copy of a frame the worker is done with, for the streaming thread to copy the next
+    /// one into ([`LiveWorker::take_spare`]).
+    spare: Mutex<Option<Frame<Vec<u8>>>>,
     wake: Condvar,
     latest: Mutex<Arc<Vec<FaceResult>>>,
     times: Mutex<StageTimes>,
+}
+
+impl LiveShared {
+    /// Keeps the job's frame copy for the next job, once nothing else holds it (the crops'
+    /// share goes with the job's times).
+    fn recycle(&self, job: LiveJob) {
+        let LiveJob { source, times, .. } = job;
+        drop(times);
+        if let Ok(frame) = Arc::try_unwrap(source) {
+            *lock(&self.spare) = Some(frame);
+        }
+    }
 }
 
 /// Inference off the streaming thread: frames pass at input rate and are annotated with the
@@ -91,6 +107,7 @@ impl LiveWorker {
         let shared = Arc::new(LiveShared {
             client,
             slot: Mutex::default(),
+            spare: Mutex::default(),
             wake: Condvar::new(),
             latest: Mutex::default(),
             times: Mutex::default(),
@@ -150,7 +167,7 @@ impl LiveWorker {
                     engine.tune(&job.tuning);
                     let runs_before = engine.times.detect_runs;
                     let result = engine
-                        .process(&job.input, &job.source)
+                        .process(&job.input, job.source.as_ref())
                         .map(|faces| faces.to_vec());
                     drop(turn);
                     let detected = engine.times.detect_runs > runs_before;
@@ -165,6 +182,7 @@ impl LiveWorker {
                             if detected {
                                 sink.post(&faces, &job.times, engine.last_inference);
                             }
+                            shared.recycle(job);
                         }
                         Err(err) => {
                             sink.fail(&err);
@@ -198,10 +216,18 @@ impl LiveWorker {
 
     pub(super) fn submit(&self, job: LiveJob) {
         let mut slot = lock(&self.shared.slot);
-        slot.job.put(job);
+        let replaced = slot.job.put(job);
         slot.queued_at = Some(Instant::now());
         drop(slot);
         self.shared.wake.notify_one();
+        if let Some(replaced) = replaced {
+            self.shared.recycle(replaced);
+        }
+    }
+
+    /// A frame copy to reuse for the next job, if the worker has one spare.
+    pub(super) fn take_spare(&self) -> Option<Frame<Vec<u8>>> {
+        lock(&self.shared.spare).take()
     }
 
     pub(super) fn set_gallery(&self, gallery: Option<Arc<Gallery>>) {

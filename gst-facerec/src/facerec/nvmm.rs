@@ -229,6 +229,18 @@ impl MappedSurface {
         self.surf
     }
 
+    /// The mapped planes as a video frame to read.
+    pub fn readable_frame(
+        &self,
+        info: &gst_video::VideoInfo,
+    ) -> Result<gst_video::VideoFrameRef<&gst::BufferRef>, glib::BoolError> {
+        let wrapper = self
+            .wrapper
+            .as_ref()
+            .ok_or_else(|| glib::bool_error!("the surface is not mapped"))?;
+        gst_video::VideoFrameRef::from_buffer_ref_readable(wrapper.as_ref(), info)
+    }
+
     /// The mapped planes as a writable video frame.
     pub fn frame(
         &mut self,

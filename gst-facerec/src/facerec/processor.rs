@@ -178,19 +178,19 @@ impl Processor {
             (Mode::Live(worker), input) => {
                 if let Some(input) = input {
                     let started = Instant::now();
-                    let owned = || {
-                        source.to_owned_frame().map_err(|e| {
-                            gst::element_error!(element, gst::StreamError::Format, ("{}", e));
-                            gst::FlowError::Error
-                        })
+                    let copied = match worker.take_spare() {
+                        Some(mut spare) => source.copy_into(&mut spare).map(|()| spare),
+                        None => source.to_owned_frame(),
                     };
-                    let job_source = owned()?;
-                    // The worker posts later, when this frame may be drawn on: its crops need
-                    // their own copy of the pixels, which the worker's copy cannot lend (LiveJob
-                    // owns it).
+                    let job_source = Arc::new(copied.map_err(|e| {
+                        gst::element_error!(element, gst::StreamError::Format, ("{}", e));
+                        gst::FlowError::Error
+                    })?);
+                    // The worker posts later, when this frame may be drawn on: its crops are
+                    // cut from the worker's copy, which nothing draws on.
                     let mut job_times = times.clone();
                     if crops.is_some() {
-                        job_times.crop_source = Some(Arc::new(owned()?));
+                        job_times.crop_source = Some(job_source.clone());
                     }
                     self.copy_time += started.elapsed();
                     worker.submit(LiveJob {

@@ -113,9 +113,9 @@ pub(super) struct MappedBuffer<'a> {
     vic: Option<VicSource>,
 }
 
-/// A mapped frame, with what the detector's input is made from.
+/// A frame mapped for reading, with what the detector's input is made from.
 pub(super) struct SourceFrame<'a> {
-    pub(super) video: gst_video::VideoFrameRef<&'a mut gst::BufferRef>,
+    pub(super) video: gst_video::VideoFrameRef<&'a gst::BufferRef>,
     #[cfg(feature = "nvmm")]
     vic: Option<&'a VicSource>,
 }
@@ -162,24 +162,26 @@ impl<'a> MappedBuffer<'a> {
         Ok(MappedBuffer { buffer })
     }
 
-    /// The frame, writable: the buffer's own memory, or the NVMM surface's mapped planes.
+    /// The frame to read: the buffer's own memory, or the NVMM surface's mapped planes.
+    /// Mapped for reading, because a decoder keeps its reference pictures: their memory is
+    /// shared, and a writable mapping copies the whole frame, which only drawing needs.
     pub(super) fn frame(
-        &mut self,
+        &self,
         element: &super::FaceRec,
         info: &gst_video::VideoInfo,
     ) -> Result<SourceFrame<'_>, gst::FlowError> {
         #[cfg(feature = "nvmm")]
-        let video = match self.surface.as_mut() {
-            Some(surface) => surface.frame(info),
-            None => gst_video::VideoFrameRef::from_buffer_ref_writable(&mut *self.buffer, info),
+        let video = match self.surface.as_ref() {
+            Some(surface) => surface.readable_frame(info),
+            None => gst_video::VideoFrameRef::from_buffer_ref_readable(&*self.buffer, info),
         };
         #[cfg(not(feature = "nvmm"))]
-        let video = gst_video::VideoFrameRef::from_buffer_ref_writable(&mut *self.buffer, info);
+        let video = gst_video::VideoFrameRef::from_buffer_ref_readable(&*self.buffer, info);
         let video = video.map_err(|_| {
             gst::element_error!(
                 element,
                 gst::CoreError::Failed,
-                ("Failed to map the buffer writable")
+                ("Failed to map the buffer readable")
             );
             gst::FlowError::Error
         })?;
@@ -187,6 +189,30 @@ impl<'a> MappedBuffer<'a> {
             video,
             #[cfg(feature = "nvmm")]
             vic: self.vic.as_ref(),
+        })
+    }
+
+    /// The frame to draw on, writable: the buffer's own memory (copied first where it is
+    /// shared), or the NVMM surface's mapped planes.
+    pub(super) fn writable_frame(
+        &mut self,
+        element: &super::FaceRec,
+        info: &gst_video::VideoInfo,
+    ) -> Result<gst_video::VideoFrameRef<&mut gst::BufferRef>, gst::FlowError> {
+        #[cfg(feature = "nvmm")]
+        let video = match self.surface.as_mut() {
+            Some(surface) => surface.frame(info),
+            None => gst_video::VideoFrameRef::from_buffer_ref_writable(&mut *self.buffer, info),
+        };
+        #[cfg(not(feature = "nvmm"))]
+        let video = gst_video::VideoFrameRef::from_buffer_ref_writable(&mut *self.buffer, info);
+        video.map_err(|_| {
+            gst::element_error!(
+                element,
+                gst::CoreError::Failed,
+                ("Failed to map the buffer writable")
+            );
+            gst::FlowError::Error
         })
     }
 
@@ -245,7 +271,7 @@ impl NetworkScalers {
     fn scale_on_cpu(
         &mut self,
         element: &super::FaceRec,
-        frame: &gst_video::VideoFrameRef<&mut gst::BufferRef>,
+        frame: &gst_video::VideoFrameRef<&gst::BufferRef>,
         info: &gst_video::VideoInfo,
         network_width: u32,
     ) -> Result<NetworkInput<'static>, gst::FlowError> {

@@ -375,6 +375,12 @@ pub struct Camera {
     gate: Mutex<Gate>,
     /// The gate's state as the pad probe reads it, from the streaming thread.
     encoding: AtomicBool,
+    /// What the gate needs to pass only drawn frames (facerec draws only while the gate is
+    /// open): frames of this pipeline into facerec's transform and out of facerec, and the
+    /// number of the first one drawn since the gate last opened.
+    facerec_entered: AtomicU64,
+    facerec_left: AtomicU64,
+    drawn_from: AtomicU64,
     /// What MQTT was last told this camera has in view.
     presence: Mutex<Presence>,
     stop: AtomicBool,
@@ -416,6 +422,9 @@ impl Camera {
             epoch: Instant::now(),
             gate: Mutex::new(Gate::default()),
             encoding: AtomicBool::new(false),
+            facerec_entered: AtomicU64::new(0),
+            facerec_left: AtomicU64::new(0),
+            drawn_from: AtomicU64::new(0),
             presence: Mutex::new(Presence::default()),
             stop: AtomicBool::new(false),
             wake: Condvar::new(),
@@ -516,9 +525,29 @@ impl Camera {
         if !gate.open {
             gate.open = true;
             gate.stale_up_to = self.output_frames.load(Ordering::SeqCst);
+            self.start_drawing();
             self.encoding.store(true, Ordering::SeqCst);
         }
         gate.stale_up_to
+    }
+
+    /// Has facerec draw from its next frame on, and the gate pass frames from that one: the
+    /// frame in facerec now may have read `draw` before it was set. (Its transform reads the
+    /// property after the sink pad's probe counted the frame, under the element's settings
+    /// lock that this set takes too.)
+    fn start_drawing(&self) {
+        if let Some(facerec) = lock(&self.facerec).as_ref() {
+            facerec.set_property("draw", true);
+        }
+        let next = self.facerec_entered.load(Ordering::SeqCst) + 1;
+        self.drawn_from.store(next, Ordering::SeqCst);
+    }
+
+    /// Whether the gate passes the frame leaving facerec now: somebody wants frames, and it
+    /// was drawn.
+    fn passes_gate(&self) -> bool {
+        self.encoding()
+            && self.facerec_left.load(Ordering::SeqCst) >= self.drawn_from.load(Ordering::SeqCst)
     }
 
     /// Stops the encoder when nobody wants frames any more (from the supervisor's loop). Under
@@ -528,6 +557,11 @@ impl Camera {
         if gate.open && !self.frames_wanted(&gate, Instant::now()) {
             gate.open = false;
             self.encoding.store(false, Ordering::SeqCst);
+            // Nobody sees the boxes: the element neither draws nor maps the frame writable
+            // (which copies a frame whose memory the decoder still holds).
+            if let Some(facerec) = lock(&self.facerec).as_ref() {
+                facerec.set_property("draw", false);
+            }
         }
     }
 
@@ -747,6 +781,15 @@ impl Camera {
                 gst::PadProbeReturn::Ok
             });
             limit_rate(&pad, settings.processing_fps);
+            // After the rate cap, whose dropped frames reach no later probe: the frames that
+            // facerec transforms.
+            let entered = Arc::downgrade(self);
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                if let Some(cam) = entered.upgrade() {
+                    cam.facerec_entered.fetch_add(1, Ordering::SeqCst);
+                }
+                gst::PadProbeReturn::Ok
+            });
         }
         // Every frame facerec handled, with faces or not: its messages only cover frames with
         // faces, so they cannot give the processed rate.
@@ -755,6 +798,7 @@ impl Camera {
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 if let Some(cam) = processed.upgrade() {
                     cam.processed_frames.fetch_add(1, Ordering::Relaxed);
+                    cam.facerec_left.fetch_add(1, Ordering::SeqCst);
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -764,7 +808,7 @@ impl Camera {
         if let Some(pad) = facerec.static_pad("src").and_then(|p| p.peer()) {
             let gate = Arc::downgrade(self);
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if gate.upgrade().is_some_and(|cam| cam.encoding()) {
+                if gate.upgrade().is_some_and(|cam| cam.passes_gate()) {
                     return gst::PadProbeReturn::Ok;
                 }
                 // Consumed and reported as handled, as in `limit_rate`.
@@ -817,7 +861,16 @@ impl Camera {
                 })
                 .build(),
         );
-        *lock(&self.facerec) = Some(facerec.clone());
+        {
+            // Boxes and names are drawn only while somebody watches (see `start_drawing`).
+            // Under the gate's lock, so that a gate opening meanwhile finds this element.
+            let gate = lock(&self.gate);
+            *lock(&self.facerec) = Some(facerec.clone());
+            self.facerec_entered.store(0, Ordering::SeqCst);
+            self.facerec_left.store(0, Ordering::SeqCst);
+            self.drawn_from.store(0, Ordering::SeqCst);
+            set(&facerec, "draw", gate.open)?;
+        }
         // A library change since `settings` was read found no element here to reload
         // (reload_gallery): give this one the newer gallery. The element loads it at its start.
         let gallery_now = lock(&context.settings).gallery.clone();
