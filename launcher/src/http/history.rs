@@ -387,6 +387,14 @@ async fn photo(
     Ok(([(header::CONTENT_TYPE, mime)], Body::from(bytes)).into_response())
 }
 
+/// Reads what is left of an upload without keeping it, so that an early refusal reaches the
+/// client (see `upload`). A malformed rest ends it.
+async fn discard_rest(multipart: &mut Multipart) {
+    while let Ok(Some(mut field)) = multipart.next_field().await {
+        while let Ok(Some(_)) = field.chunk().await {}
+    }
+}
+
 async fn upload(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -398,8 +406,13 @@ async fn upload(
         .await
         .map_err(|e| ApiError(e.status(), e.body_text()))?;
     let library = library(&app)?;
-    // The name first, so that a bad one costs no upload.
-    library.check_name(&name)?;
+    // The name first, so that a bad one stores nothing. The upload is still read (and
+    // discarded; the route's body limit bounds it): a connection closed with the request unread
+    // is reset, and the client then sees a broken pipe instead of this answer.
+    if let Err(e) = library.check_name(&name) {
+        discard_rest(&mut multipart).await;
+        return Err(e.into());
+    }
     let multipart_error =
         |e: axum::extract::multipart::MultipartError| ApiError(e.status(), e.body_text());
     let mut spooled: Vec<(String, Spooled)> = Vec::new();
@@ -408,6 +421,7 @@ async fn upload(
             continue;
         }
         if spooled.len() == MAX_PHOTOS_PER_UPLOAD {
+            discard_rest(&mut multipart).await;
             return Err(ApiError(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("at most {MAX_PHOTOS_PER_UPLOAD} photos per request"),
@@ -429,6 +443,9 @@ async fn upload(
         while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
             written += chunk.len() as u64;
             if written > MAX_PHOTO_BYTES {
+                while let Ok(Some(_)) = field.chunk().await {}
+                drop(field);
+                discard_rest(&mut multipart).await;
                 return Err(LibraryError::TooLarge(format!(
                     "{file_name}: larger than {} MB",
                     MAX_PHOTO_BYTES / (1024 * 1024)
