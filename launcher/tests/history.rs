@@ -1171,6 +1171,14 @@ fn names_are_stored_in_nfc_and_noncharacters_unknown_and_case_twins_are_refused(
         let (status, text) = json_send(&launcher, "PUT", &rename, Some(TOKEN), &body);
         assert_eq!((status, error_text(&text)), (422, want), "rename to {name:?}");
     }
+    // A refused upload is answered, not cut off: 8 MB to a refused name gets its 422. Answered
+    // with the upload unread, the connection was reset under the client ("Broken pipe").
+    let big = vec![0u8; 8 * 1024 * 1024];
+    let (status, text) = upload_as(&launcher, "unknown", &[("big.jpg", &big)]);
+    assert_eq!(
+        (status, error_text(&text)),
+        (422, format!(r#"the name "unknown" {reserved}"#))
+    );
     // The decomposed name is José's: an upload adds to him, a rename to it changes nothing.
     let (status, text) = upload_as(
         &launcher,
