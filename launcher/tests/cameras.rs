@@ -106,6 +106,25 @@ fn encoded(launcher: &Launcher, camera: &str) -> u64 {
         .expect("frames_encoded in /api/cameras")
 }
 
+/// Waits until `camera` encodes nothing more (within 5 s of its last client or snapshot), and
+/// returns its count of encoded frames.
+fn wait_encoder_idle(launcher: &Launcher, camera: &str, when: &str) -> u64 {
+    let idle_since = Instant::now();
+    let mut last = encoded(launcher, camera);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = encoded(launcher, camera);
+        if now == last {
+            return last;
+        }
+        last = now;
+        assert!(
+            idle_since.elapsed() < Duration::from_secs(5),
+            "{when}: the encoder keeps running with no client"
+        );
+    }
+}
+
 /// Four live cameras on the sample clip in one launcher: each names Lin-Manuel Miranda, none is
 /// rebuilt (recognition that lags behind is reported as overloaded, never a lost camera), and
 /// with no stream client not one frame is JPEG-encoded.
@@ -264,20 +283,7 @@ fn frames_are_encoded_only_for_a_viewer_and_at_once() {
     let mut bound = Duration::ZERO;
     for trial in 0..3 {
         // Idle: nothing more is encoded.
-        let idle_since = Instant::now();
-        let mut last = encoded(&launcher, "pat");
-        loop {
-            std::thread::sleep(Duration::from_millis(300));
-            let now = encoded(&launcher, "pat");
-            if now == last {
-                break;
-            }
-            last = now;
-            assert!(
-                idle_since.elapsed() < Duration::from_secs(5),
-                "trial {trial}: the encoder keeps running with no client"
-            );
-        }
+        let last = wait_encoder_idle(&launcher, "pat", &format!("trial {trial}"));
         bound = frame_interval * 2 + encode_time_of_one_frame();
         let asked = Instant::now();
         let mut stream = open_stream(&url);
@@ -414,15 +420,7 @@ fn a_viewer_gets_boxes_from_the_first_frame() {
             "Miranda was not in view when a stream opened, 3 times in 120 s: {checked:?}"
         );
         // Idle first: nobody watches, nothing is encoded, nothing drawn.
-        let mut last = encoded(&launcher, "clip");
-        loop {
-            std::thread::sleep(Duration::from_millis(300));
-            let now = encoded(&launcher, "clip");
-            if now == last {
-                break;
-            }
-            last = now;
-        }
+        wait_encoder_idle(&launcher, "clip", "before a stream");
         let Some(before) = miranda_box(&launcher) else {
             continue;
         };
