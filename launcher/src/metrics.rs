@@ -110,6 +110,8 @@ struct EngineFigures {
     /// When `engine-busy-ns` was last turned into the utilisation, and its value then.
     busy_at: Option<(Instant, u64)>,
     session_loads: u64,
+    shared_runs: u64,
+    deferred_faces: u64,
 }
 
 /// The MQTT publisher's health; registered only when MQTT is configured.
@@ -147,6 +149,11 @@ pub struct Metrics {
     pub engine_utilisation: FloatGauge,
     /// `facerec_inference_session_loads_total`: ONNX Runtime sessions loaded by the process.
     pub session_loads: Counter,
+    /// `facerec_recognizer_shared_runs_total`: recognizer runs that embedded the faces of
+    /// several cameras (`facerec_core::batch`).
+    pub shared_runs: Counter,
+    /// `facerec_recognizer_deferred_faces_total`: faces a camera left for another's run.
+    pub deferred_faces: Counter,
     engine: Mutex<EngineFigures>,
     /// `facerec_events_dropped_total`: recognition events that are not in the history (see
     /// `register` below for the exact definition).
@@ -182,6 +189,8 @@ impl Metrics {
             frames_encoded: Family::default(),
             engine_utilisation: FloatGauge::default(),
             session_loads: Counter::default(),
+            shared_runs: Counter::default(),
+            deferred_faces: Counter::default(),
             engine: Mutex::default(),
             events_dropped: Counter::default(),
             store_errors: Counter::default(),
@@ -249,6 +258,16 @@ impl Metrics {
             "inference_session_loads",
             "ONNX Runtime sessions the process loaded (cameras with the same settings share one per model)",
             m.session_loads.clone(),
+        );
+        registry.register(
+            "recognizer_shared_runs",
+            "Recognizer runs that embedded the faces of several cameras in one batch",
+            m.shared_runs.clone(),
+        );
+        registry.register(
+            "recognizer_deferred_faces",
+            "Faces a camera left for the next camera's turn to embed in one run with its own",
+            m.deferred_faces.clone(),
         );
         registry.register(
             "inference_seconds",
@@ -363,6 +382,21 @@ impl Metrics {
             self.session_loads
                 .inc_by(session_loads - engine.session_loads);
             engine.session_loads = session_loads;
+        }
+    }
+
+    /// Takes the process-wide batch counters an element reported (monotonic: only a larger
+    /// value counts, whichever camera reports it).
+    pub fn batch_figures(&self, shared_runs: u64, deferred_faces: u64) {
+        let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+        if shared_runs > engine.shared_runs {
+            self.shared_runs.inc_by(shared_runs - engine.shared_runs);
+            engine.shared_runs = shared_runs;
+        }
+        if deferred_faces > engine.deferred_faces {
+            self.deferred_faces
+                .inc_by(deferred_faces - engine.deferred_faces);
+            engine.deferred_faces = deferred_faces;
         }
     }
 

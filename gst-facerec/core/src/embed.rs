@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ort::value::TensorRef;
 
 use crate::align::{CHIP_SIZE, Chip};
+use crate::batch::ChipBatch;
 use crate::models::{ModelVariant, RECOGNIZER_SHA256, sha256_file};
 use crate::runtime::{ProviderReport, SessionConfig, SharedSession, shared_session};
 use crate::{Error, Result};
@@ -142,6 +143,64 @@ impl Recognizer {
             });
         }
         Ok(values.chunks_exact(self.dim).map(<[f32]>::to_vec).collect())
+    }
+
+    /// The chips other streams left for a run of this session ([`crate::batch`]).
+    pub fn batch(&self) -> &ChipBatch {
+        self.session.batch()
+    }
+
+    /// Embeds `own` together with the chips other streams left waiting, at most `max` chips a
+    /// run (one stream's chips are never split), and hands them their embeddings. Runs until
+    /// nothing waits; with no chips of its own, only flushes. The error of a run is returned
+    /// only if it had chips of `own`; the other streams get it through their tickets.
+    pub fn embed_with_waiting(&mut self, own: Vec<Chip>, max: usize) -> Result<Vec<Embedding>> {
+        let session = self.session.clone();
+        let batch = session.batch();
+        let max = max.max(1);
+        let mut own = Some(own).filter(|chips| !chips.is_empty());
+        let mut mine = Vec::new();
+        loop {
+            let own_chips = own.take().unwrap_or_default();
+            let others = batch.take(max.saturating_sub(own_chips.len()), own_chips.is_empty());
+            if others.is_empty() && own_chips.is_empty() {
+                return Ok(mine);
+            }
+            let own_count = own_chips.len();
+            let mut chips = own_chips;
+            let mut tickets = Vec::with_capacity(others.len());
+            for (ticket, theirs) in others {
+                tickets.push((ticket, theirs.len()));
+                chips.extend(theirs);
+            }
+            match self.embed(&chips) {
+                Ok(mut embeddings) => {
+                    let mut rest = embeddings.split_off(own_count);
+                    if own_count > 0 {
+                        mine = embeddings;
+                    }
+                    let outcomes = tickets
+                        .iter()
+                        .map(|&(ticket, n)| {
+                            let tail = rest.split_off(n);
+                            (ticket, Ok(std::mem::replace(&mut rest, tail)))
+                        })
+                        .collect();
+                    batch.finish(outcomes, own_count > 0 || tickets.len() > 1);
+                }
+                Err(err) => {
+                    let reason = err.to_string();
+                    let outcomes = tickets
+                        .iter()
+                        .map(|&(ticket, _)| (ticket, Err(reason.clone())))
+                        .collect();
+                    batch.finish(outcomes, false);
+                    if own_count > 0 {
+                        return Err(err);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 
 use crate::align::align_face;
+use crate::batch::DEFER_WAIT;
 use crate::detect::{Detection, Detector, DetectorConfig, NetworkInput};
 use crate::embed::{Embedding, Recognizer};
 use crate::frame::PixelSource;
@@ -18,6 +19,7 @@ use crate::identity::Decider;
 use crate::models::{ModelVariant, default_model_path};
 use crate::quality::{self, Quality};
 use crate::runtime::{ProviderReport, SessionConfig};
+use crate::schedule::Turn;
 use crate::tracker::Tracker;
 use crate::tunables::Tunables;
 use crate::{Error, Result};
@@ -153,6 +155,18 @@ pub struct StageTimes {
     /// Scoring each attempt's quality (the chip's Laplacian, the landmarks' pose).
     pub quality: Duration,
     pub draw: Duration,
+}
+
+/// A frame between detection and recognition: its tracks in view, the chips due for
+/// embedding and the tracks they belong to.
+struct PendingFrame {
+    seen: Vec<usize>,
+    good: Vec<(usize, Quality)>,
+    chips: Vec<crate::align::Chip>,
+    /// Detection, alignment and quality time.
+    work: Duration,
+    /// Time the recognizer ran for this frame's chips (0 when another stream's turn ran them).
+    embed_time: Duration,
 }
 
 pub struct Engine {
@@ -307,12 +321,87 @@ impl Engine {
         if !self.needs_frame() {
             return Ok(self.carry_over());
         }
+        let mut pending = self.detect_and_align(input, source)?;
+        let chips = std::mem::take(&mut pending.chips);
+        let started = Instant::now();
+        let embeddings = self.recognizer.embed(&chips)?;
+        pending.embed_time = started.elapsed();
+        Ok(self.decide(pending, &embeddings))
+    }
+
+    /// [`Engine::process`] during `turn` on the process's shared engine, with the recognition
+    /// batched across streams ([`crate::batch`]): when other streams wait for a turn and
+    /// `recognition-batch` allows, this frame's chips are left for the next turn's run and the
+    /// turn is given up at once; otherwise they run now, with any chips other streams left.
+    pub fn process_turn(
+        &mut self,
+        turn: Turn<'_>,
+        input: &NetworkInput<'_>,
+        source: &(impl PixelSource + ?Sized),
+    ) -> Result<&[FaceResult]> {
+        let max = self.config.tunables.recognition_batch as usize;
+        if !self.needs_frame() {
+            self.recognizer.embed_with_waiting(Vec::new(), max)?;
+            return Ok(self.carry_over());
+        }
+        let mut pending = self.detect_and_align(input, source)?;
+        let chips = std::mem::take(&mut pending.chips);
+        let count = chips.len();
+        // Left for the next turn only while the run would still have room: a stream that would
+        // fill it runs it now, so that chips never wait on a chain of streams each leaving theirs.
+        let defer = count > 0
+            && self.recognizer.batch().waiting_chips() + count < max
+            && turn.others_waiting();
+        let embeddings = if defer {
+            let client = turn.client();
+            let ticket = self.recognizer.batch().defer(chips);
+            drop(turn);
+            let outcome = match self.recognizer.batch().wait(ticket, DEFER_WAIT) {
+                Some(outcome) => outcome,
+                None => {
+                    // No other turn took them: run them (and whatever else waits) now.
+                    let _turn = client.flush_turn();
+                    let started = Instant::now();
+                    self.recognizer.embed_with_waiting(Vec::new(), max)?;
+                    pending.embed_time = started.elapsed();
+                    self.recognizer
+                        .batch()
+                        .wait(ticket, Duration::ZERO)
+                        .unwrap_or_else(|| Err("the chips were never run".into()))
+                }
+            };
+            outcome.map_err(|reason| Error::Inference {
+                what: "recognizer",
+                reason,
+            })?
+        } else {
+            let started = Instant::now();
+            let embeddings = self.recognizer.embed_with_waiting(chips, max)?;
+            pending.embed_time = started.elapsed();
+            drop(turn);
+            embeddings
+        };
+        if embeddings.len() != count {
+            return Err(Error::Inference {
+                what: "recognizer",
+                reason: format!("{count} faces gave {} embeddings", embeddings.len()),
+            });
+        }
+        Ok(self.decide(pending, &embeddings))
+    }
+
+    /// Detection, tracking, and the chips of the faces due for recognition.
+    fn detect_and_align(
+        &mut self,
+        input: &NetworkInput<'_>,
+        source: &(impl PixelSource + ?Sized),
+    ) -> Result<PendingFrame> {
         let frame_no = self.frame_no;
         self.frame_no += 1;
         self.times.frames += 1;
-        let frame_started = Instant::now();
+        let started = Instant::now();
         let detections = self.detector.detect_network(input)?;
-        self.times.detect += frame_started.elapsed();
+        self.times.detect += started.elapsed();
         self.times.detect_runs += 1;
 
         let seen = self.tracker.update(detections);
@@ -345,6 +434,8 @@ impl Engine {
             }
         }
 
+        let mut good = Vec::new();
+        let mut good_chips = Vec::new();
         if self.gallery.is_none() {
             // Nothing to compare with: every face is "unknown" without running the recognizer.
             for &i in &due {
@@ -357,13 +448,13 @@ impl Engine {
                 t.embedded_at = Some(frame_no);
             }
         } else if !due.is_empty() {
-            let started = Instant::now();
+            let align_started = Instant::now();
             let chips: Vec<_> = due
                 .iter()
                 .map(|&i| align_face(source, &self.tracker.tracks()[i].detection.landmarks))
                 .collect();
-            self.times.align += started.elapsed();
-            let started = Instant::now();
+            self.times.align += align_started.elapsed();
+            let quality_started = Instant::now();
             let qualities: Vec<Quality> = due
                 .iter()
                 .zip(&chips)
@@ -372,10 +463,8 @@ impl Engine {
                     quality::assess(d.bbox.w, &d.landmarks, chip)
                 })
                 .collect();
-            self.times.quality += started.elapsed();
+            self.times.quality += quality_started.elapsed();
             // Attempts under the quality floor are not embedded: they could not name anyone.
-            let mut good = Vec::new();
-            let mut good_chips = Vec::new();
             for ((&i, chip), q) in due.iter().zip(chips).zip(&qualities) {
                 let t = self.tracker.track_mut(i);
                 t.embedded_at = Some(frame_no);
@@ -386,21 +475,32 @@ impl Engine {
                     t.vote.skip(q.score);
                 }
             }
-            if !good_chips.is_empty() {
-                let started = Instant::now();
-                let embeddings = self.recognizer.embed(&good_chips)?;
-                self.times.embed += started.elapsed();
-                self.times.embeddings += embeddings.len() as u64;
-                for ((i, q), embedding) in good.into_iter().zip(&embeddings) {
-                    let identity = self.identify(embedding);
-                    let t = self.tracker.track_mut(i);
-                    t.vote.add(&decider, q.score, identity);
-                }
-            }
         }
+        Ok(PendingFrame {
+            seen,
+            good,
+            chips: good_chips,
+            work: started.elapsed(),
+            embed_time: Duration::ZERO,
+        })
+    }
 
-        self.last_inference = frame_started.elapsed();
-        self.current = seen
+    /// Matches the embeddings of a frame's chips, adds them to their tracks' votes, and
+    /// reports every face in view.
+    fn decide(&mut self, pending: PendingFrame, embeddings: &[Embedding]) -> &[FaceResult] {
+        let decider = self.config.decider();
+        if !embeddings.is_empty() {
+            self.times.embed += pending.embed_time;
+            self.times.embeddings += embeddings.len() as u64;
+        }
+        for ((i, q), embedding) in pending.good.into_iter().zip(embeddings) {
+            let identity = self.identify(embedding);
+            let t = self.tracker.track_mut(i);
+            t.vote.add(&decider, q.score, identity);
+        }
+        self.last_inference = pending.work + pending.embed_time;
+        self.current = pending
+            .seen
             .iter()
             .map(|&i| {
                 let t = &self.tracker.tracks()[i];
@@ -419,7 +519,7 @@ impl Engine {
                 }
             })
             .collect();
-        Ok(&self.current)
+        &self.current
     }
 
     /// Detects every face of a still photo of any size (the pyramid of [`crate::stills`]) and

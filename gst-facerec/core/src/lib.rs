@@ -5,7 +5,8 @@
 //!
 //! * [`detect`]: YuNet face detection (pre-processing, decoding, NMS), per `shared/models/README.md` §1.
 //! * [`align`]: five-point similarity alignment to the 150x150 dlib chip (§3 of that README).
-//! * [`embed`]: batched dlib ResNet embeddings (§2).
+//! * [`embed`]: batched dlib ResNet embeddings (§2), and [`batch`]: one run for the chips of
+//!   several streams.
 //! * [`gallery`]: the versioned `model.data` gallery format and matching.
 //! * [`tracker`]: an IoU tracker that carries identities between detection frames.
 //! * [`quality`] and [`identity`]: a quality score per embedding attempt (size, sharpness,
@@ -20,6 +21,7 @@
 //! * [`files`]: atomic file writes, shared by the gallery, the model fetch and the launcher.
 
 pub mod align;
+pub mod batch;
 pub mod detect;
 pub mod embed;
 pub mod engine;

@@ -380,6 +380,7 @@ pub fn load_session(
 /// it is, so the mutex is rarely contended.
 pub struct SharedSession {
     session: Mutex<Session>,
+    batch: crate::batch::ChipBatch,
 }
 
 impl SharedSession {
@@ -387,6 +388,11 @@ impl SharedSession {
     /// keeps no state between runs), so a poisoned lock is taken over.
     pub fn lock(&self) -> MutexGuard<'_, Session> {
         self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Inputs of several streams waiting to share one run (the recognizer's chips).
+    pub fn batch(&self) -> &crate::batch::ChipBatch {
+        &self.batch
     }
 }
 
@@ -454,6 +460,7 @@ pub fn shared_session(
     SESSION_LOADS.fetch_add(1, Ordering::Relaxed);
     let session = Arc::new(SharedSession {
         session: Mutex::new(session),
+        batch: Default::default(),
     });
     let loads = sessions.get(&key).map_or(0, |(_, _, loads)| *loads) + 1;
     sessions.insert(key, (Arc::downgrade(&session), report.clone(), loads));

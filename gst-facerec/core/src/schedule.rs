@@ -138,6 +138,8 @@ struct ClientState {
     last_turn: Option<Instant>,
     /// Set while it waits: since when, and whether it is urgent.
     waiting: Option<(Instant, bool)>,
+    /// Set while it waits for a turn only to run what waits in a batch ([`Client::flush_turn`]).
+    flush_waiting: Option<Instant>,
     stats: ClientStats,
 }
 
@@ -157,6 +159,20 @@ impl State {
     /// Hands the engine to the next waiting stream, if nobody holds it.
     fn grant_next(&mut self, now: Instant) {
         if self.holder.is_some() {
+            return;
+        }
+        // A flush is short and frees a stream that waits for its results: it goes first, and
+        // is not a turn of the stream's own (its rate and waits stay as they were).
+        let flush = self
+            .clients
+            .iter()
+            .filter_map(|c| c.flush_waiting.map(|since| (since, c.id)))
+            .min();
+        if let Some((_, id)) = flush {
+            if let Some(client) = self.client(id) {
+                client.flush_waiting = None;
+            }
+            self.holder = Some(id);
             return;
         }
         let waiting: Vec<Candidate> = self
@@ -216,6 +232,7 @@ impl Scheduler {
             min_interval: None,
             last_turn: None,
             waiting: None,
+            flush_waiting: None,
             stats: ClientStats::default(),
         });
         Client {
@@ -274,6 +291,29 @@ impl Client {
         }
     }
 
+    /// Waits for a turn only to run what other streams left in a batch ([`crate::batch`]): it
+    /// goes before every stream waiting for a frame's turn, and does not count as this
+    /// stream's turn.
+    pub fn flush_turn(&self) -> Turn<'_> {
+        let scheduler = &self.scheduler;
+        let mut state = scheduler.lock();
+        if let Some(client) = state.client(self.id) {
+            client.flush_waiting = Some(Instant::now());
+        }
+        state.grant_next(Instant::now());
+        scheduler.changed.notify_all();
+        while state.holder != Some(self.id) {
+            state = scheduler
+                .changed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        Turn {
+            client: self,
+            started: Instant::now(),
+        }
+    }
+
     pub fn stats(&self) -> ClientStats {
         let mut state = self.scheduler.lock();
         let mut stats = state
@@ -301,6 +341,24 @@ impl Drop for Client {
 pub struct Turn<'a> {
     client: &'a Client,
     started: Instant,
+}
+
+impl<'a> Turn<'a> {
+    /// The stream whose turn it is.
+    pub fn client(&self) -> &'a Client {
+        self.client
+    }
+
+    /// Whether another stream waits for a turn now: the next turn will not be long in coming
+    /// ([`crate::batch`]).
+    pub fn others_waiting(&self) -> bool {
+        let id = self.client.id;
+        let state = self.client.scheduler.lock();
+        state
+            .clients
+            .iter()
+            .any(|c| c.id != id && (c.waiting.is_some() || c.flush_waiting.is_some()))
+    }
 }
 
 impl Drop for Turn<'_> {
@@ -512,5 +570,50 @@ mod tests {
         }
         assert_eq!(scheduler.clients(), 0, "dropped clients deregister");
         assert!(scheduler.busy() >= Duration::from_micros(200 * 200));
+    }
+
+    /// Polls until `ready`, for at most 30 s.
+    fn wait_until(what: &str, ready: impl Fn() -> bool) {
+        let started = Instant::now();
+        while !ready() {
+            assert!(started.elapsed() < Duration::from_secs(30), "{what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_flush_goes_before_frames_and_is_not_a_turn_of_its_own() {
+        let scheduler = Arc::new(Scheduler::default());
+        let (holder, framer, flusher) =
+            (scheduler.client(), scheduler.client(), scheduler.client());
+        let served = Mutex::new(Vec::new());
+        let turn = holder.turn(false);
+        assert!(!turn.others_waiting());
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _turn = framer.turn(true);
+                served.lock().unwrap().push("frame");
+            });
+            wait_until("the frame's stream never waited", || turn.others_waiting());
+            let flushed = scope.spawn(|| {
+                let _turn = flusher.flush_turn();
+                served.lock().unwrap().push("flush");
+            });
+            wait_until("the flush never waited", || {
+                scheduler
+                    .lock()
+                    .clients
+                    .iter()
+                    .any(|c| c.flush_waiting.is_some())
+            });
+            drop(turn);
+            flushed.join().unwrap();
+        });
+        assert_eq!(*served.lock().unwrap(), ["flush", "frame"]);
+        assert_eq!(flusher.stats().turns, 0);
+        assert_eq!(framer.stats().turns, 1);
+        let state = scheduler.lock();
+        let flusher_state = state.clients.iter().find(|c| c.id == flusher.id).unwrap();
+        assert_eq!(flusher_state.last_turn, None);
     }
 }

@@ -323,6 +323,16 @@ tunables! {
         range: 0.0, 30.0,
         blurb: "Detections per second each live stream sharing the process's inference engine is served first, before any stream gets more than its share; a stream served less is overloaded",
     }
+    /// Most chips in one recognizer run shared by several streams ([`crate::batch`]); 1 runs
+    /// each stream's chips in its own turn.
+    recognition_batch: u32 {
+        name: "recognition-batch",
+        nick: "Recognition batch",
+        unit: "faces",
+        default: 8,
+        range: 1, 64,
+        blurb: "Most faces, from every stream sharing the process's recognizer, embedded in one run: while other streams wait for the engine, a stream's faces wait for the next turn to share its run (faster per face, docs/PERFORMANCE.md); 1 embeds each stream's faces in its own turn",
+    }
 }
 
 #[cfg(test)]

@@ -299,3 +299,90 @@ fn a_detector_with_a_fixed_input_is_refused_at_load() {
         )
     );
 }
+
+/// Per face, left to right: its distance to the nearest person in the gallery.
+fn distances(faces: &[facerec_core::engine::FaceResult]) -> Vec<f32> {
+    let mut faces = faces.to_vec();
+    faces.sort_by(|a, b| a.bbox.x.total_cmp(&b.bbox.x));
+    faces
+        .iter()
+        .map(|f| f.identity.as_ref().and_then(|m| m.distance).unwrap())
+        .collect()
+}
+
+/// Two streams on one scheduler: stream A has faces to embed while B waits for a turn, so A
+/// leaves its chips for B's turn. With room for both (`recognition-batch` 8), B's one recognizer
+/// run embeds both frames' faces and hands A its own; with room for only B's (3: two faces each,
+/// never split), B runs its own and then A's. Either way each stream's faces get the distances a
+/// lone engine gives them (a mix-up between the streams or within a run would move them by 0.3
+/// or more), and only the first way counts a shared run.
+#[test]
+#[cfg_attr(facerec_assets_missing, ignore = "needs ../shared and ONNX Runtime")]
+fn the_chips_of_two_streams_share_one_recognizer_run() {
+    use facerec_core::detect::NetworkInput;
+    use facerec_core::schedule::Scheduler;
+
+    let Some(mut lone) = engine(0.8) else {
+        return;
+    };
+    let gallery = Arc::new(knn_gallery(&mut lone));
+    let photo = |name: &str| load_rgb(&require(&format!("{TD}/{name}")).unwrap()).unwrap();
+    let (photo_a, photo_b) = (
+        photo("two_people.jpg"),
+        photo("knn_examples/test/kit_with_rose.jpg"),
+    );
+    let (input_a, input_b) = (
+        NetworkInput::from_image(&photo_a, 0),
+        NetworkInput::from_image(&photo_b, 0),
+    );
+    let mut expected = Vec::new();
+    for (input, photo) in [(&input_a, &photo_a), (&input_b, &photo_b)] {
+        let mut engine = engine(0.8).unwrap();
+        engine.set_gallery(Some(gallery.clone())).unwrap();
+        expected.push(distances(engine.process(input, photo).unwrap()));
+    }
+    assert_eq!(expected.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2]);
+
+    for (batch, shared_runs) in [(8, 1), (3, 0)] {
+        let streams = [engine(0.8).unwrap(), engine(0.8).unwrap()];
+        let [mut a, mut b] = streams.map(|mut engine| {
+            let mut tuning = engine.tuning();
+            tuning.recognition_batch = batch;
+            engine.tune(&tuning);
+            engine.set_gallery(Some(gallery.clone())).unwrap();
+            engine
+        });
+        let stats_before = a.recognizer().batch().stats();
+        let scheduler = Arc::new(Scheduler::default());
+        let (client_a, client_b) = (scheduler.client(), scheduler.client());
+        let (faces_a, faces_b) = std::thread::scope(|scope| {
+            let turn_a = client_a.turn(false);
+            let stream_b = scope.spawn(|| {
+                let turn = client_b.turn(false);
+                distances(b.process_turn(turn, &input_b, &photo_b).unwrap())
+            });
+            let asked = std::time::Instant::now();
+            while !turn_a.others_waiting() {
+                assert!(
+                    asked.elapsed().as_secs() < 30,
+                    "stream B never asked for a turn"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let faces_a = distances(a.process_turn(turn_a, &input_a, &photo_a).unwrap());
+            (faces_a, stream_b.join().unwrap())
+        });
+        for (got, want) in [(&faces_a, &expected[0]), (&faces_b, &expected[1])] {
+            assert_eq!(got.len(), want.len(), "recognition-batch {batch}");
+            for (g, w) in got.iter().zip(want) {
+                assert!(
+                    (g - w).abs() < 1e-4,
+                    "recognition-batch {batch}: {got:?} against a lone engine's {want:?}"
+                );
+            }
+        }
+        let stats = a.recognizer().batch().stats();
+        assert_eq!(stats.deferred_chips - stats_before.deferred_chips, 2);
+        assert_eq!(stats.shared_runs - stats_before.shared_runs, shared_runs);
+    }
+}

@@ -429,7 +429,7 @@ impl ObjectImpl for FaceRec {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Frames, detections, embeddings, time per stage in nanoseconds (convert, detect, align, quality, embed, redact, draw), the active execution provider, frames dropped as stale (stale-drops), turns waited for on the process's shared engine (queue-waits, queue-wait-ns, queue-wait-buckets per facerec_core::schedule::WAIT_BUCKETS_SECONDS), and, for the whole process, the engine's busy time (engine-busy-ns) and ONNX Runtime sessions loaded (session-loads)")
+                    .blurb("Frames, detections, embeddings, time per stage in nanoseconds (convert, detect, align, quality, embed, redact, draw), the active execution provider, frames dropped as stale (stale-drops), turns waited for on the process's shared engine (queue-waits, queue-wait-ns, queue-wait-buckets per facerec_core::schedule::WAIT_BUCKETS_SECONDS), and, for the whole process, the engine's busy time (engine-busy-ns) ONNX Runtime sessions loaded (session-loads), recognizer runs that embedded the faces of several streams (recognizer-shared-runs) and faces left for another stream's run (recognizer-deferred)")
                     .read_only()
                     .build(),
             ]);
@@ -539,6 +539,7 @@ impl ObjectImpl for FaceRec {
                     gst::Array::new(counts)
                 };
                 let ns = |d: Duration| d.as_nanos() as u64;
+                let batch = facerec_core::batch::process_totals();
                 gst::Structure::builder("facerec-stats")
                     .field("frames", times.frames)
                     .field("passed", passed)
@@ -558,6 +559,8 @@ impl ObjectImpl for FaceRec {
                     .field("queue-wait-buckets", buckets)
                     .field("engine-busy-ns", ns(Scheduler::global().busy()))
                     .field("session-loads", session_loads())
+                    .field("recognizer-shared-runs", batch.shared_runs)
+                    .field("recognizer-deferred", batch.deferred_chips)
                     .build()
                     .to_value()
             }

@@ -167,9 +167,8 @@ impl LiveWorker {
                     engine.tune(&job.tuning);
                     let runs_before = engine.times.detect_runs;
                     let result = engine
-                        .process(&job.input, job.source.as_ref())
+                        .process_turn(turn, &job.input, job.source.as_ref())
                         .map(|faces| faces.to_vec());
-                    drop(turn);
                     let detected = engine.times.detect_runs > runs_before;
                     *lock(&shared.times) = engine.times.clone();
                     if sink.is_gone() {

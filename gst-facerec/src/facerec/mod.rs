@@ -86,7 +86,10 @@
 //! frame (older ones are dropped as stale), an element that has had less than
 //! `min-detect-fps` is served first, then one recognising a new face, then round-robin. Frames
 //! always pass in `live` mode; under overload every stream detects less often, evenly.
-//! `stats` reports the stale drops, the waits for a turn and the engine's busy time.
+//! Recognition is batched across them (`facerec_core::batch`, `recognition-batch`): an element
+//! with faces to embed while another waits for a turn leaves them for that turn, which embeds
+//! them in one run with its own. `stats` reports the stale drops, the waits for a turn, the
+//! engine's busy time and the shared runs.
 //!
 //! ```text
 //! gst-launch-1.0 v4l2src device=/dev/video0 ! videoconvert ! facerec live=true gallery=model.data ! \

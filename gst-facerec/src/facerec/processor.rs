@@ -150,7 +150,7 @@ impl Processor {
             (Mode::Sync(engine), Some(input)) => {
                 self.client.set_min_rate(tuning.min_detect_fps);
                 let turn = self.client.turn(engine.recognising());
-                let faces = engine.process(&input, source).map_err(|e| {
+                let faces = engine.process_turn(turn, &input, source).map_err(|e| {
                     gst::element_error!(
                         element,
                         gst::StreamError::Failed,
@@ -158,7 +158,6 @@ impl Processor {
                     );
                     gst::FlowError::Error
                 })?;
-                drop(turn);
                 let crops = match crops {
                     Some(policy) if !faces.is_empty() => lock(policy).crops(faces, source),
                     _ => Vec::new(),

@@ -286,6 +286,9 @@ struct ElementStats {
     /// Process-wide: time inference turns were held, and ONNX Runtime session loads.
     engine_busy_ns: u64,
     session_loads: u64,
+    /// Process-wide: recognizer runs shared by several cameras, and faces left for them.
+    shared_runs: u64,
+    deferred_faces: u64,
 }
 
 impl ElementStats {
@@ -302,6 +305,8 @@ impl ElementStats {
                 .unwrap_or_default(),
             engine_busy_ns: n("engine-busy-ns"),
             session_loads: n("session-loads"),
+            shared_runs: n("recognizer-shared-runs"),
+            deferred_faces: n("recognizer-deferred"),
         }
     }
 }
@@ -1158,6 +1163,7 @@ impl Camera {
             stats.session_loads,
             POLL_INTERVAL.mul_f64(0.9),
         );
+        metrics.batch_figures(stats.shared_runs, stats.deferred_faces);
 
         run.flow.sample(
             now,
