@@ -364,9 +364,11 @@ impl Engine {
                     let started = Instant::now();
                     self.recognizer.embed_with_waiting(Vec::new(), max)?;
                     pending.embed_time = started.elapsed();
+                    // Taken now, by this flush or by a run still going on another
+                    // scheduler's turn (tests make their own schedulers).
                     self.recognizer
                         .batch()
-                        .wait(ticket, Duration::ZERO)
+                        .wait(ticket, Duration::from_secs(30))
                         .unwrap_or_else(|| Err("the chips were never run".into()))
                 }
             };
