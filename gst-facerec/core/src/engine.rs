@@ -157,12 +157,11 @@ pub struct StageTimes {
     pub draw: Duration,
 }
 
-/// A frame between detection and recognition: its tracks in view, the chips due for
-/// embedding and the tracks they belong to.
+/// A frame between detection and recognition: its tracks in view, and the tracks whose chips
+/// are due for embedding (in the chips' order).
 struct PendingFrame {
     seen: Vec<usize>,
     good: Vec<(usize, Quality)>,
-    chips: Vec<crate::align::Chip>,
     /// Detection, alignment and quality time.
     work: Duration,
     /// Time the recognizer ran for this frame's chips (0 when another stream's turn ran them).
@@ -321,8 +320,7 @@ impl Engine {
         if !self.needs_frame() {
             return Ok(self.carry_over());
         }
-        let mut pending = self.detect_and_align(input, source)?;
-        let chips = std::mem::take(&mut pending.chips);
+        let (mut pending, chips) = self.detect_and_align(input, source)?;
         let started = Instant::now();
         let embeddings = self.recognizer.embed(&chips)?;
         pending.embed_time = started.elapsed();
@@ -344,8 +342,7 @@ impl Engine {
             self.recognizer.embed_with_waiting(Vec::new(), max)?;
             return Ok(self.carry_over());
         }
-        let mut pending = self.detect_and_align(input, source)?;
-        let chips = std::mem::take(&mut pending.chips);
+        let (mut pending, chips) = self.detect_and_align(input, source)?;
         let count = chips.len();
         // Left for the next turn only while the run would still have room: a stream that would
         // fill it runs it now, so that chips never wait on a chain of streams each leaving theirs.
@@ -397,7 +394,7 @@ impl Engine {
         &mut self,
         input: &NetworkInput<'_>,
         source: &(impl PixelSource + ?Sized),
-    ) -> Result<PendingFrame> {
+    ) -> Result<(PendingFrame, Vec<crate::align::Chip>)> {
         let frame_no = self.frame_no;
         self.frame_no += 1;
         self.times.frames += 1;
@@ -478,13 +475,13 @@ impl Engine {
                 }
             }
         }
-        Ok(PendingFrame {
+        let pending = PendingFrame {
             seen,
             good,
-            chips: good_chips,
             work: started.elapsed(),
             embed_time: Duration::ZERO,
-        })
+        };
+        Ok((pending, good_chips))
     }
 
     /// Matches the embeddings of a frame's chips, adds them to their tracks' votes, and

@@ -271,36 +271,26 @@ impl Client {
 
     /// Waits for this stream's turn. `urgent`: it is recognising a face not named yet.
     pub fn turn(&self, urgent: bool) -> Turn<'_> {
-        let scheduler = &self.scheduler;
-        let mut state = scheduler.lock();
-        let now = Instant::now();
-        if let Some(client) = state.client(self.id) {
-            client.waiting = Some((now, urgent));
-        }
-        state.grant_next(now);
-        scheduler.changed.notify_all();
-        while state.holder != Some(self.id) {
-            state = scheduler
-                .changed
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        Turn {
-            client: self,
-            started: Instant::now(),
-        }
+        self.wait_for_turn(|client, now| client.waiting = Some((now, urgent)))
     }
 
     /// Waits for a turn only to run what other streams left in a batch ([`crate::batch`]): it
     /// goes before every stream waiting for a frame's turn, and does not count as this
     /// stream's turn.
     pub fn flush_turn(&self) -> Turn<'_> {
+        self.wait_for_turn(|client, now| client.flush_waiting = Some(now))
+    }
+
+    /// Marks this stream as waiting (`mark`), hands the engine on if it is free, and waits
+    /// until it is this stream's.
+    fn wait_for_turn(&self, mark: impl FnOnce(&mut ClientState, Instant)) -> Turn<'_> {
         let scheduler = &self.scheduler;
         let mut state = scheduler.lock();
+        let now = Instant::now();
         if let Some(client) = state.client(self.id) {
-            client.flush_waiting = Some(Instant::now());
+            mark(client, now);
         }
-        state.grant_next(Instant::now());
+        state.grant_next(now);
         scheduler.changed.notify_all();
         while state.holder != Some(self.id) {
             state = scheduler
